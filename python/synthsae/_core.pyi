@@ -1,0 +1,30 @@
+"""Private Rust extension of synthsae; use the public API in ``synthsae``."""
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+RNG_ALGORITHM: str
+
+def zipfian_firing_probabilities(
+    num_features: int, exponent: float, max_prob: float, min_prob: float
+) -> npt.NDArray[np.float32]: ...
+def linear_firing_probabilities(
+    num_features: int, max_prob: float, min_prob: float
+) -> npt.NDArray[np.float32]: ...
+def constant_firing_probabilities(num_features: int, probability: float) -> npt.NDArray[np.float32]: ...
+
+class IndependentSampler:
+    def __init__(
+        self,
+        p: npt.NDArray[np.float64],
+        mean: npt.NDArray[np.float32],
+        std: npt.NDArray[np.float32],
+    ) -> None: ...
+    @property
+    def num_features(self) -> int: ...
+    @property
+    def expected_fires(self) -> float: ...
+    def sample(
+        self, seed: int, start: int, n: int, num_threads: int | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...

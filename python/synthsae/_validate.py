@@ -1,0 +1,69 @@
+"""Argument checks shared by the public API: each error names the offending argument."""
+
+from __future__ import annotations
+
+import numbers
+import operator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+U64_MAX = 2**64 - 1
+
+
+def as_int(name: str, value: Any, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """An integer (Python or numpy, not bool) in ``[minimum, maximum]``."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = operator.index(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def as_seed(value: Any, name: str = "seed") -> int:
+    """A seed: an integer in ``[0, 2**64)``."""
+    return as_int(name, value, minimum=0, maximum=U64_MAX)
+
+
+def as_num_threads(value: Any) -> int | None:
+    """``None`` (all cores / ``RAYON_NUM_THREADS``) or an integer >= 1."""
+    return None if value is None else as_int("num_threads", value, minimum=1, maximum=4096)
+
+
+def as_float(name: str, value: Any) -> float:
+    """A real number (not bool)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def to_numpy(value: Any) -> Any:
+    """torch tensors (any device) to numpy without importing torch; anything else unchanged."""
+    if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return value
+
+
+def as_float_array(name: str, value: Any, dtype: type[np.floating], ndim: int) -> npt.NDArray[Any]:
+    """A C-contiguous floating array of ``ndim`` dimensions, converted to ``dtype``."""
+    arr = np.asarray(to_numpy(value))
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.floating):
+        if not (arr.dtype.kind in "iu" and arr.ndim == 0):
+            raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def as_per_feature(name: str, value: Any, num_features: int) -> npt.NDArray[np.float32]:
+    """A scalar or a ``[num_features]`` vector, as float32 of length 1 or ``num_features``."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        return np.array([value], dtype=np.float32)
+    arr = as_float_array(name, value, np.float32, 1)
+    if arr.shape != (num_features,):
+        raise ValueError(f"{name} must be a scalar or have shape ({num_features},), got {arr.shape}")
+    return arr

@@ -1,0 +1,86 @@
+"""``SparseBatch``: a CSR batch of feature activations ``[n, N]``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import torch
+
+_LAYOUTS = ("csr", "dense")
+
+
+class SparseBatch:
+    """Rows of feature activations in CSR form.
+
+    Row ``r`` holds features ``indices[indptr[r]:indptr[r+1]]`` (ascending) with ``values`` at the
+    same positions. Only active (> 0) entries are stored.
+
+    Attributes:
+        indptr: int64 ``[n + 1]``.
+        indices: int32 ``[nnz]``, sorted within each row.
+        values: float32 ``[nnz]``.
+        shape: ``(n, N)``.
+    """
+
+    __slots__ = ("indices", "indptr", "shape", "values")
+
+    def __init__(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        values: npt.NDArray[np.float32],
+        shape: tuple[int, int],
+    ) -> None:
+        if len(indptr) != shape[0] + 1 or len(indices) != len(values) or indptr[-1] != len(indices):
+            raise ValueError(
+                f"inconsistent CSR arrays: indptr {indptr.shape}, indices {indices.shape}, "
+                f"values {values.shape} for shape {shape}"
+            )
+        self.indptr = indptr
+        self.indices = indices
+        self.values = values
+        self.shape = (int(shape[0]), int(shape[1]))
+
+    @property
+    def nnz(self) -> int:
+        """Number of stored (active) entries."""
+        return len(self.values)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        n = self.shape[0]
+        l0 = self.nnz / n if n else 0.0
+        return f"SparseBatch(shape={self.shape}, nnz={self.nnz}, mean L0={l0:.3f})"
+
+    def row_ids(self) -> npt.NDArray[np.int64]:
+        """The row of every stored entry, int64 ``[nnz]``."""
+        return np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self.indptr))
+
+    def to_dense(self) -> npt.NDArray[np.float32]:
+        """Dense float32 numpy array ``[n, N]``."""
+        out = np.zeros(self.shape, dtype=np.float32)
+        out[self.row_ids(), self.indices] = self.values
+        return out
+
+    def to_torch(self, device: Any = None, layout: str = "csr") -> torch.Tensor:
+        """A torch tensor on ``device``: ``layout="csr"`` (``torch.sparse_csr``, int64 indices) or
+        ``"dense"`` (float32 ``[n, N]``, built on the device without a host-side dense copy)."""
+        if layout not in _LAYOUTS:
+            raise ValueError(f"layout must be one of {_LAYOUTS}, got {layout!r}")
+        import torch
+
+        indptr = torch.from_numpy(self.indptr)
+        indices = torch.from_numpy(self.indices.astype(np.int64))
+        values = torch.from_numpy(self.values)
+        if layout == "csr":
+            return torch.sparse_csr_tensor(indptr, indices, values, size=self.shape).to(device)
+        rows = torch.from_numpy(self.row_ids())
+        dense = torch.zeros(self.shape, dtype=torch.float32, device=device)
+        dense[rows.to(dense.device), indices.to(dense.device)] = values.to(dense.device)
+        return dense

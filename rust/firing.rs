@@ -1,0 +1,174 @@
+//! Per-feature firing probabilities with SAELens's formulas (`sae_lens.synthetic.firing_probabilities`).
+//!
+//! Values are computed in f64 and rounded once to f32, which agrees with SAELens's float32 torch
+//! arithmetic to about 1 ulp. `linear` mirrors torch's two-ended `linspace` in f32 exactly.
+//! (`random` draws from torch's generator and therefore lives in the Python layer.)
+
+use crate::error::{Error, Result};
+
+fn check_len(num_features: usize) -> Result<()> {
+    if num_features == 0 {
+        return Err(Error::value("num_features", "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// `0 < min_prob (<|<=) max_prob <= 1`, with the comparison SAELens uses for each generator.
+fn check_range(max_prob: f64, min_prob: f64, strict: bool) -> Result<()> {
+    if !(max_prob > 0.0 && max_prob <= 1.0) {
+        return Err(Error::value(
+            "max_prob",
+            format!("must be in (0, 1], got {max_prob}"),
+        ));
+    }
+    if min_prob.is_nan() || min_prob <= 0.0 {
+        return Err(Error::value(
+            "min_prob",
+            format!("must be > 0, got {min_prob}"),
+        ));
+    }
+    let ordered = if strict {
+        min_prob < max_prob
+    } else {
+        min_prob <= max_prob
+    };
+    if !ordered {
+        let op = if strict { "<" } else { "<=" };
+        return Err(Error::value(
+            "min_prob",
+            format!("must be {op} max_prob, got min_prob={min_prob}, max_prob={max_prob}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Zipfian: rank k = 1..N, q_k = k^-exponent rescaled linearly so that p_1 = max_prob, p_N = min_prob.
+pub fn zipfian(
+    num_features: usize,
+    exponent: f64,
+    max_prob: f64,
+    min_prob: f64,
+) -> Result<Vec<f32>> {
+    check_len(num_features)?;
+    if !(exponent > 0.0 && exponent.is_finite()) {
+        return Err(Error::value(
+            "exponent",
+            format!("must be a finite number > 0, got {exponent}"),
+        ));
+    }
+    check_range(max_prob, min_prob, true)?;
+    if num_features == 1 {
+        return Ok(vec![max_prob as f32]);
+    }
+    let q_min = (num_features as f64).powf(-exponent);
+    let span = 1.0 - q_min;
+    Ok((1..=num_features)
+        .map(|k| {
+            let q = (k as f64).powf(-exponent);
+            (min_prob + (max_prob - min_prob) * (q - q_min) / span) as f32
+        })
+        .collect())
+}
+
+/// Linear: torch `linspace(max_prob, min_prob, N)` in float32 (descending).
+pub fn linear(num_features: usize, max_prob: f64, min_prob: f64) -> Result<Vec<f32>> {
+    check_len(num_features)?;
+    check_range(max_prob, min_prob, false)?;
+    Ok(linspace_f32(max_prob as f32, min_prob as f32, num_features))
+}
+
+/// Constant probability for every feature.
+pub fn constant(num_features: usize, probability: f64) -> Result<Vec<f32>> {
+    check_len(num_features)?;
+    if !(0.0..=1.0).contains(&probability) {
+        return Err(Error::value(
+            "probability",
+            format!("must be in [0, 1], got {probability}"),
+        ));
+    }
+    Ok(vec![probability as f32; num_features])
+}
+
+/// torch's float32 `linspace`: the first half counts up from `start`, the second half down from `end`.
+pub fn linspace_f32(start: f32, end: f32, steps: usize) -> Vec<f32> {
+    if steps == 1 {
+        return vec![start];
+    }
+    let step = (end - start) / (steps - 1) as f32;
+    let half = steps / 2;
+    (0..steps)
+        .map(|i| {
+            if i < half {
+                start + step * i as f32
+            } else {
+                end - step * (steps - 1 - i) as f32
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zipfian_check_values() {
+        // SAELens check values (reference doc §2.2), float32 torch.
+        let want = [
+            0.3, 0.147368, 0.096491, 0.071053, 0.055789, 0.045614, 0.038346, 0.032895, 0.028655,
+            0.025263, 0.022488, 0.020175, 0.018219, 0.016541, 0.015088, 0.013816, 0.012693,
+            0.011696, 0.010803, 0.01,
+        ];
+        let got = zipfian(20, 1.0, 0.3, 0.01).unwrap();
+        for (g, w) in got.iter().zip(want) {
+            assert!((*g as f64 - w).abs() <= 5e-7, "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn zipfian_16k_preset_values() {
+        let p = zipfian(16384, 0.5, 0.4, 5e-4).unwrap();
+        for (i, w) in [
+            (0, 0.4),
+            (1, 0.2820678),
+            (127, 0.0329435),
+            (10879, 0.0012145),
+            (16383, 0.0005),
+        ] {
+            // The doc rounds to 7 decimals: allow half a unit there plus f32 rounding.
+            assert!(
+                (p[i] as f64 - w).abs() <= 5e-8 + 1e-7 * w,
+                "p[{i}]={} vs {w}",
+                p[i]
+            );
+        }
+        let sum: f64 = p.iter().map(|&x| x as f64).sum();
+        assert!((sum - 59.144).abs() < 1e-3, "{sum}");
+    }
+
+    #[test]
+    fn linspace_matches_torch_check_values() {
+        // torch.linspace(5, 4, 16384) check values (reference doc §2.3).
+        let v = linspace_f32(5.0, 4.0, 16384);
+        assert_eq!(v[1], 4.999_939);
+        assert_eq!(v[8191], 4.500_030_5);
+        assert_eq!(v[8192], 4.499_969_5);
+        assert_eq!((v[0], v[16383]), (5.0, 4.0));
+    }
+
+    #[test]
+    fn validation_names_the_argument() {
+        let name = |r: Result<Vec<f32>>| match r.unwrap_err() {
+            Error::InvalidValue { name, .. } => name,
+        };
+        assert_eq!(name(zipfian(0, 1.0, 0.3, 0.01)), "num_features");
+        assert_eq!(name(zipfian(5, 0.0, 0.3, 0.01)), "exponent");
+        assert_eq!(name(zipfian(5, 1.0, 1.5, 0.01)), "max_prob");
+        assert_eq!(name(zipfian(5, 1.0, 0.3, 0.3)), "min_prob");
+        assert_eq!(name(zipfian(5, 1.0, 0.3, f64::NAN)), "min_prob");
+        assert_eq!(name(linear(5, 0.3, 0.4)), "min_prob");
+        assert!(linear(5, 0.3, 0.3).is_ok());
+        assert_eq!(name(constant(5, -0.1)), "probability");
+        assert_eq!(zipfian(1, 1.0, 0.3, 0.01).unwrap(), vec![0.3f32]);
+    }
+}

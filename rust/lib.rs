@@ -1,0 +1,16 @@
+//! synthsae core: exact, seeded sparse sampling of synthetic SAE benchmark data.
+//!
+//! Pure Rust; the PyO3 bindings live in `python/` behind the `python` feature.
+
+pub mod csr;
+pub mod error;
+pub mod firing;
+pub mod hazard;
+pub mod independent;
+pub mod rng;
+pub mod threads;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{Error, Result};

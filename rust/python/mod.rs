@@ -1,0 +1,26 @@
+//! PyO3 bindings: the private extension module `synthsae._core`. Inputs arrive validated for type
+//! and shape by the Python layer; value checks happen in the core and surface as `ValueError`.
+
+mod errors;
+mod firing;
+mod sampling;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _core {
+    use pyo3::prelude::*;
+
+    #[pymodule_export]
+    use super::firing::{
+        constant_firing_probabilities, linear_firing_probabilities, zipfian_firing_probabilities,
+    };
+    #[pymodule_export]
+    use super::sampling::IndependentSampler;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add("RNG_ALGORITHM", crate::rng::RNG_ALGORITHM)
+    }
+}
