@@ -36,7 +36,8 @@ impl RowSink {
         self.open += 1;
     }
 
-    fn end_row(&mut self) {
+    /// Closes the current row (call once per row, in row order).
+    pub fn end_row(&mut self) {
         self.counts.push(self.open);
         self.open = 0;
     }
@@ -51,15 +52,16 @@ impl RowSink {
 /// Rows per parallel task. Any value gives the same output; this one amortises task overhead.
 const ROWS_PER_TASK: u64 = 256;
 
-/// Builds the CSR of rows `start .. start + n` by calling `row(r, sink)` for each global row `r`.
-/// `row` must be a pure function of `r` for the result to be independent of threading.
+/// Builds the CSR of rows `start .. start + n`. `rows(range, sink)` writes the rows of a range of
+/// global row indices in order, calling `sink.end_row()` after each. Each row must be a pure
+/// function of its global index for the result to be independent of threading.
 ///
 /// Work proceeds in rounds of a few tasks per thread: tasks fill recycled scratch sinks in
 /// parallel, then the round is appended to the output in row order. Scratch memory stays small and
 /// warm, so the only fresh pages touched are the output's own.
-pub fn build_rows<F>(start: u64, n: u64, num_cols: usize, row: F) -> Csr
+pub fn build_rows<F>(start: u64, n: u64, num_cols: usize, rows: F) -> Csr
 where
-    F: Fn(u64, &mut RowSink) + Sync,
+    F: Fn(std::ops::Range<u64>, &mut RowSink) + Sync,
 {
     let num_tasks = n.div_ceil(ROWS_PER_TASK);
     let per_round = 4 * rayon::current_num_threads() as u64;
@@ -80,10 +82,8 @@ where
             sink.clear();
             let lo = start + (first + k as u64) * ROWS_PER_TASK;
             let hi = (lo + ROWS_PER_TASK).min(start + n);
-            for r in lo..hi {
-                row(r, sink);
-                sink.end_row();
-            }
+            rows(lo..hi, sink);
+            debug_assert_eq!(sink.counts.len() as u64, hi - lo, "rows must end every row");
         });
         for sink in &scratch {
             out.indptr.extend(sink.counts.iter().map(|&c| {

@@ -1,7 +1,7 @@
 //! Per-feature firing probabilities with SAELens's formulas (`sae_lens.synthetic.firing_probabilities`).
 //!
-//! Values are computed in f64 and rounded once to f32, which agrees with SAELens's float32 torch
-//! arithmetic to about 1 ulp. `linear` mirrors torch's two-ended `linspace` in f32 exactly.
+//! Values follow SAELens's float32 torch arithmetic operation by operation, so they agree with it
+//! to about one ulp (torch's vectorised `pow`/`linspace` may round the last bit differently).
 //! (`random` draws from torch's generator and therefore lives in the Python layer.)
 
 use crate::error::{Error, Result};
@@ -43,6 +43,10 @@ fn check_range(max_prob: f64, min_prob: f64, strict: bool) -> Result<()> {
 }
 
 /// Zipfian: rank k = 1..N, q_k = k^-exponent rescaled linearly so that p_1 = max_prob, p_N = min_prob.
+///
+/// Evaluated in float32 step by step as SAELens does (`min + (max - min) * (q - q_min) / (q_max -
+/// q_min)`), so the result carries the same rounding. Bit-identical to SAELens when torch's `pow`
+/// is exact (exponent 1); otherwise torch's ~1-ulp vectorised `pow` bounds the agreement.
 pub fn zipfian(
     num_features: usize,
     exponent: f64,
@@ -60,13 +64,14 @@ pub fn zipfian(
     if num_features == 1 {
         return Ok(vec![max_prob as f32]);
     }
-    let q_min = (num_features as f64).powf(-exponent);
-    let span = 1.0 - q_min;
-    Ok((1..=num_features)
-        .map(|k| {
-            let q = (k as f64).powf(-exponent);
-            (min_prob + (max_prob - min_prob) * (q - q_min) / span) as f32
-        })
+    let e = exponent as f32;
+    let q: Vec<f32> = (1..=num_features)
+        .map(|k| 1.0 / (k as f32).powf(e))
+        .collect();
+    let (q_max, q_min) = (q[0], q[num_features - 1]);
+    let (lo, width, span) = (min_prob as f32, (max_prob - min_prob) as f32, q_max - q_min);
+    Ok(q.into_iter()
+        .map(|qk| lo + width * (qk - q_min) / span)
         .collect())
 }
 

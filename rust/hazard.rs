@@ -109,26 +109,78 @@ impl HazardTable {
         line + self.certain.len() as f64
     }
 
-    /// Draws one row: calls `emit(i)` for every firing feature, in ascending order.
+    /// Features with p = 1 (they fire in every row), ascending.
+    pub fn certain(&self) -> &[u32] {
+        &self.certain
+    }
+
+    /// The span holding point `x` (requires `0 <= x < total`).
     #[inline]
-    pub fn walk<R: Rng + ?Sized>(&self, rng: &mut R, mut emit: impl FnMut(u32)) {
-        let total = self.cum[self.cum.len() - 1];
-        let mut certain = self.certain.iter().copied().peekable();
-        let mut x: f64 = Exp1.sample(rng);
-        while x < total {
-            let mut j = self.guide[self.cell(x)] as usize;
-            // x < total = cum[N], so the scan stops at some j < N.
-            while self.cum[j + 1] <= x {
-                j += 1;
-            }
-            while let Some(c) = certain.next_if(|&c| (c as usize) < j) {
-                emit(c);
-            }
-            emit(j as u32);
-            let exp: f64 = Exp1.sample(rng);
-            x = self.cum[j + 1] + exp;
+    fn find(&self, x: f64) -> usize {
+        let mut j = self.guide[self.cell(x)] as usize;
+        // x < total = cum[N], so the scan stops at some j < N.
+        while self.cum[j + 1] <= x {
+            j += 1;
         }
-        certain.for_each(emit);
+        j
+    }
+
+    /// Walks the line for `live <= K` rows at once, lane k drawing from `rngs[k]`; calls
+    /// `emit(k, i)` for lane k's firing features, ascending per lane. Certain (p = 1) features are
+    /// not emitted: merge [`Self::certain`]. Each lane's draws and output are exactly those of a
+    /// lone walk; running lanes in lockstep only lets the CPU overlap their memory latencies.
+    #[inline]
+    pub fn walk_lanes<R: Rng, const K: usize>(
+        &self,
+        rngs: &mut [R; K],
+        live: usize,
+        mut emit: impl FnMut(usize, u32),
+    ) {
+        let total = self.cum[self.cum.len() - 1];
+        let mut x = [f64::INFINITY; K];
+        for (xk, rng) in x.iter_mut().zip(rngs.iter_mut()).take(live) {
+            *xk = Exp1.sample(rng);
+        }
+        loop {
+            let mut running = false;
+            for k in 0..K {
+                if x[k] < total {
+                    running = true;
+                    let j = self.find(x[k]);
+                    emit(k, j as u32);
+                    let gap: f64 = Exp1.sample(&mut rngs[k]);
+                    x[k] = self.cum[j + 1] + gap;
+                }
+            }
+            if !running {
+                return;
+            }
+        }
+    }
+
+    /// Draws one row: calls `emit(i)` for every firing feature (certain ones included), ascending.
+    pub fn walk<R: Rng>(&self, rng: &mut R, mut emit: impl FnMut(u32)) {
+        let mut line = Vec::new();
+        self.walk_lanes(std::array::from_mut(rng), 1, |_, j| line.push(j));
+        merge_sorted(&line, &self.certain, &mut emit);
+    }
+}
+
+/// Calls `emit` on the union of two ascending, disjoint lists, in ascending order.
+#[inline]
+pub fn merge_sorted(a: &[u32], b: &[u32], mut emit: impl FnMut(u32)) {
+    if b.is_empty() {
+        return a.iter().copied().for_each(emit);
+    }
+    let (mut i, mut k) = (0, 0);
+    while i < a.len() || k < b.len() {
+        if k == b.len() || (i < a.len() && a[i] < b[k]) {
+            emit(a[i]);
+            i += 1;
+        } else {
+            emit(b[k]);
+            k += 1;
+        }
     }
 }
 

@@ -2,12 +2,15 @@
 //! value is `relu(mean_i + std_i * N(0, 1))` (SAELens semantics). Entries that end up 0 are not
 //! stored, so a row's CSR support is exactly its set of active (> 0) features.
 
-use crate::csr::{build_rows, Csr};
+use crate::csr::{build_rows, Csr, RowSink};
 use crate::error::{Error, Result};
-use crate::hazard::HazardTable;
-use crate::rng::{row_rng_from_base, stream_base, Stream};
+use crate::hazard::{merge_sorted, HazardTable};
+use crate::rng::{row_rng_from_base, stream_base, RowRng, Stream};
 use crate::threads;
 use rand_distr::{Distribution, StandardNormal};
+
+/// Rows walked in lockstep per thread (an execution detail: output does not depend on it).
+const LANES: usize = 4;
 
 /// A per-feature f32 parameter given either once for all features or per feature.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,27 +119,45 @@ impl IndependentSampler {
         let fire = stream_base(seed, Stream::Firing);
         let mag = stream_base(seed, Stream::Magnitude);
         threads::install(num_threads, || {
-            build_rows(start, n, self.num_features(), |r, sink| {
-                let mut rng = row_rng_from_base(fire, r);
-                if self.fixed_magnitudes {
-                    self.table.walk(&mut rng, |j| {
-                        let v = self.mean.get(j).max(0.0);
-                        if v > 0.0 {
-                            sink.push(j, v);
-                        }
-                    });
-                } else {
-                    let mut mag_rng = row_rng_from_base(mag, r);
-                    self.table.walk(&mut rng, |j| {
-                        let z: f64 = StandardNormal.sample(&mut mag_rng);
-                        let v = (self.mean.get(j) + self.std.get(j) * z as f32).max(0.0);
-                        if v > 0.0 {
-                            sink.push(j, v);
-                        }
-                    });
+            build_rows(start, n, self.num_features(), |rows, sink| {
+                let mut lanes: [Vec<u32>; LANES] = Default::default();
+                for first in rows.clone().step_by(LANES) {
+                    let live = (rows.end - first).min(LANES as u64) as usize;
+                    let mut rngs: [RowRng; LANES] =
+                        std::array::from_fn(|k| row_rng_from_base(fire, first + k as u64));
+                    self.table
+                        .walk_lanes(&mut rngs, live, |k, j| lanes[k].push(j));
+                    for (k, line) in lanes.iter_mut().enumerate().take(live) {
+                        self.write_row(line, mag, first + k as u64, sink);
+                        line.clear();
+                    }
                 }
             })
         })
+    }
+
+    /// Writes one row's entries given its firing line features (ascending).
+    #[inline]
+    fn write_row(&self, line: &[u32], mag: u64, row: u64, sink: &mut RowSink) {
+        let certain = self.table.certain();
+        if self.fixed_magnitudes {
+            merge_sorted(line, certain, |j| {
+                let v = self.mean.get(j).max(0.0);
+                if v > 0.0 {
+                    sink.push(j, v);
+                }
+            });
+        } else {
+            let mut rng = row_rng_from_base(mag, row);
+            merge_sorted(line, certain, |j| {
+                let z: f64 = StandardNormal.sample(&mut rng);
+                let v = (self.mean.get(j) + self.std.get(j) * z as f32).max(0.0);
+                if v > 0.0 {
+                    sink.push(j, v);
+                }
+            });
+        }
+        sink.end_row();
     }
 }
 

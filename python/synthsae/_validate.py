@@ -50,20 +50,25 @@ def to_numpy(value: Any) -> Any:
 
 def as_float_array(name: str, value: Any, dtype: type[np.floating], ndim: int) -> npt.NDArray[Any]:
     """A C-contiguous floating array of ``ndim`` dimensions, converted to ``dtype``."""
-    arr = np.asarray(to_numpy(value))
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.floating):
-        if not (arr.dtype.kind in "iu" and arr.ndim == 0):
-            raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
+    try:
+        arr = np.asarray(to_numpy(value))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name} must be a floating-point array: {e}") from None
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
     if arr.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
 def as_per_feature(name: str, value: Any, num_features: int) -> npt.NDArray[np.float32]:
-    """A scalar or a ``[num_features]`` vector, as float32 of length 1 or ``num_features``."""
+    """A finite scalar or ``[num_features]`` vector, as float32 of length 1 or ``num_features``."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
-        return np.array([value], dtype=np.float32)
-    arr = as_float_array(name, value, np.float32, 1)
-    if arr.shape != (num_features,):
-        raise ValueError(f"{name} must be a scalar or have shape ({num_features},), got {arr.shape}")
-    return arr
+        arr = np.array([float(value)])
+    else:
+        arr = as_float_array(name, value, np.float64, 1)
+        if arr.shape != (num_features,):
+            raise ValueError(f"{name} must be a scalar or have shape ({num_features},), got {arr.shape}")
+    if not np.all(np.abs(arr) <= np.finfo(np.float32).max):
+        raise ValueError(f"{name} must be finite and within float32 range")
+    return arr.astype(np.float32)

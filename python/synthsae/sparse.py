@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -79,7 +80,13 @@ class SparseBatch:
         indices = torch.from_numpy(self.indices.astype(np.int64))
         values = torch.from_numpy(self.values)
         if layout == "csr":
-            return torch.sparse_csr_tensor(indptr, indices, values, size=self.shape).to(device)
+            # Valid by construction (sorted, in range), so skip torch's O(nnz) invariant check.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+                csr = torch.sparse_csr_tensor(
+                    indptr, indices, values, size=self.shape, check_invariants=False
+                )
+            return csr.to(device)
         rows = torch.from_numpy(self.row_ids())
         dense = torch.zeros(self.shape, dtype=torch.float32, device=device)
         dense[rows.to(dense.device), indices.to(dense.device)] = values.to(dense.device)

@@ -1,0 +1,5 @@
+import sys
+
+from synthsae.cli import main
+
+sys.exit(main())

@@ -1,0 +1,28 @@
+"""Shared test helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import synthsae
+
+# Statistical tests use fixed examples (derandomize) so CI is deterministic.
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+settings.load_profile("default")
+
+
+def assert_csr_equal(a: synthsae.SparseBatch, b: synthsae.SparseBatch) -> None:
+    assert a.shape == b.shape
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.values, b.values)
+
+
+@pytest.fixture
+def zipf_16k() -> np.ndarray:
+    """The SynthSAEBench-16k marginals: zipfian(16384, exponent 0.5, max 0.4, min 5e-4)."""
+    return synthsae.zipfian_firing_probabilities(16384, 0.5, 0.4, 5e-4)
