@@ -2,6 +2,7 @@
 //!
 //! Pure Rust; the PyO3 bindings live in `python/` behind the `python` feature.
 
+pub mod copula;
 pub mod csr;
 pub mod error;
 pub mod firing;
@@ -9,6 +10,7 @@ pub mod hazard;
 pub mod independent;
 pub mod rng;
 pub mod threads;
+pub mod world;
 
 #[cfg(feature = "python")]
 mod python;

@@ -43,6 +43,10 @@ pub enum Stream {
     Firing = 1,
     /// Firing magnitudes: the k-th firing feature of a row uses the k-th normal of this stream.
     Magnitude = 2,
+    /// Copula factor ε (r normals per row).
+    Factor = 3,
+    /// Hierarchy choices (winners of mutually exclusive groups).
+    Hierarchy = 4,
 }
 
 /// SplitMix64 output finaliser: a bijection of `u64` with good avalanche.

@@ -4,21 +4,53 @@
 """
 
 from synthsae._core import RNG_ALGORITHM, __version__
+from synthsae.config import (
+    ConstantFiringProbabilityConfig,
+    ConstantMagnitudeConfig,
+    ExponentialMagnitudeConfig,
+    FoldedNormalMagnitudeConfig,
+    HierarchyConfig,
+    LinearFiringProbabilityConfig,
+    LinearMagnitudeConfig,
+    LowRankCorrelationConfig,
+    OrthogonalizationConfig,
+    RandomFiringProbabilityConfig,
+    WorldConfig,
+    ZipfianFiringProbabilityConfig,
+)
 from synthsae.firing import (
     constant_firing_probabilities,
     linear_firing_probabilities,
     random_firing_probabilities,
     zipfian_firing_probabilities,
 )
+from synthsae.hierarchy import Hierarchy, HierarchyNode
 from synthsae.sampling import sample_independent
 from synthsae.sparse import SparseBatch
+from synthsae.world import World, preset
 
 __all__ = [
     "RNG_ALGORITHM",
+    "ConstantFiringProbabilityConfig",
+    "ConstantMagnitudeConfig",
+    "ExponentialMagnitudeConfig",
+    "FoldedNormalMagnitudeConfig",
+    "Hierarchy",
+    "HierarchyConfig",
+    "HierarchyNode",
+    "LinearFiringProbabilityConfig",
+    "LinearMagnitudeConfig",
+    "LowRankCorrelationConfig",
+    "OrthogonalizationConfig",
+    "RandomFiringProbabilityConfig",
     "SparseBatch",
+    "World",
+    "WorldConfig",
+    "ZipfianFiringProbabilityConfig",
     "__version__",
     "constant_firing_probabilities",
     "linear_firing_probabilities",
+    "preset",
     "random_firing_probabilities",
     "sample_independent",
     "zipfian_firing_probabilities",

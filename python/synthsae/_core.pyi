@@ -28,3 +28,24 @@ class IndependentSampler:
     def sample(
         self, seed: int, start: int, n: int, num_threads: int | None = None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+
+class WorldSampler:
+    def __init__(
+        self,
+        p: npt.NDArray[np.float64],
+        mean: npt.NDArray[np.float32],
+        std: npt.NDArray[np.float32],
+        factor: npt.NDArray[np.float32] | None,
+        diag: npt.NDArray[np.float32] | None,
+        thresholds: npt.NDArray[np.float32] | None,
+        gate: npt.NDArray[np.int32],
+        exclusive: npt.NDArray[np.bool_],
+        rescale: npt.NDArray[np.bool_],
+        ptr: npt.NDArray[np.int64],
+        members: npt.NDArray[np.int32],
+    ) -> None: ...
+    @property
+    def num_features(self) -> int: ...
+    def sample(
+        self, seed: int, start: int, n: int, num_threads: int | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...

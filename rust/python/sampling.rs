@@ -1,8 +1,10 @@
 //! Sparse samplers.
 
+use crate::copula::Copula;
 use crate::csr::Csr;
 use crate::independent::{self, PerFeature};
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
+use crate::world::{self, Groups};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
 type CsrArrays<'py> = (
@@ -49,6 +51,96 @@ impl IndependentSampler {
     #[getter]
     fn expected_fires(&self) -> f64 {
         self.0.expected_fires()
+    }
+
+    /// Rows `start .. start + n` as CSR arrays `(indptr, indices, values)`; releases the GIL.
+    #[pyo3(signature = (seed, start, n, num_threads=None))]
+    fn sample<'py>(
+        &self,
+        py: Python<'py>,
+        seed: u64,
+        start: u64,
+        n: u64,
+        num_threads: Option<usize>,
+    ) -> PyResult<CsrArrays<'py>> {
+        let csr = py.detach(|| self.0.sample(seed, start, n, num_threads))?;
+        Ok(csr_arrays(py, csr))
+    }
+}
+
+fn indices<T: Copy + TryInto<u32>>(values: &[T]) -> crate::Result<Vec<u32>> {
+    values
+        .iter()
+        .map(|&v| {
+            v.try_into()
+                .map_err(|_| crate::Error::value("hierarchy", "negative or oversized index"))
+        })
+        .collect()
+}
+
+/// Sampler of a whole world (copula and hierarchy optional).
+#[pyclass(frozen, module = "synthsae._core")]
+pub struct WorldSampler(world::WorldSampler);
+
+#[pymethods]
+impl WorldSampler {
+    /// `p` [N] f64; `mean`, `std` f32 (1 or N); copula: `factor` [N, r], `diag` [N], `thresholds` [N]
+    /// (all or none); hierarchy groups: `gate` [G] i32, `exclusive`, `rescale` [G] bool, `ptr` [G+1]
+    /// i64, `members` [M] i32.
+    #[new]
+    #[pyo3(signature = (p, mean, std, factor, diag, thresholds, gate, exclusive, rescale, ptr, members))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        p: PyReadonlyArray1<'_, f64>,
+        mean: PyReadonlyArray1<'_, f32>,
+        std: PyReadonlyArray1<'_, f32>,
+        factor: Option<PyReadonlyArray2<'_, f32>>,
+        diag: Option<PyReadonlyArray1<'_, f32>>,
+        thresholds: Option<PyReadonlyArray1<'_, f32>>,
+        gate: PyReadonlyArray1<'_, i32>,
+        exclusive: PyReadonlyArray1<'_, bool>,
+        rescale: PyReadonlyArray1<'_, bool>,
+        ptr: PyReadonlyArray1<'_, i64>,
+        members: PyReadonlyArray1<'_, i32>,
+    ) -> PyResult<Self> {
+        let p = p.as_slice()?;
+        let n = p.len();
+        let copula = match (factor, diag, thresholds) {
+            (None, None, None) => None,
+            (Some(f), Some(d), Some(t)) => Some(Copula::new(
+                n,
+                f.as_slice()?.to_vec(),
+                d.as_slice()?,
+                t.as_slice()?.to_vec(),
+            )?),
+            _ => {
+                return Err(crate::Error::value(
+                    "correlation_factor",
+                    "factor, diag and thresholds go together",
+                )
+                .into())
+            }
+        };
+        let groups = Groups {
+            gate: gate.as_slice()?.to_vec(),
+            exclusive: exclusive.as_slice()?.to_vec(),
+            rescale: rescale.as_slice()?.to_vec(),
+            ptr: indices(ptr.as_slice()?)?
+                .into_iter()
+                .map(|x| x as usize)
+                .collect(),
+            members: indices(members.as_slice()?)?,
+        };
+        let mean = PerFeature::from_slice(mean.as_slice()?, n, "mean_magnitudes")?;
+        let std = PerFeature::from_slice(std.as_slice()?, n, "std_magnitudes")?;
+        Ok(WorldSampler(world::WorldSampler::new(
+            p, mean, std, copula, groups,
+        )?))
+    }
+
+    #[getter]
+    fn num_features(&self) -> usize {
+        self.0.num_features()
     }
 
     /// Rows `start .. start + n` as CSR arrays `(indptr, indices, values)`; releases the GIL.

@@ -1,0 +1,477 @@
+"""``World``: a SynthSAEBench world — ground-truth features, firing model, hierarchy — and its sampler.
+
+Construction follows SAELens's ``SyntheticModel`` step for step (same seeds, same torch calls), so
+a world built on CPU equals SAELens's CPU build. Worlds are saved and loaded in SAELens's directory
+layout (``synthetic_model_config.json``, ``synthetic_model.safetensors``, ``hierarchy.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from synthsae import _core
+from synthsae._validate import as_num_threads
+from synthsae.config import (
+    FoldedNormalMagnitudeConfig,
+    HierarchyConfig,
+    LinearMagnitudeConfig,
+    LowRankCorrelationConfig,
+    OrthogonalizationConfig,
+    WorldConfig,
+    ZipfianFiringProbabilityConfig,
+    generate_magnitudes,
+)
+from synthsae.hierarchy import Hierarchy, compensate, generate_hierarchy
+from synthsae.sampling import sample_rows
+from synthsae.sparse import SparseBatch
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "synthetic_model_config.json"
+WEIGHTS_FILE = "synthetic_model.safetensors"
+HIERARCHY_FILE = "hierarchy.json"
+_MIN_DIAG = 0.01
+
+
+def preset(name: str) -> WorldConfig:
+    """A named world configuration.
+
+    ``"synthsaebench-16k"``: the SynthSAEBench-16k world (16,384 features, 768 dims, Zipf 0.5 on
+    [5e-4, 0.4], 128 trees of branching 4 and depth 3, all exclusive, compensated, children scaled by
+    parents; rank-25 copula; magnitudes linear 5→4 with folded-normal std; bias 0.5; seed 42).
+    ``"tiny"``: 1,024 features in 64 dims with hierarchy, correlation and magnitudes on, for demos/tests.
+    """
+    if name == "synthsaebench-16k":
+        return WorldConfig(
+            num_features=16384,
+            hidden_dim=768,
+            firing_probability=ZipfianFiringProbabilityConfig(exponent=0.5, max_prob=0.4, min_prob=5e-4),
+            hierarchy=HierarchyConfig(128, 4, 3, 1.0, 0, None, True, True),
+            orthogonalization=OrthogonalizationConfig(num_steps=100, lr=3e-4),
+            correlation=LowRankCorrelationConfig(rank=25, correlation_scale=0.1),
+            std_firing_magnitudes=FoldedNormalMagnitudeConfig(mean=0.5, std=0.5),
+            mean_firing_magnitudes=LinearMagnitudeConfig(start=5.0, end=4.0),
+            bias=0.5,
+            seed=42,
+        )
+    if name == "tiny":
+        return WorldConfig(
+            num_features=1024,
+            hidden_dim=64,
+            firing_probability=ZipfianFiringProbabilityConfig(exponent=0.5, max_prob=0.4, min_prob=5e-3),
+            hierarchy=HierarchyConfig(16, 3, 2, 1.0, 0, None, True, True),
+            correlation=LowRankCorrelationConfig(rank=8, correlation_scale=0.1),
+            std_firing_magnitudes=FoldedNormalMagnitudeConfig(mean=0.5, std=0.5),
+            mean_firing_magnitudes=LinearMagnitudeConfig(start=5.0, end=4.0),
+            bias=0.5,
+            seed=0,
+        )
+    raise ValueError(f"name must be one of ['synthsaebench-16k', 'tiny'], got {name!r}")
+
+
+@contextmanager
+def _temporary_seed(seed: int | None, device: Any):
+    """Like SAELens: seed torch's global RNG for the build, restore it afterwards."""
+    import torch
+
+    if seed is None:
+        yield
+        return
+    devices = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def _sub(seed: int | None, k: int) -> int | None:
+    return None if seed is None else seed + k
+
+
+def low_rank_correlation(
+    num_features: int,
+    config: LowRankCorrelationConfig,
+    seed: int | None,
+    device: Any = "cpu",
+    dtype: Any = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAELens's random low-rank factor: ``F = scale · N(0, 1)`` ``[N, r]``, rows with ``1 - |F_i|² <
+    0.01`` capped to ``|F_i|² = 0.99``; returns ``(F, d = 1 - |F_i|²)``."""
+    import torch
+
+    generator = torch.Generator(device=device)
+    if seed is not None:
+        generator.manual_seed(seed)
+    factor = (
+        torch.randn(num_features, config.rank, generator=generator, device=device, dtype=dtype)
+        * config.correlation_scale
+    )
+    sq = (factor**2).sum(dim=1)
+    capped = (1 - sq) < _MIN_DIAG
+    factor[capped, :] *= torch.sqrt((1 - _MIN_DIAG) / sq[capped].unsqueeze(1))
+    if int(capped.sum()):
+        logger.warning("%d / %d correlation rows were capped to norm² 0.99", int(capped.sum()), num_features)
+    return factor, 1 - (factor**2).sum(dim=1)
+
+
+def orthogonalize(
+    vectors: torch.Tensor, config: OrthogonalizationConfig, show_progress: bool = True
+) -> torch.Tensor:
+    """Adam on SAELens's objective ``Σ_{i≠j} (e_i·e_j)² + N Σ_i (|e_i|² - 1)²``, chunked so memory is
+    ``[chunk_size, N]``; returns unit rows ``[N, D]``."""
+    import torch
+    from tqdm.auto import tqdm
+
+    def unit(x: torch.Tensor) -> torch.Tensor:
+        return x / x.norm(dim=1, keepdim=True).clamp(min=1e-8)
+
+    e = unit(vectors.detach()).clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([e], lr=config.lr)
+    n = e.shape[0]
+    for _ in tqdm(range(config.num_steps), desc="orthogonalizing features", disable=not show_progress):
+        optimizer.zero_grad()
+        for lo in range(0, n, config.chunk_size):
+            chunk = e[lo : lo + config.chunk_size]
+            dots = chunk @ e.T
+            own = torch.arange(chunk.shape[0], device=e.device)
+            diag = dots[own, lo + own]
+            loss = (dots.pow(2).sum() - diag.pow(2).sum()) + n * (diag - 1).pow(2).sum()
+            loss.backward()
+        optimizer.step()
+    return unit(e.detach())
+
+
+def _dictionary(cfg: WorldConfig, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAELens's ``FeatureDictionary``: unit random rows ``[N, D]``, then a random bias of norm ``bias``."""
+    import torch
+
+    generator = None
+    if cfg.seed is not None:
+        generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    w = torch.randn(cfg.num_features, cfg.hidden_dim, device=device, generator=generator)
+    w = w / w.norm(dim=1, keepdim=True).clamp(min=1e-8)
+    if cfg.bias:
+        norm = 1.0 if cfg.bias is True else float(cfg.bias)
+        b = torch.randn(cfg.hidden_dim, device=device, generator=generator)
+        b = b / b.norm().clamp(min=1e-8) * norm
+    else:
+        b = torch.zeros(cfg.hidden_dim, device=device)
+    return w, b
+
+
+class World:
+    """A synthetic world: N ground-truth features in D dims, their firing model and hierarchy.
+
+    Attributes:
+        config: the WorldConfig.
+        feature_vectors: torch float32 ``[N, D]`` (unit rows).
+        bias: torch float32 ``[D]``.
+        firing_probabilities: torch float32 ``[N]`` (after hierarchy compensation).
+        mean_magnitudes, std_magnitudes: torch float32 ``[N]``.
+        correlation_factor, correlation_diag: ``[N, r]`` and ``[N]`` torch tensors, or None.
+        hierarchy: Hierarchy or None.
+    """
+
+    def __init__(self, config: WorldConfig, *, device: Any = "cpu", show_progress: bool = True) -> None:
+        import torch
+
+        if not isinstance(config, WorldConfig):
+            raise TypeError(f"config must be a WorldConfig, got {type(config).__name__}")
+        n, seed = config.num_features, config.seed
+        with _temporary_seed(seed, device):
+            hierarchy = None
+            if config.hierarchy is not None:
+                hierarchy = generate_hierarchy(n, config.hierarchy, _sub(seed, 3))
+            correlation = None
+            if config.correlation is not None:
+                dtype = getattr(torch, config.dtype)
+                correlation = low_rank_correlation(n, config.correlation, _sub(seed, 4), device, dtype)
+            vectors, bias = _dictionary(config, device)
+            if config.orthogonalization is not None:
+                vectors = orthogonalize(vectors, config.orthogonalization, show_progress)
+            p = config.firing_probability.generate(n, seed)
+            if hierarchy is not None and config.hierarchy.compensate_probabilities:
+                p, clamped = compensate(p, hierarchy)
+                if clamped:
+                    logger.warning("hierarchy compensation clamped %d firing probabilities to 1", clamped)
+        self._init(config, vectors, bias, torch.from_numpy(p), hierarchy, correlation)
+
+    def _init(
+        self,
+        config: WorldConfig,
+        vectors: torch.Tensor,
+        bias: torch.Tensor,
+        p: torch.Tensor,
+        hierarchy: Hierarchy | None,
+        correlation: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> None:
+        import torch
+
+        n, seed = config.num_features, config.seed
+        self.config = config
+        self.feature_vectors = vectors.detach().to("cpu", torch.float32).contiguous()
+        self.bias = bias.detach().to("cpu", torch.float32).contiguous()
+        self.firing_probabilities = p.detach().to("cpu", torch.float32).contiguous()
+        self.hierarchy = hierarchy
+        self.correlation_factor = (
+            None if correlation is None else correlation[0].detach().cpu().float().contiguous()
+        )
+        self.correlation_diag = (
+            None if correlation is None else correlation[1].detach().cpu().float().contiguous()
+        )
+        self.std_magnitudes = torch.from_numpy(
+            generate_magnitudes(n, config.std_firing_magnitudes, _sub(seed, 1))
+        )
+        self.mean_magnitudes = torch.from_numpy(
+            generate_magnitudes(n, config.mean_firing_magnitudes, _sub(seed, 2))
+        )
+        self._on_device: dict[tuple[str, Any], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._sampler = self._make_sampler()
+
+    def _make_sampler(self) -> _core.WorldSampler:
+        n = self.num_features
+        p = self.firing_probabilities.numpy().astype(np.float64)
+        copula: tuple[Any, Any, Any] = (None, None, None)
+        if self.correlation_factor is not None:
+            t = firing_thresholds(self.firing_probabilities.numpy())
+            copula = (self.correlation_factor.numpy(), self.correlation_diag.numpy(), t)
+        groups = (self.hierarchy or Hierarchy([])).groups(n)
+        return _core.WorldSampler(
+            p,
+            self.mean_magnitudes.numpy(),
+            self.std_magnitudes.numpy(),
+            *copula,
+            groups.gate,
+            groups.exclusive,
+            groups.rescale,
+            groups.ptr,
+            groups.members,
+        )
+
+    @property
+    def num_features(self) -> int:
+        return self.config.num_features
+
+    @property
+    def hidden_dim(self) -> int:
+        return self.config.hidden_dim
+
+    def __repr__(self) -> str:
+        parts = [f"N={self.num_features}", f"D={self.hidden_dim}"]
+        if self.hierarchy is not None:
+            parts.append(f"hierarchy of {len(self.hierarchy.roots)} trees")
+        if self.correlation_factor is not None:
+            parts.append(f"rank-{self.correlation_factor.shape[1]} copula")
+        return f"World({', '.join(parts)})"
+
+    # ------------------------------------------------------------------ sampling
+
+    def sample_features(
+        self, n: int, *, seed: int, start: int = 0, num_threads: int | None = None
+    ) -> SparseBatch:
+        """Final feature activations (after the hierarchy) of rows ``start .. start + n``; CSR ``[n, N]``.
+
+        Row ``r`` is a pure function of ``(seed, r)``: bit-identical for any split and thread count.
+        """
+        return sample_rows(self._sampler, n, seed=seed, start=start, num_threads=num_threads)
+
+    def sample(
+        self,
+        n: int,
+        *,
+        seed: int,
+        start: int = 0,
+        device: Any = None,
+        dtype: Any = None,
+        return_features: bool = False,
+        num_threads: int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, SparseBatch]:
+        """Hidden activations ``h = a·W + b`` ``[n, D]`` on ``device`` (float32 unless ``dtype``),
+        computed from the sparse features (never a dense ``[n, N]``); with ``return_features=True``
+        also the SparseBatch."""
+
+        features = self.sample_features(n, seed=seed, start=start, num_threads=as_num_threads(num_threads))
+        hidden = self.hidden_from_features(features, device=device, dtype=dtype)
+        return (hidden, features) if return_features else hidden
+
+    def hidden_from_features(
+        self, features: SparseBatch, *, device: Any = None, dtype: Any = None
+    ) -> torch.Tensor:
+        """``h = a·W + b`` ``[n, D]`` for a SparseBatch of this world (embedding-bag sum)."""
+        import torch
+
+        dtype = dtype or torch.float32
+        key = (str(torch.device(device or "cpu")), dtype)
+        if key not in self._on_device:
+            self._on_device[key] = (
+                self.feature_vectors.to(key[0], dtype),
+                self.bias.to(key[0], dtype),
+            )
+        w, b = self._on_device[key]
+        indices = torch.from_numpy(features.indices.astype(np.int64)).to(w.device)
+        offsets = torch.from_numpy(features.indptr).to(w.device)
+        weights = torch.from_numpy(features.values).to(w.device, dtype)
+        h = torch.nn.functional.embedding_bag(
+            indices, w, offsets, mode="sum", per_sample_weights=weights, include_last_offset=True
+        )
+        return h + b
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Writes SAELens's layout into directory ``path``; refuses a non-empty directory unless
+        ``overwrite``. Each file is written to a temporary name and renamed into place."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(f"path {path} exists and is not a directory")
+        if path.exists() and any(path.iterdir()) and not overwrite:
+            raise FileExistsError(f"path {path} is not empty; pass overwrite=True to replace the world there")
+        path.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            "feature_vectors": self.feature_vectors,
+            "bias": self.bias,
+            "firing_probabilities": self.firing_probabilities,
+        }
+        if self.correlation_factor is not None:
+            tensors["correlation_factor"] = self.correlation_factor
+            tensors["correlation_diag"] = self.correlation_diag
+        _atomic(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+        _atomic(path / CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(self.config.to_dict(), indent=2)))
+        if self.hierarchy is not None:
+            _atomic(path / HIERARCHY_FILE, lambda tmp: tmp.write_text(json.dumps(self.hierarchy.to_dict())))
+        elif (path / HIERARCHY_FILE).exists():
+            (path / HIERARCHY_FILE).unlink()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> World:
+        """Reads a world directory written by synthsae or SAELens.
+
+        As in SAELens, magnitudes are regenerated from the config, and a hierarchy or correlation
+        that the config names but the files lack is regenerated from the seed (with a warning).
+        """
+        import torch
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            if not (path / name).is_file():
+                raise FileNotFoundError(f"{path} is not a world directory: {name} is missing")
+        try:
+            config = WorldConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
+        except (json.JSONDecodeError, TypeError) as e:
+            raise ValueError(f"{path / CONFIG_FILE}: {e}") from None
+        try:
+            tensors = load_file(str(path / WEIGHTS_FILE))
+        except Exception as e:
+            raise ValueError(f"{path / WEIGHTS_FILE} is not a readable safetensors file: {e}") from None
+        n, d = config.num_features, config.hidden_dim
+        expect = {"feature_vectors": (n, d), "bias": (d,), "firing_probabilities": (n,)}
+        if ("correlation_factor" in tensors) != ("correlation_diag" in tensors):
+            raise ValueError(f"{path / WEIGHTS_FILE}: correlation_factor and correlation_diag go together")
+        if "correlation_factor" in tensors:
+            expect["correlation_factor"] = (n, tensors["correlation_factor"].shape[-1])
+            expect["correlation_diag"] = (n,)
+        for key, shape in expect.items():
+            if key not in tensors:
+                raise ValueError(f"{path / WEIGHTS_FILE}: missing tensor {key!r}")
+            if tuple(tensors[key].shape) != shape:
+                raise ValueError(
+                    f"{path / WEIGHTS_FILE}: {key} has shape {tuple(tensors[key].shape)}, config says {shape}"
+                )
+        p = tensors["firing_probabilities"].float()
+        if not bool(((p >= 0) & (p <= 1)).all()):
+            raise ValueError(f"{path / WEIGHTS_FILE}: firing_probabilities must be in [0, 1]")
+        hierarchy = None
+        if (path / HIERARCHY_FILE).is_file():
+            hierarchy = Hierarchy.from_dict(json.loads((path / HIERARCHY_FILE).read_text()))
+            hierarchy.validate(n)
+        elif config.hierarchy is not None:
+            warnings.warn(
+                f"{path} has no {HIERARCHY_FILE}: regenerating the hierarchy from the config", stacklevel=2
+            )
+            hierarchy = generate_hierarchy(n, config.hierarchy, _sub(config.seed, 3))
+        correlation = None
+        if "correlation_factor" in tensors:
+            correlation = (tensors["correlation_factor"], tensors["correlation_diag"])
+        elif config.correlation is not None:
+            warnings.warn(
+                f"{path} has no correlation tensors: regenerating them from the config", stacklevel=2
+            )
+            correlation = low_rank_correlation(
+                n, config.correlation, _sub(config.seed, 4), "cpu", torch.float32
+            )
+        world = cls.__new__(cls)
+        world._init(config, tensors["feature_vectors"], tensors["bias"], p, hierarchy, correlation)
+        return world
+
+    # ------------------------------------------------------------------ statistics
+
+    def stats(self, num_samples: int = 20_000, seed: int = 0) -> dict[str, Any]:
+        """World statistics: L0 and per-depth firing rates from ``num_samples`` rows (with standard
+        errors), RMS copula correlation (exact, O(N r²)) and mean max |cos| between features."""
+        import torch
+
+        batch = self.sample_features(num_samples, seed=seed)
+        l0 = np.diff(batch.indptr)
+        counts = np.bincount(batch.indices, minlength=self.num_features) / max(num_samples, 1)
+        depth = (self.hierarchy or Hierarchy([])).groups(self.num_features).depth
+        rates = {}
+        for level in sorted(set(depth.tolist())):
+            key = "free" if level < 0 else f"depth_{level}"
+            mask = depth == level
+            rates[key] = {
+                "features": int(mask.sum()),
+                "mean_rate": float(counts[mask].mean()),
+                "mean_probability": float(self.firing_probabilities.numpy()[mask].mean()),
+            }
+        out: dict[str, Any] = {
+            "num_samples": num_samples,
+            "true_l0": float(l0.mean()),
+            "true_l0_stderr": float(l0.std() / math.sqrt(max(num_samples, 1))),
+            "firing_rates": rates,
+        }
+        if self.correlation_factor is not None:
+            f = self.correlation_factor.double()
+            n = f.shape[0]
+            sq = (f * f).sum(1)
+            off = float((f.T @ f).pow(2).sum() - sq.pow(2).sum())
+            out["rms_correlation"] = math.sqrt(max(off, 0.0) / (n * (n - 1))) if n > 1 else 0.0
+        w = self.feature_vectors
+        best = torch.empty(w.shape[0])
+        for lo in range(0, w.shape[0], 2048):
+            cos = (w[lo : lo + 2048] @ w.T).abs()
+            cos[torch.arange(cos.shape[0]), lo + torch.arange(cos.shape[0])] = 0
+            best[lo : lo + 2048] = cos.max(1).values
+        out["mean_max_abs_cos"] = float(best.mean()) if w.shape[0] > 1 else 0.0
+        return out
+
+
+def _atomic(target: Path, write: Any) -> None:
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def firing_thresholds(p: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """SAELens's copula thresholds ``sqrt(2)·erfinv(1 - 2p)`` (float32)."""
+    import torch
+
+    return (math.sqrt(2) * torch.erfinv(1 - 2 * torch.as_tensor(p, dtype=torch.float32))).numpy()

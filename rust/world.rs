@@ -1,0 +1,388 @@
+//! Sampling a world: firing (independent or Gaussian copula), magnitudes and the hierarchy.
+//!
+//! Semantics are SAELens's (`ActivationGenerator` + hierarchy modifier), evaluated top-down:
+//! * **top-level** features (no effective parent) are drawn every row: the hazard walk when
+//!   independent, a bounded-hazard walk thinned to the exact `Φ̄(w)` under the copula;
+//! * a firing feature gets `relu(mean + std·z)`; only values > 0 are active;
+//! * a **group** (the feature children of one tree node) is evaluated only in rows where its gate
+//!   (effective parent) is active — SAELens would zero it otherwise, so skipping it is the same
+//!   distribution. Members fire, get magnitudes, are rescaled by `gate_value / gate_mean` if the
+//!   node says so, and in an exclusive group one uniformly chosen active member survives.
+//!
+//! Streams per row: `Factor` (ε), `Firing` (walk, thinning, member firing), `Magnitude`,
+//! `Hierarchy` (exclusive winners); each is consumed in a fixed order.
+
+use crate::copula::{normal_sf, Copula, FactorColumns, HazardBound};
+use crate::csr::{build_rows, Csr, RowSink};
+use crate::error::{Error, Result};
+use crate::hazard::{merge_sorted, HazardTable};
+use crate::independent::PerFeature;
+use crate::rng::{row_rng_from_base, stream_base, RowRng, Stream};
+use crate::threads;
+use rand::RngExt;
+use rand_distr::{Distribution, Exp1, StandardNormal};
+
+/// Hierarchy groups (see module docs). Group g has members `members[ptr[g]..ptr[g+1]]`.
+#[derive(Debug, Clone, Default)]
+pub struct Groups {
+    pub gate: Vec<i32>,
+    pub exclusive: Vec<bool>,
+    pub rescale: Vec<bool>,
+    pub ptr: Vec<usize>,
+    pub members: Vec<u32>,
+}
+
+impl Groups {
+    /// Checks shapes, ranges, that every feature is in at most one group and that gating has no cycle.
+    pub fn validate(&self, num_features: usize) -> Result<()> {
+        let g = self.gate.len();
+        let err = |m: String| Err(Error::value("hierarchy", m));
+        if self.exclusive.len() != g || self.rescale.len() != g || self.ptr.len() != g + 1 {
+            return err(format!(
+                "group arrays disagree: {g} gates, ptr of {}",
+                self.ptr.len()
+            ));
+        }
+        if self.ptr[0] != 0
+            || self.ptr[g] != self.members.len()
+            || self.ptr.windows(2).any(|w| w[0] > w[1])
+        {
+            return err("group pointers must rise from 0 to the number of members".into());
+        }
+        let mut parent = vec![-2i64; num_features]; // -2: in no group
+        for k in 0..g {
+            let gate = self.gate[k];
+            if gate < -1 || gate >= num_features as i32 {
+                return err(format!(
+                    "group {k} has gate {gate} outside [-1, {num_features})"
+                ));
+            }
+            for &m in &self.members[self.ptr[k]..self.ptr[k + 1]] {
+                if m as usize >= num_features {
+                    return err(format!(
+                        "member {m} out of range for {num_features} features"
+                    ));
+                }
+                if parent[m as usize] != -2 {
+                    return err(format!("feature {m} belongs to two groups"));
+                }
+                parent[m as usize] = gate as i64;
+            }
+        }
+        // Follow gates upward; a chain longer than N means a cycle.
+        let mut state = vec![0u8; num_features]; // 0 new, 1 on path, 2 done
+        for start in 0..num_features {
+            let mut path = Vec::new();
+            let mut f = start as i64;
+            while f >= 0 && state[f as usize] == 0 {
+                state[f as usize] = 1;
+                path.push(f as usize);
+                f = parent[f as usize];
+            }
+            if f >= 0 && state[f as usize] == 1 {
+                return err(format!("feature {f} is gated by its own descendant"));
+            }
+            path.into_iter().for_each(|p| state[p] = 2);
+        }
+        Ok(())
+    }
+
+    fn members(&self, g: usize) -> &[u32] {
+        &self.members[self.ptr[g]..self.ptr[g + 1]]
+    }
+}
+
+/// How the top-level features are drawn.
+#[derive(Debug, Clone)]
+enum Top {
+    Independent(HazardTable),
+    Copula {
+        columns: FactorColumns,
+        /// Top-level features with t = -inf (p = 1).
+        certain: Vec<u32>,
+    },
+}
+
+/// A world's sampler: probabilities, magnitudes, optional copula, optional hierarchy groups.
+#[derive(Debug, Clone)]
+pub struct WorldSampler {
+    p: Vec<f64>,
+    mean: PerFeature,
+    std: PerFeature,
+    copula: Option<Copula>,
+    bound: HazardBound,
+    top: Top,
+    groups: Groups,
+    /// Groups gated by feature q: `gated[gated_ptr[q]..gated_ptr[q+1]]`.
+    gated_ptr: Vec<usize>,
+    gated: Vec<u32>,
+    /// Exclusive groups with no gate (under organizational roots).
+    free_exclusive: Vec<u32>,
+}
+
+/// Per-thread scratch reused across rows.
+#[derive(Default)]
+struct Scratch {
+    eps: Vec<f32>,
+    u: Vec<f32>,
+    /// Copula fires among live top-level features (ascending).
+    line: Vec<u32>,
+    fires: Vec<u32>,
+    out: Vec<(u32, f32)>,
+}
+
+impl WorldSampler {
+    /// `p` [N] in [0, 1]; `copula` over all N features or None; `groups` may be empty.
+    pub fn new(
+        p: &[f64],
+        mean: PerFeature,
+        std: PerFeature,
+        copula: Option<Copula>,
+        groups: Groups,
+    ) -> Result<Self> {
+        let n = p.len();
+        // Validates p, mean and std exactly as for independent features.
+        crate::independent::IndependentSampler::new(p, mean.clone(), std.clone())?;
+        groups.validate(n)?;
+        let mut gated_counts = vec![0usize; n + 1];
+        let mut is_member = vec![false; n];
+        for (k, &gate) in groups.gate.iter().enumerate() {
+            if gate >= 0 {
+                gated_counts[gate as usize + 1] += 1;
+                if groups.rescale[k] && mean.get(gate as u32) <= 0.0 {
+                    return Err(Error::value(
+                        "mean_magnitudes",
+                        format!("must be > 0 for feature {gate}, whose children scale by it"),
+                    ));
+                }
+            }
+            for &m in groups.members(k) {
+                is_member[m as usize] = gate >= 0;
+            }
+        }
+        let mut gated_ptr = gated_counts;
+        for q in 0..n {
+            gated_ptr[q + 1] += gated_ptr[q];
+        }
+        let mut fill = gated_ptr.clone();
+        let mut gated = vec![0u32; gated_ptr[n]];
+        for (k, &gate) in groups.gate.iter().enumerate() {
+            if gate >= 0 {
+                gated[fill[gate as usize]] = k as u32;
+                fill[gate as usize] += 1;
+            }
+        }
+        let free_exclusive = (0..groups.gate.len())
+            .filter(|&k| groups.gate[k] < 0 && groups.exclusive[k])
+            .map(|k| k as u32)
+            .collect();
+        let top = match &copula {
+            None => {
+                let masked: Vec<f64> = p
+                    .iter()
+                    .zip(&is_member)
+                    .map(|(&pi, &m)| if m { 0.0 } else { pi })
+                    .collect();
+                Top::Independent(HazardTable::new(&masked, "firing_probabilities")?)
+            }
+            Some(c) => {
+                if c.threshold.len() != n {
+                    return Err(Error::value(
+                        "thresholds",
+                        format!("must have shape ({n},)"),
+                    ));
+                }
+                let top: Vec<u32> = (0..n as u32).filter(|&i| !is_member[i as usize]).collect();
+                let certain = top
+                    .iter()
+                    .copied()
+                    .filter(|&i| c.threshold[i as usize] == f32::NEG_INFINITY)
+                    .collect();
+                let live = top
+                    .into_iter()
+                    .filter(|&i| c.threshold[i as usize].is_finite())
+                    .collect();
+                Top::Copula {
+                    columns: FactorColumns::new(c, live),
+                    certain,
+                }
+            }
+        };
+        Ok(WorldSampler {
+            p: p.to_vec(),
+            mean,
+            std,
+            copula,
+            bound: HazardBound::default(),
+            top,
+            groups,
+            gated_ptr,
+            gated,
+            free_exclusive,
+        })
+    }
+
+    /// Number of features N.
+    pub fn num_features(&self) -> usize {
+        self.p.len()
+    }
+
+    /// Rows `start .. start + n` of the stream seeded by `seed`, as CSR `[n, N]`.
+    pub fn sample(&self, seed: u64, start: u64, n: u64, num_threads: Option<usize>) -> Result<Csr> {
+        if start.checked_add(n).is_none_or(|end| end > i64::MAX as u64) {
+            return Err(Error::value(
+                "start",
+                format!("start + n must be < 2^63, got {start} + {n}"),
+            ));
+        }
+        let bases = [
+            Stream::Factor,
+            Stream::Firing,
+            Stream::Magnitude,
+            Stream::Hierarchy,
+        ]
+        .map(|s| stream_base(seed, s));
+        threads::install(num_threads, || {
+            build_rows(start, n, self.num_features(), |rows, sink| {
+                let mut scratch = Scratch::default();
+                for r in rows {
+                    let [factor, fire, mag, hier] = bases.map(|b| row_rng_from_base(b, r));
+                    self.row(factor, fire, mag, hier, &mut scratch, sink);
+                }
+            })
+        })
+    }
+
+    /// Magnitude of a firing feature: `relu(mean + std·z)`.
+    #[inline]
+    fn magnitude(&self, i: u32, rng: &mut RowRng) -> f32 {
+        let z: f64 = StandardNormal.sample(rng);
+        (self.mean.get(i) + self.std.get(i) * z as f32).max(0.0)
+    }
+
+    /// Does gated feature `c` fire (given ε under the copula)?
+    #[inline]
+    fn member_fires(&self, c: u32, eps: &[f32], rng: &mut RowRng) -> bool {
+        let u: f64 = rng.random();
+        match &self.copula {
+            None => u < self.p[c as usize],
+            Some(cop) => {
+                let w = cop.gap(c as usize, cop.load(c as usize, eps));
+                u < normal_sf(w)
+            }
+        }
+    }
+
+    fn row(
+        &self,
+        mut factor: RowRng,
+        mut fire: RowRng,
+        mut mag: RowRng,
+        mut hier: RowRng,
+        s: &mut Scratch,
+        sink: &mut RowSink,
+    ) {
+        s.fires.clear();
+        s.out.clear();
+        match &self.top {
+            Top::Independent(table) => table.walk(&mut fire, |i| s.fires.push(i)),
+            Top::Copula { columns, certain } => {
+                let cop = self.copula.as_ref().expect("copula world");
+                s.eps.clear();
+                s.eps.extend(
+                    (0..cop.rank)
+                        .map(|_| Distribution::<f64>::sample(&StandardNormal, &mut factor) as f32),
+                );
+                columns.loads(&s.eps, &mut s.u);
+                s.line.clear();
+                self.walk_bounded(columns, &s.u, &mut fire, &mut s.line);
+                merge_sorted(&s.line, certain, |i| s.fires.push(i));
+            }
+        }
+        for &i in &s.fires {
+            let v = self.magnitude(i, &mut mag);
+            if v > 0.0 {
+                s.out.push((i, v));
+            }
+        }
+        // Exclusive groups without a gate: their members are top-level and already in `out`.
+        for &g in &self.free_exclusive {
+            let active: Vec<usize> = self
+                .groups
+                .members(g as usize)
+                .iter()
+                .filter_map(|m| s.out.binary_search_by_key(m, |e| e.0).ok())
+                .collect();
+            if active.len() > 1 {
+                let keep = hier.random_range(0..active.len());
+                for (k, &pos) in active.iter().enumerate() {
+                    if k != keep {
+                        s.out[pos].1 = 0.0;
+                    }
+                }
+            }
+        }
+        // Top-down: every active feature evaluates the groups it gates; survivors join the queue.
+        let mut next = 0;
+        while next < s.out.len() {
+            let (q, vq) = s.out[next];
+            next += 1;
+            if vq == 0.0 {
+                continue;
+            }
+            for &g in &self.gated[self.gated_ptr[q as usize]..self.gated_ptr[q as usize + 1]] {
+                let g = g as usize;
+                let first = s.out.len();
+                for &c in self.groups.members(g) {
+                    if !self.member_fires(c, &s.eps, &mut fire) {
+                        continue;
+                    }
+                    let mut v = self.magnitude(c, &mut mag);
+                    if self.groups.rescale[g] {
+                        v *= vq / self.mean.get(q);
+                    }
+                    if v > 0.0 {
+                        s.out.push((c, v));
+                    }
+                }
+                if self.groups.exclusive[g] && s.out.len() - first > 1 {
+                    let keep = first + hier.random_range(0..s.out.len() - first);
+                    s.out.swap(first, keep);
+                    s.out.truncate(first + 1);
+                }
+            }
+        }
+        s.out.retain(|e| e.1 > 0.0);
+        s.out.sort_unstable_by_key(|e| e.0);
+        for &(i, v) in &s.out {
+            sink.push(i, v);
+        }
+        sink.end_row();
+    }
+
+    /// Candidates from the bounded hazards `λ̂_j >= -ln Φ(w_j)`, thinned to `Φ̄(w_j)` exactly.
+    fn walk_bounded(
+        &self,
+        columns: &FactorColumns,
+        u: &[f32],
+        rng: &mut RowRng,
+        fires: &mut Vec<u32>,
+    ) {
+        let cop = self.copula.as_ref().expect("copula world");
+        let mut x: f64 = Exp1.sample(rng);
+        let mut end = 0.0f64;
+        for (j, &i) in columns.features.iter().enumerate() {
+            let w = cop.gap(i as usize, u[j]);
+            let lam = self.bound.bound(w);
+            end += lam;
+            if x < end {
+                let keep: f64 = rng.random();
+                if keep * -(-lam).exp_m1() < normal_sf(w) {
+                    fires.push(i);
+                }
+                let gap: f64 = Exp1.sample(rng);
+                x = end + gap;
+            }
+        }
+    }
+}
