@@ -3,7 +3,8 @@
     python tests/data/make_saelens_fixtures.py
 
 Records SAELens's outputs for small cases: hierarchy generation + compensation factors, and
-SyntheticModelConfig JSON round trips. The tests compare synthsae against these numbers.
+SyntheticModelConfig JSON round trips, and a small world saved by SAELens (saelens_world/) with
+its regenerated magnitudes. The tests compare synthsae against these numbers.
 """
 
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import sae_lens
 import torch
-from sae_lens.synthetic import SyntheticModelConfig
+from sae_lens.synthetic import SyntheticModel, SyntheticModelConfig
 from sae_lens.synthetic.hierarchy import HierarchyConfig, generate_hierarchy
 
 HIERARCHIES = [
@@ -75,4 +76,30 @@ for d in CONFIGS:
     out["configs"].append(
         {"input": d, "to_dict": SyntheticModelConfig.from_dict(json.loads(json.dumps(d))).to_dict()}
     )
+# A small world with every component on, saved by SAELens (built on CPU).
+WORLD = {
+    "num_features": 60,
+    "hidden_dim": 8,
+    "firing_probability": {"generator_name": "zipfian", "exponent": 0.7, "max_prob": 0.35, "min_prob": 0.02},
+    "hierarchy": {
+        "total_root_nodes": 4,
+        "branching_factor": [2, 3],
+        "max_depth": 3,
+        "mutually_exclusive_portion": 0.6,
+        "compensate_probabilities": True,
+        "scale_children_by_parent": True,
+    },
+    "correlation": {"rank": 4, "correlation_scale": 0.3},
+    "std_firing_magnitudes": {"generator_name": "folded_normal", "mean": 0.5, "std": 0.5},
+    "mean_firing_magnitudes": {"generator_name": "linear", "start": 3.0, "end": 2.0},
+    "bias": 0.5,
+    "seed": 7,
+}
+model = SyntheticModel(SyntheticModelConfig.from_dict(json.loads(json.dumps(WORLD))))
+model.save(str(Path(__file__).with_name("saelens_world")))
+generator = model.activation_generator
+out["world_magnitudes"] = {
+    "mean": generator.mean_firing_magnitudes.tolist(),
+    "std": generator.std_firing_magnitudes.tolist(),
+}
 Path(__file__).with_name("saelens_fixtures.json").write_text(json.dumps(out, indent=1) + "\n")
