@@ -22,6 +22,9 @@ use crate::threads;
 use rand::RngExt;
 use rand_distr::{Distribution, Exp1, StandardNormal};
 
+/// Features per block of the bounded-hazard walk.
+const BLOCK: usize = 32;
+
 /// Hierarchy groups (see module docs). Group g has members `members[ptr[g]..ptr[g+1]]`.
 #[derive(Debug, Clone, Default)]
 pub struct Groups {
@@ -125,6 +128,8 @@ pub struct WorldSampler {
 struct Scratch {
     eps: Vec<f32>,
     u: Vec<f32>,
+    /// Bounded hazards of the live top-level features.
+    lam: Vec<f32>,
     /// Copula fires among live top-level features (ascending).
     line: Vec<u32>,
     fires: Vec<u32>,
@@ -293,9 +298,9 @@ impl WorldSampler {
                     (0..cop.rank)
                         .map(|_| Distribution::<f64>::sample(&StandardNormal, &mut factor) as f32),
                 );
-                columns.loads(&s.eps, &mut s.u);
+                columns.loads_and_bounds(&s.eps, &self.bound, &mut s.u, &mut s.lam);
                 s.line.clear();
-                self.walk_bounded(columns, &s.u, &mut fire, &mut s.line);
+                self.walk_bounded(columns, s, &mut fire);
                 merge_sorted(&s.line, certain, |i| s.fires.push(i));
             }
         }
@@ -360,29 +365,37 @@ impl WorldSampler {
         sink.end_row();
     }
 
-    /// Candidates from the bounded hazards `λ̂_j >= -ln Φ(w_j)`, thinned to `Φ̄(w_j)` exactly.
-    fn walk_bounded(
-        &self,
-        columns: &FactorColumns,
-        u: &[f32],
-        rng: &mut RowRng,
-        fires: &mut Vec<u32>,
-    ) {
+    /// Candidates from bounded hazards `λ̂_j >= -ln Φ(w_j)`, thinned to `Φ̄(w_j)` exactly.
+    ///
+    /// The line is cut into blocks of [`BLOCK`] features, each walked as its own Poisson line (the
+    /// process is independent on disjoint pieces): a block is skipped by its total unless the next
+    /// point falls inside it, and then scanned with the same summation order as its total.
+    fn walk_bounded(&self, columns: &FactorColumns, s: &mut Scratch, rng: &mut RowRng) {
         let cop = self.copula.as_ref().expect("copula world");
+        let features = &columns.features;
         let mut x: f64 = Exp1.sample(rng);
-        let mut end = 0.0f64;
-        for (j, &i) in columns.features.iter().enumerate() {
-            let w = cop.gap(i as usize, u[j]);
-            let lam = self.bound.bound(w);
-            end += lam;
-            if x < end {
-                let keep: f64 = rng.random();
-                if keep * -(-lam).exp_m1() < normal_sf(w) {
-                    fires.push(i);
-                }
-                let gap: f64 = Exp1.sample(rng);
-                x = end + gap;
+        for (b, lam) in s.lam.chunks(BLOCK).enumerate() {
+            let total = lam.iter().fold(0.0f64, |acc, &l| acc + l as f64);
+            if x >= total {
+                x -= total;
+                continue;
             }
+            let mut end = 0.0f64;
+            for (k, &l) in lam.iter().enumerate() {
+                end += l as f64;
+                if x < end {
+                    let j = b * BLOCK + k;
+                    let i = features[j];
+                    let w = cop.gap(i as usize, s.u[j]);
+                    let keep: f64 = rng.random();
+                    if keep * -(-(l as f64)).exp_m1() < normal_sf(w) {
+                        s.line.push(i);
+                    }
+                    let gap: f64 = Exp1.sample(rng);
+                    x = end + gap;
+                }
+            }
+            x -= total; // = end: the same sum in the same order
         }
     }
 }
