@@ -97,7 +97,7 @@ impl Copula {
                 format!("must have shape ({num_features},), got {}", diag.len()),
             ));
         }
-        if factor.is_empty() || factor.len() % num_features != 0 {
+        if num_features == 0 || factor.is_empty() || !factor.len().is_multiple_of(num_features) {
             return Err(Error::value(
                 "correlation_factor",
                 format!("must have shape ({num_features}, rank) with rank >= 1"),
