@@ -18,6 +18,7 @@ from synthsae.config import (
     WorldConfig,
     ZipfianFiringProbabilityConfig,
 )
+from synthsae.correlation import fix_correlation_matrix, low_rank_from_dense, random_correlation_matrix
 from synthsae.firing import (
     constant_firing_probabilities,
     linear_firing_probabilities,
@@ -49,8 +50,11 @@ __all__ = [
     "ZipfianFiringProbabilityConfig",
     "__version__",
     "constant_firing_probabilities",
+    "fix_correlation_matrix",
     "linear_firing_probabilities",
+    "low_rank_from_dense",
     "preset",
+    "random_correlation_matrix",
     "random_firing_probabilities",
     "sample_independent",
     "zipfian_firing_probabilities",

@@ -31,6 +31,7 @@ from synthsae.config import (
     ZipfianFiringProbabilityConfig,
     generate_magnitudes,
 )
+from synthsae.correlation import low_rank_correlation, low_rank_from_dense
 from synthsae.hierarchy import Hierarchy, compensate, generate_hierarchy
 from synthsae.sampling import sample_rows
 from synthsae.sparse import SparseBatch
@@ -43,7 +44,6 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE = "synthetic_model_config.json"
 WEIGHTS_FILE = "synthetic_model.safetensors"
 HIERARCHY_FILE = "hierarchy.json"
-_MIN_DIAG = 0.01
 
 
 def preset(name: str) -> WorldConfig:
@@ -98,32 +98,6 @@ def _temporary_seed(seed: int | None, device: Any):
 
 def _sub(seed: int | None, k: int) -> int | None:
     return None if seed is None else seed + k
-
-
-def low_rank_correlation(
-    num_features: int,
-    config: LowRankCorrelationConfig,
-    seed: int | None,
-    device: Any = "cpu",
-    dtype: Any = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """SAELens's random low-rank factor: ``F = scale · N(0, 1)`` ``[N, r]``, rows with ``1 - |F_i|² <
-    0.01`` capped to ``|F_i|² = 0.99``; returns ``(F, d = 1 - |F_i|²)``."""
-    import torch
-
-    generator = torch.Generator(device=device)
-    if seed is not None:
-        generator.manual_seed(seed)
-    factor = (
-        torch.randn(num_features, config.rank, generator=generator, device=device, dtype=dtype)
-        * config.correlation_scale
-    )
-    sq = (factor**2).sum(dim=1)
-    capped = (1 - sq) < _MIN_DIAG
-    factor[capped, :] *= torch.sqrt((1 - _MIN_DIAG) / sq[capped].unsqueeze(1))
-    if int(capped.sum()):
-        logger.warning("%d / %d correlation rows were capped to norm² 0.99", int(capped.sum()), num_features)
-    return factor, 1 - (factor**2).sum(dim=1)
 
 
 def orthogonalize(
@@ -184,7 +158,16 @@ class World:
         hierarchy: Hierarchy or None.
     """
 
-    def __init__(self, config: WorldConfig, *, device: Any = "cpu", show_progress: bool = True) -> None:
+    def __init__(
+        self,
+        config: WorldConfig,
+        *,
+        correlation_matrix: Any = None,
+        device: Any = "cpu",
+        show_progress: bool = True,
+    ) -> None:
+        """Builds the world from ``config``. ``correlation_matrix`` (dense ``[N, N]``, small N) replaces
+        the config's correlation with that exact copula (stored in factor form, as SAELens loads it)."""
         import torch
 
         if not isinstance(config, WorldConfig):
@@ -195,7 +178,13 @@ class World:
             if config.hierarchy is not None:
                 hierarchy = generate_hierarchy(n, config.hierarchy, _sub(seed, 3))
             correlation = None
-            if config.correlation is not None:
+            if correlation_matrix is not None:
+                correlation = low_rank_from_dense(correlation_matrix)
+                if correlation[0].shape[0] != n:
+                    raise ValueError(
+                        f"correlation_matrix must be [{n}, {n}], got {tuple(correlation[0].shape)}"
+                    )
+            elif config.correlation is not None:
                 dtype = getattr(torch, config.dtype)
                 correlation = low_rank_correlation(n, config.correlation, _sub(seed, 4), device, dtype)
             vectors, bias = _dictionary(config, device)

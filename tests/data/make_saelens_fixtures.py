@@ -13,6 +13,7 @@ from pathlib import Path
 import sae_lens
 import torch
 from sae_lens.synthetic import SyntheticModel, SyntheticModelConfig
+from sae_lens.synthetic.correlation import generate_random_correlation_matrix
 from sae_lens.synthetic.hierarchy import HierarchyConfig, generate_hierarchy
 
 HIERARCHIES = [
@@ -76,6 +77,12 @@ for d in CONFIGS:
     out["configs"].append(
         {"input": d, "to_dict": SyntheticModelConfig.from_dict(json.loads(json.dumps(d))).to_dict()}
     )
+# Dense random correlation matrices (the second needs SAELens's PSD repair).
+out["correlation_matrices"] = [
+    {"args": args, "matrix": generate_random_correlation_matrix(*args[:5], seed=args[5]).tolist()}
+    for args in ([6, 0.5, 0.3, 0.1, 0.8, 1], [12, 0.7, 0.0, 0.6, 0.95, 2])
+]
+
 # A small world with every component on, saved by SAELens (built on CPU).
 WORLD = {
     "num_features": 60,

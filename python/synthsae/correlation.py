@@ -1,0 +1,126 @@
+"""Gaussian-copula correlation: SAELens's random low-rank factor, dense matrices for small N.
+
+The sampler works with the form ``C = F Fᵀ + diag(d)`` (unit diagonal). A dense correlation matrix
+is converted to that form exactly with :func:`low_rank_from_dense` (rank N, so for small N).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from synthsae._validate import as_float, as_int
+
+if TYPE_CHECKING:
+    import torch
+
+    from synthsae.config import LowRankCorrelationConfig
+
+logger = logging.getLogger(__name__)
+_MIN_DIAG = 0.01
+
+
+def low_rank_correlation(
+    num_features: int,
+    config: LowRankCorrelationConfig,
+    seed: int | None,
+    device: Any = "cpu",
+    dtype: Any = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAELens's random low-rank factor: ``F = scale · N(0, 1)`` ``[N, r]``, rows with ``1 - |F_i|² <
+    0.01`` capped to ``|F_i|² = 0.99``; returns ``(F, d = 1 - |F_i|²)``."""
+    import torch
+
+    generator = torch.Generator(device=device)
+    if seed is not None:
+        generator.manual_seed(seed)
+    factor = (
+        torch.randn(num_features, config.rank, generator=generator, device=device, dtype=dtype)
+        * config.correlation_scale
+    )
+    sq = (factor**2).sum(dim=1)
+    capped = (1 - sq) < _MIN_DIAG
+    factor[capped, :] *= torch.sqrt((1 - _MIN_DIAG) / sq[capped].unsqueeze(1))
+    if int(capped.sum()):
+        logger.warning("%d / %d correlation rows were capped to norm² 0.99", int(capped.sum()), num_features)
+    return factor, 1 - (factor**2).sum(dim=1)
+
+
+def fix_correlation_matrix(matrix: torch.Tensor, min_eigenvalue: float = 1e-6) -> torch.Tensor:
+    """Nearest-style PSD repair (SAELens): clamp eigenvalues to ``min_eigenvalue``, rescale to a unit
+    diagonal; ``[N, N]``."""
+    import torch
+
+    values, vectors = torch.linalg.eigh(matrix)
+    fixed = vectors @ torch.diag(values.clamp(min=min_eigenvalue)) @ vectors.T
+    diag = torch.diag(fixed).clamp(min=1e-8)
+    fixed = fixed / torch.sqrt(diag.unsqueeze(0) * diag.unsqueeze(1))
+    fixed.fill_diagonal_(1.0)
+    return fixed
+
+
+def random_correlation_matrix(
+    num_features: int,
+    positive_ratio: float = 0.5,
+    uncorrelated_ratio: float = 0.3,
+    min_correlation_strength: float = 0.1,
+    max_correlation_strength: float = 0.8,
+    seed: int | None = None,
+) -> torch.Tensor:
+    """SAELens's ``generate_random_correlation_matrix`` (same generator draws): each pair is
+    correlated with probability ``1 - uncorrelated_ratio``, positive with ``positive_ratio``, with a
+    uniform strength; repaired to positive definite if needed. float32 ``[N, N]``."""
+    import torch
+
+    num_features = as_int("num_features", num_features, minimum=0)
+    for name, value in (("positive_ratio", positive_ratio), ("uncorrelated_ratio", uncorrelated_ratio)):
+        if not 0 <= as_float(name, value) <= 1:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+    lo = as_float("min_correlation_strength", min_correlation_strength)
+    hi = as_float("max_correlation_strength", max_correlation_strength)
+    if not 0 <= lo <= hi <= 1:
+        raise ValueError(
+            f"min_correlation_strength and max_correlation_strength must satisfy 0 <= min <= max <= 1, "
+            f"got {lo}, {hi}"
+        )
+    if num_features <= 1:
+        return torch.eye(num_features)
+    generator = torch.Generator()
+    if seed is not None:
+        generator.manual_seed(as_int("seed", seed, minimum=0))
+    rows, cols = torch.triu_indices(num_features, num_features, offset=1)
+    pairs = rows.shape[0]
+    correlated = torch.rand(pairs, generator=generator) >= uncorrelated_ratio
+    signs = torch.where(torch.rand(pairs, generator=generator) < positive_ratio, 1.0, -1.0)
+    strengths = torch.rand(pairs, generator=generator) * (hi - lo) + lo
+    values = correlated.float() * signs * strengths
+    matrix = torch.eye(num_features)
+    matrix[rows, cols] = values
+    matrix[cols, rows] = values
+    if bool((torch.linalg.eigvalsh(matrix) < -1e-6).any()):
+        matrix = fix_correlation_matrix(matrix)
+    return matrix
+
+
+def low_rank_from_dense(matrix: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact factor form of a dense correlation matrix: ``C = F Fᵀ + δ I`` with ``δ = λ_min / 2``,
+    ``F = V sqrt(Λ - δ)``; returns float32 ``(F [N, N], d [N])``. Cost per sampled row is N², so this
+    is for small N. Raises ValueError unless C is symmetric, unit-diagonal and positive definite
+    (see :func:`fix_correlation_matrix`)."""
+    import torch
+
+    c = torch.as_tensor(matrix, dtype=torch.float64)
+    if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] == 0:
+        raise ValueError(f"correlation_matrix must be square [N, N], got shape {tuple(c.shape)}")
+    if not bool(torch.isfinite(c).all()) or not torch.allclose(c, c.T, atol=1e-6):
+        raise ValueError("correlation_matrix must be finite and symmetric")
+    if not torch.allclose(torch.diag(c), torch.ones(c.shape[0], dtype=torch.float64), atol=1e-5):
+        raise ValueError("correlation_matrix must have a unit diagonal")
+    values, vectors = torch.linalg.eigh((c + c.T) / 2)
+    if float(values.min()) <= 0:
+        raise ValueError(
+            "correlation_matrix must be positive definite; repair it with fix_correlation_matrix"
+        )
+    delta = float(values.min()) / 2
+    factor = vectors * (values - delta).clamp(min=0).sqrt()
+    return factor.float(), torch.full((c.shape[0],), delta, dtype=torch.float32)
