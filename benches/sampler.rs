@@ -2,6 +2,7 @@
 //! Workload: N = 16,384, zipfian(exponent 0.5, max 0.4, min 5e-4) — L0 ≈ 59.1.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use synthsae::copula::{Copula, FactorColumns, HazardBound};
 use synthsae::firing::zipfian;
 use synthsae::hazard::HazardTable;
 use synthsae::independent::{IndependentSampler, PerFeature};
@@ -47,5 +48,25 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The copula's per-row kernel at SynthSAEBench-16k size: 5,632 top-level features, rank 25.
+fn copula_kernel(c: &mut Criterion) {
+    let (n, r) = (5632usize, 25usize);
+    let factor: Vec<f32> = (0..n * r)
+        .map(|x| ((x * 7919 % 997) as f32 / 997.0 - 0.5) * 0.2)
+        .collect();
+    let copula = Copula::new(n, factor, &vec![0.75; n], vec![3.1; n]).unwrap();
+    let columns = FactorColumns::new(&copula, (0..n as u32).collect());
+    let bound = HazardBound::default();
+    let eps: Vec<f32> = (0..r).map(|k| (k as f32 * 0.37).sin()).collect();
+    let (mut u, mut lam) = (Vec::new(), Vec::new());
+    let mut g = c.benchmark_group("copula_16k_top_level");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("loads_and_bounds_per_row", |b| {
+        b.iter(|| columns.loads_and_bounds(&eps, &bound, &mut u, &mut lam))
+    });
+
+    g.finish();
+}
+
+criterion_group!(benches, bench, copula_kernel);
 criterion_main!(benches);
