@@ -130,6 +130,9 @@ struct Scratch {
     u: Vec<f32>,
     /// Bounded hazards of the live top-level features.
     lam: Vec<f32>,
+    /// Loads and firing decisions of the current group's members.
+    member_u: Vec<f32>,
+    member_fires: Vec<bool>,
     /// Copula fires among live top-level features (ascending).
     line: Vec<u32>,
     fires: Vec<u32>,
@@ -265,15 +268,22 @@ impl WorldSampler {
         (self.mean.get(i) + self.std.get(i) * z as f32).max(0.0)
     }
 
-    /// Does gated feature `c` fire (given ε under the copula)?
-    #[inline]
-    fn member_fires(&self, c: u32, eps: &[f32], rng: &mut RowRng) -> bool {
-        let u: f64 = rng.random();
+    /// Which members of a group fire (before magnitudes): Bernoulli(p) when independent; under the
+    /// copula, given ε, `η > (t - u)/s` with one fresh normal η per member (exactly SAELens's test).
+    fn members_fire(&self, members: &[u32], s: &mut Scratch, rng: &mut RowRng) {
+        s.member_fires.clear();
         match &self.copula {
-            None => u < self.p[c as usize],
+            None => s.member_fires.extend(
+                members
+                    .iter()
+                    .map(|&c| rng.random::<f64>() < self.p[c as usize]),
+            ),
             Some(cop) => {
-                let w = cop.gap(c as usize, cop.load(c as usize, eps));
-                u < normal_sf(w)
+                cop.loads_into(members, &s.eps, &mut s.member_u);
+                for (&c, &u) in members.iter().zip(&s.member_u) {
+                    let eta: f64 = StandardNormal.sample(rng);
+                    s.member_fires.push(eta > cop.gap(c as usize, u));
+                }
             }
         }
     }
@@ -338,8 +348,10 @@ impl WorldSampler {
             for &g in &self.gated[self.gated_ptr[q as usize]..self.gated_ptr[q as usize + 1]] {
                 let g = g as usize;
                 let first = s.out.len();
-                for &c in self.groups.members(g) {
-                    if !self.member_fires(c, &s.eps, &mut fire) {
+                let members = self.groups.members(g);
+                self.members_fire(members, s, &mut fire);
+                for (k, &c) in members.iter().enumerate() {
+                    if !s.member_fires[k] {
                         continue;
                     }
                     let mut v = self.magnitude(c, &mut mag);
