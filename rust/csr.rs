@@ -99,3 +99,53 @@ where
     out.values.shrink_to_fit();
     out
 }
+
+/// `h[r] = bias + Σ_j values[j] · vectors[indices[j]]` for every row of `csr` (`vectors` `[N, D]`
+/// row-major, `bias` `[D]`), in parallel; returns `[n, D]` row-major. Each row sums its entries in
+/// stored (ascending) order, so the result does not depend on threading.
+pub fn hidden(csr: &Csr, vectors: &[f32], bias: &[f32]) -> Vec<f32> {
+    let d = bias.len();
+    let mut out = vec![0.0f32; csr.num_rows() * d];
+    if d == 0 {
+        return out;
+    }
+    out.par_chunks_mut(d).enumerate().for_each(|(r, h)| {
+        h.copy_from_slice(bias);
+        let (lo, hi) = (csr.indptr[r] as usize, csr.indptr[r + 1] as usize);
+        for (&i, &v) in csr.indices[lo..hi].iter().zip(&csr.values[lo..hi]) {
+            let w = &vectors[i as usize * d..(i as usize + 1) * d];
+            for (hk, &wk) in h.iter_mut().zip(w) {
+                *hk += v * wk;
+            }
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_matches_a_dense_product() {
+        let csr = Csr {
+            indptr: vec![0, 2, 2, 3],
+            indices: vec![0, 2, 1],
+            values: vec![2.0, 0.5, -1.0],
+            num_cols: 3,
+        };
+        let vectors = [1.0, 0.0, 0.0, 1.0, 4.0, 8.0]; // [3, 2]
+        let h = hidden(&csr, &vectors, &[0.25, -0.25]);
+        assert_eq!(
+            h,
+            vec![
+                0.25 + 2.0 + 2.0,
+                -0.25 + 4.0,
+                0.25,
+                -0.25,
+                0.25,
+                -0.25 - 1.0
+            ]
+        );
+    }
+}

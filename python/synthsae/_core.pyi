@@ -49,3 +49,11 @@ class WorldSampler:
     def sample(
         self, seed: int, start: int, n: int, num_threads: int | None = None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+
+def hidden_from_csr(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    values: npt.NDArray[np.float32],
+    vectors: npt.NDArray[np.float32],
+    bias: npt.NDArray[np.float32],
+) -> npt.NDArray[np.float32]: ...

@@ -16,7 +16,7 @@ mod _core {
         constant_firing_probabilities, linear_firing_probabilities, zipfian_firing_probabilities,
     };
     #[pymodule_export]
-    use super::sampling::{IndependentSampler, WorldSampler};
+    use super::sampling::{hidden_from_csr, IndependentSampler, WorldSampler};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -4,7 +4,10 @@ use crate::copula::Copula;
 use crate::csr::Csr;
 use crate::independent::{self, PerFeature};
 use crate::world::{self, Groups};
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{
+    IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 
 type CsrArrays<'py> = (
@@ -66,6 +69,49 @@ impl IndependentSampler {
         let csr = py.detach(|| self.0.sample(seed, start, n, num_threads))?;
         Ok(csr_arrays(py, csr))
     }
+}
+
+/// Hidden activations `[n, D]` from CSR arrays: `h = a·W + b` with `vectors` `[N, D]`; releases the GIL.
+#[pyfunction]
+pub fn hidden_from_csr<'py>(
+    py: Python<'py>,
+    indptr: PyReadonlyArray1<'py, i64>,
+    indices: PyReadonlyArray1<'py, i32>,
+    values: PyReadonlyArray1<'py, f32>,
+    vectors: PyReadonlyArray2<'py, f32>,
+    bias: PyReadonlyArray1<'py, f32>,
+) -> PyResult<Bound<'py, numpy::PyArray2<f32>>> {
+    let (n_features, d) = (vectors.shape()[0], vectors.shape()[1]);
+    let bias = bias.as_slice()?;
+    if bias.len() != d {
+        return Err(crate::Error::value("bias", format!("must have shape ({d},)")).into());
+    }
+    let csr = Csr {
+        indptr: indptr.as_slice()?.to_vec(),
+        indices: indices.as_slice()?.to_vec(),
+        values: values.as_slice()?.to_vec(),
+        num_cols: n_features,
+    };
+    let valid = csr.indptr.first() == Some(&0)
+        && csr.indptr.windows(2).all(|w| w[0] <= w[1])
+        && csr
+            .indptr
+            .last()
+            .is_some_and(|&e| e as usize == csr.indices.len())
+        && csr.values.len() == csr.indices.len()
+        && csr
+            .indices
+            .iter()
+            .all(|&i| i >= 0 && (i as usize) < n_features);
+    if !valid {
+        return Err(
+            crate::Error::value("features", "inconsistent CSR arrays for this dictionary").into(),
+        );
+    }
+    let vectors = vectors.as_slice()?;
+    let n = csr.num_rows();
+    let h = py.detach(|| crate::csr::hidden(&csr, vectors, bias));
+    numpy::PyArray1::from_vec(py, h).reshape([n, d])
 }
 
 fn indices<T: Copy + TryInto<u32>>(values: &[T]) -> crate::Result<Vec<u32>> {
