@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--saelens-batches", type=int, default=5, help="timed SAELens batches")
     parser.add_argument("--features", type=int, default=16384)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (median)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
