@@ -1,5 +1,6 @@
 //! Compressed sparse rows and the parallel driver that fills them row by row.
 
+use crate::error::{Error, Result};
 use rayon::prelude::*;
 
 /// A batch of sparse rows: row r holds `indices[indptr[r]..indptr[r+1]]` (ascending) with `values`.
@@ -54,15 +55,22 @@ const ROWS_PER_TASK: u64 = 256;
 
 /// Builds the CSR of rows `start .. start + n`. `rows(range, sink)` writes the rows of a range of
 /// global row indices in order, calling `sink.end_row()` after each. Each row must be a pure
-/// function of its global index for the result to be independent of threading.
+/// function of its global index for the result to be independent of threading. Rows past 2^63 - 1
+/// are rejected (indptr and row indices are i64 in Python).
 ///
 /// Work proceeds in rounds of a few tasks per thread: tasks fill recycled scratch sinks in
 /// parallel, then the round is appended to the output in row order. Scratch memory stays small and
 /// warm, so the only fresh pages touched are the output's own.
-pub fn build_rows<F>(start: u64, n: u64, num_cols: usize, rows: F) -> Csr
+pub fn build_rows<F>(start: u64, n: u64, num_cols: usize, rows: F) -> Result<Csr>
 where
     F: Fn(std::ops::Range<u64>, &mut RowSink) + Sync,
 {
+    if start.checked_add(n).is_none_or(|end| end > i64::MAX as u64) {
+        return Err(Error::value(
+            "start",
+            format!("start + n must be < 2^63, got {start} + {n}"),
+        ));
+    }
     let num_tasks = n.div_ceil(ROWS_PER_TASK);
     let per_round = 4 * rayon::current_num_threads() as u64;
     let mut scratch: Vec<RowSink> = Vec::new();
@@ -97,7 +105,7 @@ where
     }
     out.indices.shrink_to_fit();
     out.values.shrink_to_fit();
-    out
+    Ok(out)
 }
 
 /// `h[r] = bias + Σ_j values[j] · vectors[indices[j]]` for every row of `csr` (`vectors` `[N, D]`

@@ -110,12 +110,6 @@ impl IndependentSampler {
 
     /// Rows `start .. start + n` of the stream seeded by `seed`, as CSR `[n, N]`.
     pub fn sample(&self, seed: u64, start: u64, n: u64, num_threads: Option<usize>) -> Result<Csr> {
-        if start.checked_add(n).is_none_or(|end| end > i64::MAX as u64) {
-            return Err(Error::value(
-                "start",
-                format!("start + n must be < 2^63, got {start} + {n}"),
-            ));
-        }
         let fire = stream_base(seed, Stream::Firing);
         let mag = stream_base(seed, Stream::Magnitude);
         threads::install(num_threads, || {
@@ -133,7 +127,7 @@ impl IndependentSampler {
                     }
                 }
             })
-        })
+        })?
     }
 
     /// Writes one row's entries given its firing line features (ascending).

@@ -237,12 +237,6 @@ impl WorldSampler {
 
     /// Rows `start .. start + n` of the stream seeded by `seed`, as CSR `[n, N]`.
     pub fn sample(&self, seed: u64, start: u64, n: u64, num_threads: Option<usize>) -> Result<Csr> {
-        if start.checked_add(n).is_none_or(|end| end > i64::MAX as u64) {
-            return Err(Error::value(
-                "start",
-                format!("start + n must be < 2^63, got {start} + {n}"),
-            ));
-        }
         let bases = [
             Stream::Factor,
             Stream::Firing,
@@ -258,7 +252,7 @@ impl WorldSampler {
                     self.row(factor, fire, mag, hier, &mut scratch, sink);
                 }
             })
-        })
+        })?
     }
 
     /// Magnitude of a firing feature: `relu(mean + std·z)`.

@@ -10,12 +10,15 @@ from __future__ import annotations
 import dataclasses
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from synthsae import firing
+
+if TYPE_CHECKING:
+    import torch
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 
@@ -191,49 +194,52 @@ class ConstantMagnitudeConfig(MagnitudeConfig):
         return np.full(num_features, self.value, dtype=np.float32)
 
 
-def _positive_ends(owner: str, start: Any, end: Any) -> None:
-    _check_real(owner, "start", start)
-    _check_real(owner, "end", end)
-    if start <= 0 or end <= 0:
-        raise ValueError(f"{owner}.start and {owner}.end must be > 0, got start={start}, end={end}")
+@dataclass
+class _RampMagnitudeConfig(MagnitudeConfig):
+    """From ``start`` (feature 0) to ``end`` (feature N-1), both > 0; a single feature gets ``start``."""
+
+    start: float
+    end: float
+
+    def __post_init__(self) -> None:
+        _check_real(self.generator_name, "start", self.start)
+        _check_real(self.generator_name, "end", self.end)
+        if self.start <= 0 or self.end <= 0:
+            raise ValueError(
+                f"{self.generator_name}.start and .end must be > 0, got start={self.start}, end={self.end}"
+            )
+
+    def generate(self, num_features: int, seed: int | None = None) -> npt.NDArray[np.float32]:
+        if num_features == 1:
+            return np.array([self.start], dtype=np.float32)
+        return self._ramp(num_features).numpy()
+
+    def _ramp(self, num_features: int) -> torch.Tensor:
+        raise NotImplementedError
 
 
 @dataclass
-class LinearMagnitudeConfig(MagnitudeConfig):
+class LinearMagnitudeConfig(_RampMagnitudeConfig):
     """``torch.linspace(start, end, N)``."""
 
     generator_name: ClassVar[str] = "linear"
-    start: float
-    end: float
 
-    def __post_init__(self) -> None:
-        _positive_ends("linear", self.start, self.end)
-
-    def generate(self, num_features: int, seed: int | None = None) -> npt.NDArray[np.float32]:
+    def _ramp(self, num_features: int) -> torch.Tensor:
         import torch
 
-        if num_features == 1:
-            return np.array([self.start], dtype=np.float32)
-        return torch.linspace(self.start, self.end, num_features).numpy()
+        return torch.linspace(self.start, self.end, num_features)
 
 
 @dataclass
-class ExponentialMagnitudeConfig(MagnitudeConfig):
+class ExponentialMagnitudeConfig(_RampMagnitudeConfig):
     """``start * (end / start) ** linspace(0, 1, N)``."""
 
     generator_name: ClassVar[str] = "exponential"
-    start: float
-    end: float
 
-    def __post_init__(self) -> None:
-        _positive_ends("exponential", self.start, self.end)
-
-    def generate(self, num_features: int, seed: int | None = None) -> npt.NDArray[np.float32]:
+    def _ramp(self, num_features: int) -> torch.Tensor:
         import torch
 
-        if num_features == 1:
-            return np.array([self.start], dtype=np.float32)
-        return (self.start * (self.end / self.start) ** torch.linspace(0, 1, num_features)).numpy()
+        return self.start * (self.end / self.start) ** torch.linspace(0, 1, num_features)
 
 
 @dataclass

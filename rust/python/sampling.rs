@@ -16,12 +16,17 @@ type CsrArrays<'py> = (
     Bound<'py, PyArray1<f32>>,
 );
 
-fn csr_arrays(py: Python<'_>, csr: Csr) -> CsrArrays<'_> {
-    (
+/// Runs a core sampler with the GIL released and hands its CSR to NumPy without copying.
+fn sampled<'py>(
+    py: Python<'py>,
+    sample: impl FnOnce() -> crate::Result<Csr> + Send,
+) -> PyResult<CsrArrays<'py>> {
+    let csr = py.detach(sample)?;
+    Ok((
         csr.indptr.into_pyarray(py),
         csr.indices.into_pyarray(py),
         csr.values.into_pyarray(py),
-    )
+    ))
 }
 
 /// Independent-feature sampler with its hazard table built once.
@@ -66,8 +71,7 @@ impl IndependentSampler {
         n: u64,
         num_threads: Option<usize>,
     ) -> PyResult<CsrArrays<'py>> {
-        let csr = py.detach(|| self.0.sample(seed, start, n, num_threads))?;
-        Ok(csr_arrays(py, csr))
+        sampled(py, || self.0.sample(seed, start, n, num_threads))
     }
 }
 
@@ -199,7 +203,6 @@ impl WorldSampler {
         n: u64,
         num_threads: Option<usize>,
     ) -> PyResult<CsrArrays<'py>> {
-        let csr = py.detach(|| self.0.sample(seed, start, n, num_threads))?;
-        Ok(csr_arrays(py, csr))
+        sampled(py, || self.0.sample(seed, start, n, num_threads))
     }
 }
