@@ -147,15 +147,8 @@ impl Copula {
         })
     }
 
-    /// `u_i = F_i·ε` for one feature (fixed order, f32, no FMA).
-    #[inline]
-    pub fn load(&self, i: usize, eps: &[f32]) -> f32 {
-        let row = &self.factor[i * self.rank..(i + 1) * self.rank];
-        row.iter().zip(eps).fold(0.0f32, |acc, (f, e)| acc + f * e)
-    }
-
-    /// [`Self::load`] of several features, eight at a time so their sums run side by side; the
-    /// per-feature arithmetic is the same, so the values are bit-identical to `load`.
+    /// `u_i = F_i·ε` for the given features (k = 0..r in order, f32, no FMA), eight at a time so
+    /// their sums run side by side.
     pub fn loads_into(&self, features: &[u32], eps: &[f32], out: &mut Vec<f32>) {
         const W: usize = 8;
         out.clear();
@@ -333,8 +326,9 @@ mod tests {
         let mut rows = Vec::new();
         c.loads_into(&cols.features, &eps, &mut rows);
         for (j, &i) in cols.features.iter().enumerate() {
-            assert_eq!(u[j].to_bits(), c.load(i as usize, &eps).to_bits());
-            assert_eq!(rows[j].to_bits(), u[j].to_bits());
+            let direct = (0..5).fold(0.0f32, |a, k| a + c.factor[i as usize * 5 + k] * eps[k]);
+            assert_eq!(u[j].to_bits(), direct.to_bits());
+            assert_eq!(rows[j].to_bits(), direct.to_bits());
         }
     }
 

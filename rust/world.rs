@@ -133,6 +133,8 @@ struct Scratch {
     /// Loads and firing decisions of the current group's members.
     member_u: Vec<f32>,
     member_fires: Vec<bool>,
+    /// Positions in `out` of an exclusive root group's active members.
+    active: Vec<usize>,
     /// Copula fires among live top-level features (ascending).
     line: Vec<u32>,
     fires: Vec<u32>,
@@ -316,15 +318,16 @@ impl WorldSampler {
         }
         // Exclusive groups without a gate: their members are top-level and already in `out`.
         for &g in &self.free_exclusive {
-            let active: Vec<usize> = self
-                .groups
-                .members(g as usize)
-                .iter()
-                .filter_map(|m| s.out.binary_search_by_key(m, |e| e.0).ok())
-                .collect();
-            if active.len() > 1 {
-                let keep = hier.random_range(0..active.len());
-                for (k, &pos) in active.iter().enumerate() {
+            s.active.clear();
+            let members = self.groups.members(g as usize);
+            s.active.extend(
+                members
+                    .iter()
+                    .filter_map(|m| s.out.binary_search_by_key(m, |e| e.0).ok()),
+            );
+            if s.active.len() > 1 {
+                let keep = hier.random_range(0..s.active.len());
+                for (k, &pos) in s.active.iter().enumerate() {
                     if k != keep {
                         s.out[pos].1 = 0.0;
                     }
