@@ -20,7 +20,6 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
-from synthsae._validate import as_num_threads
 from synthsae.config import (
     FoldedNormalMagnitudeConfig,
     HierarchyConfig,
@@ -291,7 +290,7 @@ class World:
         computed from the sparse features (never a dense ``[n, N]``); with ``return_features=True``
         also the SparseBatch."""
 
-        features = self.sample_features(n, seed=seed, start=start, num_threads=as_num_threads(num_threads))
+        features = self.sample_features(n, seed=seed, start=start, num_threads=num_threads)
         hidden = self.hidden_from_features(features, device=device, dtype=dtype)
         return (hidden, features) if return_features else hidden
 
@@ -386,8 +385,8 @@ class World:
             raise ValueError(f"{path / WEIGHTS_FILE}: firing_probabilities must be in [0, 1]")
         hierarchy = None
         if (path / HIERARCHY_FILE).is_file():
+            # Validated against N when the sampler flattens it (Hierarchy.groups).
             hierarchy = Hierarchy.from_dict(json.loads((path / HIERARCHY_FILE).read_text()))
-            hierarchy.validate(n)
         elif config.hierarchy is not None:
             warnings.warn(
                 f"{path} has no {HIERARCHY_FILE}: regenerating the hierarchy from the config", stacklevel=2
