@@ -58,11 +58,11 @@ fn copula_kernel(c: &mut Criterion) {
     let columns = FactorColumns::new(&copula, (0..n as u32).collect());
     let bound = HazardBound::default();
     let eps: Vec<f32> = (0..r).map(|k| (k as f32 * 0.37).sin()).collect();
-    let (mut u, mut lam) = (Vec::new(), Vec::new());
+    let (mut u, mut lam, mut cum) = (Vec::new(), Vec::new(), Vec::new());
     let mut g = c.benchmark_group("copula_16k_top_level");
     g.throughput(Throughput::Elements(1));
     g.bench_function("loads_and_bounds_per_row", |b| {
-        b.iter(|| columns.loads_and_bounds(&eps, &bound, &mut u, &mut lam))
+        b.iter(|| columns.loads_and_bounds(&eps, &bound, &mut u, &mut lam, &mut cum))
     });
 
     g.finish();

@@ -20,30 +20,33 @@ pub fn hazard(w: f64) -> f64 {
     -(-normal_sf(w)).ln_1p()
 }
 
-/// Gather-free upper bounds of [`hazard`], for gaps computed in f32.
+/// Cheap upper bounds of [`hazard`], for gaps computed in f32.
 ///
-/// `L(w) = log2 hazard(w)` is concave (checked densely in the tests), so each tangent line lies
-/// above it and their minimum is an upper bound, tight near the tangent points (one per unit of w
-/// on [-6, 9]: at most ~15 % high there). `2^y` is then taken with Schraudolph's trick: writing
-/// `(y + 127)·2^23` into the float's bits gives `2^n (1 + f) >= 2^(n + f)` (the chord of a convex
-/// function lies above it), plus one ulp. A margin of 1e-3 in log2 covers the f32 rounding of the
-/// tangent evaluation and of w itself (relative error ~2e-7 · |w|). Values are capped at 700, which
-/// still bounds `hazard(w)` for w > -37; below that `Φ̄(w)` is 1 in f64 and thinning is exact anyway.
+/// `L(w) = log2 hazard(w)` is concave (checked densely in the tests), so any tangent line lies above
+/// it. The bound takes the tangent at the middle of w's unit cell (16 cells, tangent points
+/// -5.5, -4.5, …, 9.5; gaps outside [-6, 10) use the nearest end cell): at most ~15 % high on
+/// [-6, 9]. `2^y` is then taken with Schraudolph's trick: writing `(y + 127)·2^23` into the float's
+/// bits gives `2^n (1 + f) >= 2^(n + f)` (the chord of a convex function lies above it), plus one
+/// ulp. A margin of 1e-3 in log2 covers the f32 rounding of the tangent evaluation and of w itself
+/// (relative error ~2e-7 · |w|). Values are capped at 700, which still bounds `hazard(w)` for
+/// w > -37; below that `Φ̄(w)` is 1 in f64 and thinning is exact anyway.
 #[derive(Debug, Clone)]
 pub struct HazardBound {
-    slope: [f32; TANGENTS],
-    intercept: [f32; TANGENTS],
+    slope: [f32; CELLS],
+    intercept: [f32; CELLS],
 }
 
-const TANGENTS: usize = 16;
+const CELLS: usize = 16;
+/// Cell k covers w in [k - 6, k - 5).
+const CELL_OFFSET: f32 = 6.0;
 const LOG2_MARGIN: f32 = 1e-3;
 const LOG2_CAP: f32 = 9.45; // 2^9.45 ≈ 699.4
 
 impl Default for HazardBound {
     fn default() -> Self {
-        let (mut slope, mut intercept) = ([0.0f32; TANGENTS], [0.0f32; TANGENTS]);
-        for k in 0..TANGENTS {
-            let w = -6.0 + k as f64;
+        let (mut slope, mut intercept) = ([0.0f32; CELLS], [0.0f32; CELLS]);
+        for k in 0..CELLS {
+            let w = k as f64 + 0.5 - CELL_OFFSET as f64;
             let h = 1e-5;
             let l = |w: f64| hazard(w).log2();
             let d = (l(w + h) - l(w - h)) / (2.0 * h);
@@ -55,34 +58,24 @@ impl Default for HazardBound {
 }
 
 impl HazardBound {
-    /// A value `>= hazard(w_exact)` for any `w_exact` within ~1e-3·max(1, |w|)/|L'| of `w`.
+    /// A value `>= hazard(w_exact)` for any `w_exact` within ~1e-3·max(1, |w|)/|L'| of `w` (finite).
     #[inline(always)]
     pub fn bound(&self, w: f32) -> f32 {
-        self.bound_lanes(&[w; 1])[0]
+        let c = (w + CELL_OFFSET).clamp(0.0, (CELLS - 1) as f32);
+        // SAFETY: c is in [0, 15], so truncation is in range (and equals floor).
+        let k: i32 = unsafe { c.to_int_unchecked() };
+        let y = self.intercept[k as usize] + self.slope[k as usize] * w;
+        pow2_upper(y)
     }
+}
 
-    /// [`Self::bound`] of `W` gaps at once; written with selects so it compiles to vector min/max.
-    #[inline(always)]
-    pub fn bound_lanes<const W: usize>(&self, w: &[f32; W]) -> [f32; W] {
-        let mut y = [f32::INFINITY; W];
-        for k in 0..TANGENTS {
-            for l in 0..W {
-                let v = self.intercept[k] + self.slope[k] * w[l];
-                y[l] = if v < y[l] { v } else { y[l] };
-            }
-        }
-        let mut out = [0.0f32; W];
-        for l in 0..W {
-            let v = y[l] + LOG2_MARGIN;
-            let v = if v > LOG2_CAP { LOG2_CAP } else { v };
-            let v = if v < -126.0 { -126.0 } else { v };
-            // SAFETY: v is clamped to [-126, 9.45] and not NaN (inputs are finite), so the product is
-            // in [8.4e6, 1.14e9], inside i32; the unchecked conversion lets this loop vectorise.
-            let bits: i32 = unsafe { ((v + 127.0) * 8_388_608.0).to_int_unchecked() };
-            out[l] = f32::from_bits(bits as u32 + 1);
-        }
-        out
-    }
+/// `>= 2^(y + margin)` by Schraudolph's trick, with y clamped to [-126, cap] (see [`HazardBound`]).
+#[inline(always)]
+fn pow2_upper(y: f32) -> f32 {
+    let v = (y + LOG2_MARGIN).clamp(-126.0, LOG2_CAP);
+    // SAFETY: v is in [-126, 9.45] (inputs are finite), so the product is in [8.4e6, 1.14e9].
+    let bits: i32 = unsafe { ((v + 127.0) * 8_388_608.0).to_int_unchecked() };
+    f32::from_bits(bits as u32 + 1)
 }
 
 /// Copula parameters for the features it covers.
@@ -150,20 +143,27 @@ impl Copula {
     /// `u_i = F_i·ε` for the given features, each over its contiguous row: eight fixed partial sums
     /// (lane l takes k ≡ l mod 8, in order) then a fixed pairwise tree. Any SIMD width computes the
     /// same lanes, so the values do not depend on the machine.
+    #[inline(always)]
     pub fn loads_into(&self, features: &[u32], eps: &[f32], out: &mut Vec<f32>) {
         const L: usize = 8;
         out.clear();
-        out.extend(features.iter().map(|&i| {
+        for &i in features {
             let row = &self.factor[i as usize * self.rank..(i as usize + 1) * self.rank];
             let mut part = [0.0f32; L];
-            for (f, e) in row.chunks(L).zip(eps.chunks(L)) {
-                for l in 0..f.len() {
+            let full = row.len() / L * L;
+            for (f, e) in row[..full].chunks_exact(L).zip(eps.chunks_exact(L)) {
+                for l in 0..L {
                     part[l] += f[l] * e[l];
                 }
             }
-            ((part[0] + part[1]) + (part[2] + part[3]))
-                + ((part[4] + part[5]) + (part[6] + part[7]))
-        }));
+            for (l, (f, e)) in row[full..].iter().zip(&eps[full..]).enumerate() {
+                part[l] += f * e;
+            }
+            out.push(
+                ((part[0] + part[1]) + (part[2] + part[3]))
+                    + ((part[4] + part[5]) + (part[6] + part[7])),
+            );
+        }
     }
 
     /// `w_i = (t_i - u_i)/s_i` in f64.
@@ -173,117 +173,192 @@ impl Copula {
     }
 }
 
-/// `F` columns of a subset of features, `[r, T]`, so that `u = Fε` over the subset vectorises across
-/// features; same summation order as [`Copula::load`].
+/// `F` of a subset of features in tiles of [`TILE`]: tile q holds `[r, TILE]` (feature-minor, zero
+/// padded), so that `u = Fε` streams memory once and vectorises across features.
+///
+/// Positions (the subset's order, padded to whole groups) are also cut into blocks of [`BLOCK`] for
+/// the bounded-hazard walk: a group of [`GROUP`] consecutive blocks interleaves them, block b holding
+/// positions `group_start + b % GROUP + k·GROUP` for k = 0..BLOCK, so that each block's total (summed
+/// in k order) vectorises across the blocks of a group. Padding positions have bound ~1e-38 and are
+/// not features (see [`Self::feature`]).
 #[derive(Debug, Clone)]
 pub struct FactorColumns {
-    pub features: Vec<u32>,
-    columns: Vec<f32>,
+    features: Vec<u32>,
+    rank: usize,
+    tiles: Vec<f32>,
     threshold: Vec<f32>,
     inv_scale: Vec<f32>,
 }
 
+/// `cum[j]` = the f64 sum of `lam` over block(j)'s positions up to and including j, in walk order,
+/// vectorised across each group's blocks; a block's total is the `cum` of its last position.
+#[inline(always)]
+fn block_sums(lam: &[f32], cum: &mut [f64]) {
+    for (group, out) in lam.chunks(GROUP * BLOCK).zip(cum.chunks_mut(GROUP * BLOCK)) {
+        let mut acc = [0.0f64; GROUP];
+        for (row, out) in group.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
+            for (a, &l) in acc.iter_mut().zip(row) {
+                *a += l as f64;
+            }
+            out.copy_from_slice(&acc);
+        }
+    }
+}
+
+/// Features per tile: four 16-lane accumulator chains per k step.
+const TILE: usize = 64;
+/// Positions per block of the bounded-hazard walk.
+pub const BLOCK: usize = 32;
+/// Blocks per interleaved group.
+const GROUP: usize = 16;
+
 impl FactorColumns {
     pub fn new(copula: &Copula, features: Vec<u32>) -> Self {
-        let (r, t) = (copula.rank, features.len());
-        let mut columns = vec![0.0f32; r * t];
+        let r = copula.rank;
+        let padded = features.len().div_ceil(GROUP * BLOCK) * GROUP * BLOCK;
+        let mut tiles = vec![0.0f32; r * padded];
+        // Padding: gap ~1e30, the bound's smallest value.
+        let (mut threshold, mut inv_scale) = (vec![1e30f32; padded], vec![1.0f32; padded]);
         for (j, &i) in features.iter().enumerate() {
+            let (q, l) = (j / TILE, j % TILE);
             for k in 0..r {
-                columns[k * t + j] = copula.factor[i as usize * r + k];
+                tiles[(q * r + k) * TILE + l] = copula.factor[i as usize * r + k];
             }
+            threshold[j] = copula.threshold[i as usize];
+            inv_scale[j] = copula.inv_scale[i as usize];
         }
         FactorColumns {
-            threshold: features
-                .iter()
-                .map(|&i| copula.threshold[i as usize])
-                .collect(),
-            inv_scale: features
-                .iter()
-                .map(|&i| copula.inv_scale[i as usize])
-                .collect(),
             features,
-            columns,
+            rank: r,
+            tiles,
+            threshold,
+            inv_scale,
         }
     }
 
-    /// `u[j] = F_{features[j]}·ε` and `lam[j] = bound((t - u) / s)` for every feature of the subset.
+    /// The feature at position j, or None for padding.
+    #[inline]
+    pub fn feature(&self, j: usize) -> Option<u32> {
+        self.features.get(j).copied()
+    }
+
+    /// Positions of block b, in walk order.
+    #[inline]
+    pub fn block(b: usize) -> impl Iterator<Item = usize> {
+        let first = b / GROUP * GROUP * BLOCK + b % GROUP;
+        (0..BLOCK).map(move |k| first + k * GROUP)
+    }
+
+    /// Number of blocks (padded positions / [`BLOCK`]).
+    pub fn num_blocks(&self) -> usize {
+        self.threshold.len() / BLOCK
+    }
+
+    /// Per position j (padded): `u[j] = F_j·ε` (k = 0..r in order, separate multiplies and adds),
+    /// `lam[j] = bound((t - u) / s)` and `cum[j]`, the running f64 sum of `lam` along j's block.
     pub fn loads_and_bounds(
         &self,
         eps: &[f32],
         bound: &HazardBound,
         u: &mut Vec<f32>,
         lam: &mut Vec<f32>,
+        cum: &mut Vec<f64>,
     ) {
-        let t = self.features.len();
-        u.clear();
-        u.resize(t, 0.0);
-        lam.clear();
-        lam.resize(t, 0.0);
-        // Wider vectors change speed only: every lane performs the same operations in the same order.
+        assert_eq!(eps.len(), self.rank, "eps must have the factor's rank");
+        let padded = self.threshold.len();
+        u.resize(padded, 0.0);
+        lam.resize(padded, 0.0);
+        cum.resize(padded, 0.0);
+        // Every path performs the same f32 operations per lane in the same order: same bits.
         #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU supports AVX-512F (checked above).
-                return unsafe { self.avx512(eps, bound, u, lam) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked above).
-                return unsafe { self.avx2(eps, bound, u, lam) };
-            }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked above); slices have whole tiles.
+            return unsafe { self.avx512(eps, bound, u, lam, cum) };
         }
         self.portable(eps, bound, u, lam);
+        block_sums(lam, cum);
     }
 
-    #[inline(always)]
     fn portable(&self, eps: &[f32], bound: &HazardBound, u: &mut [f32], lam: &mut [f32]) {
-        loads_tiled(&self.columns, eps, u);
-        for (((l, &uj), &tj), &inv) in lam
-            .iter_mut()
-            .zip(u.iter())
-            .zip(&self.threshold)
-            .zip(&self.inv_scale)
-        {
-            *l = bound.bound((tj - uj) * inv);
+        let r = self.rank;
+        for (q, (uq, lq)) in u.chunks_mut(TILE).zip(lam.chunks_mut(TILE)).enumerate() {
+            let tile = &self.tiles[q * r * TILE..(q + 1) * r * TILE];
+            let mut acc = [0.0f32; TILE];
+            for (col, &e) in tile.chunks(TILE).zip(eps) {
+                for l in 0..TILE {
+                    acc[l] += col[l] * e;
+                }
+            }
+            for l in 0..TILE {
+                let j = q * TILE + l;
+                uq[l] = acc[l];
+                lq[l] = bound.bound((self.threshold[j] - acc[l]) * self.inv_scale[j]);
+            }
         }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn avx2(&self, eps: &[f32], bound: &HazardBound, u: &mut [f32], lam: &mut [f32]) {
-        self.portable(eps, bound, u, lam)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn avx512(&self, eps: &[f32], bound: &HazardBound, u: &mut [f32], lam: &mut [f32]) {
-        self.portable(eps, bound, u, lam)
-    }
-}
-
-/// Features per register tile: 64 gives several independent accumulator chains per k step.
-const TILE: usize = 64;
-
-/// `u += columnsᵀ ε` by tiles of 64 features whose accumulators stay in registers. Each lane sums
-/// k = 0..r in order with separate multiplies and adds, so every instruction set gives the same bits.
-#[inline(always)]
-fn loads_tiled(columns: &[f32], eps: &[f32], u: &mut [f32]) {
-    let t = u.len();
-    let full = t / TILE * TILE;
-    for lo in (0..full).step_by(TILE) {
-        let mut acc = [0.0f32; TILE];
-        for (k, &e) in eps.iter().enumerate() {
-            let col = &columns[k * t + lo..k * t + lo + TILE];
-            for l in 0..TILE {
-                acc[l] += col[l] * e;
+    unsafe fn avx512(
+        &self,
+        eps: &[f32],
+        bound: &HazardBound,
+        u: &mut [f32],
+        lam: &mut [f32],
+        cum: &mut [f64],
+    ) {
+        use std::arch::x86_64::*;
+        const V: usize = 16;
+        let r = self.rank;
+        let slope = _mm512_loadu_ps(bound.slope.as_ptr());
+        let intercept = _mm512_loadu_ps(bound.intercept.as_ptr());
+        // block_sums(): one group row is one 16-lane vector; accumulators restart with each group.
+        let (mut lo, mut hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+        for q in 0..u.len() / TILE {
+            let tile = self.tiles.as_ptr().add(q * r * TILE);
+            let mut acc = [_mm512_setzero_ps(); TILE / V];
+            for (k, &e) in eps.iter().enumerate() {
+                let e = _mm512_set1_ps(e);
+                for (m, a) in acc.iter_mut().enumerate() {
+                    let col = _mm512_loadu_ps(tile.add(k * TILE + m * V));
+                    *a = _mm512_add_ps(*a, _mm512_mul_ps(col, e));
+                }
+            }
+            for (m, &a) in acc.iter().enumerate() {
+                let j = q * TILE + m * V;
+                _mm512_storeu_ps(u.as_mut_ptr().add(j), a);
+                let t = _mm512_loadu_ps(self.threshold.as_ptr().add(j));
+                let inv = _mm512_loadu_ps(self.inv_scale.as_ptr().add(j));
+                let w = _mm512_mul_ps(_mm512_sub_ps(t, a), inv);
+                // HazardBound::bound(): cell index, tangent, then pow2_upper().
+                let c = _mm512_add_ps(w, _mm512_set1_ps(CELL_OFFSET));
+                let c = _mm512_min_ps(_mm512_max_ps(c, _mm512_setzero_ps()), _mm512_set1_ps(15.0));
+                let k = _mm512_cvttps_epi32(c);
+                let y = _mm512_add_ps(
+                    _mm512_permutexvar_ps(k, intercept),
+                    _mm512_mul_ps(_mm512_permutexvar_ps(k, slope), w),
+                );
+                let v = _mm512_add_ps(y, _mm512_set1_ps(LOG2_MARGIN));
+                let v = _mm512_min_ps(
+                    _mm512_max_ps(v, _mm512_set1_ps(-126.0)),
+                    _mm512_set1_ps(LOG2_CAP),
+                );
+                let bits = _mm512_cvttps_epi32(_mm512_mul_ps(
+                    _mm512_add_ps(v, _mm512_set1_ps(127.0)),
+                    _mm512_set1_ps(8_388_608.0),
+                ));
+                let l = _mm512_castsi512_ps(_mm512_add_epi32(bits, _mm512_set1_epi32(1)));
+                _mm512_storeu_ps(lam.as_mut_ptr().add(j), l);
+                if j.is_multiple_of(GROUP * BLOCK) {
+                    (lo, hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+                }
+                let upper = _mm512_extractf64x4_pd(_mm512_castps_pd(l), 1);
+                lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(l)));
+                hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(upper)));
+                _mm512_storeu_pd(cum.as_mut_ptr().add(j), lo);
+                _mm512_storeu_pd(cum.as_mut_ptr().add(j + 8), hi);
             }
         }
-        u[lo..lo + TILE].copy_from_slice(&acc);
-    }
-    for (j, uj) in u.iter_mut().enumerate().skip(full) {
-        *uj = eps
-            .iter()
-            .enumerate()
-            .fold(0.0f32, |a, (k, &e)| a + columns[k * t + j] * e);
     }
 }
 
@@ -324,16 +399,62 @@ mod tests {
         let c = Copula::new(n, factor, &vec![0.5; n], vec![1.0; n]).unwrap();
         let eps = [0.3, -1.2, 0.7, 2.1, -0.4];
         let cols = FactorColumns::new(&c, (0..n as u32).rev().collect());
-        let (mut u, mut lam) = (Vec::new(), Vec::new());
-        cols.loads_and_bounds(&eps, &HazardBound::default(), &mut u, &mut lam);
+        let (mut u, mut lam, mut cum) = (Vec::new(), Vec::new(), Vec::new());
+        cols.loads_and_bounds(&eps, &HazardBound::default(), &mut u, &mut lam, &mut cum);
         let mut rows = Vec::new();
         c.loads_into(&cols.features, &eps, &mut rows);
+        // Blocks partition the positions; cum runs along each block in walk order.
+        let mut seen = vec![false; lam.len()];
+        for b in 0..cols.num_blocks() {
+            FactorColumns::block(b).fold(0.0f64, |a, j| {
+                assert!(!std::mem::replace(&mut seen[j], true));
+                assert_eq!((a + lam[j] as f64).to_bits(), cum[j].to_bits());
+                cum[j]
+            });
+        }
+        assert!(seen.iter().all(|&x| x));
+        assert!((n..lam.len()).all(|j| cols.feature(j).is_none() && lam[j] < 1e-37));
         for (j, &i) in cols.features.iter().enumerate() {
             // The column kernel sums k = 0..r in order: bit-identical to a plain fold.
             let direct = (0..5).fold(0.0f32, |a, k| a + c.factor[i as usize * 5 + k] * eps[k]);
             assert_eq!(u[j].to_bits(), direct.to_bits());
             // Row loads use partial sums (here r = 5 < 8, so one term per lane): equal up to rounding.
             assert!((rows[j] - direct).abs() <= 1e-6, "{} vs {direct}", rows[j]);
+        }
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        // Gaps from -50 to 50 cross every cell, both clamps and the 700 cap.
+        let (n, r) = (300, 7);
+        let factor: Vec<f32> = (0..n * r)
+            .map(|x| ((x * 7919 % 997) as f32 / 997.0 - 0.5) * 3.0)
+            .collect();
+        let thresholds = (0..n).map(|i| i as f32 / 3.0 - 50.0).collect();
+        let c = Copula::new(n, factor, &vec![0.3; n], thresholds).unwrap();
+        let cols = FactorColumns::new(&c, (0..n as u32).collect());
+        let b = HazardBound::default();
+        let eps = [0.3, -1.2, 0.7, 2.1, -0.4, 1.5, -2.5];
+        let (mut u, mut lam) = (vec![0.0; 512], vec![0.0; 512]);
+        cols.portable(&eps, &b, &mut u, &mut lam);
+        for j in 0..n {
+            assert_eq!(
+                lam[j].to_bits(),
+                b.bound((c.threshold[j] - u[j]) * c.inv_scale[j]).to_bits()
+            );
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            let mut cum = vec![0.0; 512];
+            block_sums(&lam, &mut cum);
+            let (mut u2, mut lam2, mut cum2) = (vec![0.0; 512], vec![0.0; 512], vec![0.0; 512]);
+            // SAFETY: AVX-512F is available (checked above).
+            unsafe { cols.avx512(&eps, &b, &mut u2, &mut lam2, &mut cum2) };
+            for j in 0..512 {
+                assert_eq!(u[j].to_bits(), u2[j].to_bits());
+                assert_eq!(lam[j].to_bits(), lam2[j].to_bits(), "j = {j}");
+                assert_eq!(cum[j].to_bits(), cum2[j].to_bits(), "j = {j}");
+            }
         }
     }
 

@@ -22,9 +22,6 @@ use crate::threads;
 use rand::RngExt;
 use rand_distr::{Distribution, Exp1, StandardNormal};
 
-/// Features per block of the bounded-hazard walk.
-const BLOCK: usize = 32;
-
 /// Hierarchy groups (see module docs). Group g has members `members[ptr[g]..ptr[g+1]]`.
 #[derive(Debug, Clone, Default)]
 pub struct Groups {
@@ -128,8 +125,9 @@ pub struct WorldSampler {
 struct Scratch {
     eps: Vec<f32>,
     u: Vec<f32>,
-    /// Bounded hazards of the live top-level features.
+    /// Bounded hazards of the live top-level features, and their running sums along blocks.
     lam: Vec<f32>,
+    cum: Vec<f64>,
     /// Loads and firing decisions of the current group's members.
     member_u: Vec<f32>,
     member_fires: Vec<bool>,
@@ -248,17 +246,35 @@ impl WorldSampler {
         .map(|s| stream_base(seed, s));
         threads::install(num_threads, || {
             build_rows(start, n, self.num_features(), |rows, sink| {
-                let mut scratch = Scratch::default();
-                for r in rows {
-                    let [factor, fire, mag, hier] = bases.map(|b| row_rng_from_base(b, r));
-                    self.row(factor, fire, mag, hier, &mut scratch, sink);
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F (checked above).
+                    return unsafe { self.rows_avx512(&bases, rows, sink) };
                 }
+                self.rows(&bases, rows, sink)
             })
         })?
     }
 
+    /// Samples `rows` into `sink`. Inlined into [`Self::rows_avx512`] too: wider vectors change
+    /// speed only (Rust never fuses multiplies and adds, so every f32/f64 result is the same).
+    #[inline(always)]
+    fn rows(&self, bases: &[u64; 4], rows: std::ops::Range<u64>, sink: &mut RowSink) {
+        let mut scratch = Scratch::default();
+        for r in rows {
+            let [factor, fire, mag, hier] = bases.map(|b| row_rng_from_base(b, r));
+            self.row(factor, fire, mag, hier, &mut scratch, sink);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2")]
+    unsafe fn rows_avx512(&self, bases: &[u64; 4], rows: std::ops::Range<u64>, sink: &mut RowSink) {
+        self.rows(bases, rows, sink)
+    }
+
     /// Magnitude of a firing feature: `relu(mean + std·z)`.
-    #[inline]
+    #[inline(always)]
     fn magnitude(&self, i: u32, rng: &mut RowRng) -> f32 {
         let z: f64 = StandardNormal.sample(rng);
         (self.mean.get(i) + self.std.get(i) * z as f32).max(0.0)
@@ -266,6 +282,7 @@ impl WorldSampler {
 
     /// Which members of a group fire (before magnitudes): Bernoulli(p) when independent; under the
     /// copula, given ε, `η > (t - u)/s` with one fresh normal η per member (exactly SAELens's test).
+    #[inline(always)]
     fn members_fire(&self, members: &[u32], s: &mut Scratch, rng: &mut RowRng) {
         s.member_fires.clear();
         match &self.copula {
@@ -284,6 +301,7 @@ impl WorldSampler {
         }
     }
 
+    #[inline(always)]
     fn row(
         &self,
         mut factor: RowRng,
@@ -300,13 +318,14 @@ impl WorldSampler {
             Top::Copula { columns, certain } => {
                 let cop = self.copula.as_ref().expect("copula world");
                 s.eps.clear();
-                s.eps.extend(
-                    (0..cop.rank)
-                        .map(|_| Distribution::<f64>::sample(&StandardNormal, &mut factor) as f32),
-                );
-                columns.loads_and_bounds(&s.eps, &self.bound, &mut s.u, &mut s.lam);
+                for _ in 0..cop.rank {
+                    s.eps
+                        .push(Distribution::<f64>::sample(&StandardNormal, &mut factor) as f32);
+                }
+                columns.loads_and_bounds(&s.eps, &self.bound, &mut s.u, &mut s.lam, &mut s.cum);
                 s.line.clear();
                 self.walk_bounded(columns, s, &mut fire);
+                s.line.sort_unstable();
                 merge_sorted(&s.line, certain, |i| s.fires.push(i));
             }
         }
@@ -376,35 +395,106 @@ impl WorldSampler {
 
     /// Candidates from bounded hazards `λ̂_j >= -ln Φ(w_j)`, thinned to `Φ̄(w_j)` exactly.
     ///
-    /// The line is cut into blocks of [`BLOCK`] features, each walked as its own Poisson line (the
-    /// process is independent on disjoint pieces): a block is skipped by its total unless the next
-    /// point falls inside it, and then scanned with the same summation order as its total.
+    /// The line is cut into blocks (see [`FactorColumns`]), each walked as its own Poisson line (the
+    /// process is independent on disjoint pieces): position j of a block covers
+    /// `[cum[j] - λ̂_j, cum[j])`; a block is skipped by its total unless the next point falls inside.
+    #[inline(always)]
     fn walk_bounded(&self, columns: &FactorColumns, s: &mut Scratch, rng: &mut RowRng) {
         let cop = self.copula.as_ref().expect("copula world");
-        let features = &columns.features;
         let mut x: f64 = Exp1.sample(rng);
-        for (b, lam) in s.lam.chunks(BLOCK).enumerate() {
-            let total = lam.iter().fold(0.0f64, |acc, &l| acc + l as f64);
+        for b in 0..columns.num_blocks() {
+            let total = s.cum[FactorColumns::block(b)
+                .last()
+                .expect("blocks are not empty")];
             if x >= total {
                 x -= total;
                 continue;
             }
-            let mut end = 0.0f64;
-            for (k, &l) in lam.iter().enumerate() {
-                end += l as f64;
-                if x < end {
-                    let j = b * BLOCK + k;
-                    let i = features[j];
-                    let w = cop.gap(i as usize, s.u[j]);
-                    let keep: f64 = rng.random();
-                    if keep * -(-(l as f64)).exp_m1() < normal_sf(w) {
-                        s.line.push(i);
+            for j in FactorColumns::block(b) {
+                if x < s.cum[j] {
+                    if let Some(i) = columns.feature(j) {
+                        let l = s.lam[j] as f64;
+                        let w = cop.gap(i as usize, s.u[j]);
+                        let keep: f64 = rng.random();
+                        if keep * -(-l).exp_m1() < normal_sf(w) {
+                            s.line.push(i);
+                        }
                     }
                     let gap: f64 = Exp1.sample(rng);
-                    x = end + gap;
+                    x = s.cum[j] + gap;
                 }
             }
-            x -= total; // = end: the same sum in the same order
+            x -= total;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{stream_base, Stream};
+
+    /// 700 features: 40 gated groups of 4 (half exclusive, half rescaled), rank-5 copula.
+    fn sampler() -> WorldSampler {
+        let n = 700;
+        let p: Vec<f64> = (0..n).map(|i| 0.3 / (1.0 + i as f64).sqrt()).collect();
+        let factor = (0..n * 5)
+            .map(|x| ((x * 7919 % 997) as f32 / 997.0 - 0.5) * 0.4)
+            .collect();
+        let diag: Vec<f32> = (0..n).map(|i| 1.0 - 0.01 * (i % 7) as f32).collect();
+        let threshold = p
+            .iter()
+            .map(|&q| {
+                // Φ⁻¹(1 - q) by bisection on the survival function.
+                let (mut lo, mut hi) = (-10.0f64, 10.0f64);
+                for _ in 0..80 {
+                    let mid = 0.5 * (lo + hi);
+                    if normal_sf(mid) > q {
+                        lo = mid
+                    } else {
+                        hi = mid
+                    }
+                }
+                lo as f32
+            })
+            .collect();
+        let copula = Copula::new(n, factor, &diag, threshold).unwrap();
+        let mut groups = Groups::default();
+        groups.ptr.push(0);
+        for g in 0..40 {
+            groups.gate.push(g);
+            groups.exclusive.push(g % 2 == 0);
+            groups.rescale.push(g % 3 == 0);
+            groups
+                .members
+                .extend((0..4).map(|m| (100 + 4 * g + m) as u32));
+            groups.ptr.push(groups.members.len());
+        }
+        let std = PerFeature::Scalar(0.5);
+        WorldSampler::new(&p, PerFeature::Scalar(1.0), std, Some(copula), groups).unwrap()
+    }
+
+    #[test]
+    fn wide_vector_rows_equal_portable_rows() {
+        let s = sampler();
+        let bases = [
+            Stream::Factor,
+            Stream::Firing,
+            Stream::Magnitude,
+            Stream::Hierarchy,
+        ]
+        .map(|st| stream_base(7, st));
+        let portable = build_rows(0, 3000, 700, |rows, sink| s.rows(&bases, rows, sink)).unwrap();
+        assert!(portable.values.len() > 3000, "too few entries to compare");
+        assert_eq!(portable, s.sample(7, 0, 3000, Some(1)).unwrap());
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F is available (checked above).
+            let wide = build_rows(0, 3000, 700, |rows, sink| unsafe {
+                s.rows_avx512(&bases, rows, sink)
+            })
+            .unwrap();
+            assert_eq!(portable, wide);
         }
     }
 }
