@@ -117,17 +117,44 @@ pub fn hidden(csr: &Csr, vectors: &[f32], bias: &[f32]) -> Vec<f32> {
     if d == 0 {
         return out;
     }
+    let wide = cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f");
     out.par_chunks_mut(d).enumerate().for_each(|(r, h)| {
-        h.copy_from_slice(bias);
         let (lo, hi) = (csr.indptr[r] as usize, csr.indptr[r + 1] as usize);
-        for (&i, &v) in csr.indices[lo..hi].iter().zip(&csr.values[lo..hi]) {
-            let w = &vectors[i as usize * d..(i as usize + 1) * d];
-            for (hk, &wk) in h.iter_mut().zip(w) {
-                *hk += v * wk;
-            }
+        let (indices, values) = (&csr.indices[lo..hi], &csr.values[lo..hi]);
+        #[cfg(target_arch = "x86_64")]
+        if wide {
+            // SAFETY: the CPU supports AVX-512F (checked above).
+            return unsafe { hidden_row_avx512(h, indices, values, vectors, bias) };
         }
+        hidden_row(h, indices, values, vectors, bias)
     });
     out
+}
+
+/// One row of [`hidden`]. Inlined into [`hidden_row_avx512`] too: wider vectors, same bits (Rust
+/// never fuses the multiply and the add).
+#[inline(always)]
+fn hidden_row(h: &mut [f32], indices: &[i32], values: &[f32], vectors: &[f32], bias: &[f32]) {
+    let d = bias.len();
+    h.copy_from_slice(bias);
+    for (&i, &v) in indices.iter().zip(values) {
+        let w = &vectors[i as usize * d..(i as usize + 1) * d];
+        for (hk, &wk) in h.iter_mut().zip(w) {
+            *hk += v * wk;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn hidden_row_avx512(
+    h: &mut [f32],
+    indices: &[i32],
+    values: &[f32],
+    vectors: &[f32],
+    bias: &[f32],
+) {
+    hidden_row(h, indices, values, vectors, bias)
 }
 
 #[cfg(test)]

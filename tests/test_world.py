@@ -186,6 +186,25 @@ def test_hidden_activations_from_features(saelens_world):
     torch.testing.assert_close(h64.float(), h, rtol=1e-5, atol=1e-5)
 
 
+def test_hidden_from_features_on_cpu_and_through_embedding_bag(saelens_world):
+    feats = saelens_world.sample_features(400, seed=5)
+    h = saelens_world.hidden_from_features(feats)  # Rust row sums
+    via_bag = saelens_world.hidden_from_features(feats, dtype=torch.float64).float()
+    torch.testing.assert_close(h, via_bag, rtol=1e-5, atol=1e-5)
+    # Each row sums its entries in ascending feature order, whatever the thread count.
+    w, b = saelens_world.feature_vectors, saelens_world.bias
+    r = 7
+    lo, hi = feats.indptr[r], feats.indptr[r + 1]
+    row = b.clone()
+    for i, v in zip(feats.indices[lo:hi], feats.values[lo:hi], strict=True):
+        row += float(v) * w[i]
+    assert torch.equal(h[r], row)
+    with pytest.raises(ValueError, match="features"):
+        saelens_world.hidden_from_features(
+            synthsae.SparseBatch(feats.indptr, feats.indices, feats.values, (400, 3))
+        )
+
+
 def test_save_load_round_trip(tmp_path, saelens_world):
     saelens_world.save(tmp_path / "w")
     again = synthsae.World.load(tmp_path / "w")

@@ -297,11 +297,23 @@ class World:
     def hidden_from_features(
         self, features: SparseBatch, *, device: Any = None, dtype: Any = None
     ) -> torch.Tensor:
-        """``h = a·W + b`` ``[n, D]`` for a SparseBatch of this world (embedding-bag sum)."""
+        """``h = a·W + b`` ``[n, D]`` for a SparseBatch of this world: a parallel Rust sum over each
+        row's active features for float32 on CPU, an embedding-bag sum otherwise."""
         import torch
 
+        if not isinstance(features, SparseBatch) or features.shape[1] != self.num_features:
+            raise ValueError(f"features must be a SparseBatch with {self.num_features} columns")
         dtype = dtype or torch.float32
         key = (str(torch.device(device or "cpu")), dtype)
+        if key == ("cpu", torch.float32):
+            h = _core.hidden_from_csr(
+                np.ascontiguousarray(features.indptr, dtype=np.int64),
+                np.ascontiguousarray(features.indices, dtype=np.int32),
+                np.ascontiguousarray(features.values, dtype=np.float32),
+                self.feature_vectors.numpy(),
+                self.bias.numpy(),
+            )
+            return torch.from_numpy(h)
         if key not in self._on_device:
             self._on_device[key] = (
                 self.feature_vectors.to(key[0], dtype),
