@@ -8,6 +8,7 @@ pub mod error;
 pub mod firing;
 pub mod hazard;
 pub mod independent;
+pub mod lap;
 pub mod rng;
 pub mod threads;
 pub mod world;

@@ -4,6 +4,7 @@
 """
 
 from synthsae._core import RNG_ALGORITHM, __version__
+from synthsae.assignment import Matching, abs_cos_matrix, feature_uniqueness, linear_sum_assignment, mcc
 from synthsae.config import (
     ConstantFiringProbabilityConfig,
     ConstantMagnitudeConfig,
@@ -42,6 +43,7 @@ __all__ = [
     "LinearFiringProbabilityConfig",
     "LinearMagnitudeConfig",
     "LowRankCorrelationConfig",
+    "Matching",
     "OrthogonalizationConfig",
     "RandomFiringProbabilityConfig",
     "SparseBatch",
@@ -49,10 +51,14 @@ __all__ = [
     "WorldConfig",
     "ZipfianFiringProbabilityConfig",
     "__version__",
+    "abs_cos_matrix",
     "constant_firing_probabilities",
+    "feature_uniqueness",
     "fix_correlation_matrix",
     "linear_firing_probabilities",
+    "linear_sum_assignment",
     "low_rank_from_dense",
+    "mcc",
     "preset",
     "random_correlation_matrix",
     "random_firing_probabilities",

@@ -57,3 +57,6 @@ def hidden_from_csr(
     vectors: npt.NDArray[np.float32],
     bias: npt.NDArray[np.float32],
 ) -> npt.NDArray[np.float32]: ...
+def linear_sum_assignment(
+    cost: npt.NDArray[np.float32] | npt.NDArray[np.float64], maximize: bool = False
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...

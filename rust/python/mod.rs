@@ -3,6 +3,7 @@
 
 mod errors;
 mod firing;
+mod lap;
 mod sampling;
 
 use pyo3::prelude::*;
@@ -15,6 +16,8 @@ mod _core {
     use super::firing::{
         constant_firing_probabilities, linear_firing_probabilities, zipfian_firing_probabilities,
     };
+    #[pymodule_export]
+    use super::lap::linear_sum_assignment;
     #[pymodule_export]
     use super::sampling::{hidden_from_csr, IndependentSampler, WorldSampler};
 

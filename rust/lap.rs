@@ -1,0 +1,635 @@
+//! Exact linear sum assignment on large dense matrices: a certified sparse core.
+//!
+//! The problem is oriented so that the working rows are the smaller side (n ≤ m); every working
+//! row is assigned, columns at most once. One parallel pass keeps each row's and each column's
+//! [`K`] cheapest entries (the *core*). Shortest augmenting paths (Dijkstra on reduced costs with
+//! f64 duals, as in Crouse's algorithm) solve the core after a greedy start. Then one parallel pass
+//! over the full matrix checks dual feasibility, `c_ij - u_i - v_j >= 0` for every entry (with
+//! `v <= 0` and `v = 0` on free columns, which the algorithm keeps): if it holds, LP duality proves
+//! the core's optimum optimal for the whole matrix. Otherwise each row's most violating entries
+//! join the core, those rows are unassigned and re-augmented from the current duals (a cold solve
+//! when that would leave a free column with `v != 0`), and the check repeats. A search that finds
+//! no augmenting path makes its rows dense (all their entries); if they already were, the matrix is
+//! infeasible (Hall's condition fails on the rows of that search).
+
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// Matrix entries the solver reads (costs are used in f64).
+pub trait Entry: Copy + Send + Sync + 'static {
+    fn to_f64(self) -> f64;
+}
+
+impl Entry for f32 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Entry for f64 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+/// Cheapest entries kept per row and per column for the first core.
+const K: usize = 32;
+/// Violating entries a row gains per certificate round before it goes dense.
+const ADD_PER_ROUND: usize = 128;
+/// Matrix rows per parallel task.
+const CHUNK: usize = 64;
+const NONE: usize = usize::MAX;
+
+/// An optimal assignment: `rows[k]` (ascending) is matched to `cols[k]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub rows: Vec<usize>,
+    pub cols: Vec<usize>,
+    /// Certificate rounds used (1 when the first core was already optimal).
+    pub rounds: usize,
+}
+
+/// A `[rows, cols]` row-major matrix seen as the working problem (n ≤ m, minimisation).
+struct View<'a, T> {
+    data: &'a [T],
+    cols: usize,
+    transposed: bool,
+    sign: f64,
+    n: usize,
+    m: usize,
+}
+
+impl<T: Entry> View<'_, T> {
+    #[inline(always)]
+    fn cost(&self, i: usize, j: usize) -> f64 {
+        let x = if self.transposed {
+            self.data[j * self.cols + i]
+        } else {
+            self.data[i * self.cols + j]
+        };
+        self.sign * x.to_f64()
+    }
+
+    /// Working (row, column) of matrix entry (a, b).
+    #[inline(always)]
+    fn working(&self, a: usize, b: usize) -> (usize, usize) {
+        if self.transposed {
+            (b, a)
+        } else {
+            (a, b)
+        }
+    }
+}
+
+/// The K cheapest (cost, index) pairs seen in each of several lines, ascending by cost.
+#[derive(Clone)]
+struct TopK {
+    cost: Vec<f64>,
+    idx: Vec<u32>,
+}
+
+impl TopK {
+    fn new(lines: usize) -> Self {
+        TopK {
+            cost: vec![f64::INFINITY; lines * K],
+            idx: vec![u32::MAX; lines * K],
+        }
+    }
+
+    /// The largest kept cost of `line` (+inf while it has fewer than K).
+    #[inline(always)]
+    fn worst(&self, line: usize) -> f64 {
+        self.cost[line * K + K - 1]
+    }
+
+    #[inline(always)]
+    fn offer(&mut self, line: usize, c: f64, idx: u32) {
+        let (cost, ids) = (
+            &mut self.cost[line * K..(line + 1) * K],
+            &mut self.idx[line * K..(line + 1) * K],
+        );
+        if c < cost[K - 1] {
+            let mut k = K - 1;
+            while k > 0 && cost[k - 1] > c {
+                cost[k] = cost[k - 1];
+                ids[k] = ids[k - 1];
+                k -= 1;
+            }
+            cost[k] = c;
+            ids[k] = idx;
+        }
+    }
+
+    /// Kept (cost, index) pairs of `line`.
+    fn line(&self, line: usize) -> impl Iterator<Item = (f64, u32)> + '_ {
+        let r = line * K..(line + 1) * K;
+        self.cost[r.clone()]
+            .iter()
+            .zip(&self.idx[r])
+            .filter(|e| e.1 != &u32::MAX)
+            .map(|(&c, &i)| (c, i))
+    }
+}
+
+/// Matrix rows per parallel task: a few tasks per thread, at least [`CHUNK`].
+fn rows_per_task(rows: usize) -> usize {
+    rows.div_ceil(4 * rayon::current_num_threads()).max(CHUNK)
+}
+
+/// Solves `min Σ c` (or max with `maximize`) over one-to-one assignments of the smaller side of a
+/// `[rows, cols]` row-major matrix. NaN (and -inf when minimising, +inf when maximising) is an
+/// error; +inf (-inf) entries are forbidden pairs.
+pub fn solve<T: Entry>(data: &[T], rows: usize, cols: usize, maximize: bool) -> Result<Assignment> {
+    if rows.checked_mul(cols) != Some(data.len()) {
+        return Err(Error::value(
+            "cost_matrix",
+            format!("{} values cannot form a {rows} x {cols} matrix", data.len()),
+        ));
+    }
+    if rows == 0 || cols == 0 {
+        return Ok(Assignment {
+            rows: vec![],
+            cols: vec![],
+            rounds: 0,
+        });
+    }
+    let transposed = rows > cols;
+    let view = View {
+        data,
+        cols,
+        transposed,
+        sign: if maximize { -1.0 } else { 1.0 },
+        n: rows.min(cols),
+        m: rows.max(cols),
+    };
+    let mut core = first_core(&view, rows)?;
+    let mut dense = vec![false; view.n];
+    let mut state = State::new(view.n, view.m);
+    let mut rounds = 0;
+    // Rows that gained arcs in the last round (None: solve from scratch).
+    let mut changed: Option<Vec<usize>> = None;
+    loop {
+        rounds += 1;
+        let warm = match changed.take() {
+            Some(rows) => state.repair(&view, &core, &dense, &rows).is_ok(),
+            None => false,
+        };
+        if !warm {
+            while let Err(stuck) = state.solve(&view, &core, &dense) {
+                if stuck.iter().all(|&i| dense[i]) {
+                    return Err(Error::value("cost_matrix", "cost matrix is infeasible"));
+                }
+                stuck.into_iter().for_each(|i| dense[i] = true);
+            }
+        }
+        let violations = certificate(&view, rows, &state, &core, &dense);
+        if violations.is_empty() {
+            break;
+        }
+        let mut by_row: Vec<Vec<(f64, u32, f64)>> = vec![Vec::new(); view.n];
+        for (i, j, c, rc) in violations {
+            by_row[i].push((rc, j, c));
+        }
+        let mut gained = Vec::new();
+        for (i, mut v) in by_row.into_iter().enumerate() {
+            if !v.is_empty() {
+                v.sort_by(|a, b| a.0.total_cmp(&b.0));
+                v.truncate(ADD_PER_ROUND);
+                core[i].extend(v.into_iter().map(|(_, j, c)| (j, c)));
+                core[i].sort_by_key(|e| e.0);
+                gained.push(i);
+            }
+        }
+        changed = Some(gained);
+    }
+    let mut pairs: Vec<(usize, usize)> = (0..view.n)
+        .map(|i| {
+            let j = state.col4row[i];
+            if transposed {
+                (j, i)
+            } else {
+                (i, j)
+            }
+        })
+        .collect();
+    pairs.sort_unstable();
+    Ok(Assignment {
+        rows: pairs.iter().map(|p| p.0).collect(),
+        cols: pairs.iter().map(|p| p.1).collect(),
+        rounds,
+    })
+}
+
+/// Validates every entry and returns each working row's core: its K cheapest entries and those of
+/// the working columns that list it among their K cheapest, sorted by column.
+fn first_core<T: Entry>(view: &View<'_, T>, rows: usize) -> Result<Vec<Vec<(u32, f64)>>> {
+    let cols = view.cols;
+    let step = rows_per_task(rows);
+    // Per task: its matrix rows' top-K and its top-K per matrix column.
+    let parts: Vec<Result<(TopK, TopK)>> = (0..rows.div_ceil(step))
+        .into_par_iter()
+        .map(|q| {
+            let (lo, hi) = (q * step, ((q + 1) * step).min(rows));
+            let mut row_top = TopK::new(hi - lo);
+            let mut col_top = TopK::new(cols);
+            for a in lo..hi {
+                let line = &view.data[a * cols..(a + 1) * cols];
+                for (b, &x) in line.iter().enumerate() {
+                    let c = view.sign * x.to_f64();
+                    if c.is_nan() || c == f64::NEG_INFINITY {
+                        return Err(Error::value(
+                            "cost_matrix",
+                            "matrix contains invalid numeric entries",
+                        ));
+                    }
+                    if c < col_top.worst(b) {
+                        col_top.offer(b, c, a as u32);
+                    }
+                    if c < row_top.worst(a - lo) {
+                        row_top.offer(a - lo, c, b as u32);
+                    }
+                }
+            }
+            Ok((row_top, col_top))
+        })
+        .collect();
+    let mut core: Vec<Vec<(u32, f64)>> = vec![Vec::new(); view.n];
+    let mut col_top = TopK::new(cols);
+    for (q, part) in parts.into_iter().enumerate() {
+        let (row_top, chunk_cols) = part?;
+        for da in 0..((q + 1) * step).min(rows) - q * step {
+            for (c, b) in row_top.line(da) {
+                let (i, j) = view.working(q * step + da, b as usize);
+                core[i].push((j as u32, c));
+            }
+        }
+        for b in 0..cols {
+            for (c, a) in chunk_cols.line(b) {
+                col_top.offer(b, c, a);
+            }
+        }
+    }
+    for b in 0..cols {
+        for (c, a) in col_top.line(b) {
+            let (i, j) = view.working(a as usize, b);
+            core[i].push((j as u32, c));
+        }
+    }
+    for arcs in &mut core {
+        arcs.retain(|e| e.1 < f64::INFINITY);
+        arcs.sort_by_key(|e| e.0);
+        arcs.dedup_by_key(|e| e.0);
+    }
+    Ok(core)
+}
+
+/// Entries `(i, j, c, reduced cost)` outside the core (and outside dense rows) whose reduced cost
+/// is negative beyond rounding.
+fn certificate<T: Entry>(
+    view: &View<'_, T>,
+    rows: usize,
+    s: &State,
+    core: &[Vec<(u32, f64)>],
+    dense: &[bool],
+) -> Vec<(usize, u32, f64, f64)> {
+    let cols = view.cols;
+    let step = rows_per_task(rows);
+    (0..rows.div_ceil(step))
+        .into_par_iter()
+        .flat_map_iter(|q| {
+            let mut found = Vec::new();
+            for a in q * step..((q + 1) * step).min(rows) {
+                let line = &view.data[a * cols..(a + 1) * cols];
+                for (b, &x) in line.iter().enumerate() {
+                    let (i, j) = view.working(a, b);
+                    let c = view.sign * x.to_f64();
+                    let rc = c - s.u[i] - s.v[j];
+                    if rc >= 0.0 || dense[i] {
+                        continue;
+                    }
+                    let tol = 4.0 * f64::EPSILON * (c.abs() + s.u[i].abs() + s.v[j].abs());
+                    if rc < -tol && core[i].binary_search_by_key(&(j as u32), |e| e.0).is_err() {
+                        found.push((i, j as u32, c, rc));
+                    }
+                }
+            }
+            found
+        })
+        .collect()
+}
+
+/// Dijkstra heap entry: smallest distance first, then lowest column.
+#[derive(PartialEq)]
+struct Node(f64, usize);
+
+impl Eq for Node {}
+
+impl Ord for Node {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.0.total_cmp(&self.0).then(other.1.cmp(&self.1))
+    }
+}
+
+impl PartialOrd for Node {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Duals, matching and the scratch of the shortest-path searches.
+struct State {
+    u: Vec<f64>,
+    v: Vec<f64>,
+    col4row: Vec<usize>,
+    row4col: Vec<usize>,
+    dist: Vec<f64>,
+    path: Vec<usize>,
+    settled: Vec<bool>,
+    touched: Vec<usize>,
+    scanned: Vec<usize>,
+    heap: BinaryHeap<Node>,
+}
+
+impl State {
+    fn new(n: usize, m: usize) -> Self {
+        State {
+            u: vec![0.0; n],
+            v: vec![0.0; m],
+            col4row: vec![NONE; n],
+            row4col: vec![NONE; m],
+            dist: vec![f64::INFINITY; m],
+            path: vec![NONE; m],
+            settled: vec![false; m],
+            touched: Vec::new(),
+            scanned: Vec::new(),
+            heap: BinaryHeap::new(),
+        }
+    }
+
+    /// Solves the core from scratch: greedy start (u = row minimum, v = 0), then one shortest
+    /// augmenting path per free row. Err(rows of a search that found no free column).
+    fn solve<T: Entry>(
+        &mut self,
+        view: &View<'_, T>,
+        core: &[Vec<(u32, f64)>],
+        dense: &[bool],
+    ) -> std::result::Result<(), Vec<usize>> {
+        self.v.fill(0.0);
+        self.col4row.fill(NONE);
+        self.row4col.fill(NONE);
+        for i in 0..view.n {
+            let (mut best, mut arg) = (f64::INFINITY, NONE);
+            let mut consider = |j: usize, c: f64| {
+                if c < best {
+                    (best, arg) = (c, j);
+                }
+            };
+            if dense[i] {
+                (0..view.m).for_each(|j| consider(j, view.cost(i, j)));
+            } else {
+                core[i].iter().for_each(|&(j, c)| consider(j as usize, c));
+            }
+            self.u[i] = if arg == NONE { 0.0 } else { best };
+            if arg != NONE && self.row4col[arg] == NONE {
+                self.row4col[arg] = i;
+                self.col4row[i] = arg;
+            }
+        }
+        for i in 0..view.n {
+            if self.col4row[i] == NONE {
+                self.augment(view, core, dense, i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Warm re-solve after `rows` gained arcs: they are unassigned and their `u` lowered to their
+    /// cheapest reduced entry (so every reduced cost is >= 0 again), then re-augmented. Err when a
+    /// search gets stuck or when a column left free has `v != 0` (the rectangular optimality
+    /// condition); the caller then solves from scratch.
+    fn repair<T: Entry>(
+        &mut self,
+        view: &View<'_, T>,
+        core: &[Vec<(u32, f64)>],
+        dense: &[bool],
+        rows: &[usize],
+    ) -> std::result::Result<(), ()> {
+        for &i in rows {
+            let j = std::mem::replace(&mut self.col4row[i], NONE);
+            if j != NONE {
+                self.row4col[j] = NONE;
+            }
+            let mut best = f64::INFINITY;
+            if dense[i] {
+                (0..view.m).for_each(|j| best = best.min(view.cost(i, j) - self.v[j]));
+            } else {
+                core[i]
+                    .iter()
+                    .for_each(|&(j, c)| best = best.min(c - self.v[j as usize]));
+            }
+            self.u[i] = best;
+        }
+        for &i in rows {
+            self.augment(view, core, dense, i).map_err(|_| ())?;
+        }
+        let free_ok = (0..view.m).all(|j| self.row4col[j] != NONE || self.v[j] == 0.0);
+        if free_ok {
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
+    /// One shortest augmenting path from free row `start` (Crouse's update of the duals).
+    fn augment<T: Entry>(
+        &mut self,
+        view: &View<'_, T>,
+        core: &[Vec<(u32, f64)>],
+        dense: &[bool],
+        start: usize,
+    ) -> std::result::Result<(), Vec<usize>> {
+        for &j in &self.touched {
+            self.dist[j] = f64::INFINITY;
+            self.settled[j] = false;
+        }
+        self.touched.clear();
+        self.scanned.clear();
+        self.heap.clear();
+        let mut min_val = 0.0f64;
+        let mut i = start;
+        let sink = loop {
+            self.scanned.push(i);
+            let ui = self.u[i];
+            let relax = |s: &mut State, j: usize, c: f64| {
+                if s.settled[j] {
+                    return;
+                }
+                let r = min_val + c - ui - s.v[j];
+                if r < s.dist[j] {
+                    if s.dist[j] == f64::INFINITY {
+                        s.touched.push(j);
+                    }
+                    s.dist[j] = r;
+                    s.path[j] = i;
+                    s.heap.push(Node(r, j));
+                }
+            };
+            if dense[i] {
+                for j in 0..view.m {
+                    let c = view.cost(i, j);
+                    if c < f64::INFINITY {
+                        relax(self, j, c);
+                    }
+                }
+            } else {
+                for &(j, c) in &core[i] {
+                    relax(self, j as usize, c);
+                }
+            }
+            let j = loop {
+                match self.heap.pop() {
+                    None => return Err(std::mem::take(&mut self.scanned)),
+                    Some(Node(d, j)) if !self.settled[j] && d == self.dist[j] => break j,
+                    Some(_) => {}
+                }
+            };
+            self.settled[j] = true;
+            min_val = self.dist[j];
+            if self.row4col[j] == NONE {
+                break j;
+            }
+            i = self.row4col[j];
+        };
+        self.u[start] += min_val;
+        for &r in &self.scanned[1..] {
+            self.u[r] += min_val - self.dist[self.col4row[r]];
+        }
+        for &j in &self.touched {
+            if self.settled[j] {
+                self.v[j] -= min_val - self.dist[j];
+            }
+        }
+        let mut j = sink;
+        loop {
+            let r = self.path[j];
+            self.row4col[j] = r;
+            let prev = std::mem::replace(&mut self.col4row[r], j);
+            if r == start {
+                break;
+            }
+            j = prev;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Exhaustive optimum of a small matrix (rows ≤ cols) by trying every injection.
+    fn brute(c: &[f64], rows: usize, cols: usize) -> f64 {
+        fn go(c: &[f64], cols: usize, i: usize, rows: usize, used: &mut Vec<bool>) -> f64 {
+            if i == rows {
+                return 0.0;
+            }
+            let mut best = f64::INFINITY;
+            for j in 0..cols {
+                if !used[j] && c[i * cols + j] < f64::INFINITY {
+                    used[j] = true;
+                    best = best.min(c[i * cols + j] + go(c, cols, i + 1, rows, used));
+                    used[j] = false;
+                }
+            }
+            best
+        }
+        go(c, cols, 0, rows, &mut vec![false; cols])
+    }
+
+    fn total(c: &[f64], cols: usize, a: &Assignment) -> f64 {
+        a.rows
+            .iter()
+            .zip(&a.cols)
+            .map(|(&i, &j)| c[i * cols + j])
+            .sum()
+    }
+
+    #[test]
+    fn matches_brute_force_on_small_matrices() {
+        let mut seed = 1u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as f64 / (1u64 << 31) as f64
+        };
+        for trial in 0..300 {
+            let (rows, cols) = (1 + trial % 5, 1 + (trial / 5) % 6);
+            let ties = trial % 3 == 0;
+            let c: Vec<f64> = (0..rows * cols)
+                .map(|_| {
+                    let x = next();
+                    if ties {
+                        (x * 3.0).floor()
+                    } else {
+                        x
+                    }
+                })
+                .collect();
+            let a = solve(&c, rows, cols, false).unwrap();
+            assert_eq!(a.rows.len(), rows.min(cols));
+            assert!(a.rows.windows(2).all(|w| w[0] < w[1]));
+            let mut seen = std::collections::HashSet::new();
+            assert!(a.cols.iter().all(|&j| seen.insert(j)));
+            let (t, b) = if rows <= cols {
+                (total(&c, cols, &a), brute(&c, rows, cols))
+            } else {
+                let ct: Vec<f64> = (0..cols * rows)
+                    .map(|k| c[(k % rows) * cols + k / rows])
+                    .collect();
+                (total(&c, cols, &a), brute(&ct, cols, rows))
+            };
+            assert!((t - b).abs() < 1e-12, "trial {trial}: {t} vs {b}");
+        }
+    }
+
+    #[test]
+    fn dead_rows_need_certificate_rounds() {
+        // SAE-like square matrix: 80 % of rows have one cheap planted column; the rest ("dead"
+        // rows) and the orphan columns are uniform noise, so their optimal partners lie far beyond
+        // every first core. The Python tests check such optima against scipy.
+        let n = 1200usize;
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut c: Vec<f32> = (0..n * n).map(|_| 0.9 + 0.1 * next() as f32).collect();
+        for i in 0..n {
+            if i % 5 != 0 {
+                c[i * n + (i * 37 + 11) % n] = 0.8 * next() as f32;
+            }
+        }
+        let a = solve(&c, n, n, false).unwrap();
+        assert!(a.rounds >= 2, "rounds = {}", a.rounds);
+        let mut seen = std::collections::HashSet::new();
+        assert!(a.cols.iter().all(|&j| seen.insert(j)));
+    }
+
+    #[test]
+    fn infeasible_and_invalid_entries_are_errors() {
+        let inf = f64::INFINITY;
+        assert!(solve(&[inf, inf, 1.0, 2.0], 2, 2, false).is_err());
+        assert!(solve(&[1.0, f64::NAN], 1, 2, false).is_err());
+        assert!(solve(&[1.0, -inf], 1, 2, false).is_err());
+        assert!(solve(&[1.0, inf], 1, 2, true).is_err());
+        assert_eq!(solve(&[inf, 1.0], 1, 2, false).unwrap().cols, vec![1]);
+        assert!(solve::<f64>(&[], 0, 3, false).unwrap().rows.is_empty());
+    }
+}
