@@ -92,11 +92,13 @@ def main() -> None:
         child(solver, int(rows), int(cols), structure)
         return
     print(f"machine: {os.cpu_count()} CPUs; solve time only, each solver in a fresh process")
+    failed = False
     for case in args.cases.split(","):
         shape, structure = case.split(":")
         rows, cols = (int(x) for x in shape.split("x"))
         ours = run("synthsae", rows, cols, structure)
         if ours is None:
+            failed = True
             continue
         line = f"{rows}x{cols} {structure}: synthsae {ours['seconds']:.3f} s, peak {ours['rss_mib']:,.0f} MiB"
         line += f" (matrix {ours['matrix_mib']:,.0f} MiB)"
@@ -104,9 +106,12 @@ def main() -> None:
             theirs = run("scipy", rows, cols, structure)
             if theirs is not None:
                 same = abs(theirs["total"] - ours["total"]) <= 1e-9 * max(1.0, abs(theirs["total"]))
+                failed |= not same
                 line += f"; scipy {theirs['seconds']:.3f} s, peak {theirs['rss_mib']:,.0f} MiB"
                 line += f"; ratio {theirs['seconds'] / ours['seconds']:.1f}x; same optimum: {same}"
         print(line, flush=True)
+    if failed:
+        raise SystemExit("a solver failed or the optima differ")
 
 
 if __name__ == "__main__":
