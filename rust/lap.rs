@@ -183,6 +183,9 @@ pub fn solve<T: Entry>(data: &[T], rows: usize, cols: usize, maximize: bool) -> 
             }
         }
         let violations = certificate(&view, rows, &state, &core, &dense);
+        state.u_changed.fill(false);
+        state.v_changed.fill(false);
+        state.fresh = false;
         if violations.is_empty() {
             break;
         }
@@ -350,19 +353,38 @@ fn check<T: Entry>(
     dense: &[bool],
 ) -> Vec<(usize, u32, f64, f64)> {
     let cols = view.cols;
-    // Dual of each matrix row (fixed along it) and of each matrix column (contiguous).
-    let (line_dual, col_dual) = if view.transposed {
-        (&s.v, &s.u)
+    // Per matrix row and column: its dual and whether it changed since the last check (an entry
+    // whose two duals are unchanged passed then, or is in the core, or in a dense row).
+    let (line_dual, col_dual, line_changed, col_changed) = if view.transposed {
+        (&s.v, &s.u, &s.v_changed, &s.u_changed)
     } else {
-        (&s.u, &s.v)
+        (&s.u, &s.v, &s.u_changed, &s.v_changed)
     };
+    let changed_cols: Vec<usize> = (0..cols).filter(|&b| s.fresh || col_changed[b]).collect();
     let mut found = Vec::new();
+    let mut visit = |a: usize, b: usize, x: T| {
+        let (i, j) = view.working(a, b);
+        let c = view.sign * x.to_f64();
+        let rc = c - s.u[i] - s.v[j];
+        let tol = 4.0 * f64::EPSILON * (c.abs() + s.u[i].abs() + s.v[j].abs());
+        if rc < -tol && !dense[i] && core[i].binary_search_by_key(&(j as u32), |e| e.0).is_err() {
+            found.push((i, j as u32, c, rc));
+        }
+    };
     for a in lo..hi {
         if !view.transposed && dense[a] {
             continue;
         }
         let line = &view.data[a * cols..(a + 1) * cols];
         let da = line_dual[a];
+        if !(s.fresh || line_changed[a]) {
+            for &b in &changed_cols {
+                if view.sign * line[b].to_f64() - da - col_dual[b] < 0.0 {
+                    visit(a, b, line[b]);
+                }
+            }
+            continue;
+        }
         for (q, block) in line.chunks(LANES).enumerate() {
             let duals = &col_dual[q * LANES..q * LANES + block.len()];
             let mut look = 0u32;
@@ -373,17 +395,7 @@ fn check<T: Entry>(
             while look != 0 {
                 let k = look.trailing_zeros() as usize;
                 look &= look - 1;
-                let b = q * LANES + k;
-                let (i, j) = view.working(a, b);
-                let c = view.sign * block[k].to_f64();
-                let rc = c - s.u[i] - s.v[j];
-                let tol = 4.0 * f64::EPSILON * (c.abs() + s.u[i].abs() + s.v[j].abs());
-                if rc < -tol
-                    && !dense[i]
-                    && core[i].binary_search_by_key(&(j as u32), |e| e.0).is_err()
-                {
-                    found.push((i, j as u32, c, rc));
-                }
+                visit(a, q * LANES + k, block[k]);
             }
         }
     }
@@ -433,6 +445,10 @@ struct State {
     touched: Vec<usize>,
     scanned: Vec<usize>,
     heap: BinaryHeap<Node>,
+    /// Duals changed since the last certificate (`fresh`: all of them).
+    u_changed: Vec<bool>,
+    v_changed: Vec<bool>,
+    fresh: bool,
 }
 
 impl State {
@@ -448,6 +464,9 @@ impl State {
             touched: Vec::new(),
             scanned: Vec::new(),
             heap: BinaryHeap::new(),
+            u_changed: vec![false; n],
+            v_changed: vec![false; m],
+            fresh: true,
         }
     }
 
@@ -459,6 +478,7 @@ impl State {
         core: &[Vec<(u32, f64)>],
         dense: &[bool],
     ) -> std::result::Result<(), Vec<usize>> {
+        self.fresh = true;
         self.v.fill(0.0);
         self.col4row.fill(NONE);
         self.row4col.fill(NONE);
@@ -513,6 +533,7 @@ impl State {
                     .for_each(|&(j, c)| best = best.min(c - self.v[j as usize]));
             }
             self.u[i] = best;
+            self.u_changed[i] = true;
         }
         for &i in rows {
             self.augment(view, core, dense, i).map_err(|_| ())?;
@@ -586,12 +607,15 @@ impl State {
             i = self.row4col[j];
         };
         self.u[start] += min_val;
+        self.u_changed[start] = true;
         for &r in &self.scanned[1..] {
             self.u[r] += min_val - self.dist[self.col4row[r]];
+            self.u_changed[r] = true;
         }
         for &j in &self.touched {
             if self.settled[j] {
                 self.v[j] -= min_val - self.dist[j];
+                self.v_changed[j] = true;
             }
         }
         let mut j = sink;
