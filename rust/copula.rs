@@ -245,8 +245,19 @@ impl FactorColumns {
     /// Positions of block b, in walk order.
     #[inline]
     pub fn block(b: usize) -> impl Iterator<Item = usize> {
-        let first = b / GROUP * GROUP * BLOCK + b % GROUP;
+        let first = Self::block_first(b);
         (0..BLOCK).map(move |k| first + k * GROUP)
+    }
+
+    /// The last position of block b (its `cum` is the block's total).
+    #[inline]
+    pub fn block_last(b: usize) -> usize {
+        Self::block_first(b) + (BLOCK - 1) * GROUP
+    }
+
+    #[inline]
+    fn block_first(b: usize) -> usize {
+        b / GROUP * GROUP * BLOCK + b % GROUP
     }
 
     /// Number of blocks (padded positions / [`BLOCK`]).
@@ -406,6 +417,10 @@ mod tests {
         // Blocks partition the positions; cum runs along each block in walk order.
         let mut seen = vec![false; lam.len()];
         for b in 0..cols.num_blocks() {
+            assert_eq!(
+                FactorColumns::block(b).last(),
+                Some(FactorColumns::block_last(b))
+            );
             FactorColumns::block(b).fold(0.0f64, |a, j| {
                 assert!(!std::mem::replace(&mut seen[j], true));
                 assert_eq!((a + lam[j] as f64).to_bits(), cum[j].to_bits());

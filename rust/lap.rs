@@ -40,7 +40,7 @@ impl Entry for f64 {
 const K: usize = 32;
 /// Violating entries a row gains per certificate round before it goes dense.
 const ADD_PER_ROUND: usize = 128;
-/// Matrix rows per parallel task.
+/// Fewest matrix rows per parallel task.
 const CHUNK: usize = 64;
 const NONE: usize = usize::MAX;
 
@@ -162,8 +162,10 @@ pub fn solve<T: Entry>(data: &[T], rows: usize, cols: usize, maximize: bool) -> 
         n: rows.min(cols),
         m: rows.max(cols),
     };
-    let mut core = first_core(&view, rows)?;
-    let mut dense = vec![false; view.n];
+    let mut core = Core {
+        arcs: first_core(&view, rows)?,
+        dense: vec![false; view.n],
+    };
     let mut state = State::new(view.n, view.m);
     let mut rounds = 0;
     // Rows that gained arcs in the last round (None: solve from scratch).
@@ -171,18 +173,18 @@ pub fn solve<T: Entry>(data: &[T], rows: usize, cols: usize, maximize: bool) -> 
     loop {
         rounds += 1;
         let warm = match changed.take() {
-            Some(rows) => state.repair(&view, &core, &dense, &rows).is_ok(),
+            Some(rows) => state.repair(&view, &core, &rows).is_ok(),
             None => false,
         };
         if !warm {
-            while let Err(stuck) = state.solve(&view, &core, &dense) {
-                if stuck.iter().all(|&i| dense[i]) {
+            while let Err(stuck) = state.solve(&view, &core) {
+                if stuck.iter().all(|&i| core.dense[i]) {
                     return Err(Error::value("cost_matrix", "cost matrix is infeasible"));
                 }
-                stuck.into_iter().for_each(|i| dense[i] = true);
+                stuck.into_iter().for_each(|i| core.dense[i] = true);
             }
         }
-        let violations = certificate(&view, rows, &state, &core, &dense);
+        let violations = certificate(&view, rows, &state, &core);
         state.u_changed.fill(false);
         state.v_changed.fill(false);
         state.fresh = false;
@@ -198,8 +200,8 @@ pub fn solve<T: Entry>(data: &[T], rows: usize, cols: usize, maximize: bool) -> 
             if !v.is_empty() {
                 v.sort_by(|a, b| a.0.total_cmp(&b.0));
                 v.truncate(ADD_PER_ROUND);
-                core[i].extend(v.into_iter().map(|(_, j, c)| (j, c)));
-                core[i].sort_by_key(|e| e.0);
+                core.arcs[i].extend(v.into_iter().map(|(_, j, c)| (j, c)));
+                core.arcs[i].sort_by_key(|e| e.0);
                 gained.push(i);
             }
         }
@@ -221,6 +223,38 @@ pub fn solve<T: Entry>(data: &[T], rows: usize, cols: usize, maximize: bool) -> 
         cols: pairs.iter().map(|p| p.1).collect(),
         rounds,
     })
+}
+
+/// The candidate entries of each working row: `arcs[i]` sorted by column, or every entry of the
+/// row when `dense[i]`.
+struct Core {
+    arcs: Vec<Vec<(u32, f64)>>,
+    dense: Vec<bool>,
+}
+
+impl Core {
+    /// Calls `f(j, c)` for each finite candidate entry of working row `i`.
+    #[inline(always)]
+    fn for_each<T: Entry>(&self, view: &View<'_, T>, i: usize, mut f: impl FnMut(usize, f64)) {
+        if self.dense[i] {
+            for j in 0..view.m {
+                let c = view.cost(i, j);
+                if c < f64::INFINITY {
+                    f(j, c);
+                }
+            }
+        } else {
+            self.arcs[i].iter().for_each(|&(j, c)| f(j as usize, c));
+        }
+    }
+
+    /// Whether entry (i, j) is a candidate.
+    fn contains(&self, i: usize, j: usize) -> bool {
+        self.dense[i]
+            || self.arcs[i]
+                .binary_search_by_key(&(j as u32), |e| e.0)
+                .is_ok()
+    }
 }
 
 /// Validates every entry and returns each working row's core, sorted by column: (a superset of) its
@@ -323,8 +357,7 @@ fn certificate<T: Entry>(
     view: &View<'_, T>,
     rows: usize,
     s: &State,
-    core: &[Vec<(u32, f64)>],
-    dense: &[bool],
+    core: &Core,
 ) -> Vec<(usize, u32, f64, f64)> {
     let step = rows_per_task(rows);
     (0..rows.div_ceil(step))
@@ -334,9 +367,9 @@ fn certificate<T: Entry>(
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU supports AVX2 (checked above).
-                return unsafe { check_avx2(view, lo, hi, s, core, dense) };
+                return unsafe { check_avx2(view, lo, hi, s, core) };
             }
-            check(view, lo, hi, s, core, dense)
+            check(view, lo, hi, s, core)
         })
         .collect()
 }
@@ -349,8 +382,7 @@ fn check<T: Entry>(
     lo: usize,
     hi: usize,
     s: &State,
-    core: &[Vec<(u32, f64)>],
-    dense: &[bool],
+    core: &Core,
 ) -> Vec<(usize, u32, f64, f64)> {
     let cols = view.cols;
     // Per matrix row and column: its dual and whether it changed since the last check (an entry
@@ -367,12 +399,12 @@ fn check<T: Entry>(
         let c = view.sign * x.to_f64();
         let rc = c - s.u[i] - s.v[j];
         let tol = 4.0 * f64::EPSILON * (c.abs() + s.u[i].abs() + s.v[j].abs());
-        if rc < -tol && !dense[i] && core[i].binary_search_by_key(&(j as u32), |e| e.0).is_err() {
+        if rc < -tol && !core.contains(i, j) {
             found.push((i, j as u32, c, rc));
         }
     };
     for a in lo..hi {
-        if !view.transposed && dense[a] {
+        if !view.transposed && core.dense[a] {
             continue;
         }
         let line = &view.data[a * cols..(a + 1) * cols];
@@ -409,10 +441,9 @@ unsafe fn check_avx2<T: Entry>(
     lo: usize,
     hi: usize,
     s: &State,
-    core: &[Vec<(u32, f64)>],
-    dense: &[bool],
+    core: &Core,
 ) -> Vec<(usize, u32, f64, f64)> {
-    check(view, lo, hi, s, core, dense)
+    check(view, lo, hi, s, core)
 }
 
 /// Dijkstra heap entry: smallest distance first, then lowest column.
@@ -475,8 +506,7 @@ impl State {
     fn solve<T: Entry>(
         &mut self,
         view: &View<'_, T>,
-        core: &[Vec<(u32, f64)>],
-        dense: &[bool],
+        core: &Core,
     ) -> std::result::Result<(), Vec<usize>> {
         self.fresh = true;
         self.v.fill(0.0);
@@ -484,16 +514,11 @@ impl State {
         self.row4col.fill(NONE);
         for i in 0..view.n {
             let (mut best, mut arg) = (f64::INFINITY, NONE);
-            let mut consider = |j: usize, c: f64| {
+            core.for_each(view, i, |j, c| {
                 if c < best {
                     (best, arg) = (c, j);
                 }
-            };
-            if dense[i] {
-                (0..view.m).for_each(|j| consider(j, view.cost(i, j)));
-            } else {
-                core[i].iter().for_each(|&(j, c)| consider(j as usize, c));
-            }
+            });
             self.u[i] = if arg == NONE { 0.0 } else { best };
             if arg != NONE && self.row4col[arg] == NONE {
                 self.row4col[arg] = i;
@@ -502,7 +527,7 @@ impl State {
         }
         for i in 0..view.n {
             if self.col4row[i] == NONE {
-                self.augment(view, core, dense, i)?;
+                self.augment(view, core, i)?;
             }
         }
         Ok(())
@@ -515,8 +540,7 @@ impl State {
     fn repair<T: Entry>(
         &mut self,
         view: &View<'_, T>,
-        core: &[Vec<(u32, f64)>],
-        dense: &[bool],
+        core: &Core,
         rows: &[usize],
     ) -> std::result::Result<(), ()> {
         for &i in rows {
@@ -525,18 +549,12 @@ impl State {
                 self.row4col[j] = NONE;
             }
             let mut best = f64::INFINITY;
-            if dense[i] {
-                (0..view.m).for_each(|j| best = best.min(view.cost(i, j) - self.v[j]));
-            } else {
-                core[i]
-                    .iter()
-                    .for_each(|&(j, c)| best = best.min(c - self.v[j as usize]));
-            }
+            core.for_each(view, i, |j, c| best = best.min(c - self.v[j]));
             self.u[i] = best;
             self.u_changed[i] = true;
         }
         for &i in rows {
-            self.augment(view, core, dense, i).map_err(|_| ())?;
+            self.augment(view, core, i).map_err(|_| ())?;
         }
         let free_ok = (0..view.m).all(|j| self.row4col[j] != NONE || self.v[j] == 0.0);
         if free_ok {
@@ -550,8 +568,7 @@ impl State {
     fn augment<T: Entry>(
         &mut self,
         view: &View<'_, T>,
-        core: &[Vec<(u32, f64)>],
-        dense: &[bool],
+        core: &Core,
         start: usize,
     ) -> std::result::Result<(), Vec<usize>> {
         for &j in &self.touched {
@@ -566,32 +583,20 @@ impl State {
         let sink = loop {
             self.scanned.push(i);
             let ui = self.u[i];
-            let relax = |s: &mut State, j: usize, c: f64| {
-                if s.settled[j] {
+            core.for_each(view, i, |j, c| {
+                if self.settled[j] {
                     return;
                 }
-                let r = min_val + c - ui - s.v[j];
-                if r < s.dist[j] {
-                    if s.dist[j] == f64::INFINITY {
-                        s.touched.push(j);
+                let r = min_val + c - ui - self.v[j];
+                if r < self.dist[j] {
+                    if self.dist[j] == f64::INFINITY {
+                        self.touched.push(j);
                     }
-                    s.dist[j] = r;
-                    s.path[j] = i;
-                    s.heap.push(Node(r, j));
+                    self.dist[j] = r;
+                    self.path[j] = i;
+                    self.heap.push(Node(r, j));
                 }
-            };
-            if dense[i] {
-                for j in 0..view.m {
-                    let c = view.cost(i, j);
-                    if c < f64::INFINITY {
-                        relax(self, j, c);
-                    }
-                }
-            } else {
-                for &(j, c) in &core[i] {
-                    relax(self, j as usize, c);
-                }
-            }
+            });
             let j = loop {
                 match self.heap.pop() {
                     None => return Err(std::mem::take(&mut self.scanned)),

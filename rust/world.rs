@@ -403,9 +403,7 @@ impl WorldSampler {
         let cop = self.copula.as_ref().expect("copula world");
         let mut x: f64 = Exp1.sample(rng);
         for b in 0..columns.num_blocks() {
-            let total = s.cum[FactorColumns::block(b)
-                .last()
-                .expect("blocks are not empty")];
+            let total = s.cum[FactorColumns::block_last(b)];
             if x >= total {
                 x -= total;
                 continue;
