@@ -9,6 +9,7 @@ pub mod firing;
 pub mod hazard;
 pub mod independent;
 pub mod lap;
+pub mod metrics;
 pub mod rng;
 pub mod threads;
 pub mod world;

@@ -20,6 +20,13 @@ from synthsae.config import (
     ZipfianFiringProbabilityConfig,
 )
 from synthsae.correlation import fix_correlation_matrix, low_rank_from_dense, random_correlation_matrix
+from synthsae.evaluation import (
+    EvalAccumulator,
+    EvalResult,
+    ReconstructionScore,
+    evaluate,
+    reconstruction_score,
+)
 from synthsae.firing import (
     constant_firing_probabilities,
     linear_firing_probabilities,
@@ -35,6 +42,8 @@ __all__ = [
     "RNG_ALGORITHM",
     "ConstantFiringProbabilityConfig",
     "ConstantMagnitudeConfig",
+    "EvalAccumulator",
+    "EvalResult",
     "ExponentialMagnitudeConfig",
     "FoldedNormalMagnitudeConfig",
     "Hierarchy",
@@ -46,6 +55,7 @@ __all__ = [
     "Matching",
     "OrthogonalizationConfig",
     "RandomFiringProbabilityConfig",
+    "ReconstructionScore",
     "SparseBatch",
     "World",
     "WorldConfig",
@@ -53,6 +63,7 @@ __all__ = [
     "__version__",
     "abs_cos_matrix",
     "constant_firing_probabilities",
+    "evaluate",
     "feature_uniqueness",
     "fix_correlation_matrix",
     "linear_firing_probabilities",
@@ -62,6 +73,7 @@ __all__ = [
     "preset",
     "random_correlation_matrix",
     "random_firing_probabilities",
+    "reconstruction_score",
     "sample_independent",
     "zipfian_firing_probabilities",
 ]

@@ -1,5 +1,7 @@
 """Private Rust extension of synthsae; use the public API in ``synthsae``."""
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -60,3 +62,23 @@ def hidden_from_csr(
 def linear_sum_assignment(
     cost: npt.NDArray[np.float32] | npt.NDArray[np.float64], maximize: bool = False
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+
+class EvalState:
+    def __init__(
+        self,
+        hidden_dim: int,
+        num_features: int,
+        best_match: npt.NDArray[np.int64],
+        mean: npt.NDArray[np.float64] | None = None,
+        mean_rows: int = 8192,
+    ) -> None: ...
+    def add(
+        self,
+        hidden: npt.NDArray[np.float32],
+        reconstruction: npt.NDArray[np.float32],
+        latents: npt.NDArray[np.float32] | tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]],
+        feature_indptr: npt.NDArray[np.int64],
+        feature_indices: npt.NDArray[np.int32],
+        feature_values: npt.NDArray[np.float32],
+    ) -> None: ...
+    def summary(self) -> dict[str, Any]: ...

@@ -4,6 +4,7 @@
 mod errors;
 mod firing;
 mod lap;
+mod metrics;
 mod sampling;
 
 use pyo3::prelude::*;
@@ -18,6 +19,8 @@ mod _core {
     };
     #[pymodule_export]
     use super::lap::linear_sum_assignment;
+    #[pymodule_export]
+    use super::metrics::EvalState;
     #[pymodule_export]
     use super::sampling::{hidden_from_csr, IndependentSampler, WorldSampler};
 

@@ -1,0 +1,389 @@
+"""Scoring an SAE against the ground truth of a world.
+
+Definitions (``x`` input ``[n, D]`` with the bias, ``x̂`` reconstruction, ``z`` latents ``[n, d_sae]``,
+``a`` ground-truth activations ``[n, N]``; SAELens 6.54.12 semantics unless noted):
+
+- ``true_l0``: mean over rows of #{i: a_i > 0}; ``sae_l0``: mean of #{l: z_l ≠ 0};
+  ``dead_latents``: latents with z_l = 0 on every row (a count).
+- ``shrinkage``: mean of ‖x̂‖/‖x‖ over rows with ‖x‖ > 1e-6.
+- ``explained_variance`` (pooled, FVU_A, SAELens's default): 1 − E‖x − x̂‖² / (E‖x‖² − ‖E x‖²), with the
+  expectations over every evaluated row, accumulated in float64.
+- ``explained_variance_per_sample`` (FVU_B, SAEBench's legacy definition): 1 − mean_n ‖x_n − x̂_n‖² /
+  ‖x_n − μ‖², the mean taken over rows with ‖x_n − μ‖² > 1e-10. μ is a *fixed* reference mean: the
+  mean of the first ``mean_rows`` (8,192) rows of the stream (or ``mean=`` when given), so that the
+  value streams and does not depend on the batch size. SAEBench's legacy code uses each batch's own
+  mean instead, which makes it depend on the batch size.
+- ``explained_variance_per_dimension``: mean over dimensions d of 1 − Σ_n (x_nd − x̂_nd)² / Σ_n (x_nd −
+  x̄_d)² (sklearn's ``r2_score(multioutput="uniform_average")``).
+- For every R²: no rows → 0.0; a variance below 1e-10 → 1.0 if the mean squared error is also below
+  1e-10, else 0.0 (SAELens's convention).
+- Classification: latent l is a classifier for its best-|cos| feature g(l) = argmax_j |cos(W_dec_l,
+  W_gt_j)| (ties → lowest j); it fires when z_l ≠ 0, the feature when a_g > 0. Per latent precision =
+  TP/(TP+FP), recall = TP/(TP+FN), F1 = 2PR/(P+R) (each 0 when undefined), accuracy = (TP+TN)/n;
+  reported values are unweighted means over all latents (dead latents count 0).
+- ``mcc``, ``uniqueness``: see :func:`synthsae.mcc` and :func:`synthsae.feature_uniqueness`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from synthsae import _core
+from synthsae.assignment import abs_cos_matrix, linear_sum_assignment
+from synthsae.sparse import SparseBatch
+
+if TYPE_CHECKING:
+    from synthsae.world import World
+
+_SCALARS = (
+    "true_l0",
+    "sae_l0",
+    "dead_latents",
+    "shrinkage",
+    "explained_variance",
+    "explained_variance_per_sample",
+    "explained_variance_per_dimension",
+    "mcc",
+    "uniqueness",
+)
+#: EvalResult field → SAELens's ``classification/`` log key.
+_CLASSIFICATION = {"precision": "precision", "recall": "recall", "f1": "f1_score", "accuracy": "accuracy"}
+
+
+@dataclass(frozen=True, eq=False)
+class EvalResult:
+    """Every metric of one evaluation (definitions in the module docstring).
+
+    Per-latent arrays are ``[d_sae]``, per-feature arrays ``[N]``; an index of -1 means "unmatched".
+    """
+
+    num_samples: int
+    true_l0: float
+    sae_l0: float
+    dead_latents: int
+    shrinkage: float
+    explained_variance: float
+    explained_variance_per_sample: float
+    explained_variance_per_dimension: float
+    mcc: float
+    uniqueness: float
+    precision: float
+    recall: float
+    f1: float
+    accuracy: float
+    #: int64 ``[d_sae]``: best-|cos| feature of each latent (the one it is classified against).
+    latent_matched_feature: npt.NDArray[np.int64]
+    #: float32 ``[d_sae]``: that |cos|.
+    latent_abs_cos: npt.NDArray[np.float32]
+    latent_precision: npt.NDArray[np.float64]
+    latent_recall: npt.NDArray[np.float64]
+    latent_f1: npt.NDArray[np.float64]
+    #: int64 ``[d_sae]``: the feature paired with each latent by the MCC matching (-1 if none).
+    latent_mcc_feature: npt.NDArray[np.int64]
+    #: float32 ``[N]``: best |cos| of each feature over all latents.
+    feature_best_abs_cos: npt.NDArray[np.float32]
+    #: int64 ``[N]``: the latent paired with each feature by the MCC matching (-1 if none).
+    feature_mcc_latent: npt.NDArray[np.int64]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, arrays as lists (JSON-serialisable)."""
+        return {
+            f.name: (v.tolist() if isinstance(v := getattr(self, f.name), np.ndarray) else v)
+            for f in dataclasses.fields(self)
+        }
+
+    def to_log_dict(self, prefix: str = "") -> dict[str, float]:
+        """Scalar metrics under SAELens's log keys (``prefix + "mcc"``, ``prefix +
+        "classification/f1_score"``, ...), plus the two extra explained-variance definitions."""
+        out = {prefix + k: float(getattr(self, k)) for k in _SCALARS}
+        out.update(
+            {f"{prefix}classification/{v}": float(getattr(self, k)) for k, v in _CLASSIFICATION.items()}
+        )
+        return out
+
+
+def _dense_rows(x: Any, name: str, width: int) -> npt.NDArray[np.float32]:
+    """``x`` (numpy or torch on any device) as a C-contiguous float32 ``[b, width]`` CPU array."""
+    if hasattr(x, "detach"):
+        x = x.detach().to("cpu").float().numpy()
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
+    if x.ndim != 2 or x.shape[1] != width:
+        raise ValueError(f"{name} must have shape [b, {width}], got {list(x.shape)}")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise TypeError(f"{name} must be real numbers, got dtype {x.dtype}")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _indptr(rows: npt.NDArray[np.int64], b: int) -> npt.NDArray[np.int64]:
+    """CSR row pointers ``[b + 1]`` of entries whose (sorted) row indices are ``rows``."""
+    return np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=b))]).astype(np.int64)
+
+
+def _check_width(x: Any, name: str, width: int) -> None:
+    if x.ndim != 2 or x.shape[1] != width:
+        raise ValueError(f"{name} must have shape [b, {width}], got {list(x.shape)}")
+
+
+def _csr(x: Any, name: str, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Non-zero entries of ``x`` ``[b, width]`` as CSR ``(indptr int64, indices int32, values float32)``;
+    ``x`` is a SparseBatch, a torch tensor (dense or sparse, any device) or a numpy array. Tensors are
+    reduced on their own device, so only the non-zeros travel."""
+    if isinstance(x, SparseBatch):
+        if x.shape[1] != width:
+            raise ValueError(f"{name} must have {width} columns, got {x.shape[1]}")
+        keep = x.values != 0
+        kept_before = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
+        return kept_before[x.indptr], x.indices[keep].astype(np.int32), x.values[keep].astype(np.float32)
+    if hasattr(x, "detach"):
+        import torch
+
+        x = x.detach()
+        _check_width(x, name, width)
+        if x.layout != torch.strided:
+            x = x.to_sparse_coo().coalesce()
+            rows, cols = x.indices()
+            values = x.values()
+            keep = values != 0
+            rows, cols, values = rows[keep], cols[keep], values[keep]
+        else:
+            rows, cols = (x != 0).nonzero(as_tuple=True)
+            values = x[rows, cols]
+        rows, cols, values = rows.cpu().numpy(), cols.cpu().numpy(), values.float().cpu().numpy()
+    else:
+        if not isinstance(x, np.ndarray):
+            raise TypeError(
+                f"{name} must be a SparseBatch, numpy array or torch tensor, got {type(x).__name__}"
+            )
+        _check_width(x, name, width)
+        rows, cols = np.nonzero(x)
+        values = x[rows, cols]
+    return _indptr(rows, x.shape[0]), cols.astype(np.int32), np.asarray(values, dtype=np.float32)
+
+
+def _latents(z: Any, width: int) -> Any:
+    """Latents for the Rust state: a float32 ``[b, width]`` array when they are dense on the CPU (read
+    in place), else the CSR pattern ``(indptr, indices)`` of their non-zeros."""
+    if hasattr(z, "detach"):
+        import torch
+
+        if z.layout == torch.strided and z.device.type == "cpu":
+            z = z.detach().float().numpy()
+    if isinstance(z, np.ndarray):
+        _check_width(z, "latents", width)
+        if not (np.issubdtype(z.dtype, np.floating) or np.issubdtype(z.dtype, np.integer)):
+            raise TypeError(f"latents must be real numbers, got dtype {z.dtype}")
+        return np.ascontiguousarray(z, dtype=np.float32)
+    indptr, indices, _ = _csr(z, "latents", width)
+    return indptr, indices
+
+
+class EvalAccumulator:
+    """Streams evaluation batches into every metric of :class:`EvalResult` (Rust reductions, GIL
+    released; counts exact, float sums in float64 and bit-identical for any batch size).
+
+    The weight-side metrics (|cos| matching, MCC, uniqueness) are computed once here, from
+    ``decoder`` ``[d_sae, D]`` and ``gt_features`` ``[N, D]`` (numpy or torch on any device); the
+    |cos| matrix is freed before the first batch.
+
+    Args:
+        mean: ``[D]`` reference mean of ``explained_variance_per_sample``; default: the mean of the
+            first ``mean_rows`` rows added.
+    """
+
+    def __init__(self, decoder: Any, gt_features: Any, *, mean: Any = None, mean_rows: int = 8192) -> None:
+        s = abs_cos_matrix(decoder, gt_features)
+        self.d_sae, self.num_features = s.shape
+        self.hidden_dim = int(decoder.shape[1])
+        if isinstance(mean_rows, bool) or not isinstance(mean_rows, int) or mean_rows < 1:
+            raise ValueError(f"mean_rows must be a positive int, got {mean_rows!r}")
+        if mean is not None:
+            mean = _dense_rows(mean.reshape(1, -1), "mean", self.hidden_dim)[0].astype(np.float64)
+        if self.num_features == 0:
+            self.latent_matched_feature = np.full(self.d_sae, -1, dtype=np.int64)
+            self.latent_abs_cos = np.zeros(self.d_sae, dtype=np.float32)
+        else:
+            self.latent_matched_feature = s.argmax(axis=1).astype(np.int64)
+            self.latent_abs_cos = s.max(axis=1) if self.d_sae else np.zeros(0, np.float32)
+        self.feature_best_abs_cos = s.max(axis=0) if self.d_sae else np.zeros(self.num_features, np.float32)
+        rows, cols = linear_sum_assignment(s, maximize=True)
+        self.mcc = float(s[rows, cols].mean()) if len(rows) else 0.0
+        self.latent_mcc_feature = np.full(self.d_sae, -1, dtype=np.int64)
+        self.latent_mcc_feature[rows] = cols
+        self.feature_mcc_latent = np.full(self.num_features, -1, dtype=np.int64)
+        self.feature_mcc_latent[cols] = rows
+        del s
+        matched = np.unique(self.latent_matched_feature)
+        self.uniqueness = len(matched) / self.d_sae if self.d_sae and self.num_features else 0.0
+        # A latent without a feature (N = 0) never sees its feature fire; point it at a dummy column.
+        best = np.maximum(self.latent_matched_feature, 0)
+        self._state = _core.EvalState(self.hidden_dim, max(self.num_features, 1), best, mean, mean_rows)
+
+    def add_batch(self, hidden: Any, reconstruction: Any, latents: Any, features: Any) -> None:
+        """Adds ``b`` rows: ``hidden``/``reconstruction`` ``[b, D]``, ``latents`` ``[b, d_sae]`` (dense or
+        sparse; only z ≠ 0 matters) and ``features`` ``[b, N]`` (a SparseBatch or dense), as numpy or
+        torch on any device."""
+        x = _dense_rows(hidden, "hidden", self.hidden_dim)
+        y = _dense_rows(reconstruction, "reconstruction", self.hidden_dim)
+        z = _latents(latents, self.d_sae)
+        feat_ptr, feat_idx, feat_val = _csr(features, "features", self.num_features)
+        b = len(x)
+        for name, rows in (
+            ("reconstruction", len(y)),
+            ("latents", len(z) if isinstance(z, np.ndarray) else len(z[0]) - 1),
+            ("features", len(feat_ptr) - 1),
+        ):
+            if rows != b:
+                raise ValueError(f"{name} has {rows} rows but hidden has {b}")
+        self._state.add(x, y, z, feat_ptr, feat_idx, feat_val)
+
+    def compute(self) -> EvalResult:
+        """The metrics over every row added so far."""
+        s = self._state.summary()
+        n = s["rows"]
+        tp = s["true_positives"].astype(np.float64)
+        fires = s["fires"].astype(np.float64)
+        gt = s["feature_fires"].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            precision = np.where(fires > 0, tp / fires, 0.0)
+            recall = np.where(gt > 0, tp / gt, 0.0)
+            f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+        accuracy = (n - fires - gt + 2 * tp) / max(n, 1e-8)
+        mean = lambda v: float(v.mean()) if self.d_sae else 0.0  # noqa: E731
+        return EvalResult(
+            num_samples=int(n),
+            true_l0=s["true_l0"],
+            sae_l0=s["sae_l0"],
+            dead_latents=int(s["dead_latents"]),
+            shrinkage=s["shrinkage"],
+            explained_variance=s["explained_variance"],
+            explained_variance_per_sample=s["explained_variance_per_sample"],
+            explained_variance_per_dimension=s["explained_variance_per_dimension"],
+            mcc=self.mcc,
+            uniqueness=self.uniqueness,
+            precision=mean(precision),
+            recall=mean(recall),
+            f1=mean(f1),
+            accuracy=mean(accuracy),
+            latent_matched_feature=self.latent_matched_feature,
+            latent_abs_cos=self.latent_abs_cos,
+            latent_precision=precision,
+            latent_recall=recall,
+            latent_f1=f1,
+            latent_mcc_feature=self.latent_mcc_feature,
+            feature_best_abs_cos=self.feature_best_abs_cos,
+            feature_mcc_latent=self.feature_mcc_latent,
+        )
+
+
+def _positive(value: Any, name: str, *, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < (0 if allow_zero else 1):
+        raise ValueError(f"{name} must be {'≥ 0' if allow_zero else '≥ 1'}, got {value}")
+    return int(value)
+
+
+def evaluate(
+    sae: Any,
+    world: World,
+    *,
+    num_samples: int = 500_000,
+    batch_size: int = 4096,
+    seed: int = 0,
+    device: Any = None,
+    show_progress: bool = True,
+) -> EvalResult:
+    """Scores ``sae`` on ``num_samples`` fresh rows of ``world`` (rows ``0 .. num_samples`` of stream
+    ``seed``): any object with ``encode(x)``, ``decode(z)`` and ``W_dec`` ``[d_sae, D]``, SAELens SAEs
+    included. Runs under ``torch.no_grad()`` in eval mode (the previous mode is restored) on
+    ``device`` (default: the device of ``W_dec``), in the dtype of ``W_dec``."""
+    import torch
+    from tqdm.auto import tqdm
+
+    for attr in ("encode", "decode", "W_dec"):
+        if not hasattr(sae, attr):
+            raise TypeError(f"sae must have encode(x), decode(z) and W_dec; it has no {attr!r}")
+    num_samples = _positive(num_samples, "num_samples", allow_zero=True)
+    batch_size = _positive(batch_size, "batch_size")
+    seed = _positive(seed, "seed", allow_zero=True)
+    w_dec = sae.W_dec.detach()
+    if w_dec.ndim != 2 or w_dec.shape[1] != world.hidden_dim:
+        raise ValueError(f"sae.W_dec must be [d_sae, {world.hidden_dim}], got {list(w_dec.shape)}")
+    device = torch.device(device) if device is not None else w_dec.device
+    acc = EvalAccumulator(w_dec, world.feature_vectors)
+    was_training = getattr(sae, "training", False)
+    if hasattr(sae, "eval"):
+        sae.eval()
+    try:
+        with (
+            torch.no_grad(),
+            tqdm(
+                total=num_samples, unit="rows", desc="evaluate", disable=not show_progress, leave=False
+            ) as bar,
+        ):
+            for start in range(0, num_samples, batch_size):
+                b = min(batch_size, num_samples - start)
+                features = world.sample_features(b, seed=seed, start=start)
+                x = world.hidden_from_features(features, device=device, dtype=w_dec.dtype)
+                z = sae.encode(x)
+                acc.add_batch(x, sae.decode(z), z, features)
+                bar.update(b)
+    finally:
+        if was_training and hasattr(sae, "train"):
+            sae.train()
+    return acc.compute()
+
+
+class ReconstructionScore(NamedTuple):
+    """``score`` = ratio of means, Σ(L_zero − L_recon) / Σ(L_zero − L_clean) (SAELens's
+    ``ce_loss_score``); ``mean_of_ratios`` = mean over items of the per-item ratio (over items whose
+    denominator is non-zero; NaN if none); ``per_item`` float64 ``[k]`` (NaN where L_zero = L_clean)."""
+
+    score: float
+    mean_of_ratios: float
+    per_item: npt.NDArray[np.float64]
+
+
+def reconstruction_score(
+    loss_clean: Any, loss_reconstructed: Any, loss_zero_ablation: Any
+) -> ReconstructionScore:
+    """(L_zero − L_recon) / (L_zero − L_clean): the share of the loss gap that splicing in the SAE
+    recovers (1 = perfect, 0 = as bad as zero ablation). Arguments are scalars or same-length
+    sequences (numpy, torch or lists). Raises ``ValueError`` if Σ(L_zero − L_clean) = 0."""
+    arrays = []
+    for name, v in (
+        ("loss_clean", loss_clean),
+        ("loss_reconstructed", loss_reconstructed),
+        ("loss_zero_ablation", loss_zero_ablation),
+    ):
+        if hasattr(v, "detach"):
+            v = v.detach().cpu().double().numpy()
+        try:
+            a = np.atleast_1d(np.asarray(v, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be numbers, got {type(v).__name__}") from None
+        if a.ndim != 1 or not np.isfinite(a).all():
+            raise ValueError(f"{name} must be finite scalars or a 1-D sequence")
+        arrays.append(a)
+    clean, recon, zero = arrays
+    if not len(clean) == len(recon) == len(zero) or len(clean) == 0:
+        raise ValueError(
+            "loss_clean, loss_reconstructed and loss_zero_ablation must have the same, non-zero length"
+        )
+    gap = zero - clean
+    total = gap.sum()
+    if total == 0:
+        raise ValueError("loss_zero_ablation equals loss_clean: the score is undefined")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_item = np.where(gap != 0, (zero - recon) / gap, math.nan)
+    defined = per_item[gap != 0]
+    return ReconstructionScore(
+        float((zero - recon).sum() / total), float(defined.mean()) if len(defined) else math.nan, per_item
+    )

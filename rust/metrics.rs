@@ -1,0 +1,617 @@
+//! Streaming evaluation reductions: L0s, dead latents, shrinkage, three explained-variance
+//! definitions and per-latent classification counts, accumulated batch by batch.
+//!
+//! Ground-truth activations arrive as CSR, so no `[n, N]` array is ever needed; latents come dense
+//! or as the CSR pattern of their non-zeros. Counts are integers. Every floating-point sum is a left fold
+//! over rows in stream order (per-dimension sums run in parallel over dimensions, per-row values are
+//! computed in parallel and folded in order), so results are bit-identical for any batch size or
+//! thread count.
+
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+
+/// Rows whose centred or raw squared norm is at most this are skipped by the per-row ratios, and
+/// variances at most this count as zero (SAELens's threshold).
+pub const TINY: f64 = 1e-10;
+
+/// SAELens's `min_input_norm` for shrinkage.
+pub const MIN_NORM: f64 = 1e-6;
+
+/// Rows `[b]` of a CSR matrix; `values` is absent for a non-zero pattern.
+#[derive(Clone, Copy)]
+pub struct CsrRef<'a> {
+    pub indptr: &'a [i64],
+    pub indices: &'a [i32],
+    pub values: Option<&'a [f32]>,
+}
+
+impl CsrRef<'_> {
+    fn row(&self, r: usize) -> std::ops::Range<usize> {
+        self.indptr[r] as usize..self.indptr[r + 1] as usize
+    }
+
+    /// Checks that this is `rows` CSR rows over `cols` columns, strictly ascending within a row.
+    fn check(&self, name: &'static str, rows: usize, cols: usize) -> Result<()> {
+        let p = self.indptr;
+        let bad = |m: &str| Err(Error::value(name, m.to_string()));
+        if p.len() != rows + 1 || p[0] != 0 || p.windows(2).any(|w| w[0] > w[1]) {
+            return bad("inconsistent CSR row pointers for this batch");
+        }
+        if p[rows] as usize != self.indices.len()
+            || self.values.is_some_and(|v| v.len() != self.indices.len())
+        {
+            return bad("CSR arrays have different lengths");
+        }
+        let ordered = (0..rows).into_par_iter().all(|r| {
+            let idx = &self.indices[self.row(r)];
+            idx.iter().all(|&j| j >= 0 && (j as usize) < cols)
+                && idx.windows(2).all(|w| w[0] < w[1])
+        });
+        if !ordered {
+            return bad(&format!(
+                "column indices must be in [0, {cols}) and strictly ascending within each row"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The SAE latents of a batch; only which entries are non-zero matters.
+#[derive(Clone, Copy)]
+pub enum Latents<'a> {
+    /// `[b, d_sae]` row-major values.
+    Dense(&'a [f32]),
+    /// `[b, d_sae]` CSR pattern of the non-zero entries.
+    Pattern(CsrRef<'a>),
+}
+
+/// One batch of `b` rows.
+pub struct Batch<'a> {
+    /// `[b, D]` inputs `x`.
+    pub hidden: &'a [f32],
+    /// `[b, D]` reconstructions `x̂`.
+    pub reconstruction: &'a [f32],
+    pub latents: Latents<'a>,
+    /// `[b, N]` ground-truth activations (entries ≤ 0 count as inactive).
+    pub features: CsrRef<'a>,
+}
+
+/// Per-dimension running sums.
+#[derive(Clone, Copy, Default)]
+struct DimSums {
+    x: f64,
+    xx: f64,
+    rr: f64,
+}
+
+/// The finished reductions; classification counts are per latent.
+pub struct Summary {
+    pub rows: u64,
+    pub true_l0: f64,
+    pub sae_l0: f64,
+    pub dead_latents: u64,
+    pub shrinkage: f64,
+    pub explained_variance: f64,
+    pub explained_variance_per_sample: f64,
+    pub explained_variance_per_dimension: f64,
+    /// Rows where the latent is non-zero.
+    pub fires: Vec<u64>,
+    /// Rows where the latent's matched feature is active.
+    pub feature_fires: Vec<u64>,
+    /// Rows where both hold.
+    pub true_positives: Vec<u64>,
+}
+
+/// Running state of an evaluation.
+pub struct Accumulator {
+    hidden_dim: usize,
+    num_features: usize,
+    /// Latents matched to each feature, as CSR over features.
+    by_feature_ptr: Vec<usize>,
+    by_feature: Vec<u32>,
+    rows: u64,
+    true_active: u64,
+    sae_active: u64,
+    fires: Vec<u64>,
+    feature_fires: Vec<u64>,
+    true_positives: Vec<u64>,
+    dims: Vec<DimSums>,
+    shrink_sum: f64,
+    shrink_rows: u64,
+    /// The reference mean of the per-sample ratio, once known.
+    mean: Option<Vec<f64>>,
+    mean_rows: usize,
+    /// Until the mean is known: the first rows' `x` `[k, D]` and squared residual norms `[k]`.
+    pending_x: Vec<f32>,
+    pending_rr: Vec<f64>,
+    ratio_sum: f64,
+    ratio_rows: u64,
+}
+
+impl Accumulator {
+    /// `best_match[l]` is the feature latent `l` is scored against. The per-sample ratio is taken
+    /// about `mean` `[D]` when given, else about the mean of the first `mean_rows` rows.
+    pub fn new(
+        hidden_dim: usize,
+        num_features: usize,
+        best_match: &[i64],
+        mean: Option<Vec<f64>>,
+        mean_rows: usize,
+    ) -> Result<Self> {
+        if best_match
+            .iter()
+            .any(|&j| j < 0 || j as usize >= num_features)
+        {
+            return Err(Error::value(
+                "best_match",
+                format!("entries must be feature indices in [0, {num_features})"),
+            ));
+        }
+        if mean.as_ref().is_some_and(|m| m.len() != hidden_dim) {
+            return Err(Error::value(
+                "mean",
+                format!("must have shape ({hidden_dim},)"),
+            ));
+        }
+        if mean
+            .as_ref()
+            .is_some_and(|m| m.iter().any(|v| !v.is_finite()))
+        {
+            return Err(Error::value("mean", "must be finite"));
+        }
+        if mean_rows == 0 {
+            return Err(Error::value("mean_rows", "must be at least 1"));
+        }
+        let d_sae = best_match.len();
+        let mut by_feature_ptr = vec![0usize; num_features + 1];
+        for &j in best_match {
+            by_feature_ptr[j as usize + 1] += 1;
+        }
+        for j in 0..num_features {
+            by_feature_ptr[j + 1] += by_feature_ptr[j];
+        }
+        let mut next = by_feature_ptr.clone();
+        let mut by_feature = vec![0u32; d_sae];
+        for (l, &j) in best_match.iter().enumerate() {
+            by_feature[next[j as usize]] = l as u32;
+            next[j as usize] += 1;
+        }
+        Ok(Accumulator {
+            hidden_dim,
+            num_features,
+            by_feature_ptr,
+            by_feature,
+            rows: 0,
+            true_active: 0,
+            sae_active: 0,
+            fires: vec![0; d_sae],
+            feature_fires: vec![0; d_sae],
+            true_positives: vec![0; d_sae],
+            dims: vec![DimSums::default(); hidden_dim],
+            shrink_sum: 0.0,
+            shrink_rows: 0,
+            mean,
+            mean_rows,
+            pending_x: Vec::new(),
+            pending_rr: Vec::new(),
+            ratio_sum: 0.0,
+            ratio_rows: 0,
+        })
+    }
+
+    fn d_sae(&self) -> usize {
+        self.fires.len()
+    }
+
+    /// Adds a batch; on error nothing has been added.
+    pub fn add(&mut self, batch: &Batch<'_>) -> Result<()> {
+        let d = self.hidden_dim;
+        let b = batch.features.indptr.len().saturating_sub(1);
+        if batch.hidden.len() != b * d || batch.reconstruction.len() != b * d {
+            return Err(Error::value(
+                "reconstruction",
+                format!(
+                    "hidden and reconstruction must both be [{b}, {d}], matching the features' rows"
+                ),
+            ));
+        }
+        match batch.latents {
+            Latents::Dense(z) if z.len() != b * self.d_sae() => {
+                return Err(Error::value(
+                    "latents",
+                    format!("must be [{b}, {}]", self.d_sae()),
+                ))
+            }
+            Latents::Dense(_) => {}
+            Latents::Pattern(p) => p.check("latents", b, self.d_sae())?,
+        }
+        batch.features.check("features", b, self.num_features)?;
+        if batch.features.values.is_none() {
+            return Err(Error::value("features", "values are required"));
+        }
+        self.add_counts(batch, b);
+        self.add_dims(batch, b);
+        self.add_rows(batch, b);
+        self.rows += b as u64;
+        Ok(())
+    }
+
+    fn add_counts(&mut self, batch: &Batch<'_>, b: usize) {
+        let d_sae = self.d_sae();
+        let parts = rayon::current_num_threads().clamp(1, b.max(1));
+        let (lat, feat) = (batch.latents, batch.features);
+        let values = feat.values.unwrap_or(&[]);
+        let partial: Vec<_> = (0..parts)
+            .into_par_iter()
+            .map(|p| {
+                let mut fires = vec![0u64; d_sae];
+                let mut feature_fires = vec![0u64; d_sae];
+                let mut tp = vec![0u64; d_sae];
+                let mut mark = vec![u32::MAX; d_sae];
+                let mut true_active = 0u64;
+                let mut credit = |r: usize, on: &dyn Fn(usize) -> bool| {
+                    for k in feat.row(r) {
+                        if values[k] > 0.0 {
+                            true_active += 1;
+                            let j = feat.indices[k] as usize;
+                            for &l in
+                                &self.by_feature[self.by_feature_ptr[j]..self.by_feature_ptr[j + 1]]
+                            {
+                                feature_fires[l as usize] += 1;
+                                tp[l as usize] += u64::from(on(l as usize));
+                            }
+                        }
+                    }
+                };
+                for r in b * p / parts..b * (p + 1) / parts {
+                    match lat {
+                        Latents::Dense(z) => {
+                            let row = &z[r * d_sae..(r + 1) * d_sae];
+                            for (f, &v) in fires.iter_mut().zip(row) {
+                                *f += u64::from(v != 0.0);
+                            }
+                            credit(r, &|l| row[l] != 0.0);
+                        }
+                        Latents::Pattern(pat) => {
+                            for &l in &pat.indices[pat.row(r)] {
+                                fires[l as usize] += 1;
+                                mark[l as usize] = r as u32;
+                            }
+                            credit(r, &|l| mark[l] == r as u32);
+                        }
+                    }
+                }
+                let sae_active = fires.iter().sum::<u64>();
+                (fires, feature_fires, tp, true_active, sae_active)
+            })
+            .collect();
+        for (fires, feature_fires, tp, true_active, sae_active) in partial {
+            let add =
+                |acc: &mut Vec<u64>, v: Vec<u64>| acc.iter_mut().zip(v).for_each(|(a, x)| *a += x);
+            add(&mut self.fires, fires);
+            add(&mut self.feature_fires, feature_fires);
+            add(&mut self.true_positives, tp);
+            self.true_active += true_active;
+            self.sae_active += sae_active;
+        }
+    }
+
+    /// Per-dimension sums, parallel over dimensions, rows in order.
+    fn add_dims(&mut self, batch: &Batch<'_>, b: usize) {
+        const CHUNK: usize = 64;
+        let d = self.hidden_dim;
+        self.dims
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, dims)| {
+                let lo = c * CHUNK;
+                for r in 0..b {
+                    let x = &batch.hidden[r * d + lo..r * d + lo + dims.len()];
+                    let y = &batch.reconstruction[r * d + lo..r * d + lo + dims.len()];
+                    for ((s, &x), &y) in dims.iter_mut().zip(x).zip(y) {
+                        let (x, y) = (f64::from(x), f64::from(y));
+                        s.x += x;
+                        s.xx += x * x;
+                        s.rr += (x - y) * (x - y);
+                    }
+                }
+            });
+    }
+
+    /// Per-row norms (parallel) folded in row order into shrinkage and the per-sample ratio.
+    fn add_rows(&mut self, batch: &Batch<'_>, b: usize) {
+        let d = self.hidden_dim;
+        let norms: Vec<(f64, f64, f64)> = (0..b)
+            .into_par_iter()
+            .map(|r| {
+                let (x, y) = (
+                    &batch.hidden[r * d..(r + 1) * d],
+                    &batch.reconstruction[r * d..(r + 1) * d],
+                );
+                row_norms(x, y)
+            })
+            .collect();
+        for &(xx, yy, _) in &norms {
+            if xx.sqrt() > MIN_NORM {
+                self.shrink_sum += yy.sqrt() / xx.sqrt();
+                self.shrink_rows += 1;
+            }
+        }
+        let rr: Vec<f64> = norms.iter().map(|n| n.2).collect();
+        let mut start = 0;
+        if self.mean.is_none() {
+            start = (self.mean_rows - self.pending_rr.len()).min(b);
+            self.pending_x.extend_from_slice(&batch.hidden[..start * d]);
+            self.pending_rr.extend_from_slice(&rr[..start]);
+            if self.pending_rr.len() < self.mean_rows {
+                return;
+            }
+            let mean = prefix_mean(&self.pending_x, self.pending_rr.len(), d);
+            (self.ratio_sum, self.ratio_rows) = add_ratios(
+                (self.ratio_sum, self.ratio_rows),
+                &self.pending_x,
+                &self.pending_rr,
+                &mean,
+            );
+            self.mean = Some(mean);
+            self.pending_x = Vec::new();
+            self.pending_rr = Vec::new();
+        }
+        if let Some(mean) = &self.mean {
+            (self.ratio_sum, self.ratio_rows) = add_ratios(
+                (self.ratio_sum, self.ratio_rows),
+                &batch.hidden[start * d..],
+                &rr[start..],
+                mean,
+            );
+        }
+    }
+
+    /// The metrics over every row added so far.
+    pub fn summary(&self) -> Summary {
+        let n = self.rows as f64;
+        let per_row = |v: u64| if self.rows == 0 { 0.0 } else { v as f64 / n };
+        let (mut sum_x2, mut sum_xx, mut sum_rr, mut r2_dims) = (0.0, 0.0, 0.0, 0.0);
+        for s in &self.dims {
+            sum_x2 += (s.x / n) * (s.x / n);
+            sum_xx += s.xx;
+            sum_rr += s.rr;
+            r2_dims += r_squared(s.rr / n, s.xx / n - (s.x / n) * (s.x / n));
+        }
+        let (pooled, per_dimension) = if self.rows == 0 {
+            (0.0, 0.0)
+        } else {
+            let per_dim = if self.dims.is_empty() {
+                0.0
+            } else {
+                r2_dims / self.dims.len() as f64
+            };
+            (r_squared(sum_rr / n, sum_xx / n - sum_x2), per_dim)
+        };
+        let (mut ratio_sum, mut ratio_rows) = (self.ratio_sum, self.ratio_rows);
+        if self.mean.is_none() && !self.pending_rr.is_empty() {
+            let mean = prefix_mean(&self.pending_x, self.pending_rr.len(), self.hidden_dim);
+            (ratio_sum, ratio_rows) = add_ratios(
+                (ratio_sum, ratio_rows),
+                &self.pending_x,
+                &self.pending_rr,
+                &mean,
+            );
+        }
+        Summary {
+            rows: self.rows,
+            true_l0: per_row(self.true_active),
+            sae_l0: per_row(self.sae_active),
+            dead_latents: self.fires.iter().filter(|&&f| f == 0).count() as u64,
+            shrinkage: if self.shrink_rows == 0 {
+                0.0
+            } else {
+                self.shrink_sum / self.shrink_rows as f64
+            },
+            explained_variance: pooled,
+            explained_variance_per_sample: if ratio_rows == 0 {
+                0.0
+            } else {
+                1.0 - ratio_sum / ratio_rows as f64
+            },
+            explained_variance_per_dimension: per_dimension,
+            fires: self.fires.clone(),
+            feature_fires: self.feature_fires.clone(),
+            true_positives: self.true_positives.clone(),
+        }
+    }
+}
+
+/// `‖x‖², ‖y‖², ‖x − y‖²` in f64, summed in dimension order.
+fn row_norms(x: &[f32], y: &[f32]) -> (f64, f64, f64) {
+    x.iter()
+        .zip(y)
+        .fold((0.0, 0.0, 0.0), |(xx, yy, rr), (&x, &y)| {
+            let (x, y) = (f64::from(x), f64::from(y));
+            (xx + x * x, yy + y * y, rr + (x - y) * (x - y))
+        })
+}
+
+/// Mean of the `k` rows of `x` `[k, d]`, summed in row order.
+fn prefix_mean(x: &[f32], k: usize, d: usize) -> Vec<f64> {
+    let mut mean = vec![0.0; d];
+    for row in x.chunks_exact(d.max(1)).take(k) {
+        mean.iter_mut()
+            .zip(row)
+            .for_each(|(m, &v)| *m += f64::from(v));
+    }
+    mean.iter_mut().for_each(|m| *m /= k as f64);
+    mean
+}
+
+/// Folds, in row order, `rr / ‖x − mean‖²` of the rows with `‖x − mean‖² > TINY` into `(sum, rows)`.
+fn add_ratios(acc: (f64, u64), x: &[f32], rr: &[f64], mean: &[f64]) -> (f64, u64) {
+    let d = mean.len();
+    let centred: Vec<f64> = (0..rr.len())
+        .into_par_iter()
+        .map(|r| {
+            let row = &x[r * d..(r + 1) * d];
+            row.iter()
+                .zip(mean)
+                .map(|(&v, &m)| (f64::from(v) - m) * (f64::from(v) - m))
+                .sum()
+        })
+        .collect();
+    centred.iter().zip(rr).fold(
+        acc,
+        |(s, k), (&c, &r)| {
+            if c > TINY {
+                (s + r / c, k + 1)
+            } else {
+                (s, k)
+            }
+        },
+    )
+}
+
+/// `1 − mse / var`, with SAELens's convention for a (numerically) zero variance.
+fn r_squared(mse: f64, var: f64) -> f64 {
+    if var < TINY {
+        if mse < TINY {
+            1.0
+        } else {
+            0.0
+        }
+    } else {
+        1.0 - mse / var
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch<'a>(
+        x: &'a [f32],
+        y: &'a [f32],
+        lat: (&'a [i64], &'a [i32]),
+        feat: (&'a [i64], &'a [i32], &'a [f32]),
+    ) -> Batch<'a> {
+        Batch {
+            hidden: x,
+            reconstruction: y,
+            latents: Latents::Pattern(CsrRef {
+                indptr: lat.0,
+                indices: lat.1,
+                values: None,
+            }),
+            features: CsrRef {
+                indptr: feat.0,
+                indices: feat.1,
+                values: Some(feat.2),
+            },
+        }
+    }
+
+    #[test]
+    fn counts_match_hand_computation() {
+        // 2 latents matched to features 1 and 0; 3 rows, D = 1.
+        let mut acc = Accumulator::new(1, 2, &[1, 0], None, 8).unwrap();
+        let x = [1.0, 2.0, 4.0];
+        let y = [1.0, 1.0, 4.0];
+        // latents: row0 {0}, row1 {0,1}, row2 {}
+        let lat = ([0i64, 1, 3, 3], [0i32, 0, 1]);
+        // features: row0 {1}, row1 {0 (value 0 -> inactive)}, row2 {0, 1}
+        let feat = ([0i64, 1, 2, 4], [1i32, 0, 0, 1], [0.5f32, 0.0, 1.0, 2.0]);
+        acc.add(&batch(
+            &x,
+            &y,
+            (&lat.0, &lat.1),
+            (&feat.0, &feat.1, &feat.2),
+        ))
+        .unwrap();
+        let s = acc.summary();
+        assert_eq!(s.fires, vec![2, 1]);
+        assert_eq!(s.feature_fires, vec![2, 1]);
+        assert_eq!(s.true_positives, vec![1, 0]);
+        assert_eq!(s.true_l0, 3.0 / 3.0);
+        assert_eq!(s.sae_l0, 1.0);
+        assert_eq!(s.dead_latents, 0);
+        // pooled: mean 7/3, var = 21/3 - 49/9 = 14/9, mse = 1/3 -> 1 - 3/14
+        assert!((s.explained_variance - (1.0 - 3.0 / 14.0)).abs() < 1e-12);
+        assert!((s.shrinkage - (1.0 + 0.5 + 1.0) / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn batch_split_is_bit_identical() {
+        let (b, d, n_lat, n_feat) = (37usize, 5usize, 4usize, 6usize);
+        let x: Vec<f32> = (0..b * d)
+            .map(|i| ((i * 7919) % 101) as f32 / 13.0 - 3.0)
+            .collect();
+        let y: Vec<f32> = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * 0.9 + (i % 3) as f32 * 0.1)
+            .collect();
+        let lat_ptr: Vec<i64> = (0..=b as i64).map(|r| r * 2).collect();
+        let lat_idx: Vec<i32> = (0..b)
+            .flat_map(|r| [(r % 2) as i32, 2 + (r % 2) as i32])
+            .collect();
+        let feat_ptr: Vec<i64> = (0..=b as i64).collect();
+        let feat_idx: Vec<i32> = (0..b).map(|r| (r % n_feat) as i32).collect();
+        let feat_val: Vec<f32> = (0..b).map(|r| r as f32).collect();
+        let run = |splits: &[usize]| {
+            let mut acc = Accumulator::new(d, n_feat, &[0, 1, 2, 3], None, 16).unwrap();
+            for w in splits.windows(2) {
+                let (lo, hi) = (w[0], w[1]);
+                let lp: Vec<i64> = lat_ptr[lo..=hi].iter().map(|p| p - lat_ptr[lo]).collect();
+                let fp: Vec<i64> = feat_ptr[lo..=hi].iter().map(|p| p - feat_ptr[lo]).collect();
+                let li = &lat_idx[lat_ptr[lo] as usize..lat_ptr[hi] as usize];
+                let (fa, fb) = (feat_ptr[lo] as usize, feat_ptr[hi] as usize);
+                acc.add(&batch(
+                    &x[lo * d..hi * d],
+                    &y[lo * d..hi * d],
+                    (&lp, li),
+                    (&fp, &feat_idx[fa..fb], &feat_val[fa..fb]),
+                ))
+                .unwrap();
+            }
+            acc.summary()
+        };
+        let whole = run(&[0, b]);
+        let split = run(&[0, 3, 15, 16, 30, b]);
+        assert_eq!(n_lat, whole.fires.len());
+        let (a, c) = (&whole, &split);
+        assert_eq!(
+            a.explained_variance.to_bits(),
+            c.explained_variance.to_bits()
+        );
+        assert_eq!(
+            a.explained_variance_per_sample.to_bits(),
+            c.explained_variance_per_sample.to_bits()
+        );
+        assert_eq!(
+            a.explained_variance_per_dimension.to_bits(),
+            c.explained_variance_per_dimension.to_bits()
+        );
+        assert_eq!(a.shrinkage.to_bits(), c.shrinkage.to_bits());
+        assert_eq!(a.true_positives, c.true_positives);
+        assert_eq!(a.feature_fires, c.feature_fires);
+    }
+
+    #[test]
+    fn rejects_bad_csr() {
+        let mut acc = Accumulator::new(1, 2, &[1], None, 4).unwrap();
+        let x = [1.0f32];
+        let e = acc
+            .add(&batch(&x, &x, (&[0, 1], &[3]), (&[0, 0], &[], &[])))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("latents:"), "{e}");
+        let e = acc
+            .add(&batch(
+                &x,
+                &x,
+                (&[0, 0], &[]),
+                (&[0, 2], &[1, 1], &[1.0, 1.0]),
+            ))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("features:"), "{e}");
+        assert!(Accumulator::new(1, 2, &[2], None, 4).is_err());
+        assert_eq!(acc.summary().rows, 0);
+    }
+}
