@@ -36,10 +36,13 @@ from synthsae.firing import (
 from synthsae.hierarchy import Hierarchy, HierarchyNode
 from synthsae.sampling import sample_independent
 from synthsae.sparse import SparseBatch
+from synthsae.stream import ActivationStream
+from synthsae.training import TrainHistory, train
 from synthsae.world import World, preset
 
 __all__ = [
     "RNG_ALGORITHM",
+    "ActivationStream",
     "ConstantFiringProbabilityConfig",
     "ConstantMagnitudeConfig",
     "EvalAccumulator",
@@ -57,6 +60,7 @@ __all__ = [
     "RandomFiringProbabilityConfig",
     "ReconstructionScore",
     "SparseBatch",
+    "TrainHistory",
     "World",
     "WorldConfig",
     "ZipfianFiringProbabilityConfig",
@@ -74,6 +78,17 @@ __all__ = [
     "random_correlation_matrix",
     "random_firing_probabilities",
     "reconstruction_score",
+    "saes",
     "sample_independent",
+    "train",
     "zipfian_firing_probabilities",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``synthsae.saes`` is imported on first use (it needs torch)."""
+    if name == "saes":
+        import importlib
+
+        return importlib.import_module("synthsae.saes")
+    raise AttributeError(f"module 'synthsae' has no attribute {name!r}")

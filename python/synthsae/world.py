@@ -314,17 +314,35 @@ class World:
                 self.bias.numpy(),
             )
             return torch.from_numpy(h)
+        return self.hidden_from_csr_tensors(*csr_tensors(features), device=key[0], dtype=dtype)
+
+    def hidden_from_csr_tensors(
+        self,
+        indptr: torch.Tensor,
+        indices: torch.Tensor,
+        values: torch.Tensor,
+        *,
+        device: Any,
+        dtype: Any,
+    ) -> torch.Tensor:
+        """``h = a·W + b`` ``[n, D]`` on ``device`` by an embedding-bag sum from CPU CSR tensors
+        (int64 ``indptr``/``indices``, float32 ``values``; copied without blocking when pinned)."""
+        import torch
+
+        key = (str(torch.device(device)), dtype)
         if key not in self._on_device:
             self._on_device[key] = (
                 self.feature_vectors.to(key[0], dtype),
                 self.bias.to(key[0], dtype),
             )
         w, b = self._on_device[key]
-        indices = torch.from_numpy(features.indices.astype(np.int64)).to(w.device)
-        offsets = torch.from_numpy(features.indptr).to(w.device)
-        weights = torch.from_numpy(features.values).to(w.device, dtype)
         h = torch.nn.functional.embedding_bag(
-            indices, w, offsets, mode="sum", per_sample_weights=weights, include_last_offset=True
+            indices.to(w.device, non_blocking=True),
+            w,
+            indptr.to(w.device, non_blocking=True),
+            mode="sum",
+            per_sample_weights=values.to(w.device, non_blocking=True).to(dtype),
+            include_last_offset=True,
         )
         return h + b
 
@@ -468,6 +486,19 @@ def _atomic(target: Path, write: Any) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def csr_tensors(features: SparseBatch, pin: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(indptr, indices, values)`` of a SparseBatch as CPU torch tensors (int64, int64, float32),
+    in pinned memory with ``pin``."""
+    import torch
+
+    tensors = (
+        torch.from_numpy(np.ascontiguousarray(features.indptr, dtype=np.int64)),
+        torch.from_numpy(features.indices.astype(np.int64)),
+        torch.from_numpy(np.ascontiguousarray(features.values, dtype=np.float32)),
+    )
+    return tuple(t.pin_memory() for t in tensors) if pin else tensors  # type: ignore[return-value]
 
 
 def firing_thresholds(p: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

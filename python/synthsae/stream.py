@@ -1,0 +1,135 @@
+"""ActivationStream: seeded batches of hidden activations for training, prefetched in the background."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from synthsae.sparse import SparseBatch
+from synthsae.world import csr_tensors
+
+if TYPE_CHECKING:
+    import torch
+
+    from synthsae.world import World
+
+
+def _int(value: Any, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be ≥ {low}, got {value}")
+    return value
+
+
+class ActivationStream:
+    """Batches of hidden activations ``h = a·W + b`` ``[batch_size, D]`` (torch, on ``device``).
+
+    Batch ``k`` holds rows ``k·batch_size .. (k+1)·batch_size − 1`` of the world's stream ``seed``, so
+    the stream is deterministic and can resume at any batch (``start_batch``). A background thread
+    samples the sparse features in Rust (GIL released) ``prefetch`` batches ahead; on a GPU the CSR
+    goes through pinned memory and ``h`` is built on the device (embedding-bag), on the CPU by a
+    parallel Rust row sum. With ``return_features=True`` each item is ``(h, SparseBatch)``.
+
+    Iterating starts at ``start_batch`` and runs for ``num_batches`` batches (forever if None); each
+    ``iter()`` restarts there. Use it in a ``for`` loop or ``with`` block so the thread is stopped.
+    """
+
+    def __init__(
+        self,
+        world: World,
+        batch_size: int,
+        *,
+        seed: int,
+        device: Any = None,
+        dtype: Any = None,
+        prefetch: int = 2,
+        return_features: bool = False,
+        num_threads: int | None = None,
+        start_batch: int = 0,
+        num_batches: int | None = None,
+    ) -> None:
+        import torch
+
+        self.world = world
+        self.batch_size = _int(batch_size, "batch_size", 1)
+        self.seed = _int(seed, "seed", 0)
+        self.prefetch = _int(prefetch, "prefetch", 1)
+        self.start_batch = _int(start_batch, "start_batch", 0)
+        self.num_batches = None if num_batches is None else _int(num_batches, "num_batches", 0)
+        if num_threads is not None:
+            _int(num_threads, "num_threads", 1)
+        self.num_threads = num_threads
+        self.device = torch.device(device if device is not None else "cpu")
+        self.dtype = dtype or torch.float32
+        if not isinstance(self.dtype, torch.dtype) or not self.dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        self.return_features = bool(return_features)
+        self._on_cpu = self.device.type == "cpu"
+
+    def batch(self, k: int) -> torch.Tensor | tuple[torch.Tensor, SparseBatch]:
+        """Batch ``k`` computed directly (no thread)."""
+        features = self._features(_int(k, "k", 0))
+        return self._finish(features, self._cpu_hidden(features))
+
+    def _features(self, k: int) -> SparseBatch:
+        return self.world.sample_features(
+            self.batch_size, seed=self.seed, start=k * self.batch_size, num_threads=self.num_threads
+        )
+
+    def _cpu_hidden(self, features: SparseBatch) -> Any:
+        """The CPU half of a batch: on the CPU device h in float32 (Rust, GIL released); else the CSR
+        as CPU tensors, pinned for a CUDA device."""
+        if self._on_cpu:
+            return self.world.hidden_from_features(features)
+        return csr_tensors(features, pin=self.device.type == "cuda")
+
+    def _finish(self, features: SparseBatch, cpu: Any) -> torch.Tensor | tuple[torch.Tensor, SparseBatch]:
+        if self._on_cpu:
+            hidden = cpu if cpu.dtype == self.dtype else cpu.to(self.dtype)
+        else:
+            hidden = self.world.hidden_from_csr_tensors(*cpu, device=self.device, dtype=self.dtype)
+        return (hidden, features) if self.return_features else hidden
+
+    def __iter__(self) -> Generator[torch.Tensor | tuple[torch.Tensor, SparseBatch], None, None]:
+        items: queue.Queue[Any] = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+        end = None if self.num_batches is None else self.start_batch + self.num_batches
+
+        def produce() -> None:
+            k = self.start_batch
+            try:
+                while not stop.is_set() and (end is None or k < end):
+                    features = self._features(k)
+                    item = (features, self._cpu_hidden(features))
+                    while not stop.is_set():
+                        try:
+                            items.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    k += 1
+                items.put(None)
+            except BaseException as e:  # handed to the consumer, re-raised there
+                items.put(e)
+
+        thread = threading.Thread(target=produce, name="synthsae-stream", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = items.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield self._finish(*item)
+        finally:
+            stop.set()
+            while thread.is_alive():
+                try:
+                    items.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            thread.join()

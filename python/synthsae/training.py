@@ -1,0 +1,299 @@
+"""Training an SAE on fresh rows of a world: Adam, gradient clipping, LR warm-up/decay, dead-latent
+tracking for AuxK, periodic evaluation, checkpoints that resume to the same result, optional wandb."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from synthsae.evaluation import EvalResult, evaluate
+from synthsae.stream import ActivationStream
+
+if TYPE_CHECKING:
+    import torch
+
+    from synthsae.saes import SAE
+    from synthsae.world import World
+
+#: File name of the checkpoint inside ``checkpoint_dir``.
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass
+class TrainHistory:
+    """What :func:`train` did: ``records`` (one dict per ``log_every`` steps: step, samples, lr, loss and
+    its parts, batch L0, batch explained variance, dead latents) and ``evals`` ``(step, EvalResult)``."""
+
+    steps: int = 0
+    samples: int = 0
+    seconds: float = 0.0
+    records: list[dict[str, float]] = field(default_factory=list)
+    evals: list[tuple[int, EvalResult]] = field(default_factory=list)
+
+
+def _int(value: Any, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be ≥ {low}, got {value}")
+    return value
+
+
+def _optional_int(value: Any, name: str, low: int) -> int | None:
+    return None if value is None else _int(value, name, low)
+
+
+def _positive_float(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value}")
+    return float(value)
+
+
+def learning_rate(
+    step: int, *, lr: float, total_steps: int, warmup_steps: int, decay_steps: int, lr_end: float
+) -> float:
+    """LR of ``step`` (0-based): linear warm-up from lr/warmup to lr over ``warmup_steps``, constant, then a
+    linear decay to ``lr_end`` over the last ``decay_steps`` (SAELens's constant schedule with warm-up and
+    decay)."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    decay_start = total_steps - decay_steps
+    if decay_steps and step >= decay_start:
+        return lr + (lr_end - lr) * (step - decay_start + 1) / decay_steps
+    return lr
+
+
+def _batch_stats(x: torch.Tensor, x_hat: torch.Tensor, latents: torch.Tensor) -> tuple[float, float]:
+    """(mean L0, explained variance) of one batch (pooled, about the batch mean)."""
+    x, x_hat = x.float(), x_hat.float()
+    var = (x - x.mean(0)).pow(2).sum()
+    ev = 1.0 - float((x - x_hat).pow(2).sum() / var) if float(var) > 0 else 0.0
+    return float((latents != 0).sum(-1).float().mean()), ev
+
+
+def _atomic_save(obj: Any, target: Path) -> None:
+    import torch
+
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def train(
+    sae: SAE,
+    world: World,
+    *,
+    total_samples: int,
+    batch_size: int = 1024,
+    lr: float = 3e-4,
+    seed: int = 0,
+    device: Any = None,
+    autocast: bool | None = None,
+    eval_every: int | None = None,
+    eval_samples: int = 100_000,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = True,
+    log_to_wandb: bool = False,
+    wandb_project: str = "synthsae",
+    lr_warmup_steps: int = 0,
+    lr_decay_steps: int = 0,
+    lr_end: float | None = None,
+    adam_betas: tuple[float, float] = (0.9, 0.999),
+    max_grad_norm: float = 1.0,
+    dead_window: int = 1000,
+    log_every: int = 100,
+    show_progress: bool = True,
+    num_threads: int | None = None,
+) -> TrainHistory:
+    """Trains ``sae`` (a :mod:`synthsae.saes` module) for ``total_samples // batch_size`` steps on
+    batches ``0, 1, ...`` of the world's stream ``seed`` (:class:`ActivationStream`, prefetched).
+
+    Each step: ``sae.training_forward(x, dead_mask=...)``, backward, gradient clipping to
+    ``max_grad_norm``, Adam (``adam_betas``) at :func:`learning_rate`, then ``sae.after_step`` (decoder
+    norms, thresholds, coefficient controllers). A latent is dead for AuxK once it has not fired for
+    ``dead_window`` steps. ``autocast`` (default: on for CUDA) runs the forward in bfloat16.
+
+    ``eval_every`` steps (and after the last step) :func:`evaluate` scores the SAE on ``eval_samples``
+    rows of stream ``seed + 1`` (never the training rows). With ``checkpoint_dir``, a checkpoint (SAE,
+    optimiser, step, dead-latent counters, history) is written atomically every ``checkpoint_every``
+    steps and at the end; a later call with the same directory resumes from it (``resume=False``
+    refuses to touch an existing one) and gives the same parameters as an uninterrupted run.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    for attr in ("training_forward", "after_step", "config"):
+        if not hasattr(sae, attr):
+            raise TypeError(f"sae must be a synthsae.saes SAE (it has no {attr!r})")
+    batch_size = _int(batch_size, "batch_size", 1)
+    total_steps = _int(total_samples, "total_samples", 0) // batch_size
+    seed = _int(seed, "seed", 0)
+    lr = _positive_float(lr, "lr")
+    lr_end = lr / 10 if lr_end is None else float(lr_end)
+    warmup = _int(lr_warmup_steps, "lr_warmup_steps", 0)
+    decay = _int(lr_decay_steps, "lr_decay_steps", 0)
+    eval_every = _optional_int(eval_every, "eval_every", 1)
+    eval_samples = _int(eval_samples, "eval_samples", 0)
+    checkpoint_every = _optional_int(checkpoint_every, "checkpoint_every", 1)
+    dead_window = _int(dead_window, "dead_window", 1)
+    log_every = _int(log_every, "log_every", 1)
+    max_grad_norm = _positive_float(max_grad_norm, "max_grad_norm")
+    if sae.d_in != world.hidden_dim:
+        raise ValueError(f"sae.d_in ({sae.d_in}) must equal the world's hidden_dim ({world.hidden_dim})")
+
+    if device is not None:
+        sae.to(device)
+    device = sae.W_dec.device
+    autocast = device.type == "cuda" if autocast is None else bool(autocast)
+    optimizer = torch.optim.Adam(sae.parameters(), lr=lr, betas=adam_betas)
+    since_fired = torch.zeros(sae.d_sae, dtype=torch.int64, device=device)
+    history = TrainHistory()
+
+    checkpoint = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        if not resume:
+            raise FileExistsError(f"{checkpoint} exists; pass resume=True to continue from it")
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["sae_config"] != sae.config() or state["batch_size"] != batch_size or state["seed"] != seed:
+            raise ValueError(
+                f"{checkpoint} was written for another SAE, batch size or seed; use a new checkpoint_dir"
+            )
+        sae.load_state_dict(state["sae"])
+        optimizer.load_state_dict(state["optimizer"])
+        since_fired.copy_(state["since_fired"])
+        history = state["history"]
+
+    def save_checkpoint() -> None:
+        if checkpoint is None:
+            return
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_save(
+            {
+                "sae_config": sae.config(),
+                "sae": sae.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "since_fired": since_fired,
+                "history": history,
+                "batch_size": batch_size,
+                "seed": seed,
+            },
+            checkpoint,
+        )
+
+    run = None
+    if log_to_wandb:
+        import wandb
+
+        run = wandb.init(
+            project=wandb_project, config={"sae": sae.config(), "batch_size": batch_size, "lr": lr}
+        )
+
+    def run_eval(step: int) -> None:
+        result = evaluate(
+            sae,
+            world,
+            num_samples=eval_samples,
+            batch_size=max(batch_size, 4096),
+            seed=seed + 1,
+            show_progress=False,
+        )
+        history.evals.append((step, result))
+        if run is not None:
+            run.log(result.to_log_dict("eval/"), step=step)
+
+    start_step = history.steps
+    stream = ActivationStream(
+        world,
+        batch_size,
+        seed=seed,
+        start_batch=start_step,
+        num_batches=max(total_steps - start_step, 0),
+        num_threads=num_threads,
+    )
+    sae.train()
+    started = time.perf_counter() - history.seconds
+    bar = tqdm(
+        total=total_steps,
+        initial=start_step,
+        unit="step",
+        desc=f"train {sae.architecture}",
+        disable=not show_progress,
+    )
+    batches = iter(stream)
+    try:
+        for step, x in enumerate(batches, start=start_step):
+            x = x.to(device, non_blocking=True)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(
+                    step,
+                    lr=lr,
+                    total_steps=total_steps,
+                    warmup_steps=warmup,
+                    decay_steps=decay,
+                    lr_end=lr_end,
+                )
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                out = sae.training_forward(x, dead_mask=since_fired > dead_window)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(sae.parameters(), max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            sae.after_step(out)
+            with torch.no_grad():
+                fired = (out.latents != 0).any(0)
+                since_fired.add_(1).masked_fill_(fired, 0)
+            history.steps, history.samples = step + 1, (step + 1) * batch_size
+            if (step + 1) % log_every == 0 or step + 1 == total_steps:
+                l0, ev = _batch_stats(x, out.reconstruction, out.latents)
+                record = {
+                    "step": step + 1,
+                    "samples": history.samples,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "loss": float(out.loss.detach()),
+                    **{name: float(v) for name, v in out.losses.items()},
+                    "l0": l0,
+                    "explained_variance": ev,
+                    "dead_latents": int((since_fired > dead_window).sum()),
+                }
+                history.records.append(record)
+                bar.set_postfix(loss=f"{record['loss']:.4g}", l0=f"{l0:.1f}", ev=f"{ev:.3f}")
+                if run is not None:
+                    run.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=step + 1)
+            if eval_every is not None and (step + 1) % eval_every == 0 and step + 1 < total_steps:
+                run_eval(step + 1)
+            if checkpoint_every is not None and (step + 1) % checkpoint_every == 0:
+                history.seconds = time.perf_counter() - started
+                save_checkpoint()
+            bar.update(1)
+    finally:
+        batches.close()
+        bar.close()
+    if (
+        eval_every is not None
+        and history.steps == total_steps
+        and not any(s == total_steps for s, _ in history.evals)
+    ):
+        run_eval(total_steps)
+    history.seconds = time.perf_counter() - started
+    save_checkpoint()
+    if run is not None:
+        run.finish()
+    return history
+
+
+def history_to_dict(history: TrainHistory) -> dict[str, Any]:
+    """``history`` as JSON-serialisable data (EvalResults via ``to_dict``)."""
+    out = dataclasses.asdict(dataclasses.replace(history, evals=[]))
+    out["evals"] = [{"step": step, **result.to_dict()} for step, result in history.evals]
+    return out
