@@ -1,13 +1,19 @@
-"""The command line: demo output, help, and error exit codes."""
+"""The command line: every subcommand on small inputs, bench's report and plots, and error exit codes."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from safetensors.numpy import load_file
 
+import synthsae
 from synthsae.cli import main
+
+SMALL_BENCH = ["--samples", "20480", "--eval-samples", "4096", "--width", "32", "--quiet"]
 
 
 def test_demo_prints_throughput(capsys):
@@ -16,17 +22,155 @@ def test_demo_prints_throughput(capsys):
     assert "sampled 20,000 rows on 2 thread(s)" in out and "rows/s" in out
 
 
+def test_bench_writes_table_report_and_plots(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["bench", "--saes", "batchtopk,mp", "--l0", "4,6", "--out", str(out), *SMALL_BENCH]) == 0
+    printed = capsys.readouterr().out
+    assert "architecture" in printed and "MCC" in printed and printed.count("batchtopk") >= 2
+    report = json.loads((out / "report.json").read_text())
+    assert [(r["architecture"], r["l0"]) for r in report["runs"]] == [
+        ("batchtopk", 4.0),
+        ("batchtopk", 6.0),
+        ("mp", 4.0),
+        ("mp", 6.0),
+    ]
+    fields = {f for f in synthsae.EvalResult.__dataclass_fields__}
+    for run in report["runs"]:
+        assert set(run["result"]) == fields
+        assert run["result"]["num_samples"] == 4096 and run["train_seconds"] > 0
+        assert len(run["result"]["feature_best_abs_cos"]) == 1024
+    assert report["world_config"] == synthsae.preset("tiny").to_dict()
+    assert report["versions"]["synthsae"] == synthsae.__version__
+    for name in report["plots"]:
+        data = (out / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert (out / "saes" / "mp-l0-4" / "cfg.json").exists()
+    # the table's MCC for mp L0=6 is the one in the report
+    mp6 = report["runs"][3]["result"]
+    assert f"{mp6['mcc']:.4f}" in printed
+
+
+def test_bench_refuses_existing_output(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--saes", "topk", "--l0", "4", "--out", str(out), *SMALL_BENCH])
+    assert e.value.code == 2 and "--overwrite" in capsys.readouterr().err
+    assert (out / "mine.txt").read_text() == "keep me"
+    assert main(["bench", "--saes", "topk", "--l0", "4", "--out", str(out), "--overwrite", *SMALL_BENCH]) == 0
+    assert (out / "report.json").exists()
+
+
+def test_world_create_info_stats(tmp_path, capsys):
+    out = tmp_path / "w"
+    assert main(["world", "create", "--world", "tiny", "--out", str(out)]) == 0
+    world = synthsae.World.load(out)
+    assert world.num_features == 1024
+    assert main(["world", "info", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed[printed.index("{") :]) == synthsae.preset("tiny").to_dict()
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps(synthsae.preset("tiny").to_dict()))
+    assert main(["world", "stats", str(config), "--samples", "2000"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["num_samples"] == 2000 and 13 < stats["true_l0"] < 18
+    with pytest.raises(SystemExit) as e:
+        main(["world", "create", "--world", "tiny", "--out", str(out)])
+    assert e.value.code == 2
+
+
+def test_sample_writes_rows(tmp_path):
+    out = tmp_path / "rows.safetensors"
+    assert (
+        main(
+            [
+                "sample",
+                "--world",
+                "tiny",
+                "--rows",
+                "300",
+                "--start",
+                "100",
+                "--seed",
+                "4",
+                "--hidden",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    data = load_file(out)
+    world = synthsae.World(synthsae.preset("tiny"))
+    h, feats = world.sample(300, seed=4, start=100, return_features=True)
+    np.testing.assert_array_equal(data["indptr"], feats.indptr)
+    np.testing.assert_array_equal(data["values"], feats.values)
+    np.testing.assert_array_equal(data["hidden"], h.numpy())
+    assert data["shape"].tolist() == [300, 1024]
+    with pytest.raises(SystemExit) as e:
+        main(["sample", "--world", "tiny", "--rows", "3", "--out", str(out)])
+    assert e.value.code == 2
+
+
+def test_eval_scores_a_saved_sae(tmp_path, capsys):
+    from synthsae import saes
+
+    sae = saes.TopKSAE(64, 32, 4, seed=0)
+    sae.save(tmp_path / "sae")
+    js = tmp_path / "result.json"
+    assert (
+        main(
+            [
+                "eval",
+                "--sae",
+                str(tmp_path / "sae"),
+                "--world",
+                "tiny",
+                "--samples",
+                "2048",
+                "--json",
+                str(js),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    want = synthsae.evaluate(
+        sae, synthsae.World(synthsae.preset("tiny")), num_samples=2048, show_progress=False
+    )
+    assert json.loads(js.read_text())["mcc"] == want.mcc
+    assert "classification/f1_score" in printed
+
+
 @pytest.mark.parametrize(
     "argv",
-    [["demo", "--rows", "0"], ["demo", "--rows", "x"], ["nope"], [], ["demo", "--min-prob", "0.9"]],
+    [
+        ["demo", "--rows", "0"],
+        ["demo", "--rows", "x"],
+        ["nope"],
+        [],
+        ["demo", "--min-prob", "0.9"],
+        ["bench", "--saes", "nope"],
+        ["bench", "--l0", "-3"],
+        ["bench", "--preset", "/no/such/world"],
+        ["bench", "--samples", "10", "--batch-size", "1024"],
+        ["world", "info", "/no/such/world"],
+        ["eval", "--sae", "/no/such/sae", "--world", "tiny"],
+        ["world"],
+    ],
 )
-def test_bad_flags_exit_2(argv, capsys):
+def test_bad_flags_exit_2(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # bench's default output directory lands here
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2
     assert "error" in capsys.readouterr().err
 
 
-def test_python_dash_m_help():
-    out = subprocess.run([sys.executable, "-m", "synthsae", "demo", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "--rows" in out.stdout
+@pytest.mark.parametrize("command", [["bench"], ["world", "create"], ["sample"], ["eval"], ["demo"]])
+def test_python_dash_m_help(command):
+    out = subprocess.run(
+        [sys.executable, "-m", "synthsae", *command, "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "usage" in out.stdout

@@ -1,0 +1,84 @@
+"""PNG plots of a bench run (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from synthsae.evaluation import EvalResult
+
+
+def _by_architecture(
+    results: list[tuple[str, float, EvalResult]],
+) -> dict[str, list[tuple[float, EvalResult]]]:
+    out: dict[str, list[tuple[float, EvalResult]]] = {}
+    for architecture, l0, result in results:
+        out.setdefault(architecture, []).append((l0, result))
+    return {a: sorted(runs, key=lambda r: r[0]) for a, runs in out.items()}
+
+
+def write_plots(
+    out: Path, results: list[tuple[str, float, EvalResult]], firing_probabilities: npt.NDArray[np.float32]
+) -> list[str]:
+    """Writes ``mcc_f1_vs_l0.png``, ``explained_variance_vs_l0.png`` and ``feature_recovery.png`` (per-feature
+    best |cos| vs firing probability, binned, for each architecture at its median L0); returns the names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = _by_architecture(results)
+    names = []
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for architecture, points in runs.items():
+        l0s = [p[0] for p in points]
+        axes[0].plot(l0s, [p[1].mcc for p in points], "o-", label=architecture)
+        axes[1].plot(l0s, [p[1].f1 for p in points], "o-", label=architecture)
+    for ax, title in zip(axes, ("MCC", "F1 (latents as feature classifiers)"), strict=True):
+        ax.set(xlabel="target L0", ylabel=title.split()[0], title=f"{title} vs L0")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.savefig(out / "mcc_f1_vs_l0.png", dpi=120)
+    plt.close(fig)
+    names.append("mcc_f1_vs_l0.png")
+
+    fig, ax = plt.subplots(figsize=(5.5, 4), constrained_layout=True)
+    for architecture, points in runs.items():
+        ax.plot([p[0] for p in points], [p[1].explained_variance for p in points], "o-", label=architecture)
+    ax.set(xlabel="target L0", ylabel="explained variance (pooled)", title="Explained variance vs L0")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.savefig(out / "explained_variance_vs_l0.png", dpi=120)
+    plt.close(fig)
+    names.append("explained_variance_vs_l0.png")
+
+    p = np.asarray(firing_probabilities, dtype=np.float64)
+    edges = np.geomspace(p.min(), p.max() * 1.0001, 25)
+    which = np.clip(np.digitize(p, edges) - 1, 0, len(edges) - 2)
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for architecture, points in runs.items():
+        l0, result = points[len(points) // 2]
+        best = result.feature_best_abs_cos.astype(np.float64)
+        sums = np.bincount(which, weights=best, minlength=len(centres))
+        counts = np.bincount(which, minlength=len(centres))
+        keep = counts > 0
+        ax.plot(centres[keep], sums[keep] / counts[keep], "o-", ms=3, label=f"{architecture} (L0 {l0:g})")
+    ax.set(
+        xscale="log",
+        ylim=(0, 1.02),
+        xlabel="feature firing probability",
+        ylabel="best |cos| over latents (bin mean)",
+        title="Per-feature recovery",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(out / "feature_recovery.png", dpi=120)
+    plt.close(fig)
+    names.append("feature_recovery.png")
+    return names
