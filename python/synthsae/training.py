@@ -217,6 +217,7 @@ def train(
         world,
         batch_size,
         seed=seed,
+        device=device,
         start_batch=start_step,
         num_batches=max(total_steps - start_step, 0),
         num_threads=num_threads,
@@ -233,7 +234,6 @@ def train(
     batches = iter(stream)
     try:
         for step, x in enumerate(batches, start=start_step):
-            x = x.to(device, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(
                     step,
