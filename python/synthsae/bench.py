@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 import synthsae
+from synthsae._files import write_json
 from synthsae.config import WorldConfig
 from synthsae.evaluation import EvalResult, evaluate
 from synthsae.training import train
@@ -114,16 +114,6 @@ def _versions() -> dict[str, str]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Writes ``data`` as JSON through a temporary file renamed into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def run_bench(

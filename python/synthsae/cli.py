@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 import synthsae
+from synthsae._files import atomic_write
 
 
 class UsageError(Exception):
@@ -158,12 +159,7 @@ def _sample(args: argparse.Namespace) -> int:
     if args.hidden:
         tensors["hidden"] = world.hidden_from_features(features).numpy()
     meta = {"seed": str(args.seed), "start": str(args.start), "synthsae": synthsae.__version__}
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(out, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
     print(
         f"wrote rows {args.start:,}..{args.start + args.rows:,} ({features.nnz:,} active) to {out} in ",
         end="",
@@ -191,7 +187,8 @@ def _load_any_sae(path: Path, device: str | None) -> Any:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from synthsae.bench import load_world, write_json
+    from synthsae._files import write_json
+    from synthsae.bench import load_world
 
     world, _ = load_world(args.world, orthogonalize=not args.no_orthogonalize)
     sae = _load_any_sae(Path(args.sae), args.device)

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
+from synthsae._validate import as_int, as_seed
 from synthsae.assignment import abs_cos_matrix, linear_sum_assignment
 from synthsae.sparse import SparseBatch
 
@@ -282,14 +283,6 @@ class EvalAccumulator:
         )
 
 
-def _positive(value: Any, name: str, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < (0 if allow_zero else 1):
-        raise ValueError(f"{name} must be {'≥ 0' if allow_zero else '≥ 1'}, got {value}")
-    return int(value)
-
-
 def evaluate(
     sae: Any,
     world: World,
@@ -310,9 +303,9 @@ def evaluate(
     for attr in ("encode", "decode", "W_dec"):
         if not hasattr(sae, attr):
             raise TypeError(f"sae must have encode(x), decode(z) and W_dec; it has no {attr!r}")
-    num_samples = _positive(num_samples, "num_samples", allow_zero=True)
-    batch_size = _positive(batch_size, "batch_size")
-    seed = _positive(seed, "seed", allow_zero=True)
+    num_samples = as_int("num_samples", num_samples)
+    batch_size = as_int("batch_size", batch_size, minimum=1)
+    seed = as_seed(seed)
     w_dec = sae.W_dec.detach()
     if w_dec.ndim != 2 or w_dec.shape[1] != world.hidden_dim:
         raise ValueError(f"sae.W_dec must be [d_sae, {world.hidden_dim}], got {list(w_dec.shape)}")

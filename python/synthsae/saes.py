@@ -76,13 +76,15 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from synthsae._files import atomic_write
 
 __all__ = [
     "ARCHITECTURES",
@@ -199,16 +201,6 @@ def _random_unit_rows(rows: int, cols: int, seed: int | None) -> torch.Tensor:
     generator = None if seed is None else torch.Generator().manual_seed(seed ^ _INIT_SALT)
     w = torch.randn(rows, cols, generator=generator, dtype=torch.float32)
     return w / w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-
-
-def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _rectangle(u: torch.Tensor) -> torch.Tensor:
@@ -513,8 +505,8 @@ class SAE(nn.Module):
         path.mkdir(parents=True, exist_ok=True)
         tensors = {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items()}
         text = json.dumps(self.config(), indent=2)
-        _atomic_write(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
-        _atomic_write(path / CONFIG_FILE, lambda tmp: tmp.write_text(text))
+        atomic_write(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+        atomic_write(path / CONFIG_FILE, lambda tmp: tmp.write_text(text))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: torch.device | str | None = None) -> SAE:

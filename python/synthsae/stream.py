@@ -7,6 +7,7 @@ import threading
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from synthsae._validate import as_int, as_num_threads, as_seed
 from synthsae.sparse import SparseBatch
 from synthsae.world import csr_tensors
 
@@ -14,14 +15,6 @@ if TYPE_CHECKING:
     import torch
 
     from synthsae.world import World
-
-
-def _int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be ≥ {low}, got {value}")
-    return value
 
 
 class ActivationStream:
@@ -54,14 +47,12 @@ class ActivationStream:
         import torch
 
         self.world = world
-        self.batch_size = _int(batch_size, "batch_size", 1)
-        self.seed = _int(seed, "seed", 0)
-        self.prefetch = _int(prefetch, "prefetch", 1)
-        self.start_batch = _int(start_batch, "start_batch", 0)
-        self.num_batches = None if num_batches is None else _int(num_batches, "num_batches", 0)
-        if num_threads is not None:
-            _int(num_threads, "num_threads", 1)
-        self.num_threads = num_threads
+        self.batch_size = as_int("batch_size", batch_size, minimum=1)
+        self.seed = as_seed(seed)
+        self.prefetch = as_int("prefetch", prefetch, minimum=1)
+        self.start_batch = as_int("start_batch", start_batch, minimum=0)
+        self.num_batches = None if num_batches is None else as_int("num_batches", num_batches, minimum=0)
+        self.num_threads = as_num_threads(num_threads)
         self.device = torch.device(device if device is not None else "cpu")
         self.dtype = dtype or torch.float32
         if not isinstance(self.dtype, torch.dtype) or not self.dtype.is_floating_point:
@@ -71,7 +62,7 @@ class ActivationStream:
 
     def batch(self, k: int) -> torch.Tensor | tuple[torch.Tensor, SparseBatch]:
         """Batch ``k`` computed directly (no thread)."""
-        features = self._features(_int(k, "k", 0))
+        features = self._features(as_int("k", k, minimum=0))
         return self._finish(features, self._cpu_hidden(features))
 
     def _features(self, k: int) -> SparseBatch:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synthsae._files import atomic_write
+from synthsae._validate import as_float, as_int, as_seed
 from synthsae.evaluation import EvalResult, evaluate
 from synthsae.stream import ActivationStream
 
@@ -36,21 +38,8 @@ class TrainHistory:
     evals: list[tuple[int, EvalResult]] = field(default_factory=list)
 
 
-def _int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be ≥ {low}, got {value}")
-    return value
-
-
-def _optional_int(value: Any, name: str, low: int) -> int | None:
-    return None if value is None else _int(value, name, low)
-
-
 def _positive_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = as_float(name, value)
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value}")
     return float(value)
@@ -76,17 +65,6 @@ def _batch_stats(x: torch.Tensor, x_hat: torch.Tensor, latents: torch.Tensor) ->
     var = (x - x.mean(0)).pow(2).sum()
     ev = 1.0 - float((x - x_hat).pow(2).sum() / var) if float(var) > 0 else 0.0
     return float((latents != 0).sum(-1).float().mean()), ev
-
-
-def _atomic_save(obj: Any, target: Path) -> None:
-    import torch
-
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def train(
@@ -136,18 +114,20 @@ def train(
     for attr in ("training_forward", "after_step", "config"):
         if not hasattr(sae, attr):
             raise TypeError(f"sae must be a synthsae.saes SAE (it has no {attr!r})")
-    batch_size = _int(batch_size, "batch_size", 1)
-    total_steps = _int(total_samples, "total_samples", 0) // batch_size
-    seed = _int(seed, "seed", 0)
+    batch_size = as_int("batch_size", batch_size, minimum=1)
+    total_steps = as_int("total_samples", total_samples, minimum=0) // batch_size
+    seed = as_seed(seed)
     lr = _positive_float(lr, "lr")
     lr_end = lr / 10 if lr_end is None else float(lr_end)
-    warmup = _int(lr_warmup_steps, "lr_warmup_steps", 0)
-    decay = _int(lr_decay_steps, "lr_decay_steps", 0)
-    eval_every = _optional_int(eval_every, "eval_every", 1)
-    eval_samples = _int(eval_samples, "eval_samples", 0)
-    checkpoint_every = _optional_int(checkpoint_every, "checkpoint_every", 1)
-    dead_window = _int(dead_window, "dead_window", 1)
-    log_every = _int(log_every, "log_every", 1)
+    warmup = as_int("lr_warmup_steps", lr_warmup_steps, minimum=0)
+    decay = as_int("lr_decay_steps", lr_decay_steps, minimum=0)
+    if eval_every is not None:
+        eval_every = as_int("eval_every", eval_every, minimum=1)
+    eval_samples = as_int("eval_samples", eval_samples, minimum=0)
+    if checkpoint_every is not None:
+        checkpoint_every = as_int("checkpoint_every", checkpoint_every, minimum=1)
+    dead_window = as_int("dead_window", dead_window, minimum=1)
+    log_every = as_int("log_every", log_every, minimum=1)
     max_grad_norm = _positive_float(max_grad_norm, "max_grad_norm")
     if sae.d_in != world.hidden_dim:
         raise ValueError(f"sae.d_in ({sae.d_in}) must equal the world's hidden_dim ({world.hidden_dim})")
@@ -178,18 +158,16 @@ def train(
         if checkpoint is None:
             return
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_save(
-            {
-                "sae_config": sae.config(),
-                "sae": sae.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "since_fired": since_fired,
-                "history": history,
-                "batch_size": batch_size,
-                "seed": seed,
-            },
-            checkpoint,
-        )
+        state = {
+            "sae_config": sae.config(),
+            "sae": sae.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "since_fired": since_fired,
+            "history": history,
+            "batch_size": batch_size,
+            "seed": seed,
+        }
+        atomic_write(checkpoint, lambda tmp: torch.save(state, tmp))
 
     run = None
     if log_to_wandb:

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
+from synthsae._files import atomic_write
 from synthsae.config import (
     FoldedNormalMagnitudeConfig,
     HierarchyConfig,
@@ -367,10 +368,12 @@ class World:
         if self.correlation_factor is not None:
             tensors["correlation_factor"] = self.correlation_factor
             tensors["correlation_diag"] = self.correlation_diag
-        _atomic(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
-        _atomic(path / CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(self.config.to_dict(), indent=2)))
+        atomic_write(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+        config = json.dumps(self.config.to_dict(), indent=2)
+        atomic_write(path / CONFIG_FILE, lambda tmp: tmp.write_text(config))
         if self.hierarchy is not None:
-            _atomic(path / HIERARCHY_FILE, lambda tmp: tmp.write_text(json.dumps(self.hierarchy.to_dict())))
+            hierarchy = json.dumps(self.hierarchy.to_dict())
+            atomic_write(path / HIERARCHY_FILE, lambda tmp: tmp.write_text(hierarchy))
         elif (path / HIERARCHY_FILE).exists():
             (path / HIERARCHY_FILE).unlink()
 
@@ -476,16 +479,6 @@ class World:
             best[lo : lo + 2048] = cos.max(1).values
         out["mean_max_abs_cos"] = float(best.mean()) if w.shape[0] > 1 else 0.0
         return out
-
-
-def _atomic(target: Path, write: Any) -> None:
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def csr_tensors(features: SparseBatch, pin: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
