@@ -7,6 +7,9 @@ exact sampling distribution stated next to it; seeds are fixed, so the tests are
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -28,17 +31,6 @@ def probability_vectors(max_size: int = 200) -> st.SearchStrategy[np.ndarray]:
     """Vectors mixing p = 0, p = 1, tiny p and uniform p."""
     entry = st.one_of(st.just(0.0), st.just(1.0), st.floats(1e-12, 1e-6), st.floats(0.0, 1.0))
     return st.lists(entry, min_size=1, max_size=max_size).map(np.array)
-
-
-def concat(batches: list[synthsae.SparseBatch]) -> synthsae.SparseBatch:
-    offsets = np.cumsum([0] + [b.nnz for b in batches])
-    indptr = np.concatenate([[0]] + [b.indptr[1:] + o for b, o in zip(batches, offsets, strict=False)])
-    return synthsae.SparseBatch(
-        indptr.astype(np.int64),
-        np.concatenate([b.indices for b in batches]),
-        np.concatenate([b.values for b in batches]),
-        (sum(len(b) for b in batches), batches[0].shape[1]),
-    )
 
 
 def binomial_violations(counts: np.ndarray, n: int, p: np.ndarray) -> np.ndarray:
@@ -91,7 +83,28 @@ def test_rows_identical_for_any_threads_and_split(p, seed, n, std, data):
         )
         for lo, hi in itertools.pairwise(bounds)
     ]
-    assert_csr_equal(concat(pieces), whole)
+    assert_csr_equal(synthsae.SparseBatch.concat([*pieces, whole.take([])]), whole)
+
+
+# Python >= 3.12 warns about fork() in a multi-threaded process; forking is the point here.
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_sampling_works_in_a_forked_child():
+    """A child made by fork (DataLoader workers, multiprocessing) builds its own thread pool instead of
+    waiting on the parent's threads, which fork does not copy."""
+    p = synthsae.zipfian_firing_probabilities(500)
+    parent = synthsae.sample_independent(p, 5000, seed=2)  # starts the parent's pool
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (child)
+        signal.alarm(60)
+        child = synthsae.sample_independent(p, 5000, seed=2)
+        os._exit(0 if np.array_equal(child.indices, parent.indices) else 1)
+    deadline = time.monotonic() + 90
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert done[0] == pid and os.waitstatus_to_exitcode(done[1]) == 0
 
 
 def test_start_offset_is_row_identity():
