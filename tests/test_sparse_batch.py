@@ -47,3 +47,27 @@ def test_empty_batch_converts():
 def test_inconsistent_arrays_are_rejected():
     with pytest.raises(ValueError, match="inconsistent"):
         synthsae.SparseBatch(np.array([0, 2]), np.array([1], np.int32), np.array([1.0], np.float32), (1, 3))
+
+
+def test_take_gathers_rows_in_any_order(batch):
+    rows = np.array([5, 0, 256, 5, 17])
+    taken = batch.take(rows)
+    assert taken.shape == (5, 300)
+    np.testing.assert_array_equal(taken.to_dense(), batch.to_dense()[rows])
+    assert batch.take(np.array([], dtype=np.int64)).shape == (0, 300)
+    with pytest.raises(ValueError, match="rows must be"):
+        batch.take([257])
+    with pytest.raises(ValueError, match="rows must be"):
+        batch.take([-1])
+
+
+def test_concat_stacks_rows(batch):
+    parts = [batch.take(np.arange(0, 100)), batch.take(np.arange(100, 100)), batch.take(np.arange(100, 257))]
+    joined = synthsae.SparseBatch.concat(parts)
+    for name in ("indptr", "indices", "values"):
+        np.testing.assert_array_equal(getattr(joined, name), getattr(batch, name))
+    assert joined.shape == batch.shape and joined.indptr.dtype == np.int64
+    with pytest.raises(ValueError, match="different numbers of columns"):
+        synthsae.SparseBatch.concat([batch, synthsae.sample_independent(np.full(3, 0.5), 2, seed=0)])
+    with pytest.raises(ValueError, match="must not be empty"):
+        synthsae.SparseBatch.concat([])

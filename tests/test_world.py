@@ -5,7 +5,9 @@ Statistical checks are 5-sigma bounds with fixed seeds (see test_sampling.py for
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -217,6 +219,26 @@ def test_save_load_round_trip(tmp_path, saelens_world):
         "synthetic_model.safetensors",
         "synthetic_model_config.json",
     ]
+
+
+def test_fingerprint_identifies_what_determines_the_samples(tmp_path, saelens_world):
+    saelens_world.save(tmp_path / "w")
+    again = synthsae.World.load(tmp_path / "w")
+    assert again.fingerprint() == saelens_world.fingerprint()
+    assert len(saelens_world.fingerprint()) == 64
+    again.firing_probabilities[3] += 1e-6  # one firing probability one ulp-ish away
+    again._fingerprint = None
+    assert again.fingerprint() != saelens_world.fingerprint()
+    reseeded = dataclasses.replace(saelens_world.config, seed=saelens_world.config.seed + 1)
+    assert synthsae.World(reseeded, show_progress=False).fingerprint() != saelens_world.fingerprint()
+
+
+def test_saved_files_are_readable_under_the_umask(tmp_path, saelens_world):
+    saelens_world.save(tmp_path / "w")
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (tmp_path / "w").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path.name
 
 
 def test_save_never_overwrites_without_asking(tmp_path, saelens_world):

@@ -58,6 +58,7 @@ def hidden_from_csr(
     values: npt.NDArray[np.float32],
     vectors: npt.NDArray[np.float32],
     bias: npt.NDArray[np.float32],
+    num_threads: int | None = None,
 ) -> npt.NDArray[np.float32]: ...
 def linear_sum_assignment(
     cost: npt.NDArray[np.float32] | npt.NDArray[np.float64], maximize: bool = False

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# The process umask, read once at import (os.umask can only be read by setting it).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_HOST = socket.gethostname()
+
 
 def atomic_write(target: Path, write: Callable[[Path], Any]) -> None:
     """Calls ``write(tmp)`` on a temporary path beside ``target``, then renames it to ``target``; on failure
-    the temporary file is removed and ``target`` is untouched."""
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    the temporary file is removed and ``target`` is untouched. The file gets the permissions a new file
+    gets under the umask (safetensors writes 0600)."""
+    # Unique per host, process and thread: writers may share a filesystem across machines.
+    tmp = target.with_name(f".{target.name}.tmp-{_HOST}-{os.getpid()}-{threading.get_ident()}")
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -63,6 +63,36 @@ class SparseBatch:
         """The row of every stored entry, int64 ``[nnz]``."""
         return np.repeat(np.arange(self.shape[0], dtype=np.int64), np.diff(self.indptr))
 
+    def take(self, rows: npt.ArrayLike) -> SparseBatch:
+        """The rows ``rows`` (int ``[k]``, any order, repeats allowed) as a new SparseBatch ``[k, N]``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.ndim != 1 or (rows.size and (rows.min() < 0 or rows.max() >= self.shape[0])):
+            raise ValueError(f"rows must be a 1-d array of row numbers in [0, {self.shape[0]})")
+        lengths = np.diff(self.indptr)[rows]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        at = np.arange(indptr[-1], dtype=np.int64) + np.repeat(self.indptr[rows] - indptr[:-1], lengths)
+        return SparseBatch(indptr, self.indices[at], self.values[at], (len(rows), self.shape[1]))
+
+    @staticmethod
+    def concat(batches: list[SparseBatch]) -> SparseBatch:
+        """The rows of ``batches`` (same number of columns) one after another."""
+        if not batches:
+            raise ValueError("batches must not be empty")
+        cols = {b.shape[1] for b in batches}
+        if len(cols) != 1:
+            raise ValueError(f"batches have different numbers of columns: {sorted(cols)}")
+        offsets = np.cumsum([0] + [b.nnz for b in batches])
+        indptr = np.concatenate(
+            [[0]] + [b.indptr[1:] + o for b, o in zip(batches, offsets[:-1], strict=True)]
+        )
+        return SparseBatch(
+            indptr.astype(np.int64),
+            np.concatenate([b.indices for b in batches]),
+            np.concatenate([b.values for b in batches]),
+            (sum(len(b) for b in batches), cols.pop()),
+        )
+
     def to_dense(self) -> npt.NDArray[np.float32]:
         """Dense float32 numpy array ``[n, N]``."""
         out = np.zeros(self.shape, dtype=np.float32)

@@ -7,6 +7,7 @@ layout (``synthetic_model_config.json``, ``synthetic_model.safetensors``, ``hier
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -21,6 +22,7 @@ import numpy.typing as npt
 
 from synthsae import _core
 from synthsae._files import atomic_write
+from synthsae._validate import as_num_threads
 from synthsae.config import (
     FoldedNormalMagnitudeConfig,
     HierarchyConfig,
@@ -44,6 +46,15 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE = "synthetic_model_config.json"
 WEIGHTS_FILE = "synthetic_model.safetensors"
 HIERARCHY_FILE = "hierarchy.json"
+_FINGERPRINT_TENSORS = (
+    "feature_vectors",
+    "bias",
+    "firing_probabilities",
+    "mean_magnitudes",
+    "std_magnitudes",
+    "correlation_factor",
+    "correlation_diag",
+)
 
 
 def preset(name: str) -> WorldConfig:
@@ -227,6 +238,7 @@ class World:
             generate_magnitudes(n, config.mean_firing_magnitudes, _sub(seed, 2))
         )
         self._on_device: dict[tuple[str, Any], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._fingerprint: str | None = None
         self._sampler = self._make_sampler()
 
     def _make_sampler(self) -> _core.WorldSampler:
@@ -292,14 +304,20 @@ class World:
         also the SparseBatch."""
 
         features = self.sample_features(n, seed=seed, start=start, num_threads=num_threads)
-        hidden = self.hidden_from_features(features, device=device, dtype=dtype)
+        hidden = self.hidden_from_features(features, device=device, dtype=dtype, num_threads=num_threads)
         return (hidden, features) if return_features else hidden
 
     def hidden_from_features(
-        self, features: SparseBatch, *, device: Any = None, dtype: Any = None
+        self,
+        features: SparseBatch,
+        *,
+        device: Any = None,
+        dtype: Any = None,
+        num_threads: int | None = None,
     ) -> torch.Tensor:
         """``h = a·W + b`` ``[n, D]`` for a SparseBatch of this world: a parallel Rust sum over each
-        row's active features for float32 on CPU, an embedding-bag sum otherwise."""
+        row's active features (on ``num_threads`` threads) for float32 on CPU, an embedding-bag sum
+        otherwise."""
         import torch
 
         if not isinstance(features, SparseBatch) or features.shape[1] != self.num_features:
@@ -313,6 +331,7 @@ class World:
                 np.ascontiguousarray(features.values, dtype=np.float32),
                 self.feature_vectors.numpy(),
                 self.bias.numpy(),
+                as_num_threads(num_threads),
             )
             return torch.from_numpy(h)
         return self.hidden_from_csr_tensors(*csr_tensors(features), device=key[0], dtype=dtype)
@@ -346,6 +365,23 @@ class World:
             include_last_offset=True,
         )
         return h + b
+
+    def fingerprint(self) -> str:
+        """Hex sha256 of everything that determines this world's samples and hidden activations: the
+        config, feature vectors, bias, firing probabilities, magnitudes, correlation and hierarchy.
+        Equal for a world and its saved-and-loaded copy."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+            for name in _FINGERPRINT_TENSORS:
+                tensor = getattr(self, name)
+                header = "none" if tensor is None else f"{tensor.dtype}{tuple(tensor.shape)}"
+                digest.update(f"|{name}:{header}|".encode())
+                if tensor is not None:
+                    digest.update(tensor.contiguous().numpy().tobytes())
+            tree = None if self.hierarchy is None else self.hierarchy.to_dict()
+            digest.update(json.dumps(tree, sort_keys=True).encode())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     # ------------------------------------------------------------------ persistence
 

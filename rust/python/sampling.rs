@@ -75,8 +75,10 @@ impl IndependentSampler {
     }
 }
 
-/// Hidden activations `[n, D]` from CSR arrays: `h = a·W + b` with `vectors` `[N, D]`; releases the GIL.
+/// Hidden activations `[n, D]` from CSR arrays: `h = a·W + b` with `vectors` `[N, D]`, on
+/// `num_threads` threads (`None`: rayon's global pool); releases the GIL.
 #[pyfunction]
+#[pyo3(signature = (indptr, indices, values, vectors, bias, num_threads=None))]
 pub fn hidden_from_csr<'py>(
     py: Python<'py>,
     indptr: PyReadonlyArray1<'py, i64>,
@@ -84,6 +86,7 @@ pub fn hidden_from_csr<'py>(
     values: PyReadonlyArray1<'py, f32>,
     vectors: PyReadonlyArray2<'py, f32>,
     bias: PyReadonlyArray1<'py, f32>,
+    num_threads: Option<usize>,
 ) -> PyResult<Bound<'py, numpy::PyArray2<f32>>> {
     let (n_features, d) = (vectors.shape()[0], vectors.shape()[1]);
     let bias = bias.as_slice()?;
@@ -114,7 +117,9 @@ pub fn hidden_from_csr<'py>(
     }
     let vectors = vectors.as_slice()?;
     let n = csr.num_rows();
-    let h = py.detach(|| crate::csr::hidden(&csr, vectors, bias));
+    let h = py.detach(|| {
+        crate::threads::install(num_threads, || crate::csr::hidden(&csr, vectors, bias))
+    })?;
     numpy::PyArray1::from_vec(py, h).reshape([n, d])
 }
 
