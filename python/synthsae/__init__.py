@@ -33,8 +33,10 @@ from synthsae.firing import (
     random_firing_probabilities,
     zipfian_firing_probabilities,
 )
+from synthsae.generation import GenerateReport, generate
 from synthsae.hierarchy import Hierarchy, HierarchyNode
 from synthsae.sampling import sample_independent
+from synthsae.shards import VerifyReport, verify
 from synthsae.sparse import SparseBatch
 from synthsae.stream import ActivationStream
 from synthsae.training import TrainHistory, train
@@ -49,6 +51,7 @@ __all__ = [
     "EvalResult",
     "ExponentialMagnitudeConfig",
     "FoldedNormalMagnitudeConfig",
+    "GenerateReport",
     "Hierarchy",
     "HierarchyConfig",
     "HierarchyNode",
@@ -59,8 +62,10 @@ __all__ = [
     "OrthogonalizationConfig",
     "RandomFiringProbabilityConfig",
     "ReconstructionScore",
+    "ShardDataset",
     "SparseBatch",
     "TrainHistory",
+    "VerifyReport",
     "World",
     "WorldConfig",
     "ZipfianFiringProbabilityConfig",
@@ -70,6 +75,7 @@ __all__ = [
     "evaluate",
     "feature_uniqueness",
     "fix_correlation_matrix",
+    "generate",
     "linear_firing_probabilities",
     "linear_sum_assignment",
     "low_rank_from_dense",
@@ -81,14 +87,17 @@ __all__ = [
     "saes",
     "sample_independent",
     "train",
+    "verify",
     "zipfian_firing_probabilities",
 ]
 
 
 def __getattr__(name: str) -> object:
-    """``synthsae.saes`` is imported on first use (it needs torch)."""
-    if name == "saes":
-        import importlib
+    """``synthsae.saes`` and ``synthsae.ShardDataset`` are imported on first use (they need torch)."""
+    import importlib
 
+    if name == "saes":
         return importlib.import_module("synthsae.saes")
+    if name == "ShardDataset":
+        return importlib.import_module("synthsae.dataset").ShardDataset
     raise AttributeError(f"module 'synthsae' has no attribute {name!r}")

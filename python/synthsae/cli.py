@@ -1,4 +1,5 @@
-"""``synthsae`` command line: ``bench`` (the main job), ``world``, ``sample``, ``eval``, ``demo``."""
+"""``synthsae`` command line: ``bench`` (the main job), ``world``, ``sample``, ``generate``, ``verify``,
+``eval``, ``demo``."""
 
 from __future__ import annotations
 
@@ -168,6 +169,101 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _slurm_split() -> tuple[int, int] | None:
+    """This SLURM array task's ``(index, count)`` (from ``SLURM_ARRAY_TASK_*``), or None outside one."""
+    env = os.environ
+    if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
+        return None
+    try:
+        task, count = int(env["SLURM_ARRAY_TASK_ID"]), int(env["SLURM_ARRAY_TASK_COUNT"])
+        first, step = int(env.get("SLURM_ARRAY_TASK_MIN", "0")), int(env.get("SLURM_ARRAY_TASK_STEP", "1"))
+    except ValueError:
+        raise UsageError("SLURM_ARRAY_TASK_* variables are not integers") from None
+    index = (task - first) // max(step, 1)
+    if not 0 <= index < count:
+        raise UsageError(f"SLURM array task {task} is not in the array's range; pass --shard-index")
+    return index, count
+
+
+def _generate_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The world and generate() keywords: flags, filled from --out's manifest when resuming."""
+    from synthsae.bench import load_world
+    from synthsae.shards import MANIFEST_FILE, WORLD_DIR, read_manifest
+
+    out = Path(args.out)
+    old = read_manifest(out) if (out / MANIFEST_FILE).is_file() else None
+    if old is None and (args.world is None or args.rows is None):
+        raise UsageError(f"{out} holds no dataset yet: --world and --rows are required")
+    if args.dtype is not None and not args.hidden:
+        raise UsageError("--dtype sets the hidden activations' type: pass --hidden with it")
+    settings = {
+        "rows": args.rows if args.rows is not None else old.rows,
+        "seed": args.seed if args.seed is not None else (old.seed if old else 0),
+        "shard_rows": args.shard_rows or (old.shard_rows if old else 1_000_000),
+        "hidden": args.hidden or bool(old and old.hidden),
+        "dtype": args.dtype or (old.dtype if old and old.dtype else "float32"),
+    }
+    if args.world is None:
+        world = synthsae.World.load(out / WORLD_DIR)
+    else:
+        world, _ = load_world(args.world, orthogonalize=not args.no_orthogonalize)
+    return world, settings
+
+
+def _generate(args: argparse.Namespace) -> int:
+    split = _slurm_split() if args.shard_index is None else (args.shard_index, args.num_shards)
+    if (args.shard_index is None) != (args.num_shards is None):
+        raise UsageError("--shard-index and --num-shards go together")
+    world, settings = _generate_settings(args)
+    if split is not None:
+        print(f"this task writes shards i with i mod {split[1]} = {split[0]}")
+    if args.scheduler is None and args.local_workers is None:
+        report = synthsae.generate(
+            world,
+            out=args.out,
+            num_threads=args.threads,
+            split=split,
+            show_progress=not args.quiet,
+            **settings,
+        )
+    else:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise UsageError("--scheduler/--local-workers need Dask: pip install 'synthsae[dask]'") from None
+        if args.scheduler is not None:
+            cluster: Any = None
+            client = Client(args.scheduler)
+        else:
+            cluster = LocalCluster(
+                n_workers=args.local_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+            )
+            client = Client(cluster)
+        print(f"dask: {client}")
+        try:
+            report = synthsae.generate(
+                world,
+                out=args.out,
+                client=client,
+                num_threads=args.threads,
+                split=split,
+                show_progress=not args.quiet,
+                **settings,
+            )
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    print(report)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    report = synthsae.verify(args.dir, num_threads=args.threads)
+    print(report)
+    return 0 if report.ok else 1
+
+
 def _load_any_sae(path: Path, device: str | None) -> Any:
     """A synthsae SAE directory (cfg.json with a synthsae architecture) or a SAELens SAE directory."""
     from synthsae import saes
@@ -287,6 +383,46 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--hidden", action="store_true", help="also write dense hidden activations")
     sample.add_argument("--overwrite", action="store_true", help="replace an existing file")
     sample.set_defaults(run=_sample)
+
+    gen = commands.add_parser(
+        "generate",
+        help="write a sharded dataset of a world's samples (locally, on Dask, or as SLURM array tasks)",
+        description="Writes rows 0..N of a world into DIR as safetensors shards (CSR features, optionally "
+        "hidden activations) with manifest.json and world/. Shards are the same bits however the work is "
+        "split. Rerunning into DIR keeps intact shards and rewrites missing or corrupt ones; with no "
+        "--world/--rows it resumes DIR's dataset.",
+    )
+    gen.add_argument("--world", default=None, help="preset, world directory or config JSON (resume: DIR's)")
+    gen.add_argument("--no-orthogonalize", action="store_true", help="skip the dictionary orthogonalization")
+    gen.add_argument("--rows", type=_positive_int, default=None, help="rows in the dataset")
+    gen.add_argument("--out", required=True, help="dataset directory")
+    gen.add_argument("--shard-rows", type=_positive_int, default=None, help="rows per shard (1,000,000)")
+    gen.add_argument("--hidden", action="store_true", help="also store hidden activations [rows, D]")
+    gen.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None, help="hidden dtype")
+    gen.add_argument("--seed", type=_nonnegative_int, default=None, help="stream seed (0)")
+    where = gen.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786)")
+    where.add_argument("--local-workers", type=_positive_int, default=None, help="start a local Dask cluster")
+    gen.add_argument(
+        "--shard-index",
+        type=_nonnegative_int,
+        default=None,
+        help="write only shards i with i mod --num-shards = this (default: $SLURM_ARRAY_TASK_ID)",
+    )
+    gen.add_argument(
+        "--num-shards",
+        type=_positive_int,
+        default=None,
+        help="number of tasks the dataset is split over (default: $SLURM_ARRAY_TASK_COUNT)",
+    )
+    gen.add_argument("--threads", type=_positive_int, default=None, help="threads per shard")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(run=_generate)
+
+    ver = commands.add_parser("verify", help="re-hash every shard of a dataset against its manifest")
+    ver.add_argument("dir", help="dataset directory")
+    ver.add_argument("--threads", type=_positive_int, default=None, help="hashing threads (all cores)")
+    ver.set_defaults(run=_verify)
 
     ev = commands.add_parser("eval", help="score a saved SAE (synthsae or SAELens directory) on a world")
     ev.add_argument("--sae", required=True, help="SAE directory (cfg.json + weights)")

@@ -1,0 +1,141 @@
+"""``ShardDataset``: a dataset written by ``synthsae.generate``, read as a torch IterableDataset."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from synthsae._validate import as_int, as_seed
+from synthsae.shards import WORLD_DIR, Manifest, read_manifest, read_shard
+from synthsae.sparse import SparseBatch
+from synthsae.world import World
+
+_FORMATS = ("torch", "numpy")
+
+
+class ShardDataset(IterableDataset):
+    """Batches of rows from a dataset directory written by ``synthsae.generate``.
+
+    Use with ``DataLoader(dataset, batch_size=None, num_workers=k)``: each worker reads every k-th
+    shard. Each item is the hidden activations ``[batch_size, D]`` — stored ones if the dataset has
+    them, otherwise ``h = a·W + b`` (float32) computed from the stored features — or, with
+    ``return_features=True``, a pair ``(hidden, SparseBatch [batch_size, N])``. Batches run across
+    shard boundaries; the last one is short unless ``drop_last``.
+
+    Args:
+        path: the dataset directory; every shard must be written.
+        batch_size: rows per batch.
+        shuffle: visit shards in a random order and rows within each shard in a random order, both
+            drawn from ``(seed, epoch)`` (see ``set_epoch``); otherwise rows come in dataset order.
+        format: ``"torch"`` tensors or ``"numpy"`` arrays (bfloat16 hidden becomes float32).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        batch_size: int = 4096,
+        shuffle: bool = False,
+        seed: int = 0,
+        return_features: bool = False,
+        format: str = "torch",
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.manifest: Manifest = read_manifest(self.path)
+        missing = [s.index for s in self.manifest.shards if s.sha256 is None]
+        if missing:
+            raise ValueError(
+                f"{self.path} is incomplete: {len(missing)} of {len(self.manifest.shards)} shards are not "
+                f"written yet (first: {missing[0]}); rerun `synthsae generate` to finish it"
+            )
+        self.batch_size = as_int("batch_size", batch_size, minimum=1)
+        self.seed = as_seed(seed)
+        for name, flag in (
+            ("shuffle", shuffle),
+            ("return_features", return_features),
+            ("drop_last", drop_last),
+        ):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+        if format not in _FORMATS:
+            raise ValueError(f"format must be one of {_FORMATS}, got {format!r}")
+        self.shuffle, self.return_features, self.drop_last, self.format = (
+            shuffle,
+            return_features,
+            drop_last,
+            format,
+        )
+        self.epoch = 0
+        self._world: World | None = None
+
+    @property
+    def num_rows(self) -> int:
+        """Rows in the dataset (over all workers)."""
+        return self.manifest.rows
+
+    def set_epoch(self, epoch: int) -> None:
+        """Selects the shuffle of epoch ``epoch`` (call before each epoch, as with DistributedSampler)."""
+        self.epoch = as_int("epoch", epoch)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers load the world themselves (it is rebuilt from world/ on first use).
+        return {**self.__dict__, "_world": None}
+
+    def __iter__(self) -> Iterator[Any]:
+        shards = self.manifest.shards
+        order = np.arange(len(shards))
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(shards))
+        info = get_worker_info()
+        if info is not None:
+            order = order[info.id :: info.num_workers]
+        pieces: list[tuple[SparseBatch, torch.Tensor | None]] = []
+        pending = 0
+        for index in order:
+            shard = shards[index]
+            features, hidden = read_shard(self.path / shard.file, self.manifest.num_features)
+            if len(features) != shard.rows or (hidden is None) == self.manifest.hidden:
+                raise ValueError(f"{self.path / shard.file} does not match the manifest")
+            rows = np.arange(shard.rows)
+            if self.shuffle:
+                rows = np.random.default_rng([self.seed, self.epoch, int(index)]).permutation(shard.rows)
+            pos = 0
+            while pos < shard.rows:
+                sel = rows[pos : pos + self.batch_size - pending]
+                pos += len(sel)
+                pending += len(sel)
+                pieces.append((features.take(sel), None if hidden is None else hidden[torch.from_numpy(sel)]))
+                if pending == self.batch_size:
+                    yield self._batch(pieces)
+                    pieces, pending = [], 0
+        if pieces and not self.drop_last:
+            yield self._batch(pieces)
+
+    def _batch(self, pieces: list[tuple[SparseBatch, torch.Tensor | None]]) -> Any:
+        features = SparseBatch.concat([f for f, _ in pieces])
+        if self.manifest.hidden:
+            hidden = torch.cat([h for _, h in pieces])  # type: ignore[misc]
+        else:
+            hidden = self.world.hidden_from_features(features)
+        out: Any = hidden
+        if self.format == "numpy":
+            out = hidden.float().numpy() if hidden.dtype == torch.bfloat16 else hidden.numpy()
+        return (out, features) if self.return_features else out
+
+    @property
+    def world(self) -> World:
+        """The dataset's world (loaded from ``world/`` on first use)."""
+        if self._world is None:
+            world = World.load(self.path / WORLD_DIR)
+            if world.fingerprint() != self.manifest.world_sha256:
+                raise ValueError(f"{self.path / WORLD_DIR} is not the world this dataset was made from")
+            self._world = world
+        return self._world

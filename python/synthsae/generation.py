@@ -1,0 +1,301 @@
+"""``generate``: write a sharded dataset of a world's samples, in this process or on a Dask cluster.
+
+Shards are pure functions of (world, seed, shard index, rows per shard), so any split of the work —
+local threads, Dask workers (``client=``), SLURM array tasks (``split=``) — writes the same bytes, and a
+rerun only redoes shards that are missing or corrupt. See ``synthsae.shards`` for the format.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from synthsae._validate import as_int, as_num_threads, as_seed
+from synthsae.shards import (
+    HIDDEN_DTYPES,
+    LOCK_FILE,
+    MANIFEST_FILE,
+    WORLD_DIR,
+    Manifest,
+    Shard,
+    intact,
+    manifest_lock,
+    read_manifest,
+    record_shards,
+    stale_temporaries,
+    write_manifest,
+    write_shard,
+)
+from synthsae.world import World
+
+
+@dataclass
+class GenerateReport:
+    """What a ``generate`` call did. ``generated``/``skipped``: shards of this call's share written /
+    found intact; ``complete``: whether the whole dataset (all shares) is now written."""
+
+    path: Path
+    rows: int
+    num_shards: int
+    generated: list[int]
+    skipped: list[int]
+    rows_written: int
+    seconds: float
+    complete: bool
+
+    @property
+    def rows_per_second(self) -> float:
+        """Rows written by this call per second of wall time."""
+        return self.rows_written / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        state = "complete" if self.complete else "incomplete (other shares still to run)"
+        return (
+            f"{self.path}: wrote {len(self.generated)} shards ({self.rows_written:,} rows) in "
+            f"{self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s), {len(self.skipped)} already intact; "
+            f"dataset of {self.rows:,} rows in {self.num_shards} shards is {state}"
+        )
+
+
+def generate(
+    world: World | str | os.PathLike[str],
+    rows: int,
+    out: str | os.PathLike[str],
+    *,
+    seed: int,
+    shard_rows: int = 1_000_000,
+    hidden: bool = False,
+    dtype: str = "float32",
+    client: Any = None,
+    num_threads: int | None = None,
+    split: tuple[int, int] | None = None,
+    show_progress: bool = True,
+) -> GenerateReport:
+    """Writes rows ``0 .. rows`` of ``world`` (seed ``seed``) to the dataset directory ``out``.
+
+    Args:
+        world: a World, or the path of a world directory.
+        rows: total rows in the dataset; shard ``i`` holds rows ``[i·shard_rows, (i+1)·shard_rows)``.
+        out: the dataset directory: new, empty, or a dataset made with the same world, seed and
+            settings (then intact shards are kept, and missing or corrupt ones rewritten).
+        hidden: also store hidden activations ``[rows, D]`` in ``dtype`` (float32/float16/bfloat16).
+        client: a ``dask.distributed.Client``: shards become Dask tasks (workers must see ``out`` at
+            the same path, and have synthsae installed). None: this process, shard after shard.
+        num_threads: sampling threads per shard; default all cores locally, 1 per Dask task (Dask
+            runs one task per worker thread).
+        split: ``(i, k)`` writes only shards ``j`` with ``j % k == i`` — one of ``k`` independent
+            processes (SLURM array tasks) that together write the dataset into the same ``out``.
+
+    Returns a GenerateReport. Raises ValueError for a directory made for another world, seed or
+    settings, FileExistsError for a non-empty directory that is not a dataset.
+    """
+    if isinstance(world, str | os.PathLike):
+        world = World.load(world)
+    if not isinstance(world, World):
+        raise TypeError(f"world must be a World or a world directory, got {type(world).__name__}")
+    rows = as_int("rows", rows, minimum=1)
+    shard_rows = as_int("shard_rows", shard_rows, minimum=1)
+    seed = as_seed(seed)
+    num_threads = as_num_threads(num_threads)
+    if not isinstance(hidden, bool):
+        raise TypeError(f"hidden must be a bool, got {type(hidden).__name__}")
+    if dtype not in HIDDEN_DTYPES:
+        raise ValueError(f"dtype must be one of {HIDDEN_DTYPES}, got {dtype!r}")
+    if dtype != "float32" and not hidden:
+        raise ValueError("dtype sets the hidden activations' type: pass hidden=True with it")
+    if client is not None and not callable(getattr(client, "submit", None)):
+        raise TypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
+    part, parts = _split(split)
+
+    t0 = time.perf_counter()
+    out = Path(out).absolute()
+    plan = Manifest.plan(
+        world, rows=rows, shard_rows=shard_rows, seed=seed, hidden_dtype=dtype if hidden else None
+    )
+    manifest = _prepare(out, plan, world)
+    mine = [s for s in manifest.shards if s.index % parts == part]
+    good = intact(out, mine, num_threads)
+    todo = [s for s, ok in zip(mine, good, strict=True) if not ok]
+    skipped = [s.index for s, ok in zip(mine, good, strict=True) if ok]
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=sum(s.rows for s in mine),
+        initial=sum(s.rows for s, ok in zip(mine, good, strict=True) if ok),
+        unit="row",
+        unit_scale=True,
+        desc=f"generating {out.name}",
+        disable=not show_progress,
+    )
+    with bar:
+        if client is None:
+            written = _run_local(world, out, todo, seed, plan.dtype, num_threads, bar)
+        else:
+            written = _run_dask(client, out, todo, seed, plan.dtype, num_threads or 1, bar)
+    manifest = read_manifest(out)
+    for path in stale_temporaries(out, manifest.shards):
+        path.unlink(missing_ok=True)
+    return GenerateReport(
+        path=out,
+        rows=rows,
+        num_shards=len(manifest.shards),
+        generated=sorted(s.index for s in written),
+        skipped=skipped,
+        rows_written=sum(s.rows for s in written),
+        seconds=time.perf_counter() - t0,
+        complete=manifest.complete,
+    )
+
+
+def _split(split: Any) -> tuple[int, int]:
+    if split is None:
+        return 0, 1
+    if not isinstance(split, tuple | list) or len(split) != 2:
+        raise TypeError(f"split must be a pair (index, count), got {split!r}")
+    count = as_int("split count", split[1], minimum=1)
+    return as_int("split index", split[0], minimum=0, maximum=count - 1), count
+
+
+def _prepare(out: Path, plan: Manifest, world: World) -> Manifest:
+    """Creates the dataset directory (manifest, then world/) or checks an existing one against ``plan``;
+    returns the manifest on disk."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a directory")
+    if not (out / MANIFEST_FILE).exists() and out.is_dir():
+        # Checked again under the lock; this first look keeps the lock file out of foreign directories.
+        _check_empty(out, ignore=(LOCK_FILE, f".{MANIFEST_FILE}.tmp-"))
+    out.mkdir(parents=True, exist_ok=True)
+    with manifest_lock(out):
+        if (out / MANIFEST_FILE).exists():
+            manifest = read_manifest(out)
+            manifest.check_matches(plan, out / MANIFEST_FILE)
+        else:
+            _check_empty(out, ignore=(LOCK_FILE,))
+            manifest = plan
+            write_manifest(out, manifest)
+        if not _has_world(out / WORLD_DIR, manifest.world_sha256):
+            world.save(out / WORLD_DIR, overwrite=True)
+    return manifest
+
+
+def _check_empty(out: Path, ignore: tuple[str, ...]) -> None:
+    if any(not p.name.startswith(ignore) for p in out.iterdir()):
+        raise FileExistsError(f"{out} is not empty and holds no synthsae dataset; choose another directory")
+
+
+def _has_world(path: Path, fingerprint: str) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return World.load(path).fingerprint() == fingerprint
+    except (OSError, ValueError):
+        return False
+
+
+def _record(out: Path, written: list[Shard]) -> None:
+    for new, old in zip(written, record_shards(out, written), strict=True):
+        if old.sha256 is not None and old.sha256 != new.sha256:
+            warnings.warn(
+                f"shard {new.index} was rewritten with a different sha256 than recorded "
+                f"({old.sha256[:12]} -> {new.sha256[:12]}): the old file came from another synthsae build",
+                stacklevel=3,
+            )
+
+
+def _run_local(
+    world: World,
+    out: Path,
+    todo: list[Shard],
+    seed: int,
+    hidden_dtype: str | None,
+    num_threads: int | None,
+    bar: Any,
+) -> list[Shard]:
+    written = []
+    for shard in todo:
+        done = write_shard(world, out, shard, seed=seed, hidden_dtype=hidden_dtype, num_threads=num_threads)
+        _record(out, [done])
+        written.append(done)
+        bar.update(shard.rows)
+    return written
+
+
+def _run_dask(
+    client: Any,
+    out: Path,
+    todo: list[Shard],
+    seed: int,
+    hidden_dtype: str | None,
+    num_threads: int,
+    bar: Any,
+) -> list[Shard]:
+    from dask.distributed import as_completed
+
+    world_dir = str(out / WORLD_DIR)
+    fingerprint = read_manifest(out).world_sha256
+    futures = [
+        client.submit(
+            _dask_task,
+            world_dir,
+            fingerprint,
+            str(out),
+            shard,
+            seed,
+            hidden_dtype,
+            num_threads,
+            key=f"synthsae-shard-{shard.index:06d}-{fingerprint[:8]}-{os.getpid()}-{time.time_ns()}",
+            retries=2,
+        )
+        for shard in todo
+    ]
+    written, failed = [], []
+    try:
+        for future in as_completed(futures):
+            try:
+                done = future.result()
+            except Exception as e:
+                failed.append(f"{future.key}: {type(e).__name__}: {e}")
+                continue
+            _record(out, [done])
+            written.append(done)
+            bar.update(done.rows)
+    finally:
+        client.cancel(futures)
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} of {len(todo)} shards failed (the others are saved; rerun to finish):\n"
+            + "\n".join(failed[:10])
+        )
+    return written
+
+
+_WORLDS: dict[str, World] = {}  # by fingerprint
+_WORLDS_LOCK = threading.Lock()
+
+
+def _dask_task(
+    world_dir: str,
+    fingerprint: str,
+    out: str,
+    shard: Shard,
+    seed: int,
+    hidden_dtype: str | None,
+    num_threads: int,
+) -> Shard:
+    """One shard on a Dask worker: the world is loaded from the dataset's ``world/`` once per process."""
+    with _WORLDS_LOCK:
+        world = _WORLDS.get(fingerprint)
+        if world is None:
+            world = World.load(world_dir)
+            if world.fingerprint() != fingerprint:
+                raise ValueError(
+                    f"{world_dir} on this worker is not the dataset's world (shared filesystem?)"
+                )
+            _WORLDS[fingerprint] = world
+    return write_shard(world, Path(out), shard, seed=seed, hidden_dtype=hidden_dtype, num_threads=num_threads)

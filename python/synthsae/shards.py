@@ -1,0 +1,327 @@
+"""Sharded datasets on disk: the manifest, shard files, their checksums, and ``verify``.
+
+A dataset directory holds::
+
+    world/                      the world, in SAELens's layout
+    manifest.json               the plan (world, seed, row ranges) and every finished shard's sha256
+    shard-000000.safetensors    rows [start, stop): CSR features (indptr, indices, values) [+ hidden]
+
+A shard is a pure function of (world, seed, start, stop, hidden dtype): the same bytes whichever
+process, machine or thread count writes it. Files are written to a temporary name and renamed; the
+manifest is rewritten atomically under a file lock, so concurrent writers (SLURM array tasks) merge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from synthsae import _core
+from synthsae._files import atomic_write, write_json
+from synthsae.sparse import SparseBatch
+
+if TYPE_CHECKING:
+    import torch
+    from filelock import BaseFileLock
+
+    from synthsae.world import World
+
+FORMAT = "synthsae-shards"
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+WORLD_DIR = "world"
+LOCK_FILE = ".manifest.lock"
+HIDDEN_DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A shard's manifest entry: rows ``[start, stop)`` in ``file``; ``sha256`` (of the file), ``nnz``
+    and ``bytes`` are None until it has been written."""
+
+    index: int
+    file: str
+    start: int
+    stop: int
+    sha256: str | None = None
+    nnz: int | None = None
+    bytes: int | None = None
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass
+class Manifest:
+    """The contents of ``manifest.json``."""
+
+    world_sha256: str
+    world_config_sha256: str
+    num_features: int
+    hidden_dim: int
+    seed: int
+    rows: int
+    shard_rows: int
+    hidden: bool
+    dtype: str | None
+    rng_algorithm: str
+    synthsae_version: str
+    shards: list[Shard] = field(default_factory=list)
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def plan(
+        cls, world: World, *, rows: int, shard_rows: int, seed: int, hidden_dtype: str | None
+    ) -> Manifest:
+        """The manifest of a new dataset: ``ceil(rows / shard_rows)`` shards, none written yet."""
+        config = json.dumps(world.config.to_dict(), sort_keys=True).encode()
+        shards = [
+            Shard(i, shard_file(i), start, min(start + shard_rows, rows))
+            for i, start in enumerate(range(0, rows, shard_rows))
+        ]
+        return cls(
+            world_sha256=world.fingerprint(),
+            world_config_sha256=hashlib.sha256(config).hexdigest(),
+            num_features=world.num_features,
+            hidden_dim=world.hidden_dim,
+            seed=seed,
+            rows=rows,
+            shard_rows=shard_rows,
+            hidden=hidden_dtype is not None,
+            dtype=hidden_dtype,
+            rng_algorithm=_core.RNG_ALGORITHM,
+            synthsae_version=_core.__version__,
+            shards=shards,
+        )
+
+    @property
+    def complete(self) -> bool:
+        """Whether every shard has been written."""
+        return all(s.sha256 is not None for s in self.shards)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        head = {"format": d.pop("format"), "format_version": d.pop("format_version")}
+        return head | d
+
+    @classmethod
+    def from_dict(cls, d: Any, path: Path) -> Manifest:
+        try:
+            if d.get("format") != FORMAT:
+                raise ValueError(f"format is {d.get('format')!r}, not {FORMAT!r}")
+            if d.get("format_version") != FORMAT_VERSION:
+                raise ValueError(f"format_version {d.get('format_version')!r} is not {FORMAT_VERSION}")
+            shards = [Shard(**s) for s in d["shards"]]
+            manifest = cls(**{**d, "shards": shards})
+            ranges = [(s.index, s.start, s.stop) for s in shards]
+            expect = [(i, lo, min(lo + manifest.shard_rows, manifest.rows)) for i, lo in _starts(manifest)]
+            if ranges != expect:
+                raise ValueError("shard row ranges do not tile [0, rows) in shard_rows steps")
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path} is not a valid synthsae manifest: {e}") from None
+        return manifest
+
+    def check_matches(self, other: Manifest, path: Path) -> None:
+        """Raises ValueError unless ``other`` (a new plan) describes the dataset this manifest does."""
+        if (self.world_sha256, self.seed) != (other.world_sha256, other.seed):
+            what = "world" if self.world_sha256 != other.world_sha256 else f"seed ({self.seed})"
+            raise ValueError(
+                f"{path} holds a dataset made for a different {what}; choose another output directory"
+            )
+        keys = ("rows", "shard_rows", "hidden", "dtype", "rng_algorithm")
+        diff = [
+            f"{k}={getattr(self, k)!r} (asked {getattr(other, k)!r})"
+            for k in keys
+            if getattr(self, k) != getattr(other, k)
+        ]
+        if diff:
+            raise ValueError(f"{path} holds a dataset made with different settings: {', '.join(diff)}")
+
+
+def _starts(manifest: Manifest) -> Iterable[tuple[int, int]]:
+    return enumerate(range(0, manifest.rows, manifest.shard_rows))
+
+
+def shard_file(index: int) -> str:
+    return f"shard-{index:06d}.safetensors"
+
+
+def manifest_lock(out: Path) -> BaseFileLock:
+    """The lock that serialises manifest updates (works across processes and machines sharing ``out``)."""
+    from filelock import FileLock
+
+    return FileLock(str(out / LOCK_FILE))
+
+
+def read_manifest(out: Path) -> Manifest:
+    path = out / MANIFEST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{out} is not a synthsae dataset: {MANIFEST_FILE} is missing")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    return Manifest.from_dict(data, path)
+
+
+def write_manifest(out: Path, manifest: Manifest) -> None:
+    write_json(out / MANIFEST_FILE, manifest.to_dict())
+
+
+def record_shards(out: Path, written: list[Shard]) -> list[Shard]:
+    """Stores finished shards' entries in the manifest (under the lock); returns their previous entries."""
+    with manifest_lock(out):
+        manifest = read_manifest(out)
+        previous = [manifest.shards[s.index] for s in written]
+        for s in written:
+            manifest.shards[s.index] = s
+        write_manifest(out, manifest)
+    return previous
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def write_shard(
+    world: World, out: Path, shard: Shard, *, seed: int, hidden_dtype: str | None, num_threads: int | None
+) -> Shard:
+    """Samples the shard's rows and writes ``out / shard.file`` atomically; returns the entry with its
+    sha256, nnz and size filled in."""
+    import torch
+    from safetensors.torch import save_file
+
+    features = world.sample_features(shard.rows, seed=seed, start=shard.start, num_threads=num_threads)
+    tensors = {
+        "indptr": torch.from_numpy(features.indptr),
+        "indices": torch.from_numpy(features.indices),
+        "values": torch.from_numpy(features.values),
+    }
+    if hidden_dtype is not None:
+        hidden = world.hidden_from_features(features, num_threads=num_threads)
+        tensors["hidden"] = hidden.to(getattr(torch, hidden_dtype))
+    # One metadata key: safetensors writes a multi-key metadata map in arbitrary order.
+    meta = {"shard": shard.index, "start": shard.start, "stop": shard.stop, "seed": seed}
+    meta |= {"world_sha256": world.fingerprint(), "rng_algorithm": _core.RNG_ALGORITHM, "format": FORMAT}
+    digest: list[str] = []
+
+    def write(tmp: Path) -> None:
+        save_file(tensors, str(tmp), metadata={"synthsae": json.dumps(meta, sort_keys=True)})
+        digest.append(file_sha256(tmp))
+
+    target = out / shard.file
+    atomic_write(target, write)
+    return replace(shard, sha256=digest[0], nnz=features.nnz, bytes=target.stat().st_size)
+
+
+def read_shard(path: Path, num_features: int) -> tuple[SparseBatch, torch.Tensor | None]:
+    """A shard's features ``[rows, N]`` and its hidden activations ``[rows, D]`` (None if not stored)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        indptr = tensors["indptr"].numpy()
+        features = SparseBatch(
+            indptr, tensors["indices"].numpy(), tensors["values"].numpy(), (len(indptr) - 1, num_features)
+        )
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable synthsae shard: {e}") from None
+    return features, tensors.get("hidden")
+
+
+def stale_temporaries(out: Path, shards: Iterable[Shard]) -> list[Path]:
+    """Temporary files left beside finished shards by writers that died mid-write."""
+    return [p for s in shards if s.sha256 is not None for p in out.glob(f".{s.file}.tmp-*")]
+
+
+def intact(out: Path, shards: list[Shard], num_threads: int | None = None) -> list[bool]:
+    """For each shard: whether it has been recorded and its file's sha256 matches the record
+    (files are hashed in parallel on ``num_threads`` threads)."""
+
+    def check(s: Shard) -> bool:
+        path = out / s.file
+        return s.sha256 is not None and path.is_file() and file_sha256(path) == s.sha256
+
+    with ThreadPoolExecutor(max_workers=num_threads or os.cpu_count() or 1) as pool:
+        return list(pool.map(check, shards))
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` found. ``missing``: shards not written (or whose file is gone); ``corrupt``:
+    shards whose file no longer matches its recorded sha256; ``world_ok``: ``world/`` loads and is the
+    manifest's world."""
+
+    path: Path
+    num_shards: int
+    rows: int
+    good_rows: int
+    missing: list[int]
+    corrupt: list[int]
+    world_ok: bool
+    world_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.world_ok and not self.missing and not self.corrupt
+
+    def __str__(self) -> str:
+        good = self.num_shards - len(self.missing) - len(self.corrupt)
+        lines = [
+            f"{self.path}: {good}/{self.num_shards} shards intact, {self.good_rows:,}/{self.rows:,} rows"
+        ]
+        if not self.world_ok:
+            lines.append(f"world/: {self.world_error}")
+        for name, items in (("missing", self.missing), ("corrupt", self.corrupt)):
+            if items:
+                shown = ", ".join(map(str, items[:20])) + (", ..." if len(items) > 20 else "")
+                lines.append(f"{name} shards ({len(items)}): {shown}")
+        lines.append(
+            "OK" if self.ok else "FAILED: rerun `synthsae generate` with the same arguments to repair"
+        )
+        return "\n".join(lines)
+
+
+def verify(path: str | os.PathLike[str], *, num_threads: int | None = None) -> VerifyReport:
+    """Re-hashes every shard of the dataset at ``path`` against its manifest and checks ``world/``.
+
+    Returns a VerifyReport (``.ok``); raises FileNotFoundError/ValueError if ``path`` has no valid
+    manifest.
+    """
+    from synthsae._validate import as_num_threads
+    from synthsae.world import World
+
+    out = Path(path)
+    num_threads = as_num_threads(num_threads)
+    manifest = read_manifest(out)
+    world_error = None
+    try:
+        if World.load(out / WORLD_DIR).fingerprint() != manifest.world_sha256:
+            world_error = "differs from the world the manifest was made for"
+    except (OSError, ValueError) as e:
+        world_error = str(e)
+    status = intact(out, manifest.shards, num_threads)
+    missing, corrupt = [], []
+    for s, good in zip(manifest.shards, status, strict=True):
+        if not good:
+            (corrupt if s.sha256 is not None and (out / s.file).is_file() else missing).append(s.index)
+    return VerifyReport(
+        path=out,
+        num_shards=len(manifest.shards),
+        rows=manifest.rows,
+        good_rows=sum(s.rows for s, good in zip(manifest.shards, status, strict=True) if good),
+        missing=missing,
+        corrupt=corrupt,
+        world_ok=world_error is None,
+        world_error=world_error,
+    )

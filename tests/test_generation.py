@@ -1,0 +1,301 @@
+"""Sharded dataset generation without Dask: bit-identity across splits and threads, resume and repair,
+refusals, atomic writes, the manifest lock, and the CLI (including SLURM array tasks in parallel)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import synthsae
+from synthsae.cli import main
+from synthsae.shards import read_manifest, read_shard
+from tests.conftest import assert_csr_equal
+
+ROWS, SHARD_ROWS, SEED = 50_000, 12_000, 7  # 5 shards, the last one short
+
+
+@pytest.fixture(scope="module")
+def world() -> synthsae.World:
+    return synthsae.World(synthsae.preset("tiny"), show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def reference(world, tmp_path_factory) -> Path:
+    """The dataset written by one process, shard after shard, on 2 threads."""
+    out = tmp_path_factory.mktemp("reference") / "data"
+    synthsae.generate(world, ROWS, out, seed=SEED, shard_rows=SHARD_ROWS, num_threads=2, show_progress=False)
+    return out
+
+
+def shard_entries(out: Path) -> list[dict]:
+    return json.loads((out / "manifest.json").read_text())["shards"]
+
+
+def read_all(out: Path) -> tuple[synthsae.SparseBatch, torch.Tensor | None]:
+    manifest = read_manifest(out)
+    parts = [read_shard(out / s.file, manifest.num_features) for s in manifest.shards]
+    hidden = None if parts[0][1] is None else torch.cat([h for _, h in parts])
+    return synthsae.SparseBatch.concat([f for f, _ in parts]), hidden
+
+
+def test_shards_hold_exactly_the_world_rows(world, reference):
+    report = synthsae.verify(reference)
+    assert report.ok and report.good_rows == ROWS and report.num_shards == 5, str(report)
+    manifest = read_manifest(reference)
+    assert [(s.start, s.stop) for s in manifest.shards] == [
+        (0, 12_000),
+        (12_000, 24_000),
+        (24_000, 36_000),
+        (36_000, 48_000),
+        (48_000, 50_000),
+    ]
+    assert manifest.world_sha256 == world.fingerprint() and manifest.seed == SEED and manifest.complete
+    assert (
+        manifest.rng_algorithm == synthsae.RNG_ALGORITHM and manifest.synthsae_version == synthsae.__version__
+    )
+    features, hidden = read_all(reference)
+    assert hidden is None
+    assert_csr_equal(features, world.sample_features(ROWS, seed=SEED))
+    assert sum(s.nnz for s in manifest.shards) == features.nnz
+    assert synthsae.World.load(reference / "world").fingerprint() == world.fingerprint()
+
+
+def test_bit_identical_for_any_thread_count_and_split(world, reference, tmp_path):
+    one = tmp_path / "one-thread"
+    synthsae.generate(world, ROWS, one, seed=SEED, shard_rows=SHARD_ROWS, num_threads=1, show_progress=False)
+    assert shard_entries(one) == shard_entries(reference)
+    split = tmp_path / "split"
+    for part in (2, 0, 1):
+        report = synthsae.generate(
+            world, ROWS, split, seed=SEED, shard_rows=SHARD_ROWS, split=(part, 3), show_progress=False
+        )
+        assert report.generated == [i for i in range(5) if i % 3 == part]
+        assert report.complete == (part == 1)
+    assert shard_entries(split) == shard_entries(reference)
+    for a, b in zip(sorted(split.glob("shard-*")), sorted(reference.glob("shard-*")), strict=True):
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_other_shard_sizes_hold_the_same_rows(world, reference, tmp_path):
+    out = tmp_path / "other"
+    synthsae.generate(world, ROWS, out, seed=SEED, shard_rows=7_000, show_progress=False)
+    assert read_manifest(out).shards[-1].rows == 1_000
+    assert_csr_equal(read_all(out)[0], read_all(reference)[0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_hidden_activations_match_the_world(world, tmp_path, dtype):
+    out = tmp_path / dtype
+    synthsae.generate(
+        world, 5_000, out, seed=1, shard_rows=2_000, hidden=True, dtype=dtype, show_progress=False
+    )
+    manifest = read_manifest(out)
+    assert manifest.hidden and manifest.dtype == dtype
+    features, hidden = read_all(out)
+    expected = world.sample(5_000, seed=1)
+    assert hidden.dtype == getattr(torch, dtype) and hidden.shape == (5_000, world.hidden_dim)
+    assert torch.equal(hidden, expected.to(hidden.dtype))
+    assert_csr_equal(features, world.sample_features(5_000, seed=1))
+
+
+def test_rerun_keeps_intact_shards_and_repairs_missing_and_corrupt_ones(world, reference, tmp_path):
+    out = tmp_path / "copy"
+    synthsae.generate(world, ROWS, out, seed=SEED, shard_rows=SHARD_ROWS, show_progress=False)
+    (out / "shard-000001.safetensors").unlink()
+    corrupt = out / "shard-000003.safetensors"
+    data = bytearray(corrupt.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte flipped in the tensor data
+    corrupt.write_bytes(bytes(data))
+    report = synthsae.verify(out)
+    assert not report.ok and report.missing == [1] and report.corrupt == [3] and report.world_ok
+    assert report.good_rows == ROWS - 2 * SHARD_ROWS
+    assert "missing shards (1): 1" in str(report) and "corrupt shards (1): 3" in str(report)
+    rerun = synthsae.generate(world, ROWS, out, seed=SEED, shard_rows=SHARD_ROWS, show_progress=False)
+    assert rerun.generated == [1, 3] and rerun.skipped == [0, 2, 4] and rerun.complete
+    assert synthsae.verify(out).ok
+    assert shard_entries(out) == shard_entries(reference)
+
+
+def test_a_missing_or_foreign_world_directory_is_repaired_or_reported(world, tmp_path):
+    out = tmp_path / "data"
+    synthsae.generate(world, 1_000, out, seed=0, shard_rows=500, show_progress=False)
+    (out / "world" / "synthetic_model.safetensors").unlink()
+    report = synthsae.verify(out)
+    assert not report.world_ok and not report.ok and "synthetic_model.safetensors" in str(report)
+    synthsae.generate(world, 1_000, out, seed=0, shard_rows=500, show_progress=False)
+    assert synthsae.verify(out).ok
+
+
+def test_directories_of_other_datasets_and_files_are_refused(world, reference, tmp_path):
+    other = synthsae.World(dataclasses.replace(synthsae.preset("tiny"), seed=1), show_progress=False)
+    before = shard_entries(reference)
+    with pytest.raises(ValueError, match="different world"):
+        synthsae.generate(other, ROWS, reference, seed=SEED, shard_rows=SHARD_ROWS, show_progress=False)
+    with pytest.raises(ValueError, match=r"different seed \(7\)"):
+        synthsae.generate(world, ROWS, reference, seed=8, shard_rows=SHARD_ROWS, show_progress=False)
+    with pytest.raises(ValueError, match="rows=50000"):
+        synthsae.generate(world, ROWS + 1, reference, seed=SEED, shard_rows=SHARD_ROWS, show_progress=False)
+    with pytest.raises(ValueError, match="hidden=False"):
+        synthsae.generate(
+            world, ROWS, reference, seed=SEED, shard_rows=SHARD_ROWS, hidden=True, show_progress=False
+        )
+    assert shard_entries(reference) == before
+    user = tmp_path / "notes"
+    user.mkdir()
+    (user / "thesis.txt").write_text("do not lose me")
+    with pytest.raises(FileExistsError, match="not empty"):
+        synthsae.generate(world, 10, user, seed=0, show_progress=False)
+    assert sorted(p.name for p in user.iterdir()) == ["thesis.txt"]
+    with pytest.raises(FileExistsError, match="not a directory"):
+        synthsae.generate(world, 10, user / "thesis.txt", seed=0, show_progress=False)
+    with pytest.raises(FileNotFoundError, match=r"manifest\.json is missing"):
+        synthsae.verify(user)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"rows": 0}, ValueError, "rows must be >= 1"),
+        ({"rows": 1.5}, TypeError, "rows must be an integer"),
+        ({"shard_rows": 0}, ValueError, "shard_rows must be >= 1"),
+        ({"seed": -1}, ValueError, "seed must be >= 0"),
+        ({"dtype": "int8", "hidden": True}, ValueError, "dtype must be one of"),
+        ({"dtype": "float16"}, ValueError, "pass hidden=True"),
+        ({"hidden": 1}, TypeError, "hidden must be a bool"),
+        ({"client": "tcp://x:8786"}, TypeError, "client must be a dask.distributed.Client"),
+        ({"num_threads": 0}, ValueError, "num_threads must be >= 1"),
+        ({"split": (3, 3)}, ValueError, "split index must be <= 2"),
+        ({"split": 2}, TypeError, "split must be a pair"),
+        ({"world": 5}, TypeError, "world must be a World"),
+    ],
+)
+def test_bad_arguments_name_themselves(world, tmp_path, kwargs, error, match):
+    args = {"world": world, "rows": 100, "seed": 0} | kwargs
+    with pytest.raises(error, match=match):
+        synthsae.generate(args.pop("world"), args.pop("rows"), tmp_path / "x", show_progress=False, **args)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_failed_write_leaves_no_shard_and_no_record(world, tmp_path, monkeypatch):
+    out = tmp_path / "data"
+    synthsae.generate(world, 2_000, out, seed=0, shard_rows=1_000, split=(0, 2), show_progress=False)
+    import safetensors.torch
+
+    def fail_midway(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", fail_midway)
+    with pytest.raises(OSError, match="disk full"):
+        synthsae.generate(world, 2_000, out, seed=0, shard_rows=1_000, show_progress=False)
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".manifest.lock",
+        "manifest.json",
+        "shard-000000.safetensors",
+        "world",
+    ]
+    assert [s.sha256 is not None for s in read_manifest(out).shards] == [True, False]
+
+
+def test_slurm_array_tasks_in_parallel_merge_into_one_dataset(world, reference, tmp_path):
+    world_dir = tmp_path / "world"
+    world.save(world_dir)
+    out = tmp_path / "data"
+    args = ["--world", str(world_dir), "--rows", str(ROWS), "--shard-rows", str(SHARD_ROWS)]
+    command = [sys.executable, "-m", "synthsae", "generate", *args, "--seed", str(SEED), "--out", str(out)]
+    tasks = []
+    for task in (1, 2, 3):  # an array submitted as --array=1-3
+        env = os.environ | {
+            "SLURM_ARRAY_TASK_ID": str(task),
+            "SLURM_ARRAY_TASK_COUNT": "3",
+            "SLURM_ARRAY_TASK_MIN": "1",
+            "OMP_NUM_THREADS": "1",
+        }
+        tasks.append(
+            subprocess.Popen([*command, "--quiet", "--threads", "1"], env=env, stdout=subprocess.PIPE)
+        )
+    outputs = [t.communicate(timeout=300)[0].decode() for t in tasks]
+    assert [t.returncode for t in tasks] == [0, 0, 0], outputs
+    for task, output in enumerate(outputs):
+        assert f"shards i with i mod 3 = {task}" in output
+    assert shard_entries(out) == shard_entries(reference)
+    assert synthsae.verify(out).ok
+
+
+def test_cli_generate_resume_and_verify(world, tmp_path, capsys):
+    world_dir = tmp_path / "world"
+    world.save(world_dir)
+    out = tmp_path / "data"
+    base = ["generate", "--out", str(out), "--quiet"]
+    new = [
+        "--world",
+        str(world_dir),
+        "--rows",
+        "3000",
+        "--shard-rows",
+        "1000",
+        "--hidden",
+        "--dtype",
+        "float16",
+    ]
+    assert main([*base, *new, "--seed", "5", "--shard-index", "0", "--num-shards", "2"]) == 0
+    assert "wrote 2 shards" in capsys.readouterr().out
+    assert main(["verify", str(out)]) == 1
+    assert "missing shards (1): 1" in capsys.readouterr().out
+    assert main(base) == 0  # resumes with the manifest's world, rows, seed and settings
+    assert "wrote 1 shards" in capsys.readouterr().out
+    assert main(["verify", str(out)]) == 0
+    assert "OK" in capsys.readouterr().out
+    manifest = read_manifest(out)
+    assert (manifest.seed, manifest.dtype, manifest.rows) == (5, "float16", 3000)
+    hidden = torch.cat([read_shard(out / s.file, 1024)[1] for s in manifest.shards])
+    assert torch.equal(hidden, world.sample(3000, seed=5).half())
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rows", "10"], "--world and --rows are required"),
+        (["--world", "tiny", "--rows", "10", "--dtype", "float16"], "pass --hidden with it"),
+        (["--world", "tiny", "--rows", "10", "--shard-index", "1"], "go together"),
+    ],
+)
+def test_cli_generate_usage_errors(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "--out", str(tmp_path / "d"), *argv])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_cli_refuses_a_slurm_task_outside_the_array(tmp_path, capsys, monkeypatch):
+    for name, value in {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_COUNT": "3"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SLURM_ARRAY_TASK_MIN", raising=False)
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "--world", "tiny", "--rows", "10", "--out", str(tmp_path / "d")])
+    assert e.value.code == 2 and "not in the array's range" in capsys.readouterr().err
+
+
+def test_lost_manifest_updates_are_impossible_under_concurrent_writers(world, tmp_path):
+    """Threads record shards concurrently (each under the manifest lock); every record survives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = tmp_path / "data"
+    synthsae.generate(world, 8_000, out, seed=0, shard_rows=500, split=(0, 16), show_progress=False)
+    from synthsae.shards import record_shards, write_shard
+
+    todo = read_manifest(out).shards[1:]
+    with ThreadPoolExecutor(4) as pool:
+        written = list(
+            pool.map(lambda s: write_shard(world, out, s, seed=0, hidden_dtype=None, num_threads=1), todo)
+        )
+        list(pool.map(lambda s: record_shards(out, [s]), written))
+    assert read_manifest(out).complete and synthsae.verify(out).ok
+    assert np.array_equal(read_all(out)[0].indices, world.sample_features(8_000, seed=0).indices)
