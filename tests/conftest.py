@@ -22,6 +22,12 @@ def assert_csr_equal(a: synthsae.SparseBatch, b: synthsae.SparseBatch) -> None:
     np.testing.assert_array_equal(a.values, b.values)
 
 
+@pytest.fixture(scope="session")
+def world() -> synthsae.World:
+    """The ``tiny`` preset world, shared by the whole session (tests must not modify it)."""
+    return synthsae.World(synthsae.preset("tiny"), show_progress=False)
+
+
 @pytest.fixture
 def zipf_16k() -> np.ndarray:
     """The SynthSAEBench-16k marginals: zipfian(16384, exponent 0.5, max 0.4, min 5e-4)."""

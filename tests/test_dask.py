@@ -21,11 +21,6 @@ distributed = pytest.importorskip("dask.distributed")
 ROWS, SHARD_ROWS, SEED = 40_000, 6_000, 11
 
 
-@pytest.fixture(scope="module")
-def world() -> synthsae.World:
-    return synthsae.World(synthsae.preset("tiny"), show_progress=False)
-
-
 def local_cluster() -> distributed.LocalCluster:
     return distributed.LocalCluster(
         n_workers=2,

@@ -18,11 +18,6 @@ ROWS, SHARD_ROWS, SEED = 30_000, 7_000, 3  # 5 shards, the last one short
 
 
 @pytest.fixture(scope="module")
-def world() -> synthsae.World:
-    return synthsae.World(synthsae.preset("tiny"), show_progress=False)
-
-
-@pytest.fixture(scope="module")
 def features_only(world, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("features") / "data"
     synthsae.generate(world, ROWS, out, seed=SEED, shard_rows=SHARD_ROWS, show_progress=False)

@@ -23,11 +23,6 @@ ROWS, SHARD_ROWS, SEED = 50_000, 12_000, 7  # 5 shards, the last one short
 
 
 @pytest.fixture(scope="module")
-def world() -> synthsae.World:
-    return synthsae.World(synthsae.preset("tiny"), show_progress=False)
-
-
-@pytest.fixture(scope="module")
 def reference(world, tmp_path_factory) -> Path:
     """The dataset written by one process, shard after shard, on 2 threads."""
     out = tmp_path_factory.mktemp("reference") / "data"

@@ -15,11 +15,6 @@ from synthsae.stream import ActivationStream
 from synthsae.training import history_to_dict, learning_rate, train
 
 
-@pytest.fixture(scope="module")
-def world() -> synthsae.World:
-    return synthsae.World(synthsae.preset("tiny"))
-
-
 def stream_threads() -> int:
     return sum(t.name == "synthsae-stream" for t in threading.enumerate())
 
