@@ -10,13 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 import synthsae
+from synthsae._files import HOST
 from synthsae.cli import main
-from synthsae.shards import read_manifest, read_shard
+from synthsae.shards import read_manifest, read_shard, read_state
 from tests.conftest import assert_csr_equal
 
 ROWS, SHARD_ROWS, SEED = 50_000, 12_000, 7  # 5 shards, the last one short
@@ -194,10 +194,12 @@ def test_a_failed_write_leaves_no_shard_and_no_record(world, tmp_path, monkeypat
     assert sorted(p.name for p in out.iterdir()) == [
         ".manifest.lock",
         "manifest.json",
+        "records",
         "shard-000000.safetensors",
         "world",
     ]
-    assert [s.sha256 is not None for s in read_manifest(out).shards] == [True, False]
+    assert [s.sha256 is not None for s in read_state(out).shards] == [True, False]
+    assert [p.name for p in (out / "records").iterdir()] == ["shard-000000.json"]
 
 
 def test_slurm_array_tasks_in_parallel_merge_into_one_dataset(world, reference, tmp_path):
@@ -261,6 +263,10 @@ def test_cli_generate_resume_and_verify(world, tmp_path, capsys):
         (["--rows", "10"], "--world and --rows are required"),
         (["--world", "tiny", "--rows", "10", "--dtype", "float16"], "pass --hidden with it"),
         (["--world", "tiny", "--rows", "10", "--shard-index", "1"], "go together"),
+        (
+            ["--world", "tiny", "--rows", "10", "--shard-index", "3", "--num-shards", "3"],
+            "below --num-shards",
+        ),
     ],
 )
 def test_cli_generate_usage_errors(tmp_path, capsys, argv, message):
@@ -278,19 +284,79 @@ def test_cli_refuses_a_slurm_task_outside_the_array(tmp_path, capsys, monkeypatc
     assert e.value.code == 2 and "not in the array's range" in capsys.readouterr().err
 
 
-def test_lost_manifest_updates_are_impossible_under_concurrent_writers(world, tmp_path):
-    """Threads record shards concurrently (each under the manifest lock); every record survives."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def test_records_keep_every_shard_when_manifest_updates_are_lost(world, tmp_path):
+    """Each writer records its shard in records/; a manifest overwritten by a stale copy (a lost
+    update, e.g. on a filesystem without locks) loses nothing, and the next run consolidates it."""
     out = tmp_path / "data"
-    synthsae.generate(world, 8_000, out, seed=0, shard_rows=500, split=(0, 16), show_progress=False)
-    from synthsae.shards import record_shards, write_shard
+    synthsae.generate(world, 4_000, out, seed=0, shard_rows=1_000, split=(0, 2), show_progress=False)
+    stale = (out / "manifest.json").read_text()
+    synthsae.generate(world, 4_000, out, seed=0, shard_rows=1_000, split=(1, 2), show_progress=False)
+    (out / "manifest.json").write_text(stale)
+    assert not read_manifest(out).complete
+    assert read_state(out).complete and synthsae.verify(out).ok
+    assert len(list(synthsae.ShardDataset(out, batch_size=1_000))) == 4
+    rerun = synthsae.generate(world, 4_000, out, seed=0, shard_rows=1_000, show_progress=False)
+    assert rerun.generated == [] and rerun.complete and read_manifest(out).complete
 
-    todo = read_manifest(out).shards[1:]
-    with ThreadPoolExecutor(4) as pool:
-        written = list(
-            pool.map(lambda s: write_shard(world, out, s, seed=0, hidden_dtype=None, num_threads=1), todo)
+
+def test_without_file_locks_generation_warns_and_completes(world, tmp_path, monkeypatch):
+    import filelock
+
+    def unsupported(self, *args, **kwargs):
+        raise NotImplementedError("flock is not supported on this filesystem")
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", unsupported)
+    with pytest.warns(UserWarning, match="without a lock"):
+        report = synthsae.generate(
+            world, 2_000, tmp_path / "d", seed=0, shard_rows=1_000, show_progress=False
         )
-        list(pool.map(lambda s: record_shards(out, [s]), written))
-    assert read_manifest(out).complete and synthsae.verify(out).ok
-    assert np.array_equal(read_all(out)[0].indices, world.sample_features(8_000, seed=0).indices)
+    assert report.complete and synthsae.verify(tmp_path / "d").ok
+
+
+def test_a_foreign_manifest_is_refused_untouched(world, tmp_path):
+    user = tmp_path / "project"
+    user.mkdir()
+    (user / "manifest.json").write_text('{"files": ["a.csv"]}')
+    with pytest.raises(ValueError, match="not a valid synthsae manifest"):
+        synthsae.generate(world, 10, user, seed=0, show_progress=False)
+    assert [p.name for p in user.iterdir()] == ["manifest.json"]
+    assert (user / "manifest.json").read_text() == '{"files": ["a.csv"]}'
+
+
+def test_only_temporaries_of_dead_writers_on_this_host_are_removed(world, tmp_path):
+    out = tmp_path / "data"
+    synthsae.generate(world, 2_000, out, seed=0, shard_rows=1_000, show_progress=False)
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead = int(finished.stdout)
+    names = {
+        "dead": f".shard-000000.safetensors.tmp-{HOST}-{dead}-1",
+        "alive": f".shard-000000.safetensors.tmp-{HOST}-{os.getppid()}-1",
+        "elsewhere": f".shard-000001.safetensors.tmp-other-node-{dead}-1",
+    }
+    for name in names.values():
+        (out / name).write_bytes(b"partial")
+    synthsae.generate(world, 2_000, out, seed=0, shard_rows=1_000, show_progress=False)
+    assert sorted(p.name for p in out.glob(".*.tmp-*")) == sorted([names["alive"], names["elsewhere"]])
+
+
+def test_cli_failures_of_the_run_exit_1(tmp_path, capsys, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(synthsae, "generate", disk_full)
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "--world", "tiny", "--rows", "10", "--out", str(tmp_path / "d")])
+    assert e.value.code == 1 and "failed: [Errno 28] No space left on device" in capsys.readouterr().err
+
+
+def test_cli_slurm_task_says_it_wrote_only_its_share(tmp_path, capsys, monkeypatch):
+    for name, value in {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "2"}.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "d"
+    assert (
+        main(["generate", "--world", "tiny", "--rows", "4000", "--shard-rows", "1000", "--out", str(out)])
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert "wrote 2 shards" in captured.out and "--shard-index 0 --num-shards 1" in captured.err
+    assert [s.sha256 is not None for s in read_state(out).shards] == [False, True, False, True]

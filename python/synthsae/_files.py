@@ -13,7 +13,7 @@ from typing import Any
 # The process umask, read once at import (os.umask can only be read by setting it).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
-_HOST = socket.gethostname()
+HOST = socket.gethostname()
 
 
 def atomic_write(target: Path, write: Callable[[Path], Any]) -> None:
@@ -21,7 +21,7 @@ def atomic_write(target: Path, write: Callable[[Path], Any]) -> None:
     the temporary file is removed and ``target`` is untouched. The file gets the permissions a new file
     gets under the umask (safetensors writes 0600)."""
     # Unique per host, process and thread: writers may share a filesystem across machines.
-    tmp = target.with_name(f".{target.name}.tmp-{_HOST}-{os.getpid()}-{threading.get_ident()}")
+    tmp = target.with_name(f".{target.name}.tmp-{HOST}-{os.getpid()}-{threading.get_ident()}")
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)

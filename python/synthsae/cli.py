@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -194,7 +195,7 @@ def _generate_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     old = read_manifest(out) if (out / MANIFEST_FILE).is_file() else None
     if old is None and (args.world is None or args.rows is None):
         raise UsageError(f"{out} holds no dataset yet: --world and --rows are required")
-    if args.dtype is not None and not args.hidden:
+    if args.dtype is not None and not (args.hidden or (old and old.hidden)):
         raise UsageError("--dtype sets the hidden activations' type: pass --hidden with it")
     settings = {
         "rows": args.rows if args.rows is not None else old.rows,
@@ -211,50 +212,41 @@ def _generate_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    split = _slurm_split() if args.shard_index is None else (args.shard_index, args.num_shards)
-    if (args.shard_index is None) != (args.num_shards is None):
+    from_slurm = args.shard_index is None and args.num_shards is None
+    if not from_slurm and (args.shard_index is None or args.num_shards is None):
         raise UsageError("--shard-index and --num-shards go together")
+    split = _slurm_split() if from_slurm else (args.shard_index, args.num_shards)
+    if split is not None and split[0] >= split[1]:
+        raise UsageError(f"--shard-index must be below --num-shards ({split[1]}), got {split[0]}")
     world, settings = _generate_settings(args)
     if split is not None:
         print(f"this task writes shards i with i mod {split[1]} = {split[0]}")
-    if args.scheduler is None and args.local_workers is None:
-        report = synthsae.generate(
-            world,
-            out=args.out,
-            num_threads=args.threads,
-            split=split,
-            show_progress=not args.quiet,
-            **settings,
-        )
-    else:
-        try:
-            from dask.distributed import Client, LocalCluster
-        except ImportError:
-            raise UsageError("--scheduler/--local-workers need Dask: pip install 'synthsae[dask]'") from None
-        if args.scheduler is not None:
-            cluster: Any = None
-            client = Client(args.scheduler)
-        else:
-            cluster = LocalCluster(
-                n_workers=args.local_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
-            )
-            client = Client(cluster)
-        print(f"dask: {client}")
-        try:
-            report = synthsae.generate(
-                world,
-                out=args.out,
-                client=client,
-                num_threads=args.threads,
-                split=split,
-                show_progress=not args.quiet,
-                **settings,
-            )
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+    kwargs = {"out": args.out, "num_threads": args.threads, "split": split, "show_progress": not args.quiet}
+    with contextlib.ExitStack() as stack:
+        if args.scheduler is not None or args.local_workers is not None:
+            try:
+                from dask.distributed import Client, LocalCluster
+            except ImportError:
+                raise UsageError(
+                    "--scheduler/--local-workers need Dask: pip install 'synthsae[dask]'"
+                ) from None
+            if args.scheduler is not None:
+                client = stack.enter_context(Client(args.scheduler))
+            else:
+                cluster = LocalCluster(
+                    n_workers=args.local_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+                )
+                client = stack.enter_context(Client(stack.enter_context(cluster)))
+            print(f"dask: {client}")
+            kwargs["client"] = client
+        report = synthsae.generate(world, **kwargs, **settings)
     print(report)
+    if from_slurm and split is not None and not report.complete:
+        print(
+            f"note: as SLURM array task {split[0]} of {split[1]} this wrote only its share of the dataset; "
+            "pass --shard-index 0 --num-shards 1 to write all of it from one task",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -453,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except (UsageError, ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
         parser.exit(2, f"synthsae {args.command}: error: {e}\n")
+    except (OSError, RuntimeError) as e:  # the run itself failed: disk full, permissions, lost workers
+        parser.exit(1, f"synthsae {args.command}: failed: {e}\n")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from synthsae._validate import as_int, as_seed
-from synthsae.shards import WORLD_DIR, Manifest, read_manifest, read_shard
+from synthsae.shards import WORLD_DIR, Manifest, read_shard, read_state
 from synthsae.sparse import SparseBatch
 from synthsae.world import World
 
@@ -22,17 +23,21 @@ _FORMATS = ("torch", "numpy")
 class ShardDataset(IterableDataset):
     """Batches of rows from a dataset directory written by ``synthsae.generate``.
 
-    Use with ``DataLoader(dataset, batch_size=None, num_workers=k)``: each worker reads every k-th
-    shard. Each item is the hidden activations ``[batch_size, D]`` — stored ones if the dataset has
-    them, otherwise ``h = a·W + b`` (float32) computed from the stored features — or, with
-    ``return_features=True``, a pair ``(hidden, SparseBatch [batch_size, N])``. Batches run across
-    shard boundaries; the last one is short unless ``drop_last``.
+    Use with ``DataLoader(dataset, batch_size=None, num_workers=k)``. The shards are dealt out to the
+    readers — every DataLoader worker of every ``torch.distributed`` rank — round-robin, so write at
+    least as many shards as there are readers; a reader holds one shard in memory at a time. Each item
+    is the hidden activations ``[batch_size, D]`` — stored ones if the dataset has them, otherwise
+    ``h = a·W + b`` (float32) computed from the stored features — or, with ``return_features=True``, a
+    pair ``(hidden, SparseBatch [batch_size, N])``. A reader's batches run across its shards' boundaries;
+    its last batch is short, or dropped with ``drop_last`` (so each reader drops fewer than
+    ``batch_size`` rows).
 
     Args:
         path: the dataset directory; every shard must be written.
         batch_size: rows per batch.
         shuffle: visit shards in a random order and rows within each shard in a random order, both
-            drawn from ``(seed, epoch)`` (see ``set_epoch``); otherwise rows come in dataset order.
+            drawn from ``(seed, epoch)`` (see ``set_epoch``, which needs ``persistent_workers=False``);
+            otherwise each reader's rows come in dataset order.
         format: ``"torch"`` tensors or ``"numpy"`` arrays (bfloat16 hidden becomes float32).
     """
 
@@ -49,7 +54,7 @@ class ShardDataset(IterableDataset):
     ) -> None:
         super().__init__()
         self.path = Path(path)
-        self.manifest: Manifest = read_manifest(self.path)
+        self.manifest: Manifest = read_state(self.path)
         missing = [s.index for s in self.manifest.shards if s.sha256 is None]
         if missing:
             raise ValueError(
@@ -94,9 +99,14 @@ class ShardDataset(IterableDataset):
         order = np.arange(len(shards))
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(len(shards))
-        info = get_worker_info()
-        if info is not None:
-            order = order[info.id :: info.num_workers]
+        part, parts = _reader()
+        if parts > len(shards):
+            warnings.warn(
+                f"{self.path} has {len(shards)} shards for {parts} readers: some get none "
+                "(write smaller shards)",
+                stacklevel=2,
+            )
+        order = order[part::parts]
         pieces: list[tuple[SparseBatch, torch.Tensor | None]] = []
         pending = 0
         for index in order:
@@ -139,3 +149,13 @@ class ShardDataset(IterableDataset):
                 raise ValueError(f"{self.path / WORLD_DIR} is not the world this dataset was made from")
             self._world = world
         return self._world
+
+
+def _reader() -> tuple[int, int]:
+    """This reader's index and the number of readers: DataLoader workers × distributed ranks."""
+    info = get_worker_info()
+    worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+    rank, ranks = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, ranks = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return rank * workers + worker, ranks * workers

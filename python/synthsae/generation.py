@@ -23,10 +23,11 @@ from synthsae.shards import (
     WORLD_DIR,
     Manifest,
     Shard,
+    consolidate,
     intact,
     manifest_lock,
     read_manifest,
-    record_shards,
+    read_state,
     stale_temporaries,
     write_manifest,
     write_shard,
@@ -98,6 +99,8 @@ def generate(
         world = World.load(world)
     if not isinstance(world, World):
         raise TypeError(f"world must be a World or a world directory, got {type(world).__name__}")
+    if not isinstance(out, str | os.PathLike):
+        raise TypeError(f"out must be a directory path, got {type(out).__name__}")
     rows = as_int("rows", rows, minimum=1)
     shard_rows = as_int("shard_rows", shard_rows, minimum=1)
     seed = as_seed(seed)
@@ -117,11 +120,11 @@ def generate(
     plan = Manifest.plan(
         world, rows=rows, shard_rows=shard_rows, seed=seed, hidden_dtype=dtype if hidden else None
     )
-    manifest = _prepare(out, plan, world)
-    mine = [s for s in manifest.shards if s.index % parts == part]
+    _prepare(out, plan, world)
+    before = read_state(out)
+    mine = [s for s in before.shards if s.index % parts == part]
     good = intact(out, mine, num_threads)
     todo = [s for s, ok in zip(mine, good, strict=True) if not ok]
-    skipped = [s.index for s, ok in zip(mine, good, strict=True) if ok]
 
     from tqdm.auto import tqdm
 
@@ -138,18 +141,26 @@ def generate(
             written = _run_local(world, out, todo, seed, plan.dtype, num_threads, bar)
         else:
             written = _run_dask(client, out, todo, seed, plan.dtype, num_threads or 1, bar)
-    manifest = read_manifest(out)
-    for path in stale_temporaries(out, manifest.shards):
+    for new in written:
+        old = before.shards[new.index].sha256
+        if old is not None and old != new.sha256:
+            warnings.warn(
+                f"shard {new.index} was rewritten with a different sha256 than recorded "
+                f"({old[:12]} -> {new.sha256}): the old file came from another synthsae build",
+                stacklevel=2,
+            )
+    state = consolidate(out)
+    for path in stale_temporaries(out, mine):
         path.unlink(missing_ok=True)
     return GenerateReport(
         path=out,
         rows=rows,
-        num_shards=len(manifest.shards),
+        num_shards=len(state.shards),
         generated=sorted(s.index for s in written),
-        skipped=skipped,
+        skipped=[s.index for s, ok in zip(mine, good, strict=True) if ok],
         rows_written=sum(s.rows for s in written),
         seconds=time.perf_counter() - t0,
-        complete=manifest.complete,
+        complete=state.complete,
     )
 
 
@@ -162,30 +173,42 @@ def _split(split: Any) -> tuple[int, int]:
     return as_int("split index", split[0], minimum=0, maximum=count - 1), count
 
 
-def _prepare(out: Path, plan: Manifest, world: World) -> Manifest:
-    """Creates the dataset directory (manifest, then world/) or checks an existing one against ``plan``;
-    returns the manifest on disk."""
+def _prepare(out: Path, plan: Manifest, world: World) -> None:
+    """Creates the dataset directory (manifest, then world/) or checks an existing one against ``plan``.
+    A directory that holds anything but a synthsae dataset is refused before anything is written."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory")
-    if not (out / MANIFEST_FILE).exists() and out.is_dir():
-        # Checked again under the lock; this first look keeps the lock file out of foreign directories.
-        _check_empty(out, ignore=(LOCK_FILE, f".{MANIFEST_FILE}.tmp-"))
+    if out.is_dir():
+        names = [p.name for p in out.iterdir()]
+        # The manifest is checked after listing: another writer may have created the dataset meanwhile.
+        if MANIFEST_FILE in names or (out / MANIFEST_FILE).exists():
+            _check_matches(out, plan)
+        else:
+            _check_empty(out, names, ignore=(LOCK_FILE, f".{MANIFEST_FILE}.tmp-"))
     out.mkdir(parents=True, exist_ok=True)
     with manifest_lock(out):
         if (out / MANIFEST_FILE).exists():
-            manifest = read_manifest(out)
-            manifest.check_matches(plan, out / MANIFEST_FILE)
+            _check_matches(out, plan)
         else:
-            _check_empty(out, ignore=(LOCK_FILE,))
-            manifest = plan
-            write_manifest(out, manifest)
-        if not _has_world(out / WORLD_DIR, manifest.world_sha256):
+            _check_empty(out, [p.name for p in out.iterdir()], ignore=(LOCK_FILE,))
+            write_manifest(out, plan)
+        if not _has_world(out / WORLD_DIR, plan.world_sha256):
             world.save(out / WORLD_DIR, overwrite=True)
-    return manifest
 
 
-def _check_empty(out: Path, ignore: tuple[str, ...]) -> None:
-    if any(not p.name.startswith(ignore) for p in out.iterdir()):
+def _check_matches(out: Path, plan: Manifest) -> None:
+    manifest = read_manifest(out)
+    manifest.check_matches(plan, out / MANIFEST_FILE)
+    if manifest.synthsae_version != plan.synthsae_version:
+        warnings.warn(
+            f"{out} was started with synthsae {manifest.synthsae_version}, this is {plan.synthsae_version}: "
+            "shards it writes are checked against the recorded checksums where they exist",
+            stacklevel=4,
+        )
+
+
+def _check_empty(out: Path, names: list[str], ignore: tuple[str, ...]) -> None:
+    if any(not name.startswith(ignore) for name in names):
         raise FileExistsError(f"{out} is not empty and holds no synthsae dataset; choose another directory")
 
 
@@ -196,16 +219,6 @@ def _has_world(path: Path, fingerprint: str) -> bool:
             return World.load(path).fingerprint() == fingerprint
     except (OSError, ValueError):
         return False
-
-
-def _record(out: Path, written: list[Shard]) -> None:
-    for new, old in zip(written, record_shards(out, written), strict=True):
-        if old.sha256 is not None and old.sha256 != new.sha256:
-            warnings.warn(
-                f"shard {new.index} was rewritten with a different sha256 than recorded "
-                f"({old.sha256[:12]} -> {new.sha256[:12]}): the old file came from another synthsae build",
-                stacklevel=3,
-            )
 
 
 def _run_local(
@@ -219,9 +232,9 @@ def _run_local(
 ) -> list[Shard]:
     written = []
     for shard in todo:
-        done = write_shard(world, out, shard, seed=seed, hidden_dtype=hidden_dtype, num_threads=num_threads)
-        _record(out, [done])
-        written.append(done)
+        written.append(
+            write_shard(world, out, shard, seed=seed, hidden_dtype=hidden_dtype, num_threads=num_threads)
+        )
         bar.update(shard.rows)
     return written
 
@@ -262,7 +275,6 @@ def _run_dask(
             except Exception as e:
                 failed.append(f"{future.key}: {type(e).__name__}: {e}")
                 continue
-            _record(out, [done])
             written.append(done)
             bar.update(done.rows)
     finally:

@@ -5,10 +5,14 @@ A dataset directory holds::
     world/                      the world, in SAELens's layout
     manifest.json               the plan (world, seed, row ranges) and every finished shard's sha256
     shard-000000.safetensors    rows [start, stop): CSR features (indptr, indices, values) [+ hidden]
+    records/shard-000000.json   the finished shard's manifest entry, written by its writer
 
 A shard is a pure function of (world, seed, start, stop, hidden dtype): the same bytes whichever
-process, machine or thread count writes it. Files are written to a temporary name and renamed; the
-manifest is rewritten atomically under a file lock, so concurrent writers (SLURM array tasks) merge.
+process, machine or thread count writes it. Every file is written to a temporary name and renamed.
+Whoever writes a shard then writes its record; the records are the source of truth, and the manifest
+gathers them (``consolidate``, at the end of every ``generate`` call, under a file lock where the
+filesystem has one). Readers overlay the records on the manifest, so no finished shard is ever lost,
+however many writers share the directory.
 """
 
 from __future__ import annotations
@@ -16,19 +20,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthsae import _core
-from synthsae._files import atomic_write, write_json
+from synthsae._files import HOST, atomic_write, write_json
 from synthsae.sparse import SparseBatch
 
 if TYPE_CHECKING:
     import torch
-    from filelock import BaseFileLock
 
     from synthsae.world import World
 
@@ -36,6 +41,7 @@ FORMAT = "synthsae-shards"
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 WORLD_DIR = "world"
+RECORDS_DIR = "records"
 LOCK_FILE = ".manifest.lock"
 HIDDEN_DTYPES = ("float32", "float16", "bfloat16")
 
@@ -154,14 +160,29 @@ def shard_file(index: int) -> str:
     return f"shard-{index:06d}.safetensors"
 
 
-def manifest_lock(out: Path) -> BaseFileLock:
-    """The lock that serialises manifest updates (works across processes and machines sharing ``out``)."""
+@contextmanager
+def manifest_lock(out: Path) -> Iterator[None]:
+    """Serialises manifest updates across processes and machines sharing ``out`` (``flock``). On a
+    filesystem without locks it warns and goes on: the records keep every finished shard anyway."""
     from filelock import FileLock
 
-    return FileLock(str(out / LOCK_FILE))
+    lock = FileLock(str(out / LOCK_FILE))
+    try:
+        lock.acquire()
+    except (OSError, NotImplementedError) as e:
+        warnings.warn(
+            f"cannot lock {out / LOCK_FILE} ({e}); updating the manifest without a lock", stacklevel=3
+        )
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def read_manifest(out: Path) -> Manifest:
+    """The manifest as written (see ``read_state`` for the dataset's current state)."""
     path = out / MANIFEST_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{out} is not a synthsae dataset: {MANIFEST_FILE} is missing")
@@ -172,19 +193,32 @@ def read_manifest(out: Path) -> Manifest:
     return Manifest.from_dict(data, path)
 
 
+def read_state(out: Path) -> Manifest:
+    """The manifest with every shard record in ``records/`` applied: which shards are written now."""
+    manifest = read_manifest(out)
+    for path in sorted((out / RECORDS_DIR).glob("shard-*.json")):
+        try:
+            shard = Shard(**json.loads(path.read_text()))
+            planned = manifest.shards[shard.index]
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, IndexError) as e:
+            raise ValueError(f"{path} is not a valid shard record: {e}") from None
+        if (shard.file, shard.start, shard.stop) != (planned.file, planned.start, planned.stop):
+            raise ValueError(f"{path} does not match the manifest's shard {shard.index}")
+        manifest.shards[shard.index] = shard
+    return manifest
+
+
 def write_manifest(out: Path, manifest: Manifest) -> None:
     write_json(out / MANIFEST_FILE, manifest.to_dict())
 
 
-def record_shards(out: Path, written: list[Shard]) -> list[Shard]:
-    """Stores finished shards' entries in the manifest (under the lock); returns their previous entries."""
+def consolidate(out: Path) -> Manifest:
+    """Writes the records into the manifest (under the lock); returns the dataset's state."""
     with manifest_lock(out):
-        manifest = read_manifest(out)
-        previous = [manifest.shards[s.index] for s in written]
-        for s in written:
-            manifest.shards[s.index] = s
-        write_manifest(out, manifest)
-    return previous
+        state = read_state(out)
+        if state != read_manifest(out):
+            write_manifest(out, state)
+    return state
 
 
 def file_sha256(path: Path) -> str:
@@ -195,8 +229,8 @@ def file_sha256(path: Path) -> str:
 def write_shard(
     world: World, out: Path, shard: Shard, *, seed: int, hidden_dtype: str | None, num_threads: int | None
 ) -> Shard:
-    """Samples the shard's rows and writes ``out / shard.file`` atomically; returns the entry with its
-    sha256, nnz and size filled in."""
+    """Samples the shard's rows, writes ``out / shard.file`` and then its record, each atomically;
+    returns the entry with its sha256, nnz and size filled in."""
     import torch
     from safetensors.torch import save_file
 
@@ -220,7 +254,10 @@ def write_shard(
 
     target = out / shard.file
     atomic_write(target, write)
-    return replace(shard, sha256=digest[0], nnz=features.nnz, bytes=target.stat().st_size)
+    done = replace(shard, sha256=digest[0], nnz=features.nnz, bytes=target.stat().st_size)
+    (out / RECORDS_DIR).mkdir(exist_ok=True)
+    write_json(out / RECORDS_DIR / f"{target.stem}.json", asdict(done))
+    return done
 
 
 def read_shard(path: Path, num_features: int) -> tuple[SparseBatch, torch.Tensor | None]:
@@ -240,8 +277,27 @@ def read_shard(path: Path, num_features: int) -> tuple[SparseBatch, torch.Tensor
 
 
 def stale_temporaries(out: Path, shards: Iterable[Shard]) -> list[Path]:
-    """Temporary files left beside finished shards by writers that died mid-write."""
-    return [p for s in shards if s.sha256 is not None for p in out.glob(f".{s.file}.tmp-*")]
+    """Temporary files beside written shards that a writer on this host left when it died (a writer
+    that is still running, here or elsewhere, keeps its own)."""
+    stale = []
+    for s in shards:
+        if s.sha256 is None:
+            continue
+        for path in out.glob(f".{s.file}.tmp-*"):
+            host, pid, _ = path.name.removeprefix(f".{s.file}.tmp-").rsplit("-", 2)
+            if host == HOST and pid.isdigit() and not _alive(int(pid)):
+                stale.append(path)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def intact(out: Path, shards: list[Shard], num_threads: int | None = None) -> list[bool]:
@@ -303,7 +359,7 @@ def verify(path: str | os.PathLike[str], *, num_threads: int | None = None) -> V
 
     out = Path(path)
     num_threads = as_num_threads(num_threads)
-    manifest = read_manifest(out)
+    manifest = read_state(out)
     world_error = None
     try:
         if World.load(out / WORLD_DIR).fingerprint() != manifest.world_sha256:
