@@ -360,3 +360,14 @@ def test_cli_slurm_task_says_it_wrote_only_its_share(tmp_path, capsys, monkeypat
     captured = capsys.readouterr()
     assert "wrote 2 shards" in captured.out and "--shard-index 0 --num-shards 1" in captured.err
     assert [s.sha256 is not None for s in read_state(out).shards] == [False, True, False, True]
+
+
+def test_read_shard_reads_any_row_range(world, reference):
+    path = reference / read_manifest(reference).shards[1].file
+    whole, _ = read_shard(path, world.num_features)
+    for lo, hi in [(0, 12_000), (5, 6), (3_000, 9_001), (12_000, 12_000)]:
+        part, hidden = read_shard(path, world.num_features, (lo, hi))
+        assert hidden is None
+        assert_csr_equal(part, whole.take(range(lo, hi)))
+    with pytest.raises(ValueError, match="outside the shard's 12000 rows"):
+        read_shard(path, world.num_features, (11_000, 12_001))

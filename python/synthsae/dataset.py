@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from synthsae._validate import as_int, as_seed
-from synthsae.shards import WORLD_DIR, Manifest, read_shard, read_state
+from synthsae.shards import WORLD_DIR, Manifest, Shard, read_shard, read_state
 from synthsae.sparse import SparseBatch
 from synthsae.world import World
 
@@ -25,12 +25,12 @@ class ShardDataset(IterableDataset):
 
     Use with ``DataLoader(dataset, batch_size=None, num_workers=k)``. The shards are dealt out to the
     readers — every DataLoader worker of every ``torch.distributed`` rank — round-robin, so write at
-    least as many shards as there are readers; a reader holds one shard in memory at a time. Each item
-    is the hidden activations ``[batch_size, D]`` — stored ones if the dataset has them, otherwise
-    ``h = a·W + b`` (float32) computed from the stored features — or, with ``return_features=True``, a
-    pair ``(hidden, SparseBatch [batch_size, N])``. A reader's batches run across its shards' boundaries;
-    its last batch is short, or dropped with ``drop_last`` (so each reader drops fewer than
-    ``batch_size`` rows).
+    least as many shards as there are readers. A reader holds one batch in memory (one shard with
+    ``shuffle``). Each item is the hidden activations ``[batch_size, D]`` — stored ones if the dataset
+    has them, otherwise ``h = a·W + b`` (float32) computed from the stored features — or, with
+    ``return_features=True``, a pair ``(hidden, SparseBatch [batch_size, N])``. A reader's batches run
+    across its shards' boundaries; its last batch is short, or dropped with ``drop_last`` (so each
+    reader drops fewer than ``batch_size`` rows).
 
     Args:
         path: the dataset directory; every shard must be written.
@@ -111,23 +111,33 @@ class ShardDataset(IterableDataset):
         pending = 0
         for index in order:
             shard = shards[index]
-            features, hidden = read_shard(self.path / shard.file, self.manifest.num_features)
-            if len(features) != shard.rows or (hidden is None) == self.manifest.hidden:
-                raise ValueError(f"{self.path / shard.file} does not match the manifest")
-            rows = np.arange(shard.rows)
-            if self.shuffle:
-                rows = np.random.default_rng([self.seed, self.epoch, int(index)]).permutation(shard.rows)
+            if self.shuffle:  # the whole shard, in a random row order
+                features, hidden = self._read(shard, None)
+                perm = np.random.default_rng([self.seed, self.epoch, int(index)]).permutation(shard.rows)
             pos = 0
             while pos < shard.rows:
-                sel = rows[pos : pos + self.batch_size - pending]
-                pos += len(sel)
-                pending += len(sel)
-                pieces.append((features.take(sel), None if hidden is None else hidden[torch.from_numpy(sel)]))
+                n = min(self.batch_size - pending, shard.rows - pos)
+                if self.shuffle:
+                    sel = perm[pos : pos + n]
+                    pieces.append(
+                        (features.take(sel), None if hidden is None else hidden[torch.from_numpy(sel)])
+                    )
+                else:  # only this piece's rows are read
+                    pieces.append(self._read(shard, (pos, pos + n)))
+                pos += n
+                pending += n
                 if pending == self.batch_size:
                     yield self._batch(pieces)
                     pieces, pending = [], 0
         if pieces and not self.drop_last:
             yield self._batch(pieces)
+
+    def _read(self, shard: Shard, rows: tuple[int, int] | None) -> tuple[SparseBatch, torch.Tensor | None]:
+        features, hidden = read_shard(self.path / shard.file, self.manifest.num_features, rows)
+        expected = shard.rows if rows is None else rows[1] - rows[0]
+        if len(features) != expected or (hidden is None) == self.manifest.hidden:
+            raise ValueError(f"{self.path / shard.file} does not match the manifest")
+        return features, hidden
 
     def _batch(self, pieces: list[tuple[SparseBatch, torch.Tensor | None]]) -> Any:
         features = SparseBatch.concat([f for f, _ in pieces])

@@ -260,20 +260,30 @@ def write_shard(
     return done
 
 
-def read_shard(path: Path, num_features: int) -> tuple[SparseBatch, torch.Tensor | None]:
-    """A shard's features ``[rows, N]`` and its hidden activations ``[rows, D]`` (None if not stored)."""
+def read_shard(
+    path: Path, num_features: int, rows: tuple[int, int] | None = None
+) -> tuple[SparseBatch, torch.Tensor | None]:
+    """A shard's features ``[rows, N]`` and hidden activations ``[rows, D]`` (None if not stored);
+    ``rows=(lo, hi)`` reads only rows ``lo .. hi`` of the shard from disk."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-        indptr = tensors["indptr"].numpy()
+            n = f.get_slice("indptr").get_shape()[0] - 1
+            lo, hi = (0, n) if rows is None else rows
+            if not 0 <= lo <= hi <= n:
+                raise ValueError(f"rows {rows} are outside the shard's {n} rows")
+            indptr = f.get_slice("indptr")[lo : hi + 1]
+            first, last = int(indptr[0]), int(indptr[-1])
+            indices = f.get_slice("indices")[first:last]
+            values = f.get_slice("values")[first:last]
+            hidden = f.get_slice("hidden")[lo:hi] if "hidden" in f.keys() else None
         features = SparseBatch(
-            indptr, tensors["indices"].numpy(), tensors["values"].numpy(), (len(indptr) - 1, num_features)
+            (indptr - first).numpy(), indices.numpy(), values.numpy(), (hi - lo, num_features)
         )
     except Exception as e:
         raise ValueError(f"{path} is not a readable synthsae shard: {e}") from None
-    return features, tensors.get("hidden")
+    return features, hidden
 
 
 def stale_temporaries(out: Path, shards: Iterable[Shard]) -> list[Path]:
