@@ -384,10 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
         "split. Rerunning into DIR keeps intact shards and rewrites missing or corrupt ones; with no "
         "--world/--rows it resumes DIR's dataset.",
     )
-    gen.add_argument("--world", default=None, help="preset, world directory or config JSON (resume: DIR's)")
+    gen.add_argument(
+        "--world", metavar="W", default=None, help="preset, world directory or config JSON (resume: DIR's)"
+    )
     gen.add_argument("--no-orthogonalize", action="store_true", help="skip the dictionary orthogonalization")
-    gen.add_argument("--rows", type=_positive_int, default=None, help="rows in the dataset")
-    gen.add_argument("--out", required=True, help="dataset directory")
+    gen.add_argument("--rows", metavar="N", type=_positive_int, default=None, help="rows in the dataset")
+    gen.add_argument("--out", metavar="DIR", required=True, help="dataset directory")
     gen.add_argument("--shard-rows", type=_positive_int, default=None, help="rows per shard (1,000,000)")
     gen.add_argument("--hidden", action="store_true", help="also store hidden activations [rows, D]")
     gen.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None, help="hidden dtype")
