@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from synthsae._validate import as_int, as_seed
-from synthsae.shards import WORLD_DIR, Manifest, Shard, read_shard, read_state
+from synthsae.shards import WORLD_DIR, Manifest, Shard, load_world, read_shard, read_state
 from synthsae.sparse import SparseBatch
 from synthsae.world import World
 
@@ -154,10 +154,7 @@ class ShardDataset(IterableDataset):
     def world(self) -> World:
         """The dataset's world (loaded from ``world/`` on first use)."""
         if self._world is None:
-            world = World.load(self.path / WORLD_DIR)
-            if world.fingerprint() != self.manifest.world_sha256:
-                raise ValueError(f"{self.path / WORLD_DIR} is not the world this dataset was made from")
-            self._world = world
+            self._world = load_world(self.path / WORLD_DIR, self.manifest.world_sha256)
         return self._world
 
 

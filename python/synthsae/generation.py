@@ -25,6 +25,7 @@ from synthsae.shards import (
     Shard,
     consolidate,
     intact,
+    load_world,
     manifest_lock,
     read_manifest,
     read_state,
@@ -125,12 +126,13 @@ def generate(
     mine = [s for s in before.shards if s.index % parts == part]
     good = intact(out, mine, num_threads)
     todo = [s for s, ok in zip(mine, good, strict=True) if not ok]
+    skipped = [s for s, ok in zip(mine, good, strict=True) if ok]
 
     from tqdm.auto import tqdm
 
     bar = tqdm(
         total=sum(s.rows for s in mine),
-        initial=sum(s.rows for s, ok in zip(mine, good, strict=True) if ok),
+        initial=sum(s.rows for s in skipped),
         unit="row",
         unit_scale=True,
         desc=f"generating {out.name}",
@@ -140,7 +142,7 @@ def generate(
         if client is None:
             written = _run_local(world, out, todo, seed, plan.dtype, num_threads, bar)
         else:
-            written = _run_dask(client, out, todo, seed, plan.dtype, num_threads or 1, bar)
+            written = _run_dask(client, out, plan.world_sha256, todo, seed, plan.dtype, num_threads or 1, bar)
     for new in written:
         old = before.shards[new.index].sha256
         if old is not None and old != new.sha256:
@@ -157,7 +159,7 @@ def generate(
         rows=rows,
         num_shards=len(state.shards),
         generated=sorted(s.index for s in written),
-        skipped=[s.index for s, ok in zip(mine, good, strict=True) if ok],
+        skipped=[s.index for s in skipped],
         rows_written=sum(s.rows for s in written),
         seconds=time.perf_counter() - t0,
         complete=state.complete,
@@ -216,7 +218,8 @@ def _has_world(path: Path, fingerprint: str) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return World.load(path).fingerprint() == fingerprint
+            load_world(path, fingerprint)
+        return True
     except (OSError, ValueError):
         return False
 
@@ -242,6 +245,7 @@ def _run_local(
 def _run_dask(
     client: Any,
     out: Path,
+    fingerprint: str,
     todo: list[Shard],
     seed: int,
     hidden_dtype: str | None,
@@ -251,7 +255,6 @@ def _run_dask(
     from dask.distributed import as_completed
 
     world_dir = str(out / WORLD_DIR)
-    fingerprint = read_manifest(out).world_sha256
     futures = [
         client.submit(
             _dask_task,
@@ -304,10 +307,5 @@ def _dask_task(
     with _WORLDS_LOCK:
         world = _WORLDS.get(fingerprint)
         if world is None:
-            world = World.load(world_dir)
-            if world.fingerprint() != fingerprint:
-                raise ValueError(
-                    f"{world_dir} on this worker is not the dataset's world (shared filesystem?)"
-                )
-            _WORLDS[fingerprint] = world
+            world = _WORLDS[fingerprint] = load_world(Path(world_dir), fingerprint)
     return write_shard(world, Path(out), shard, seed=seed, hidden_dtype=hidden_dtype, num_threads=num_threads)

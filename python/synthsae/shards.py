@@ -89,10 +89,6 @@ class Manifest:
     ) -> Manifest:
         """The manifest of a new dataset: ``ceil(rows / shard_rows)`` shards, none written yet."""
         config = json.dumps(world.config.to_dict(), sort_keys=True).encode()
-        shards = [
-            Shard(i, shard_file(i), start, min(start + shard_rows, rows))
-            for i, start in enumerate(range(0, rows, shard_rows))
-        ]
         return cls(
             world_sha256=world.fingerprint(),
             world_config_sha256=hashlib.sha256(config).hexdigest(),
@@ -105,7 +101,7 @@ class Manifest:
             dtype=hidden_dtype,
             rng_algorithm=_core.RNG_ALGORITHM,
             synthsae_version=_core.__version__,
-            shards=shards,
+            shards=_plan_shards(rows, shard_rows),
         )
 
     @property
@@ -127,9 +123,8 @@ class Manifest:
                 raise ValueError(f"format_version {d.get('format_version')!r} is not {FORMAT_VERSION}")
             shards = [Shard(**s) for s in d["shards"]]
             manifest = cls(**{**d, "shards": shards})
-            ranges = [(s.index, s.start, s.stop) for s in shards]
-            expect = [(i, lo, min(lo + manifest.shard_rows, manifest.rows)) for i, lo in _starts(manifest)]
-            if ranges != expect:
+            planned = _plan_shards(manifest.rows, manifest.shard_rows)
+            if [(s.index, s.start, s.stop) for s in shards] != [(s.index, s.start, s.stop) for s in planned]:
                 raise ValueError("shard row ranges do not tile [0, rows) in shard_rows steps")
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path} is not a valid synthsae manifest: {e}") from None
@@ -152,12 +147,12 @@ class Manifest:
             raise ValueError(f"{path} holds a dataset made with different settings: {', '.join(diff)}")
 
 
-def _starts(manifest: Manifest) -> Iterable[tuple[int, int]]:
-    return enumerate(range(0, manifest.rows, manifest.shard_rows))
-
-
-def shard_file(index: int) -> str:
-    return f"shard-{index:06d}.safetensors"
+def _plan_shards(rows: int, shard_rows: int) -> list[Shard]:
+    """Shard i holds rows ``[i·shard_rows, min((i+1)·shard_rows, rows))``; none written yet."""
+    return [
+        Shard(i, f"shard-{i:06d}.safetensors", start, min(start + shard_rows, rows))
+        for i, start in enumerate(range(0, rows, shard_rows))
+    ]
 
 
 @contextmanager
@@ -193,9 +188,11 @@ def read_manifest(out: Path) -> Manifest:
     return Manifest.from_dict(data, path)
 
 
-def read_state(out: Path) -> Manifest:
-    """The manifest with every shard record in ``records/`` applied: which shards are written now."""
-    manifest = read_manifest(out)
+def read_state(out: Path, manifest: Manifest | None = None) -> Manifest:
+    """The manifest (``manifest``, or the one on disk) with every shard record in ``records/``
+    applied: which shards are written now."""
+    manifest = replace(manifest or read_manifest(out))
+    manifest.shards = list(manifest.shards)
     for path in sorted((out / RECORDS_DIR).glob("shard-*.json")):
         try:
             shard = Shard(**json.loads(path.read_text()))
@@ -215,10 +212,21 @@ def write_manifest(out: Path, manifest: Manifest) -> None:
 def consolidate(out: Path) -> Manifest:
     """Writes the records into the manifest (under the lock); returns the dataset's state."""
     with manifest_lock(out):
-        state = read_state(out)
-        if state != read_manifest(out):
+        manifest = read_manifest(out)
+        state = read_state(out, manifest)
+        if state != manifest:
             write_manifest(out, state)
     return state
+
+
+def load_world(path: Path, fingerprint: str) -> World:
+    """The world in directory ``path``; ValueError unless it is the one with ``fingerprint``."""
+    from synthsae.world import World
+
+    world = World.load(path)
+    if world.fingerprint() != fingerprint:
+        raise ValueError(f"{path} is not the world this dataset was made for")
+    return world
 
 
 def file_sha256(path: Path) -> str:
@@ -305,8 +313,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, owned by another user
+        pass
     return True
 
 
@@ -365,15 +373,13 @@ def verify(path: str | os.PathLike[str], *, num_threads: int | None = None) -> V
     manifest.
     """
     from synthsae._validate import as_num_threads
-    from synthsae.world import World
 
     out = Path(path)
     num_threads = as_num_threads(num_threads)
     manifest = read_state(out)
     world_error = None
     try:
-        if World.load(out / WORLD_DIR).fingerprint() != manifest.world_sha256:
-            world_error = "differs from the world the manifest was made for"
+        load_world(out / WORLD_DIR, manifest.world_sha256)
     except (OSError, ValueError) as e:
         world_error = str(e)
     status = intact(out, manifest.shards, num_threads)
