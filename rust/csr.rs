@@ -109,9 +109,18 @@ where
 }
 
 /// `h[r] = bias + Σ_j values[j] · vectors[indices[j]]` for every row of `csr` (`vectors` `[N, D]`
-/// row-major, `bias` `[D]`), in parallel; returns `[n, D]` row-major. Each row sums its entries in
-/// stored (ascending) order, so the result does not depend on threading.
-pub fn hidden(csr: &Csr, vectors: &[f32], bias: &[f32]) -> Vec<f32> {
+/// row-major, `bias` `[D]`), on `num_threads` threads; returns `[n, D]` row-major. Each row sums its
+/// entries in stored (ascending) order, so the result does not depend on threading.
+pub fn hidden(
+    csr: &Csr,
+    vectors: &[f32],
+    bias: &[f32],
+    num_threads: Option<usize>,
+) -> Result<Vec<f32>> {
+    crate::threads::install(num_threads, || hidden_in_pool(csr, vectors, bias))
+}
+
+fn hidden_in_pool(csr: &Csr, vectors: &[f32], bias: &[f32]) -> Vec<f32> {
     let d = bias.len();
     let mut out = vec![0.0f32; csr.num_rows() * d];
     if d == 0 {
@@ -170,7 +179,7 @@ mod tests {
             num_cols: 3,
         };
         let vectors = [1.0, 0.0, 0.0, 1.0, 4.0, 8.0]; // [3, 2]
-        let h = hidden(&csr, &vectors, &[0.25, -0.25]);
+        let h = hidden(&csr, &vectors, &[0.25, -0.25], Some(2)).unwrap();
         assert_eq!(
             h,
             vec![

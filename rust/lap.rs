@@ -138,8 +138,17 @@ fn rows_per_task(rows: usize) -> usize {
 
 /// Solves `min Σ c` (or max with `maximize`) over one-to-one assignments of the smaller side of a
 /// `[rows, cols]` row-major matrix. NaN (and -inf when minimising, +inf when maximising) is an
-/// error; +inf (-inf) entries are forbidden pairs.
+/// error; +inf (-inf) entries are forbidden pairs. Runs on the default thread pool (`threads.rs`).
 pub fn solve<T: Entry>(data: &[T], rows: usize, cols: usize, maximize: bool) -> Result<Assignment> {
+    crate::threads::install(None, || solve_in_pool(data, rows, cols, maximize))?
+}
+
+fn solve_in_pool<T: Entry>(
+    data: &[T],
+    rows: usize,
+    cols: usize,
+    maximize: bool,
+) -> Result<Assignment> {
     if rows.checked_mul(cols) != Some(data.len()) {
         return Err(Error::value(
             "cost_matrix",

@@ -203,8 +203,12 @@ impl Accumulator {
         self.fires.len()
     }
 
-    /// Adds a batch; on error nothing has been added.
+    /// Adds a batch (on the default thread pool, see `threads.rs`); on error nothing has been added.
     pub fn add(&mut self, batch: &Batch<'_>) -> Result<()> {
+        crate::threads::install(None, || self.add_in_pool(batch))?
+    }
+
+    fn add_in_pool(&mut self, batch: &Batch<'_>) -> Result<()> {
         let d = self.hidden_dim;
         let b = batch.features.indptr.len().saturating_sub(1);
         if batch.hidden.len() != b * d || batch.reconstruction.len() != b * d {

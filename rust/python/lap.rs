@@ -14,8 +14,7 @@ fn solve_array<'py, T: Entry + numpy::Element>(
 ) -> PyResult<Pairs<'py>> {
     let (rows, cols) = (cost.shape()[0], cost.shape()[1]);
     let data = cost.as_slice()?;
-    let a =
-        py.detach(|| crate::threads::install(None, || lap::solve(data, rows, cols, maximize)))??;
+    let a = py.detach(|| lap::solve(data, rows, cols, maximize))?;
     let to_i64 = |v: Vec<usize>| v.into_iter().map(|x| x as i64).collect::<Vec<_>>();
     Ok((
         to_i64(a.rows).into_pyarray(py),

@@ -79,7 +79,7 @@ impl EvalState {
             },
         };
         let acc = &mut self.0;
-        Ok(py.detach(|| crate::threads::install(None, || acc.add(&batch)))??)
+        Ok(py.detach(|| acc.add(&batch))?)
     }
 
     /// The metrics so far as a dict (scalars and per-latent uint64 count arrays).

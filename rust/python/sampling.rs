@@ -117,9 +117,7 @@ pub fn hidden_from_csr<'py>(
     }
     let vectors = vectors.as_slice()?;
     let n = csr.num_rows();
-    let h = py.detach(|| {
-        crate::threads::install(num_threads, || crate::csr::hidden(&csr, vectors, bias))
-    })?;
+    let h = py.detach(|| crate::csr::hidden(&csr, vectors, bias, num_threads))?;
     numpy::PyArray1::from_vec(py, h).reshape([n, d])
 }
 
