@@ -87,6 +87,61 @@ def test_larger_matrices_beyond_the_first_core(shape, structure):
     check_same_optimum(cost, maximize=True)
 
 
+def mcc_like(rows: int, cols: int, seed: int, dim: int = 16) -> np.ndarray:
+    """1 - |cos| of noisy permuted copies with 20 % dead rows (low dim: many near-ties)."""
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((cols, dim))
+    d = rng.standard_normal((rows, dim))
+    k = min(rows, cols)
+    keep = rng.random(k) >= 0.2
+    noisy = g[rng.permutation(cols)[:k]] + rng.uniform(0, 4, (k, 1)) * rng.standard_normal((k, dim)) / 4
+    d[:k][keep] = noisy[keep]
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    return 1.0 - np.abs(d @ g.T)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([(150, 150), (151, 150), (150, 151), (400, 120), (120, 400), (257, 33)]),
+    st.sampled_from(["mcc", "random", "ties", "adversarial"]),
+    st.sampled_from([np.float32, np.float64]),
+    st.booleans(),
+)
+def test_structured_matrices_of_every_shape(seed, shape, structure, dtype, maximize):
+    """Greedy start, row reduction, repairs and bounded certificate rounds, in both orientations
+    (a tall matrix is solved on its transpose) and both senses."""
+    rng = np.random.default_rng(seed)
+    if structure == "mcc":
+        cost = mcc_like(*shape, seed)
+    elif structure == "random":
+        cost = rng.random(shape) * rng.choice([1e-3, 1.0, 1e4])
+    elif structure == "adversarial":
+        # Optimal pairs rank last in their rows and columns (see the test above).
+        n, m = shape
+        scale = rng.choice([0.0, 1.0, 30.0])
+        cost = -np.outer(np.arange(1, n + 1), np.arange(1, m + 1)) + scale * rng.random(shape)
+    else:
+        cost = rng.integers(0, 4, shape).astype(np.float64)
+    check_same_optimum(cost.astype(dtype), maximize, exact=structure == "ties")
+
+
+@pytest.mark.parametrize("shape", [(200, 200), (201, 200), (200, 201), (600, 150)])
+def test_many_repair_rounds_in_both_orientations(shape):
+    """Planted pairs ranked past every core, under noise: warm repairs and the bounds that let
+    later certificate rounds skip rows."""
+    n, m = shape
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        # -(i+1)(j+1) pairs indices in order (rearrangement inequality) with those entries ranked
+        # last in their rows and columns; the noise breaks that order up in places.
+        cost = -np.outer(np.arange(1, n + 1), np.arange(1, m + 1)) + (seed * 50) * rng.random(shape)
+        cost = cost[rng.permutation(n)][:, rng.permutation(m)]
+        check_same_optimum(cost.astype(np.float32))
+        check_same_optimum(-cost, maximize=True)
+
+
 def test_sae_like_square_matrix_needs_repair_rounds():
     """1200² with 20 % dead rows / orphan columns: optimal partners far beyond the first core (the
     Rust unit test on the same construction asserts that the certificate loop runs)."""

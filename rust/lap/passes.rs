@@ -1,0 +1,507 @@
+//! The two parallel passes over the whole matrix: the first core (each row's and each column's
+//! cheapest entries) and the dual-feasibility certificate. Both screen blocks of [`LANES`] entries
+//! against contiguous thresholds (AVX2 when the CPU has it) and look closer only at flagged lanes.
+
+use super::{Core, Entry, State, View};
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+
+/// Cheapest entries kept per matrix row for the first core.
+pub(super) const ROW_K: usize = 32;
+/// Cheapest entries kept per matrix column for the first core.
+pub(super) const COL_K: usize = 8;
+/// Fewest matrix rows per parallel task.
+const CHUNK: usize = 64;
+/// Entries screened at once.
+pub(super) const LANES: usize = 16;
+
+/// For each of several lines, a superset of the K cheapest (cost, index) pairs seen: offers below
+/// the line's threshold are buffered; a full buffer (2K) is cut to its K cheapest by selection, and
+/// the threshold becomes their maximum. Amortised O(1) per offer.
+struct TopK<T, const K: usize> {
+    buf: Vec<(T, u32)>,
+    len: Vec<u32>,
+    /// Per line: offers at or above it cannot be among the K cheapest.
+    worst: Vec<T>,
+}
+
+impl<T: Entry, const K: usize> TopK<T, K> {
+    fn new(lines: usize) -> Self {
+        TopK {
+            buf: vec![(T::INFINITY, 0); lines * 2 * K],
+            len: vec![0; lines],
+            // Padded to whole blocks of lanes.
+            worst: vec![T::INFINITY; lines.next_multiple_of(LANES)],
+        }
+    }
+
+    #[inline(always)]
+    fn offer(&mut self, line: usize, c: T, idx: u32) {
+        if c.partial_cmp(&self.worst[line]) != Some(std::cmp::Ordering::Less) {
+            return;
+        }
+        let n = self.len[line] as usize;
+        let slots = &mut self.buf[line * 2 * K..(line + 1) * 2 * K];
+        slots[n] = (c, idx);
+        if n + 1 < 2 * K {
+            self.len[line] += 1;
+            return;
+        }
+        slots.select_nth_unstable_by(K - 1, |x, y| x.0.to_f64().total_cmp(&y.0.to_f64()));
+        self.worst[line] = slots[..K]
+            .iter()
+            .fold(T::NEG_INFINITY, |m, e| if e.0 > m { e.0 } else { m });
+        self.len[line] = K as u32;
+    }
+
+    /// Kept (cost, index) pairs of `line` (at least its K cheapest offers, in no order).
+    fn line(&self, line: usize) -> impl Iterator<Item = (T, u32)> + '_ {
+        self.buf[line * 2 * K..line * 2 * K + self.len[line] as usize]
+            .iter()
+            .copied()
+    }
+}
+
+/// Matrix rows per parallel task: one task per thread (each restarts its thresholds), at least
+/// [`CHUNK`].
+fn rows_per_task(rows: usize) -> usize {
+    rows.div_ceil(rayon::current_num_threads()).max(CHUNK)
+}
+
+/// Whether the AVX2 screens can run.
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The block of [`LANES`] entries of `line` at `at` and the bits of its real lanes: a short last
+/// block is copied into `pad` after `+inf` padding.
+#[inline(always)]
+fn block_at<'a, T: Entry>(line: &'a [T], at: usize, pad: &'a mut [T; LANES]) -> (&'a [T], u32) {
+    if at + LANES <= line.len() {
+        (&line[at..at + LANES], u32::MAX >> (32 - LANES))
+    } else {
+        let rest = &line[at..];
+        *pad = [T::INFINITY; LANES];
+        pad[..rest.len()].copy_from_slice(rest);
+        (&pad[..], (1 << rest.len()) - 1)
+    }
+}
+
+/// [`Entry::screen_top`], with AVX2 when `SIMD` (only set in functions that enable AVX2).
+#[inline(always)]
+fn screen_top<T: Entry, const SIMD: bool>(x: &[T], worst: &[T], row: T, negate: bool) -> u32 {
+    if SIMD {
+        // SAFETY: SIMD is only set inside functions that require AVX2.
+        unsafe { T::screen_top_avx2(x, worst, row, negate) }
+    } else {
+        T::screen_top(x, worst, row, negate)
+    }
+}
+
+/// [`Entry::screen_rc`], with AVX2 when `SIMD` (only set in functions that enable AVX2).
+#[inline(always)]
+fn screen_rc<T: Entry, const SIMD: bool>(
+    x: &[T],
+    sub: &[T],
+    cmp: &[T],
+    negate: bool,
+    acc: &mut [T],
+) -> u32 {
+    if SIMD {
+        // SAFETY: SIMD is only set inside functions that require AVX2.
+        unsafe { T::screen_rc_avx2(x, sub, cmp, negate, acc) }
+    } else {
+        T::screen_rc(x, sub, cmp, negate, acc)
+    }
+}
+
+/// Validates every entry and returns each working row's core, sorted by column: (a superset of) its
+/// K cheapest entries and those of the working columns that list it among their K cheapest.
+pub(super) fn first_core<T: Entry>(
+    view: &View<'_, T>,
+    rows: usize,
+) -> Result<Vec<Vec<(u32, f64)>>> {
+    let cols = view.cols;
+    let step = rows_per_task(rows);
+    let simd = avx2();
+    // Per task: its matrix rows' top-K and its top-K per matrix column.
+    let parts: Vec<Result<(TopK<T, ROW_K>, TopK<T, COL_K>)>> = (0..rows.div_ceil(step))
+        .into_par_iter()
+        .map(|q| {
+            let (lo, hi) = (q * step, ((q + 1) * step).min(rows));
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: the CPU supports AVX2 (checked by `avx2`).
+                return unsafe { scan_avx2(view, lo, hi) };
+            }
+            scan::<T, false>(view, lo, hi)
+        })
+        .collect();
+    let mut core: Vec<Vec<(u32, f64)>> = vec![Vec::new(); view.n];
+    let mut col_top = TopK::<T, COL_K>::new(cols);
+    for (q, part) in parts.into_iter().enumerate() {
+        let (row_top, chunk_cols) = part?;
+        for da in 0..((q + 1) * step).min(rows) - q * step {
+            for (c, b) in row_top.line(da) {
+                let (i, j) = view.working(q * step + da, b as usize);
+                core[i].push((j as u32, c.to_f64()));
+            }
+        }
+        for b in 0..cols {
+            for (c, a) in chunk_cols.line(b) {
+                col_top.offer(b, c, a);
+            }
+        }
+    }
+    for b in 0..cols {
+        for (c, a) in col_top.line(b) {
+            let (i, j) = view.working(a as usize, b);
+            core[i].push((j as u32, c.to_f64()));
+        }
+    }
+    core.par_iter_mut().for_each(|arcs| {
+        arcs.sort_unstable_by_key(|e| e.0);
+        arcs.dedup_by_key(|e| e.0);
+    });
+    Ok(core)
+}
+
+/// First-core pass over matrix rows `lo..hi`: their top-K, and the top-K of every matrix column
+/// among them. A lane is flagged when it may enter either top-K or is invalid (NaN, `-inf` after
+/// the sign); `+inf` (forbidden) entries never enter.
+#[inline(always)]
+fn scan<T: Entry, const SIMD: bool>(
+    view: &View<'_, T>,
+    lo: usize,
+    hi: usize,
+) -> Result<(TopK<T, ROW_K>, TopK<T, COL_K>)> {
+    let cols = view.cols;
+    let negate = view.sign < 0.0;
+    let mut row_top = TopK::<T, ROW_K>::new(hi - lo);
+    let mut col_top = TopK::<T, COL_K>::new(cols);
+    let mut invalid = false;
+    // A row's threshold starts from a guess, the largest kept entry of the last few rows; a row that
+    // keeps fewer than ROW_K entries under its guess is scanned again from +inf.
+    let mut recent = [T::INFINITY; 8];
+    for a in lo..hi {
+        let line = &view.data[a * cols..(a + 1) * cols];
+        let r = a - lo;
+        let guess = recent
+            .iter()
+            .fold(T::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+        row_top.worst[r] = guess;
+        let mut pad = [T::INFINITY; LANES];
+        for at in (0..cols).step_by(LANES) {
+            let (block, mask) = block_at(line, at, &mut pad);
+            let worst = &col_top.worst[at..at + LANES];
+            let mut bits = mask & screen_top::<T, SIMD>(block, worst, row_top.worst[r], negate);
+            while bits != 0 {
+                let k = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let c = block[k].signed(negate);
+                if c.to_f64().is_nan() || c.to_f64() == f64::NEG_INFINITY {
+                    invalid = true;
+                }
+                col_top.offer(at + k, c, a as u32);
+                row_top.offer(r, c, (at + k) as u32);
+            }
+        }
+        if invalid {
+            return Err(Error::value(
+                "cost_matrix",
+                "matrix contains invalid numeric entries",
+            ));
+        }
+        if (row_top.len[r] as usize) < ROW_K && guess < T::INFINITY {
+            row_top.len[r] = 0;
+            row_top.worst[r] = T::INFINITY;
+            let none = [T::NEG_INFINITY; LANES];
+            for at in (0..cols).step_by(LANES) {
+                let (block, mask) = block_at(line, at, &mut pad);
+                let mut bits = mask & screen_top::<T, SIMD>(block, &none, row_top.worst[r], negate);
+                while bits != 0 {
+                    let k = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    row_top.offer(r, block[k].signed(negate), (at + k) as u32);
+                }
+            }
+        }
+        recent[r % recent.len()] = row_top
+            .line(r)
+            .fold(T::NEG_INFINITY, |m, (x, _)| if x > m { x } else { m });
+    }
+    Ok((row_top, col_top))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scan_avx2<T: Entry>(
+    view: &View<'_, T>,
+    lo: usize,
+    hi: usize,
+) -> Result<(TopK<T, ROW_K>, TopK<T, COL_K>)> {
+    scan::<T, true>(view, lo, hi)
+}
+
+/// A violating entry: working row, working column, cost, reduced cost.
+pub(super) type Violation = (usize, u32, f64, f64);
+
+/// A certificate round: the entries `(i, j, c, reduced cost)` outside the core whose reduced cost
+/// is negative beyond rounding.
+///
+/// `bound[i]` is a lower bound on `c_ij - v_j` over the entries outside the core of working row `i`,
+/// at the duals of the row's last check. Between checks (warm repairs) `v` only decreases, so the
+/// bound stays valid, and a row with `u_i < bound[i]` has no negative reduced cost outside the core:
+/// only the other rows (all of them when `bound` is `-inf`) are checked, and their bounds renewed.
+pub(super) fn certificate<T: Entry>(
+    view: &View<'_, T>,
+    s: &State,
+    core: &Core,
+    bound: &mut [f64],
+) -> Vec<Violation> {
+    let rows: Vec<usize> = (0..view.n)
+        .filter(|&i| !core.dense[i] && s.u[i] >= bound[i])
+        .collect();
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let simd = avx2();
+    let (found, mins) = if view.transposed {
+        check_columns(view, s, core, &rows, simd)
+    } else {
+        check_rows(view, s, core, &rows, simd)
+    };
+    for (&i, m) in rows.iter().zip(mins) {
+        // fl(c - v↑) may exceed c - v by one rounding (relative 2^-24 in f32, or one subnormal
+        // step); +inf: no finite entry outside the core.
+        let m = m.to_f64();
+        bound[i] = if m < f64::INFINITY {
+            m - m.abs() * f64::from(f32::EPSILON) - f64::from(f32::MIN_POSITIVE)
+        } else {
+            f64::INFINITY
+        };
+    }
+    found
+}
+
+/// Rounded-up duals: an entry with `c - u - v < 0` has `fl(c - v↑) <= u↑` (rounding is monotone and
+/// `u↑` is representable), so the screens flag it.
+fn round_up<T: Entry>(duals: impl Iterator<Item = f64>, len: usize, pad: T) -> Vec<T> {
+    let mut up: Vec<T> = duals.map(T::round_up).collect();
+    up.resize(len.next_multiple_of(LANES), pad);
+    up
+}
+
+/// Exact look at a flagged entry: pushes it when its reduced cost is negative beyond rounding and it
+/// is outside the core.
+#[inline]
+fn visit<T: Entry>(
+    view: &View<'_, T>,
+    s: &State,
+    core: &Core,
+    (a, b): (usize, usize),
+    x: T,
+    found: &mut Vec<Violation>,
+) {
+    let (i, j) = view.working(a, b);
+    let c = view.sign * x.to_f64();
+    let rc = c - s.u[i] - s.v[j];
+    let tol = 4.0 * f64::EPSILON * (c.abs() + s.u[i].abs() + s.v[j].abs());
+    if rc < -tol && !core.contains(i, j) {
+        found.push((i, j as u32, c, rc));
+    }
+}
+
+/// Screens matrix row `a` (flagged entries go to [`visit`]) and folds `r = fl(c - sub)` of its
+/// entries outside `core_cols` (sorted matrix columns) into `acc`. When working rows are matrix rows
+/// (`BY_COLUMN` false), `sub` holds the column duals and `cmp` and `acc` one value per lane; when
+/// they are matrix columns, `sub` holds the line's dual per lane and `cmp` and `acc` one value per
+/// column.
+#[inline(always)]
+fn check_line_in<T: Entry, const SIMD: bool, const BY_COLUMN: bool>(
+    view: &View<'_, T>,
+    s: &State,
+    core: &Core,
+    Line { a, sub, cmp }: Line<'_, T>,
+    core_cols: impl Iterator<Item = usize>,
+    acc: &mut [T],
+    found: &mut Vec<Violation>,
+) {
+    let cols = view.cols;
+    let negate = view.sign < 0.0;
+    let line = &view.data[a * cols..(a + 1) * cols];
+    let mut core_cols = core_cols.peekable();
+    let mut pad = [T::INFINITY; LANES];
+    for at in (0..cols).step_by(LANES) {
+        let (block, mask) = block_at(line, at, &mut pad);
+        let (sub, cmp, acc) = if BY_COLUMN {
+            (sub, &cmp[at..], &mut acc[at..at + LANES])
+        } else {
+            (&sub[at..], cmp, &mut acc[..])
+        };
+        let mut in_core = 0u32;
+        while let Some(b) = core_cols.next_if(|&b| b < at + LANES) {
+            in_core |= 1 << (b - at);
+        }
+        // Core lanes must not lower the bound: their accumulators are put back.
+        let mut saved = [T::INFINITY; LANES];
+        if in_core != 0 {
+            saved.copy_from_slice(&acc[..LANES]);
+        }
+        let mut bits = mask & screen_rc::<T, SIMD>(block, sub, cmp, negate, acc);
+        while in_core != 0 {
+            let k = in_core.trailing_zeros() as usize;
+            in_core &= in_core - 1;
+            acc[k] = saved[k];
+        }
+        while bits != 0 {
+            let k = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            visit(view, s, core, (a, at + k), block[k], found);
+        }
+    }
+}
+
+/// [`certificate`] when working rows are matrix rows: reads the checked rows only.
+fn check_rows<T: Entry>(
+    view: &View<'_, T>,
+    s: &State,
+    core: &Core,
+    rows: &[usize],
+    simd: bool,
+) -> (Vec<Violation>, Vec<T>) {
+    let sub = round_up(s.v.iter().copied(), view.cols, T::INFINITY);
+    let parts: Vec<(Vec<Violation>, Vec<T>)> = rows
+        .par_chunks(rows_per_task(rows.len()))
+        .map(|chunk| {
+            let mut found = Vec::new();
+            let mut mins = Vec::with_capacity(chunk.len());
+            for &a in chunk {
+                let cmp = [T::round_up(s.u[a]); LANES];
+                let mut acc = [T::INFINITY; LANES];
+                let core_cols = core.arcs[a].iter().map(|e| e.0 as usize);
+                let line = Line {
+                    a,
+                    sub: &sub,
+                    cmp: &cmp,
+                };
+                check_line::<T, false>(simd, view, s, core, line, core_cols, &mut acc, &mut found);
+                mins.push(min_of(&acc));
+            }
+            (found, mins)
+        })
+        .collect();
+    let mut found = Vec::new();
+    let mut mins = Vec::with_capacity(rows.len());
+    for (f, m) in parts {
+        found.extend(f);
+        mins.extend(m);
+    }
+    (found, mins)
+}
+
+/// [`certificate`] when working rows are matrix columns: one pass over every matrix row, where the
+/// columns not checked compare against `-inf` (never flagged) and are not read back.
+fn check_columns<T: Entry>(
+    view: &View<'_, T>,
+    s: &State,
+    core: &Core,
+    rows: &[usize],
+    simd: bool,
+) -> (Vec<Violation>, Vec<T>) {
+    let cols = view.cols;
+    let mut cmp = vec![T::NEG_INFINITY; cols.next_multiple_of(LANES)];
+    // The checked working rows' core entries, by matrix row (working column).
+    let mut by_line: Vec<Vec<u32>> = vec![Vec::new(); view.m];
+    for &i in rows {
+        cmp[i] = T::round_up(s.u[i]);
+        for &(j, _) in &core.arcs[i] {
+            by_line[j as usize].push(i as u32);
+        }
+    }
+    let step = rows_per_task(view.m);
+    let parts: Vec<(Vec<Violation>, Vec<T>)> = (0..view.m.div_ceil(step))
+        .into_par_iter()
+        .map(|q| {
+            let mut found = Vec::new();
+            let mut acc = vec![T::INFINITY; cmp.len()];
+            let (lo, hi) = (q * step, ((q + 1) * step).min(view.m));
+            for (a, in_core) in by_line.iter().enumerate().take(hi).skip(lo) {
+                let sub = [T::round_up(s.v[a]); LANES];
+                let core_cols = in_core.iter().map(|&b| b as usize);
+                let line = Line {
+                    a,
+                    sub: &sub,
+                    cmp: &cmp,
+                };
+                check_line::<T, true>(simd, view, s, core, line, core_cols, &mut acc, &mut found);
+            }
+            (found, acc)
+        })
+        .collect();
+    let mut found = Vec::new();
+    let mut acc = vec![T::INFINITY; cols];
+    for (f, part) in parts {
+        found.extend(f);
+        for (m, x) in acc.iter_mut().zip(part) {
+            if x < *m {
+                *m = x;
+            }
+        }
+    }
+    (found, rows.iter().map(|&i| acc[i]).collect())
+}
+
+/// The smallest of `xs` (`+inf` when empty; NaN ignored).
+fn min_of<T: Entry>(xs: &[T]) -> T {
+    xs.iter()
+        .fold(T::INFINITY, |m, &x| if x < m { x } else { m })
+}
+
+/// A matrix row to check, with the `sub` and `cmp` operands of its screen (see [`check_line_in`]).
+struct Line<'a, T> {
+    a: usize,
+    sub: &'a [T],
+    cmp: &'a [T],
+}
+
+/// [`check_line_in`], with AVX2 when `simd`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn check_line<T: Entry, const BY_COLUMN: bool>(
+    simd: bool,
+    view: &View<'_, T>,
+    s: &State,
+    core: &Core,
+    line: Line<'_, T>,
+    core_cols: impl Iterator<Item = usize>,
+    acc: &mut [T],
+    found: &mut Vec<Violation>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: the caller checked AVX2 (`avx2`).
+        return unsafe {
+            check_line_avx2::<T, BY_COLUMN>(view, s, core, line, core_cols, acc, found)
+        };
+    }
+    let _ = simd;
+    check_line_in::<T, false, BY_COLUMN>(view, s, core, line, core_cols, acc, found)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn check_line_avx2<T: Entry, const BY_COLUMN: bool>(
+    view: &View<'_, T>,
+    s: &State,
+    core: &Core,
+    line: Line<'_, T>,
+    core_cols: impl Iterator<Item = usize>,
+    acc: &mut [T],
+    found: &mut Vec<Violation>,
+) {
+    check_line_in::<T, true, BY_COLUMN>(view, s, core, line, core_cols, acc, found)
+}
