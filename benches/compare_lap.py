@@ -51,6 +51,8 @@ def child(solver: str, rows: int, cols: int, structure: str) -> None:
     import resource
 
     c = cost_matrix(rows, cols, structure)
+    # OpenBLAS's threads spin for a while after the GEMMs above; let them park before timing.
+    time.sleep(0.5)
     t = time.perf_counter()
     if solver == "synthsae":
         import synthsae

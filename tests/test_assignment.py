@@ -68,7 +68,7 @@ def test_float32_with_forbidden_pairs(cost, forbid):
 @pytest.mark.parametrize("shape", [(300, 300), (500, 200), (200, 500)])
 @pytest.mark.parametrize("structure", ["mixed", "random", "adversarial"])
 def test_larger_matrices_beyond_the_first_core(shape, structure):
-    """Cores keep 32 entries per row and column, so these exercise the certificate and repair."""
+    """Cores keep 32 entries per row and 8 per column, so these exercise the certificate and repair."""
     rng = np.random.default_rng(sum(shape))
     n, m = shape
     if structure == "random":
