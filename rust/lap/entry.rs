@@ -2,16 +2,26 @@
 //! exact look. The AVX2 versions give the same bits as the portable ones.
 
 use super::passes::LANES;
+use std::ops::{Neg, Sub};
 
 /// Matrix entries the solver reads (costs are used in f64).
-pub trait Entry: Copy + Send + Sync + PartialOrd + std::ops::Sub<Output = Self> + 'static {
+pub trait Entry:
+    Copy + Send + Sync + PartialOrd + Sub<Output = Self> + Neg<Output = Self> + 'static
+{
     const INFINITY: Self;
     const NEG_INFINITY: Self;
 
     fn to_f64(self) -> f64;
 
     /// `-self` when `negate`, else `self` (exact).
-    fn signed(self, negate: bool) -> Self;
+    #[inline(always)]
+    fn signed(self, negate: bool) -> Self {
+        if negate {
+            -self
+        } else {
+            self
+        }
+    }
 
     /// The smallest value `>= x` (`+inf` above the range).
     fn round_up(x: f64) -> Self;
@@ -78,15 +88,6 @@ impl Entry for f64 {
     }
 
     #[inline(always)]
-    fn signed(self, negate: bool) -> Self {
-        if negate {
-            -self
-        } else {
-            self
-        }
-    }
-
-    #[inline(always)]
     fn round_up(x: f64) -> Self {
         x
     }
@@ -99,15 +100,6 @@ impl Entry for f32 {
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self as f64
-    }
-
-    #[inline(always)]
-    fn signed(self, negate: bool) -> Self {
-        if negate {
-            -self
-        } else {
-            self
-        }
     }
 
     #[inline(always)]
