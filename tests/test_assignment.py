@@ -142,6 +142,16 @@ def test_many_repair_rounds_in_both_orientations(shape):
         check_same_optimum(-cost, maximize=True)
 
 
+def test_costs_near_the_top_of_float32():
+    """c - v overflows float32 in the certificate's screen: the row bounds must stay finite."""
+    n = 128
+    rng = np.random.default_rng(6)
+    i = np.arange(1, n + 1)[:, None]
+    noise = 1 - 0.15 * rng.random((n, n))
+    cost = np.minimum(3.0e38 + 0.4e38 * (1 - i * i.T / n / n) * noise, 3.4e38).astype(np.float32)
+    check_same_optimum(cost)
+
+
 def test_sae_like_square_matrix_needs_repair_rounds():
     """1200² with 20 % dead rows / orphan columns: optimal partners far beyond the first core (the
     Rust unit test on the same construction asserts that the certificate loop runs)."""

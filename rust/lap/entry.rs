@@ -10,6 +10,7 @@ pub trait Entry:
 {
     const INFINITY: Self;
     const NEG_INFINITY: Self;
+    const MAX: Self;
 
     fn to_f64(self) -> f64;
 
@@ -81,6 +82,7 @@ pub trait Entry:
 impl Entry for f64 {
     const INFINITY: Self = f64::INFINITY;
     const NEG_INFINITY: Self = f64::NEG_INFINITY;
+    const MAX: Self = f64::MAX;
 
     #[inline(always)]
     fn to_f64(self) -> f64 {
@@ -96,6 +98,7 @@ impl Entry for f64 {
 impl Entry for f32 {
     const INFINITY: Self = f32::INFINITY;
     const NEG_INFINITY: Self = f32::NEG_INFINITY;
+    const MAX: Self = f32::MAX;
 
     #[inline(always)]
     fn to_f64(self) -> f64 {

@@ -276,13 +276,10 @@ pub(super) fn certificate<T: Entry>(
     };
     for (&i, m) in rows.iter().zip(mins) {
         // fl(c - v↑) may exceed c - v by one rounding (relative 2^-24 in f32, or one subnormal
-        // step); +inf: no finite entry outside the core.
-        let m = m.to_f64();
-        bound[i] = if m < f64::INFINITY {
-            m - m.abs() * f64::from(f32::EPSILON) - f64::from(f32::MIN_POSITIVE)
-        } else {
-            f64::INFINITY
-        };
+        // step), or overflow to +inf when c - v is near the top of T's range (or the row has no
+        // finite entry outside the core): then T::MAX still bounds c - v from below.
+        let m = if m < T::INFINITY { m } else { T::MAX }.to_f64();
+        bound[i] = m - m.abs() * f64::from(f32::EPSILON) - f64::from(f32::MIN_POSITIVE);
     }
     found
 }
@@ -346,7 +343,8 @@ fn check_line_in<T: Entry, const SIMD: bool, const BY_COLUMN: bool>(
         while let Some(b) = core_cols.next_if(|&b| b < at + LANES) {
             in_core |= 1 << (b - at);
         }
-        // Core lanes must not lower the bound: their accumulators are put back.
+        // Core and padding lanes must not lower the bound: their accumulators are put back.
+        in_core |= !mask & (u32::MAX >> (32 - LANES));
         let mut saved = [T::INFINITY; LANES];
         if in_core != 0 {
             saved.copy_from_slice(&acc[..LANES]);
