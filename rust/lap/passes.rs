@@ -48,9 +48,7 @@ impl<T: Entry, const K: usize> TopK<T, K> {
             return;
         }
         slots.select_nth_unstable_by(K - 1, |x, y| x.0.to_f64().total_cmp(&y.0.to_f64()));
-        self.worst[line] = slots[..K]
-            .iter()
-            .fold(T::NEG_INFINITY, |m, e| if e.0 > m { e.0 } else { m });
+        self.worst[line] = max_of(slots[..K].iter().map(|e| e.0));
         self.len[line] = K as u32;
     }
 
@@ -189,9 +187,7 @@ fn scan<T: Entry, const SIMD: bool>(
     for a in lo..hi {
         let line = &view.data[a * cols..(a + 1) * cols];
         let r = a - lo;
-        let guess = recent
-            .iter()
-            .fold(T::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+        let guess = max_of(recent);
         row_top.worst[r] = guess;
         let mut pad = [T::INFINITY; LANES];
         for at in (0..cols).step_by(LANES) {
@@ -229,9 +225,7 @@ fn scan<T: Entry, const SIMD: bool>(
                 }
             }
         }
-        recent[r % recent.len()] = row_top
-            .line(r)
-            .fold(T::NEG_INFINITY, |m, (x, _)| if x > m { x } else { m });
+        recent[r % recent.len()] = max_of(row_top.line(r).map(|(x, _)| x));
     }
     Ok((row_top, col_top))
 }
@@ -282,14 +276,6 @@ pub(super) fn certificate<T: Entry>(
         bound[i] = m - m.abs() * f64::from(f32::EPSILON) - f64::from(f32::MIN_POSITIVE);
     }
     found
-}
-
-/// Rounded-up duals: an entry with `c - u - v < 0` has `fl(c - v↑) <= u↑` (rounding is monotone and
-/// `u↑` is representable), so the screens flag it.
-fn round_up<T: Entry>(duals: impl Iterator<Item = f64>, len: usize, pad: T) -> Vec<T> {
-    let mut up: Vec<T> = duals.map(T::round_up).collect();
-    up.resize(len.next_multiple_of(LANES), pad);
-    up
 }
 
 /// Exact look at a flagged entry: pushes it when its reduced cost is negative beyond rounding and it
@@ -344,16 +330,18 @@ fn check_line_in<T: Entry, const SIMD: bool, const BY_COLUMN: bool>(
             in_core |= 1 << (b - at);
         }
         // Core and padding lanes must not lower the bound: their accumulators are put back.
-        in_core |= !mask & (u32::MAX >> (32 - LANES));
-        let mut saved = [T::INFINITY; LANES];
-        if in_core != 0 {
-            saved.copy_from_slice(&acc[..LANES]);
-        }
-        let mut bits = mask & screen_rc::<T, SIMD>(block, sub, cmp, negate, acc);
-        while in_core != 0 {
-            let k = in_core.trailing_zeros() as usize;
-            in_core &= in_core - 1;
-            acc[k] = saved[k];
+        let mut keep = in_core | (!mask & (u32::MAX >> (32 - LANES)));
+        let mut bits = mask;
+        if keep == 0 {
+            bits &= screen_rc::<T, SIMD>(block, sub, cmp, negate, acc);
+        } else {
+            let saved: [T; LANES] = acc[..LANES].try_into().expect("LANES accumulators");
+            bits &= screen_rc::<T, SIMD>(block, sub, cmp, negate, acc);
+            while keep != 0 {
+                let k = keep.trailing_zeros() as usize;
+                keep &= keep - 1;
+                acc[k] = saved[k];
+            }
         }
         while bits != 0 {
             let k = bits.trailing_zeros() as usize;
@@ -371,7 +359,10 @@ fn check_rows<T: Entry>(
     rows: &[usize],
     simd: bool,
 ) -> (Vec<Violation>, Vec<T>) {
-    let sub = round_up(s.v.iter().copied(), view.cols, T::INFINITY);
+    // Duals rounded up: an entry with `c - u - v < 0` has `fl(c - v↑) <= u↑` (rounding is monotone
+    // and `u↑` is representable), so the screen flags it. Padded to whole blocks.
+    let mut sub: Vec<T> = s.v.iter().map(|&d| T::round_up(d)).collect();
+    sub.resize(view.cols.next_multiple_of(LANES), T::INFINITY);
     let parts: Vec<(Vec<Violation>, Vec<T>)> = rows
         .par_chunks(rows_per_task(rows.len()))
         .map(|chunk| {
@@ -387,7 +378,7 @@ fn check_rows<T: Entry>(
                     cmp: &cmp,
                 };
                 check_line::<T, false>(simd, view, s, core, line, core_cols, &mut acc, &mut found);
-                mins.push(min_of(&acc));
+                mins.push(min_of(acc));
             }
             (found, mins)
         })
@@ -454,9 +445,15 @@ fn check_columns<T: Entry>(
 }
 
 /// The smallest of `xs` (`+inf` when empty; NaN ignored).
-fn min_of<T: Entry>(xs: &[T]) -> T {
-    xs.iter()
-        .fold(T::INFINITY, |m, &x| if x < m { x } else { m })
+fn min_of<T: Entry>(xs: impl IntoIterator<Item = T>) -> T {
+    xs.into_iter()
+        .fold(T::INFINITY, |m, x| if x < m { x } else { m })
+}
+
+/// The largest of `xs` (`-inf` when empty; NaN ignored).
+fn max_of<T: Entry>(xs: impl IntoIterator<Item = T>) -> T {
+    xs.into_iter()
+        .fold(T::NEG_INFINITY, |m, x| if x > m { x } else { m })
 }
 
 /// A matrix row to check, with the `sub` and `cmp` operands of its screen (see [`check_line_in`]).

@@ -65,9 +65,7 @@ impl State {
         self.greedy(view, core);
         let free = (0..view.n).filter(|&i| self.col4row[i] == NONE).collect();
         for i in self.reduce_rows(view, core, free) {
-            {
-                self.augment(view, core, i)?;
-            }
+            self.augment(view, core, i)?;
         }
         Ok(())
     }
@@ -182,9 +180,7 @@ impl State {
             }
         }
         for i in self.reduce_rows(view, core, rows.to_vec()) {
-            {
-                self.augment(view, core, i).map_err(|_| ())?;
-            }
+            self.augment(view, core, i).map_err(|_| ())?;
         }
         let free_ok = (0..view.m).all(|j| self.row4col[j] != NONE || self.v[j] == 0.0);
         if free_ok {
