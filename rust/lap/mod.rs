@@ -10,7 +10,9 @@
 //! core's optimum optimal for the whole matrix. Otherwise each row's most violating entries join the
 //! core, those rows are unassigned and re-solved from the current duals (a cold solve when that
 //! would leave a free column with `v != 0`), and the check repeats; since warm re-solves only lower
-//! `v`, a per-row bound from the last check spares every row whose `u` stayed below it. A search
+//! `v`, a per-row lower bound on `c - v` outside the core spares every row whose `u` stays below
+//! it: from the row's last check, or from the first pass (no entry outside the core costs less than
+//! the row's floor, so `c - v >= floor - max v`), which spares most rows of the first check. A search
 //! that finds no augmenting path makes its rows dense (all their entries); if they already were,
 //! the matrix is infeasible (Hall's condition fails on the rows of that search).
 
@@ -21,9 +23,11 @@ mod paths;
 pub use entry::Entry;
 
 use crate::error::{Error, Result};
-use passes::{certificate, first_core};
+use passes::{certificate, first_core, lower_bound};
 use paths::State;
 
+/// Per working row: (column, cost) entries.
+type Arcs = Vec<Vec<(u32, f64)>>;
 /// Violating entries a row gains per certificate round before it goes dense.
 const ADD_PER_ROUND: usize = 128;
 const NONE: usize = usize::MAX;
@@ -104,8 +108,9 @@ fn solve_in_pool<T: Entry>(
         n: rows.min(cols),
         m: rows.max(cols),
     };
+    let (arcs, floor) = first_core(&view, rows)?;
     let mut core = Core {
-        arcs: first_core(&view, rows)?,
+        arcs,
         dense: vec![false; view.n],
     };
     let mut state = State::new(view.n, view.m);
@@ -132,6 +137,11 @@ fn solve_in_pool<T: Entry>(
             // A cold solve reset v: no bound holds.
             bound.fill(f64::NEG_INFINITY);
             state.fresh = false;
+        }
+        // c - v >= floor - max v outside the first core, and stays so while v only decreases.
+        let v_max = state.v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        for (b, &f) in bound.iter_mut().zip(&floor) {
+            *b = b.max(lower_bound(f - v_max));
         }
         let violations = certificate(&view, &state, &core, &mut bound);
         if violations.is_empty() {
@@ -174,7 +184,7 @@ fn solve_in_pool<T: Entry>(
 /// The candidate entries of each working row: `arcs[i]` sorted by column, or every entry of the
 /// row when `dense[i]`.
 struct Core {
-    arcs: Vec<Vec<(u32, f64)>>,
+    arcs: Arcs,
     dense: Vec<bool>,
 }
 

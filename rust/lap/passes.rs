@@ -2,7 +2,7 @@
 //! cheapest entries) and the dual-feasibility certificate. Both screen blocks of [`LANES`] entries
 //! against contiguous thresholds (AVX2 when the CPU has it) and look closer only at flagged lanes.
 
-use super::{Core, Entry, State, View};
+use super::{Arcs, Core, Entry, State, View};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
@@ -10,6 +10,8 @@ use rayon::prelude::*;
 pub(super) const ROW_K: usize = 32;
 /// Cheapest entries kept per matrix column for the first core.
 pub(super) const COL_K: usize = 8;
+/// Lines of at most this many kept entries stay sorted instead of buffering.
+const SORTED_K: usize = 8;
 /// Fewest matrix rows per parallel task.
 const CHUNK: usize = 64;
 /// Entries screened at once.
@@ -17,7 +19,9 @@ pub(super) const LANES: usize = 16;
 
 /// For each of several lines, a superset of the K cheapest (cost, index) pairs seen: offers below
 /// the line's threshold are buffered; a full buffer (2K) is cut to its K cheapest by selection, and
-/// the threshold becomes their maximum. Amortised O(1) per offer.
+/// the threshold becomes their maximum. Amortised O(1) per offer. Lines of K <= [`SORTED_K`] are
+/// instead kept sorted by insertion (one cache line, an exact threshold). Every entry offered to a
+/// line and not kept is at or above its final threshold.
 struct TopK<T, const K: usize> {
     buf: Vec<(T, u32)>,
     len: Vec<u32>,
@@ -26,9 +30,12 @@ struct TopK<T, const K: usize> {
 }
 
 impl<T: Entry, const K: usize> TopK<T, K> {
+    /// Slots per line: K when kept sorted, else 2K.
+    const STRIDE: usize = if K <= SORTED_K { K } else { 2 * K };
+
     fn new(lines: usize) -> Self {
         TopK {
-            buf: vec![(T::INFINITY, 0); lines * 2 * K],
+            buf: vec![(T::INFINITY, 0); lines * Self::STRIDE],
             len: vec![0; lines],
             // Padded to whole blocks of lanes.
             worst: vec![T::INFINITY; lines.next_multiple_of(LANES)],
@@ -41,7 +48,23 @@ impl<T: Entry, const K: usize> TopK<T, K> {
             return;
         }
         let n = self.len[line] as usize;
-        let slots = &mut self.buf[line * 2 * K..(line + 1) * 2 * K];
+        let slots = &mut self.buf[line * Self::STRIDE..(line + 1) * Self::STRIDE];
+        if K <= SORTED_K {
+            // Kept sorted: insertion drops the largest once K are kept, so the threshold is exact.
+            let mut at = n.min(K - 1);
+            while at > 0 && slots[at - 1].0 > c {
+                slots[at] = slots[at - 1];
+                at -= 1;
+            }
+            slots[at] = (c, idx);
+            if n < K {
+                self.len[line] += 1;
+            }
+            if n + 1 >= K {
+                self.worst[line] = slots[K - 1].0;
+            }
+            return;
+        }
         slots[n] = (c, idx);
         if n + 1 < 2 * K {
             self.len[line] += 1;
@@ -54,7 +77,7 @@ impl<T: Entry, const K: usize> TopK<T, K> {
 
     /// Kept (cost, index) pairs of `line` (at least its K cheapest offers, in no order).
     fn line(&self, line: usize) -> impl Iterator<Item = (T, u32)> + '_ {
-        self.buf[line * 2 * K..line * 2 * K + self.len[line] as usize]
+        self.buf[line * Self::STRIDE..line * Self::STRIDE + self.len[line] as usize]
             .iter()
             .copied()
     }
@@ -117,11 +140,9 @@ fn screen_rc<T: Entry, const SIMD: bool>(
 }
 
 /// Validates every entry and returns each working row's core, sorted by column: (a superset of) its
-/// K cheapest entries and those of the working columns that list it among their K cheapest.
-pub(super) fn first_core<T: Entry>(
-    view: &View<'_, T>,
-    rows: usize,
-) -> Result<Vec<Vec<(u32, f64)>>> {
+/// K cheapest entries and those of the working columns that list it among their K cheapest. Also
+/// returns each working row's floor: no entry of the row outside its core costs less.
+pub(super) fn first_core<T: Entry>(view: &View<'_, T>, rows: usize) -> Result<(Arcs, Vec<f64>)> {
     let cols = view.cols;
     let step = rows_per_task(rows);
     let simd = avx2();
@@ -138,33 +159,72 @@ pub(super) fn first_core<T: Entry>(
             scan::<T, false>(view, lo, hi)
         })
         .collect();
-    let mut core: Vec<Vec<(u32, f64)>> = vec![Vec::new(); view.n];
-    let mut col_top = TopK::<T, COL_K>::new(cols);
-    for (q, part) in parts.into_iter().enumerate() {
-        let (row_top, chunk_cols) = part?;
-        for da in 0..((q + 1) * step).min(rows) - q * step {
-            for (c, b) in row_top.line(da) {
-                let (i, j) = view.working(q * step + da, b as usize);
-                core[i].push((j as u32, c.to_f64()));
+    let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
+    // Each matrix column's K cheapest over all tasks, merged in parallel: `[cols, COL_K]`, empty
+    // slots with index u32::MAX; and its floor. An entry left out was either at or above its task's
+    // threshold or cut here, at or above the K-th cheapest.
+    const COLS_PER_TASK: usize = 256;
+    let mut col_best = vec![(T::INFINITY, u32::MAX); cols * COL_K];
+    let mut col_floor = vec![T::INFINITY; cols];
+    col_best
+        .par_chunks_mut(COL_K * COLS_PER_TASK)
+        .zip(col_floor.par_chunks_mut(COLS_PER_TASK))
+        .enumerate()
+        .for_each(|(q, (out, floors))| {
+            let mut pool = Vec::new();
+            for (db, (slots, floor)) in out.chunks_mut(COL_K).zip(floors).enumerate() {
+                let b = q * COLS_PER_TASK + db;
+                pool.clear();
+                pool.extend(parts.iter().flat_map(|(_, col_top)| col_top.line(b)));
+                *floor = min_of(parts.iter().map(|(_, col_top)| col_top.worst[b]));
+                if pool.len() > COL_K {
+                    pool.select_nth_unstable_by(COL_K - 1, |x, y| {
+                        x.0.to_f64().total_cmp(&y.0.to_f64())
+                    });
+                    *floor = min_of([*floor, pool[COL_K - 1].0]);
+                }
+                slots.iter_mut().zip(&pool).for_each(|(s, &e)| *s = e);
             }
-        }
-        for b in 0..cols {
-            for (c, a) in chunk_cols.line(b) {
-                col_top.offer(b, c, a);
-            }
-        }
-    }
-    for b in 0..cols {
-        for (c, a) in col_top.line(b) {
-            let (i, j) = view.working(a as usize, b);
-            core[i].push((j as u32, c.to_f64()));
-        }
+        });
+    let floor: Vec<f64> = if view.transposed {
+        col_floor.iter().map(|x| x.to_f64()).collect()
+    } else {
+        parts
+            .iter()
+            .flat_map(|(row_top, _)| row_top.worst[..row_top.len.len()].iter())
+            .map(|x| x.to_f64())
+            .collect()
+    };
+    // Every kept entry as (matrix row, matrix column, cost).
+    let entries = || {
+        let by_rows = parts.iter().enumerate().flat_map(|(q, (row_top, _))| {
+            (0..row_top.len.len()).flat_map(move |da| {
+                row_top
+                    .line(da)
+                    .map(move |(c, b)| (q * step + da, b as usize, c))
+            })
+        });
+        let by_cols = col_best.chunks(COL_K).enumerate().flat_map(|(b, slots)| {
+            slots
+                .iter()
+                .filter(|e| e.1 != u32::MAX)
+                .map(move |&(c, a)| (a as usize, b, c))
+        });
+        by_rows.chain(by_cols)
+    };
+    // Sized first: each working row's vector is allocated once.
+    let mut count = vec![0usize; view.n];
+    entries().for_each(|(a, b, _)| count[view.working(a, b).0] += 1);
+    let mut core: Arcs = count.par_iter().map(|&k| Vec::with_capacity(k)).collect();
+    for (a, b, c) in entries() {
+        let (i, j) = view.working(a, b);
+        core[i].push((j as u32, c.to_f64()));
     }
     core.par_iter_mut().for_each(|arcs| {
         arcs.sort_unstable_by_key(|e| e.0);
         arcs.dedup_by_key(|e| e.0);
     });
-    Ok(core)
+    Ok((core, floor))
 }
 
 /// First-core pass over matrix rows `lo..hi`: their top-K, and the top-K of every matrix column
@@ -272,10 +332,16 @@ pub(super) fn certificate<T: Entry>(
         // fl(c - v↑) may exceed c - v by one rounding (relative 2^-24 in f32, or one subnormal
         // step), or overflow to +inf when c - v is near the top of T's range (or the row has no
         // finite entry outside the core): then T::MAX still bounds c - v from below.
-        let m = if m < T::INFINITY { m } else { T::MAX }.to_f64();
-        bound[i] = m - m.abs() * f64::from(f32::EPSILON) - f64::from(f32::MIN_POSITIVE);
+        bound[i] = lower_bound(if m < T::INFINITY { m } else { T::MAX }.to_f64());
     }
     found
+}
+
+/// A value below `m` by more than the rounding of an f32 or f64 computation of it; `+inf` (an
+/// overflow, or no finite entry) counts as `f64::MAX`.
+pub(super) fn lower_bound(m: f64) -> f64 {
+    let m = m.min(f64::MAX);
+    m - m.abs() * f64::from(f32::EPSILON) - f64::from(f32::MIN_POSITIVE)
 }
 
 /// Exact look at a flagged entry: pushes it when its reduced cost is negative beyond rounding and it
