@@ -211,6 +211,8 @@ const TILE: usize = 64;
 pub const BLOCK: usize = 32;
 /// Blocks per interleaved group.
 const GROUP: usize = 16;
+/// Rows whose loads share one read of F (wide vectors only).
+pub const ROWS_AT_ONCE: usize = 4;
 
 impl FactorColumns {
     pub fn new(copula: &Copula, features: Vec<u32>) -> Self {
@@ -265,8 +267,11 @@ impl FactorColumns {
         self.threshold.len() / BLOCK
     }
 
-    /// Per position j (padded): `u[j] = F_j·ε` (k = 0..r in order, separate multiplies and adds),
-    /// `lam[j] = bound((t - u) / s)` and `cum[j]`, the running f64 sum of `lam` along j's block.
+    /// Per row k of `eps` (`[rows, r]`, row-major) and position j (padded): `u[k, j] = F_j·ε_k`
+    /// (k = 0..r in order, separate multiplies and adds), `lam[k, j] = bound((t - u) / s)` and
+    /// `cum[k, j]`, the running f64 sum of `lam` along j's block; outputs are `[rows, padded]`.
+    /// Wide vectors take up to [`ROWS_AT_ONCE`] rows per read of F; every row gets the same bits
+    /// whatever the batch.
     pub fn loads_and_bounds(
         &self,
         eps: &[f32],
@@ -275,19 +280,39 @@ impl FactorColumns {
         lam: &mut Vec<f32>,
         cum: &mut Vec<f64>,
     ) {
-        assert_eq!(eps.len(), self.rank, "eps must have the factor's rank");
-        let padded = self.threshold.len();
-        u.resize(padded, 0.0);
-        lam.resize(padded, 0.0);
-        cum.resize(padded, 0.0);
+        let r = self.rank;
+        assert!(
+            !eps.is_empty() && eps.len().is_multiple_of(r),
+            "eps must hold whole rows of the factor's rank"
+        );
+        let (rows, padded) = (eps.len() / r, self.threshold.len());
+        u.resize(rows * padded, 0.0);
+        lam.resize(rows * padded, 0.0);
+        cum.resize(rows * padded, 0.0);
         // Every path performs the same f32 operations per lane in the same order: same bits.
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked above); slices have whole tiles.
-            return unsafe { self.avx512(eps, bound, u, lam, cum) };
+            for k in (0..rows).step_by(ROWS_AT_ONCE) {
+                let take = (rows - k).min(ROWS_AT_ONCE);
+                let (e, at) = (&eps[k * r..(k + take) * r], k * padded..(k + take) * padded);
+                let (u, lam, cum) = (&mut u[at.clone()], &mut lam[at.clone()], &mut cum[at]);
+                // SAFETY: the CPU supports AVX-512F (checked above); slices have whole tiles.
+                unsafe {
+                    match take {
+                        4 => self.avx512::<4>(e, bound, u, lam, cum),
+                        3 => self.avx512::<3>(e, bound, u, lam, cum),
+                        2 => self.avx512::<2>(e, bound, u, lam, cum),
+                        _ => self.avx512::<1>(e, bound, u, lam, cum),
+                    }
+                }
+            }
+            return;
         }
-        self.portable(eps, bound, u, lam);
-        block_sums(lam, cum);
+        for (k, e) in eps.chunks(r).enumerate() {
+            let at = k * padded..(k + 1) * padded;
+            self.portable(e, bound, &mut u[at.clone()], &mut lam[at.clone()]);
+            block_sums(&lam[at.clone()], &mut cum[at]);
+        }
     }
 
     fn portable(&self, eps: &[f32], bound: &HazardBound, u: &mut [f32], lam: &mut [f32]) {
@@ -308,9 +333,10 @@ impl FactorColumns {
         }
     }
 
+    /// R rows (`eps` `[R, r]`, outputs `[R, padded]`): each vector of F is loaded once for all R.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn avx512(
+    unsafe fn avx512<const R: usize>(
         &self,
         eps: &[f32],
         bound: &HazardBound,
@@ -320,54 +346,63 @@ impl FactorColumns {
     ) {
         use std::arch::x86_64::*;
         const V: usize = 16;
-        let r = self.rank;
+        let (r, padded) = (self.rank, self.threshold.len());
+        assert!(eps.len() == R * r && u.len() == R * padded && lam.len() == R * padded);
+        assert!(cum.len() == R * padded);
         let slope = _mm512_loadu_ps(bound.slope.as_ptr());
         let intercept = _mm512_loadu_ps(bound.intercept.as_ptr());
         // block_sums(): one group row is one 16-lane vector; accumulators restart with each group.
-        let (mut lo, mut hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
-        for q in 0..u.len() / TILE {
+        let (mut lo, mut hi) = ([_mm512_setzero_pd(); R], [_mm512_setzero_pd(); R]);
+        for q in 0..padded / TILE {
             let tile = self.tiles.as_ptr().add(q * r * TILE);
-            let mut acc = [_mm512_setzero_ps(); TILE / V];
-            for (k, &e) in eps.iter().enumerate() {
-                let e = _mm512_set1_ps(e);
-                for (m, a) in acc.iter_mut().enumerate() {
-                    let col = _mm512_loadu_ps(tile.add(k * TILE + m * V));
-                    *a = _mm512_add_ps(*a, _mm512_mul_ps(col, e));
+            let mut acc = [[_mm512_setzero_ps(); TILE / V]; R];
+            for k in 0..r {
+                let col: [__m512; TILE / V] =
+                    std::array::from_fn(|m| _mm512_loadu_ps(tile.add(k * TILE + m * V)));
+                for (row, acc) in acc.iter_mut().enumerate() {
+                    let e = _mm512_set1_ps(*eps.get_unchecked(row * r + k));
+                    for (a, &c) in acc.iter_mut().zip(&col) {
+                        *a = _mm512_add_ps(*a, _mm512_mul_ps(c, e));
+                    }
                 }
             }
-            for (m, &a) in acc.iter().enumerate() {
-                let j = q * TILE + m * V;
-                _mm512_storeu_ps(u.as_mut_ptr().add(j), a);
-                let t = _mm512_loadu_ps(self.threshold.as_ptr().add(j));
-                let inv = _mm512_loadu_ps(self.inv_scale.as_ptr().add(j));
-                let w = _mm512_mul_ps(_mm512_sub_ps(t, a), inv);
-                // HazardBound::bound(): cell index, tangent, then pow2_upper().
-                let c = _mm512_add_ps(w, _mm512_set1_ps(CELL_OFFSET));
-                let c = _mm512_min_ps(_mm512_max_ps(c, _mm512_setzero_ps()), _mm512_set1_ps(15.0));
-                let k = _mm512_cvttps_epi32(c);
-                let y = _mm512_add_ps(
-                    _mm512_permutexvar_ps(k, intercept),
-                    _mm512_mul_ps(_mm512_permutexvar_ps(k, slope), w),
-                );
-                let v = _mm512_add_ps(y, _mm512_set1_ps(LOG2_MARGIN));
-                let v = _mm512_min_ps(
-                    _mm512_max_ps(v, _mm512_set1_ps(-126.0)),
-                    _mm512_set1_ps(LOG2_CAP),
-                );
-                let bits = _mm512_cvttps_epi32(_mm512_mul_ps(
-                    _mm512_add_ps(v, _mm512_set1_ps(127.0)),
-                    _mm512_set1_ps(8_388_608.0),
-                ));
-                let l = _mm512_castsi512_ps(_mm512_add_epi32(bits, _mm512_set1_epi32(1)));
-                _mm512_storeu_ps(lam.as_mut_ptr().add(j), l);
-                if j.is_multiple_of(GROUP * BLOCK) {
-                    (lo, hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+            for (row, acc) in acc.iter().enumerate() {
+                for (m, &a) in acc.iter().enumerate() {
+                    let j = q * TILE + m * V;
+                    let at = row * padded + j;
+                    _mm512_storeu_ps(u.as_mut_ptr().add(at), a);
+                    let t = _mm512_loadu_ps(self.threshold.as_ptr().add(j));
+                    let inv = _mm512_loadu_ps(self.inv_scale.as_ptr().add(j));
+                    let w = _mm512_mul_ps(_mm512_sub_ps(t, a), inv);
+                    // HazardBound::bound(): cell index, tangent, then pow2_upper().
+                    let c = _mm512_add_ps(w, _mm512_set1_ps(CELL_OFFSET));
+                    let c =
+                        _mm512_min_ps(_mm512_max_ps(c, _mm512_setzero_ps()), _mm512_set1_ps(15.0));
+                    let k = _mm512_cvttps_epi32(c);
+                    let y = _mm512_add_ps(
+                        _mm512_permutexvar_ps(k, intercept),
+                        _mm512_mul_ps(_mm512_permutexvar_ps(k, slope), w),
+                    );
+                    let v = _mm512_add_ps(y, _mm512_set1_ps(LOG2_MARGIN));
+                    let v = _mm512_min_ps(
+                        _mm512_max_ps(v, _mm512_set1_ps(-126.0)),
+                        _mm512_set1_ps(LOG2_CAP),
+                    );
+                    let bits = _mm512_cvttps_epi32(_mm512_mul_ps(
+                        _mm512_add_ps(v, _mm512_set1_ps(127.0)),
+                        _mm512_set1_ps(8_388_608.0),
+                    ));
+                    let l = _mm512_castsi512_ps(_mm512_add_epi32(bits, _mm512_set1_epi32(1)));
+                    _mm512_storeu_ps(lam.as_mut_ptr().add(at), l);
+                    if j.is_multiple_of(GROUP * BLOCK) {
+                        (lo[row], hi[row]) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+                    }
+                    let upper = _mm512_extractf64x4_pd(_mm512_castps_pd(l), 1);
+                    lo[row] = _mm512_add_pd(lo[row], _mm512_cvtps_pd(_mm512_castps512_ps256(l)));
+                    hi[row] = _mm512_add_pd(hi[row], _mm512_cvtps_pd(_mm256_castpd_ps(upper)));
+                    _mm512_storeu_pd(cum.as_mut_ptr().add(at), lo[row]);
+                    _mm512_storeu_pd(cum.as_mut_ptr().add(at + 8), hi[row]);
                 }
-                let upper = _mm512_extractf64x4_pd(_mm512_castps_pd(l), 1);
-                lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(l)));
-                hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(upper)));
-                _mm512_storeu_pd(cum.as_mut_ptr().add(j), lo);
-                _mm512_storeu_pd(cum.as_mut_ptr().add(j + 8), hi);
             }
         }
     }
@@ -464,12 +499,53 @@ mod tests {
             block_sums(&lam, &mut cum);
             let (mut u2, mut lam2, mut cum2) = (vec![0.0; 512], vec![0.0; 512], vec![0.0; 512]);
             // SAFETY: AVX-512F is available (checked above).
-            unsafe { cols.avx512(&eps, &b, &mut u2, &mut lam2, &mut cum2) };
+            unsafe { cols.avx512::<1>(&eps, &b, &mut u2, &mut lam2, &mut cum2) };
             for j in 0..512 {
                 assert_eq!(u[j].to_bits(), u2[j].to_bits());
                 assert_eq!(lam[j].to_bits(), lam2[j].to_bits(), "j = {j}");
                 assert_eq!(cum[j].to_bits(), cum2[j].to_bits(), "j = {j}");
             }
+        }
+        // Seven rows at once (batches of 4 and 3 on wide vectors): each row as if alone.
+        let many: Vec<f32> = (0..7 * 7)
+            .map(|x| ((x * 37 % 23) as f32 - 11.0) / 4.0)
+            .collect();
+        let (mut u7, mut lam7, mut cum7) = (Vec::new(), Vec::new(), Vec::new());
+        cols.loads_and_bounds(&many, &b, &mut u7, &mut lam7, &mut cum7);
+        for (k, e) in many.chunks(7).enumerate() {
+            let (mut u1, mut lam1, mut cum1) = (Vec::new(), Vec::new(), Vec::new());
+            cols.portable_row(e, &b, &mut u1, &mut lam1, &mut cum1);
+            let at = k * 512..(k + 1) * 512;
+            assert_eq!(bits(&u7[at.clone()]), bits(&u1));
+            assert_eq!(bits(&lam7[at.clone()]), bits(&lam1), "row {k}");
+            let same = cum7[at]
+                .iter()
+                .zip(&cum1)
+                .all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "row {k}");
+        }
+    }
+
+    fn bits(x: &[f32]) -> Vec<u32> {
+        x.iter().map(|v| v.to_bits()).collect()
+    }
+
+    impl FactorColumns {
+        /// One row by the portable kernel.
+        fn portable_row(
+            &self,
+            eps: &[f32],
+            b: &HazardBound,
+            u: &mut Vec<f32>,
+            lam: &mut Vec<f32>,
+            cum: &mut Vec<f64>,
+        ) {
+            let padded = self.threshold.len();
+            u.resize(padded, 0.0);
+            lam.resize(padded, 0.0);
+            cum.resize(padded, 0.0);
+            self.portable(eps, b, u, lam);
+            block_sums(lam, cum);
         }
     }
 

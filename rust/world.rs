@@ -12,7 +12,7 @@
 //! Streams per row: `Factor` (ε), `Firing` (walk, thinning, member firing), `Magnitude`,
 //! `Hierarchy` (exclusive winners); each is consumed in a fixed order.
 
-use crate::copula::{normal_sf, Copula, FactorColumns, HazardBound};
+use crate::copula::{normal_sf, Copula, FactorColumns, HazardBound, BLOCK, ROWS_AT_ONCE};
 use crate::csr::{build_rows, Csr, RowSink};
 use crate::error::{Error, Result};
 use crate::hazard::{merge_sorted, HazardTable};
@@ -123,9 +123,12 @@ pub struct WorldSampler {
 /// Per-thread scratch reused across rows.
 #[derive(Default)]
 struct Scratch {
+    /// The batch's factors `[rows, r]`, and the row of the batch being finished.
     eps: Vec<f32>,
+    slot: usize,
+    /// Per row of the batch (`[rows, padded]`): loads of the live top-level features, their
+    /// bounded hazards, and the hazards' running sums along blocks.
     u: Vec<f32>,
-    /// Bounded hazards of the live top-level features, and their running sums along blocks.
     lam: Vec<f32>,
     cum: Vec<f64>,
     /// Loads and firing decisions of the current group's members.
@@ -260,10 +263,27 @@ impl WorldSampler {
     /// speed only (Rust never fuses multiplies and adds, so every f32/f64 result is the same).
     #[inline(always)]
     fn rows(&self, bases: &[u64; 4], rows: std::ops::Range<u64>, sink: &mut RowSink) {
-        let mut scratch = Scratch::default();
-        for r in rows {
-            let [factor, fire, mag, hier] = bases.map(|b| row_rng_from_base(b, r));
-            self.row(factor, fire, mag, hier, &mut scratch, sink);
+        let mut s = Scratch::default();
+        let [factor, fire, mag, hier] = *bases;
+        for first in rows.clone().step_by(ROWS_AT_ONCE) {
+            let batch = first..(first + ROWS_AT_ONCE as u64).min(rows.end);
+            // The batch's factors, then their top-level loads and bounds in one go.
+            if let (Top::Copula { columns, .. }, Some(cop)) = (&self.top, &self.copula) {
+                s.eps.clear();
+                for r in batch.clone() {
+                    let mut rng = row_rng_from_base(factor, r);
+                    for _ in 0..cop.rank {
+                        s.eps
+                            .push(Distribution::<f64>::sample(&StandardNormal, &mut rng) as f32);
+                    }
+                }
+                columns.loads_and_bounds(&s.eps, &self.bound, &mut s.u, &mut s.lam, &mut s.cum);
+            }
+            for (slot, r) in batch.enumerate() {
+                s.slot = slot;
+                let rng = |base| row_rng_from_base(base, r);
+                self.row(rng(fire), rng(mag), rng(hier), &mut s, sink);
+            }
         }
     }
 
@@ -292,7 +312,8 @@ impl WorldSampler {
                     .map(|&c| rng.random::<f64>() < self.p[c as usize]),
             ),
             Some(cop) => {
-                cop.loads_into(members, &s.eps, &mut s.member_u);
+                let eps = &s.eps[s.slot * cop.rank..(s.slot + 1) * cop.rank];
+                cop.loads_into(members, eps, &mut s.member_u);
                 for (&c, &u) in members.iter().zip(&s.member_u) {
                     let eta: f64 = StandardNormal.sample(rng);
                     s.member_fires.push(eta > cop.gap(c as usize, u));
@@ -304,7 +325,6 @@ impl WorldSampler {
     #[inline(always)]
     fn row(
         &self,
-        mut factor: RowRng,
         mut fire: RowRng,
         mut mag: RowRng,
         mut hier: RowRng,
@@ -316,13 +336,6 @@ impl WorldSampler {
         match &self.top {
             Top::Independent(table) => table.walk(&mut fire, |i| s.fires.push(i)),
             Top::Copula { columns, certain } => {
-                let cop = self.copula.as_ref().expect("copula world");
-                s.eps.clear();
-                for _ in 0..cop.rank {
-                    s.eps
-                        .push(Distribution::<f64>::sample(&StandardNormal, &mut factor) as f32);
-                }
-                columns.loads_and_bounds(&s.eps, &self.bound, &mut s.u, &mut s.lam, &mut s.cum);
                 s.line.clear();
                 self.walk_bounded(columns, s, &mut fire);
                 s.line.sort_unstable();
@@ -401,25 +414,28 @@ impl WorldSampler {
     #[inline(always)]
     fn walk_bounded(&self, columns: &FactorColumns, s: &mut Scratch, rng: &mut RowRng) {
         let cop = self.copula.as_ref().expect("copula world");
+        // This row's part of the batch's loads and bounds.
+        let at = s.slot * columns.num_blocks() * BLOCK;
+        let (u, lam, cum) = (&s.u[at..], &s.lam[at..], &s.cum[at..]);
         let mut x: f64 = Exp1.sample(rng);
         for b in 0..columns.num_blocks() {
-            let total = s.cum[FactorColumns::block_last(b)];
+            let total = cum[FactorColumns::block_last(b)];
             if x >= total {
                 x -= total;
                 continue;
             }
             for j in FactorColumns::block(b) {
-                if x < s.cum[j] {
+                if x < cum[j] {
                     if let Some(i) = columns.feature(j) {
-                        let l = s.lam[j] as f64;
-                        let w = cop.gap(i as usize, s.u[j]);
+                        let l = lam[j] as f64;
+                        let w = cop.gap(i as usize, u[j]);
                         let keep: f64 = rng.random();
                         if keep * -(-l).exp_m1() < normal_sf(w) {
                             s.line.push(i);
                         }
                     }
                     let gap: f64 = Exp1.sample(rng);
-                    x = s.cum[j] + gap;
+                    x = cum[j] + gap;
                 }
             }
             x -= total;
