@@ -2,7 +2,7 @@
 //! Workload: N = 16,384, zipfian(exponent 0.5, max 0.4, min 5e-4) — L0 ≈ 59.1.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use synthsae::copula::{Copula, FactorColumns, HazardBound, ROWS_AT_ONCE};
+use synthsae::copula::{Copula, FactorColumns, RowBounds, ROWS_AT_ONCE};
 use synthsae::firing::zipfian;
 use synthsae::hazard::HazardTable;
 use synthsae::independent::{IndependentSampler, PerFeature};
@@ -56,21 +56,20 @@ fn copula_kernel(c: &mut Criterion) {
         .collect();
     let copula = Copula::new(n, factor, &vec![0.75; n], vec![3.1; n]).unwrap();
     let columns = FactorColumns::new(&copula, (0..n as u32).collect());
-    let bound = HazardBound::default();
     let eps: Vec<f32> = (0..r).map(|k| (k as f32 * 0.37).sin()).collect();
-    let (mut u, mut lam, mut cum) = (Vec::new(), Vec::new(), Vec::new());
+    let mut out = RowBounds::default();
     let mut g = c.benchmark_group("copula_16k_top_level");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("loads_and_bounds_1_row", |b| {
-        b.iter(|| columns.loads_and_bounds(&eps, &bound, &mut u, &mut lam, &mut cum))
+    g.bench_function("bounds_1_row", |b| {
+        b.iter(|| columns.bounds(&eps, &mut out))
     });
     let rows = ROWS_AT_ONCE;
     let batch: Vec<f32> = (0..rows)
         .flat_map(|k| eps.iter().map(move |e| e * (1.0 + k as f32 * 0.1)))
         .collect();
     g.throughput(Throughput::Elements(rows as u64));
-    g.bench_function(format!("loads_and_bounds_{rows}_rows"), |b| {
-        b.iter(|| columns.loads_and_bounds(&batch, &bound, &mut u, &mut lam, &mut cum))
+    g.bench_function(format!("bounds_{rows}_rows"), |b| {
+        b.iter(|| columns.bounds(&batch, &mut out))
     });
 
     g.finish();

@@ -3,8 +3,10 @@
 //! Feature i fires iff `z_i = F_i·ε + s_i η_i > t_i` with ε ~ N(0, I_r), η_i ~ N(0, 1) independent,
 //! `s_i = sqrt(d_i)` and `t_i = Φ⁻¹(1 - p_i)`. Given ε the features are independent Bernoullis with
 //! `p_i(ε) = Φ̄(w_i)`, `w_i = (t_i - u_i)/s_i`, `u_i = F_i·ε`, so η is never drawn: a row needs r
-//! normals plus work per candidate. `u_i` is summed over k = 0..r in f32 in a fixed order without
-//! fused multiply-adds, so it is bit-identical for any SIMD width.
+//! normals plus work per candidate. The exact load `u_i` ([`Copula::load`]) is an f32 sum in a
+//! fixed order without fused multiply-adds, so it is bit-identical on every machine; the top-level
+//! walk only needs cheap upper bounds of the hazards ([`FactorColumns`]), and exact loads of its
+//! candidates.
 
 use crate::error::{Error, Result};
 
@@ -20,62 +22,34 @@ pub fn hazard(w: f64) -> f64 {
     -(-normal_sf(w)).ln_1p()
 }
 
-/// Cheap upper bounds of [`hazard`], for gaps computed in f32.
-///
-/// `L(w) = log2 hazard(w)` is concave (checked densely in the tests), so any tangent line lies above
-/// it. The bound takes the tangent at the middle of w's unit cell (16 cells, tangent points
-/// -5.5, -4.5, …, 9.5; gaps outside [-6, 10) use the nearest end cell): at most ~15 % high on
-/// [-6, 9]. `2^y` is then taken with Schraudolph's trick: writing `(y + 127)·2^23` into the float's
-/// bits gives `2^n (1 + f) >= 2^(n + f)` (the chord of a convex function lies above it), plus one
-/// ulp. A margin of 1e-3 in log2 covers the f32 rounding of the tangent evaluation and of w itself
-/// (relative error ~2e-7 · |w|). Values are capped at 700, which still bounds `hazard(w)` for
-/// w > -37; below that `Φ̄(w)` is 1 in f64 and thinning is exact anyway.
-#[derive(Debug, Clone)]
-pub struct HazardBound {
-    slope: [f32; CELLS],
-    intercept: [f32; CELLS],
+/// `L'(w)` for `L(w) = log2 hazard(w)`: `-φ(w) / (Φ(w) · hazard(w) · ln 2)`.
+fn log2_hazard_slope(w: f64) -> f64 {
+    let density = (-0.5 * w * w).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    let below = 0.5 * libm::erfc(-w * std::f64::consts::FRAC_1_SQRT_2);
+    -density / (below * hazard(w) * std::f64::consts::LN_2)
 }
 
-const CELLS: usize = 16;
-/// Cell k covers w in [k - 6, k - 5).
-const CELL_OFFSET: f32 = 6.0;
-const LOG2_MARGIN: f32 = 1e-3;
-const LOG2_CAP: f32 = 9.45; // 2^9.45 ≈ 699.4
+/// Range of tangent points (outside it, tangents are still bounds, only looser).
+const TANGENT_RANGE: (f64, f64) = (-6.0, 9.5);
+/// Added to every tangent, in log2: covers the f32 rounding of the rate's last steps.
+const LOG2_MARGIN: f64 = 1e-3;
+/// Rates are capped at `2^9.45 ≈ 699`, which still bounds `hazard(w)` for w > -37; below that
+/// `Φ̄(w)` is 1 in f64 and thinning is exact anyway.
+const LOG2_CAP: f64 = 9.45;
+/// The rate's float bits are clamped to `[2^-126, 2^LOG2_CAP]`, as `(y + 127)·2^23`.
+const BITS_LO: f32 = 8_388_608.0;
+const BITS_HI: f32 = ((LOG2_CAP + 127.0) * 8_388_608.0) as f32;
 
-impl Default for HazardBound {
-    fn default() -> Self {
-        let (mut slope, mut intercept) = ([0.0f32; CELLS], [0.0f32; CELLS]);
-        for k in 0..CELLS {
-            let w = k as f64 + 0.5 - CELL_OFFSET as f64;
-            let h = 1e-5;
-            let l = |w: f64| hazard(w).log2();
-            let d = (l(w + h) - l(w - h)) / (2.0 * h);
-            slope[k] = d as f32;
-            intercept[k] = (l(w) - d * w) as f32;
-        }
-        HazardBound { slope, intercept }
+/// The tangent point of feature j's bound: where `E[2^tangent(w)]` is least when the gap is
+/// `w = (t - u)/s` with `u ~ N(0, σ²)` (the load's law over rows). Setting the derivative to zero
+/// gives `c = t/s + ln 2 · (σ/s)² · L'(c)`, a contraction for σ/s < 1 (iterated a few times).
+fn tangent_point(gap: f64, spread: f64) -> f64 {
+    let v = std::f64::consts::LN_2 * spread * spread;
+    let mut c = gap.clamp(TANGENT_RANGE.0, TANGENT_RANGE.1);
+    for _ in 0..8 {
+        c = (gap + v * log2_hazard_slope(c)).clamp(TANGENT_RANGE.0, TANGENT_RANGE.1);
     }
-}
-
-impl HazardBound {
-    /// A value `>= hazard(w_exact)` for any `w_exact` within ~1e-3·max(1, |w|)/|L'| of `w` (finite).
-    #[inline(always)]
-    pub fn bound(&self, w: f32) -> f32 {
-        let c = (w + CELL_OFFSET).clamp(0.0, (CELLS - 1) as f32);
-        // SAFETY: c is in [0, 15], so truncation is in range (and equals floor).
-        let k: i32 = unsafe { c.to_int_unchecked() };
-        let y = self.intercept[k as usize] + self.slope[k as usize] * w;
-        pow2_upper(y)
-    }
-}
-
-/// `>= 2^(y + margin)` by Schraudolph's trick, with y clamped to [-126, cap] (see [`HazardBound`]).
-#[inline(always)]
-fn pow2_upper(y: f32) -> f32 {
-    let v = (y + LOG2_MARGIN).clamp(-126.0, LOG2_CAP);
-    // SAFETY: v is in [-126, 9.45] (inputs are finite), so the product is in [8.4e6, 1.14e9].
-    let bits: i32 = unsafe { ((v + 127.0) * 8_388_608.0).to_int_unchecked() };
-    f32::from_bits(bits as u32 + 1)
+    c
 }
 
 /// Copula parameters for the features it covers.
@@ -87,8 +61,6 @@ pub struct Copula {
     pub factor: Vec<f32>,
     /// `sqrt(d_i)`.
     pub scale: Vec<f32>,
-    /// `1 / sqrt(d_i)`, for the approximate gaps that only choose bounds.
-    pub inv_scale: Vec<f32>,
     /// `t_i = Φ⁻¹(1 - p_i)` (+inf never fires, -inf always fires).
     pub threshold: Vec<f32>,
 }
@@ -135,35 +107,28 @@ impl Copula {
             rank: factor.len() / num_features,
             factor,
             scale: diag.iter().map(|d| d.sqrt()).collect(),
-            inv_scale: diag.iter().map(|d| 1.0 / d.sqrt()).collect(),
             threshold,
         })
     }
 
-    /// `u_i = F_i·ε` for the given features, each over its contiguous row: eight fixed partial sums
-    /// (lane l takes k ≡ l mod 8, in order) then a fixed pairwise tree. Any SIMD width computes the
-    /// same lanes, so the values do not depend on the machine.
+    /// `u_i = F_i·ε` over feature i's contiguous row: eight fixed partial sums (lane l takes
+    /// k ≡ l mod 8, in order) then a fixed pairwise tree. Any SIMD width computes the same lanes, so
+    /// the value does not depend on the machine.
     #[inline(always)]
-    pub fn loads_into(&self, features: &[u32], eps: &[f32], out: &mut Vec<f32>) {
+    pub fn load(&self, i: u32, eps: &[f32]) -> f32 {
         const L: usize = 8;
-        out.clear();
-        for &i in features {
-            let row = &self.factor[i as usize * self.rank..(i as usize + 1) * self.rank];
-            let mut part = [0.0f32; L];
-            let full = row.len() / L * L;
-            for (f, e) in row[..full].chunks_exact(L).zip(eps.chunks_exact(L)) {
-                for l in 0..L {
-                    part[l] += f[l] * e[l];
-                }
+        let row = &self.factor[i as usize * self.rank..(i as usize + 1) * self.rank];
+        let mut part = [0.0f32; L];
+        let full = row.len() / L * L;
+        for (f, e) in row[..full].chunks_exact(L).zip(eps.chunks_exact(L)) {
+            for l in 0..L {
+                part[l] += f[l] * e[l];
             }
-            for (l, (f, e)) in row[full..].iter().zip(&eps[full..]).enumerate() {
-                part[l] += f * e;
-            }
-            out.push(
-                ((part[0] + part[1]) + (part[2] + part[3]))
-                    + ((part[4] + part[5]) + (part[6] + part[7])),
-            );
         }
+        for (l, (f, e)) in row[full..].iter().zip(&eps[full..]).enumerate() {
+            part[l] += f * e;
+        }
+        ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))
     }
 
     /// `w_i = (t_i - u_i)/s_i` in f64.
@@ -173,68 +138,159 @@ impl Copula {
     }
 }
 
-/// `F` of a subset of features in tiles of [`TILE`]: tile q holds `[r, TILE]` (feature-minor, zero
-/// padded), so that `u = Fε` streams memory once and vectorises across features.
+/// Upper bounds of the top-level hazards, per row, from 16-bit integer copies of F and ε.
 ///
-/// Positions (the subset's order, padded to whole groups) are also cut into blocks of [`BLOCK`] for
-/// the bounded-hazard walk: a group of [`GROUP`] consecutive blocks interleaves them, block b holding
-/// positions `group_start + b % GROUP + k·GROUP` for k = 0..BLOCK, so that each block's total (summed
-/// in k order) vectorises across the blocks of a group. Padding positions have bound ~1e-38 and are
-/// not features (see [`Self::feature`]).
+/// **Loads.** F's row j is stored as `F̂_j = σ_j·F̃_j` with integers `|F̃_jk| <= 2^qF`
+/// (σ_j = max_k |F_jk| / 2^qF) and a row's ε as `ε̂ = m·2^-qE·ε̃`, `m = max_k |ε_k|`,
+/// `|ε̃_k| <= 2^qE`. The integer dot product `F̃_j·ε̃` is exact in i32, so every machine gets the same
+/// bits. Since `F·ε - F̂·ε̂ = F̂·(ε - ε̂) + (F - F̂)·ε`, with `|ε - ε̂| <= m·2^-(qE+1)` and
+/// `‖ε‖₁ <= r·m`, the exact load is at most `û_j + m·E_j`, where `E_j` also covers the f32
+/// rounding of the exact load ([`Copula::load`]).
+///
+/// **Rates.** `L(w) = log2 hazard(w)` is concave (checked densely in the tests), so the tangent
+/// at any point lies above it; each feature takes the tangent at [`tangent_point`] plus a margin.
+/// Evaluated at the smallest gap `(t_j - û_j - m·E_j)/s_j` it bounds the hazard at the exact gap
+/// (the hazard falls with the gap). `2^y` is taken with Schraudolph's trick: the float whose bits
+/// are `(y + 127)·2^23` is `2^n (1 + f) >= 2^(n + f)` (a chord of a convex function). All of
+/// this folds into one line per lane, `bits = C_j - m·(dot·P_j + Q_j)`, whose f32 rounding is
+/// covered by `Q_j` (rounded down), `C_j` (rounded up) and the margin.
+///
+/// **Layout.** Features sit in tiles of [`TILE`] (tile q holds `[pairs, TILE]` i32 words, each two
+/// i16 of consecutive k). Positions (the subset's order, padded to whole groups) are cut into
+/// blocks of [`BLOCK`] for the walk: a group of [`GROUP`] consecutive blocks interleaves them,
+/// block b holding positions `group_start + b % GROUP + k·GROUP` for k = 0..BLOCK, so that each
+/// block's total (the f64 sum of its rates in k order) vectorises across the blocks of a group.
+/// Padding positions have rate 2^-126 and are not features (see [`Self::feature`]).
 #[derive(Debug, Clone)]
 pub struct FactorColumns {
     features: Vec<u32>,
     rank: usize,
-    tiles: Vec<f32>,
-    threshold: Vec<f32>,
-    inv_scale: Vec<f32>,
+    pairs: usize,
+    /// ε̃ lies in `[-2^q_eps, 2^q_eps]`.
+    q_eps: i32,
+    tiles: Vec<i32>,
+    /// Per position: the rate line `C - m·(dot·P + Q)`.
+    c: Vec<f32>,
+    p: Vec<f32>,
+    q: Vec<f32>,
 }
 
-/// `cum[j]` = the f64 sum of `lam` over block(j)'s positions up to and including j, in walk order,
-/// vectorised across each group's blocks; a block's total is the `cum` of its last position.
-#[inline(always)]
-fn block_sums(lam: &[f32], cum: &mut [f64]) {
-    for (group, out) in lam.chunks(GROUP * BLOCK).zip(cum.chunks_mut(GROUP * BLOCK)) {
-        let mut acc = [0.0f64; GROUP];
-        for (row, out) in group.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-            for (a, &l) in acc.iter_mut().zip(row) {
-                *a += l as f64;
-            }
-            out.copy_from_slice(&acc);
-        }
-    }
+/// Rates and block totals of a batch of rows (see [`FactorColumns::bounds`]).
+#[derive(Debug, Default)]
+pub struct RowBounds {
+    /// `[rows, padded]`: λ̂ per position.
+    pub lam: Vec<f32>,
+    /// `[rows, blocks]`: the f64 sum of each block's λ̂, in walk order from 0.
+    pub totals: Vec<f64>,
+    /// `[rows, pairs]`: ε̃ packed like the tiles.
+    quantized: Vec<i32>,
+    /// Per row: m = max|ε_k|.
+    max_eps: Vec<f32>,
 }
 
-/// Features per tile: four 16-lane accumulator chains per k step.
+/// Features per tile: four 16-lane accumulator chains per k pair.
 const TILE: usize = 64;
 /// Positions per block of the bounded-hazard walk.
 pub const BLOCK: usize = 32;
 /// Blocks per interleaved group.
 const GROUP: usize = 16;
-/// Rows whose loads share one read of F (wide vectors only).
+/// Rows whose bounds share one read of F (wide vectors only).
 pub const ROWS_AT_ONCE: usize = 4;
+
+/// Two i16 packed into one i32 word, low half first (the layout `vpdpwssd` reads).
+fn pack(lo: i32, hi: i32) -> i32 {
+    (lo as u16 as u32 | (hi as u16 as u32) << 16) as i32
+}
+
+/// f64 to f32, rounded up or down.
+fn f32_up(x: f64) -> f32 {
+    let y = x as f32;
+    if (y as f64) < x {
+        y.next_up()
+    } else {
+        y
+    }
+}
+
+fn f32_down(x: f64) -> f32 {
+    -f32_up(-x)
+}
+
+/// The rate from the rate line, the same f32 operations on every path (no fused multiply-adds).
+#[inline(always)]
+fn rate(c: f32, p: f32, q: f32, dot: i32, m: f32) -> f32 {
+    let bits = (c - m * (dot as f32 * p + q)).clamp(BITS_LO, BITS_HI);
+    f32::from_bits(bits as u32)
+}
 
 impl FactorColumns {
     pub fn new(copula: &Copula, features: Vec<u32>) -> Self {
         let r = copula.rank;
+        let pairs = r.div_ceil(2);
+        // |F̃·ε̃| <= r·2^(qF + qE) must stay below 2^31; each part fits an i16.
+        let budget = 30 - (usize::BITS - (r - 1).leading_zeros()).min(28) as i32;
+        let q_eps = ((budget + 1) / 2).min(14);
+        let q_f = (budget - q_eps).min(14);
         let padded = features.len().div_ceil(GROUP * BLOCK) * GROUP * BLOCK;
-        let mut tiles = vec![0.0f32; r * padded];
-        // Padding: gap ~1e30, the bound's smallest value.
-        let (mut threshold, mut inv_scale) = (vec![1e30f32; padded], vec![1.0f32; padded]);
+        let mut tiles = vec![0i32; pairs * padded];
+        let (mut c, mut p, mut q) = (vec![BITS_LO; padded], vec![0.0; padded], vec![0.0; padded]);
+        let ulp = 2f64.powi(-24);
+        let two23 = 8_388_608.0;
         for (j, &i) in features.iter().enumerate() {
-            let (q, l) = (j / TILE, j % TILE);
-            for k in 0..r {
-                tiles[(q * r + k) * TILE + l] = copula.factor[i as usize * r + k];
+            let row = &copula.factor[i as usize * r..(i as usize + 1) * r];
+            let max = row.iter().fold(0.0f32, |m, x| m.max(x.abs())) as f64;
+            // σ is a power-of-two fraction of max: exact in f32 (or 0 for a zero row).
+            let sigma = (max * 2f64.powi(-q_f)) as f32 as f64;
+            let limit = (1 << q_f) as f64;
+            let quantized: Vec<i32> = row
+                .iter()
+                .map(|&f| match sigma > 0.0 {
+                    true => (f as f64 / sigma).round().clamp(-limit, limit) as i32,
+                    false => 0,
+                })
+                .collect();
+            let (mut l1_hat, mut l1, mut dev) = (0.0f64, 0.0f64, 0.0f64);
+            for (&f, &k) in row.iter().zip(&quantized) {
+                let approx = sigma * k as f64; // exact: 24 + 15 bits
+                l1_hat += approx.abs();
+                l1 += (f as f64).abs();
+                dev = dev.max((f as f64 - approx).abs());
             }
-            threshold[j] = copula.threshold[i as usize];
-            inv_scale[j] = copula.inv_scale[i as usize];
+            for (k, pair) in quantized.chunks(2).enumerate() {
+                tiles[(j / TILE * pairs + k) * TILE + j % TILE] =
+                    pack(pair[0], *pair.get(1).unwrap_or(&0));
+            }
+            // The load's error per unit of m (see the type's docs), with 1e-9 for the f64 sums.
+            let err = (l1_hat * 2f64.powi(-q_eps - 1) + dev * r as f64 + (r + 4) as f64 * ulp * l1)
+                * (1.0 + 1e-9);
+            let (t, s) = (
+                copula.threshold[i as usize] as f64,
+                copula.scale[i as usize] as f64,
+            );
+            let norm = row.iter().map(|&f| f as f64 * f as f64).sum::<f64>().sqrt();
+            let at = tangent_point(t / s, norm / s);
+            let slope = log2_hazard_slope(at); // < 0
+            let line = hazard(at).log2() - slope * at + LOG2_MARGIN + 127.0;
+            // bits = 2^23·(line + slope·w), w = t/s - (û + m·E)/s.
+            let c64 = two23 * (line + slope * t / s);
+            let p64 = two23 * slope * sigma * 2f64.powi(-q_eps) / s;
+            // Rounding of P, of the conversion of dot and of the kernel's products and sum:
+            // at most 5 ulps of |dot·P| + |Q| <= 2^23·|slope|·(‖F̂‖₁ + E)/s per unit of m.
+            let q64 = two23 * slope * err / s;
+            let q64 = q64 - 5.0 * ulp * (two23 * slope.abs() * l1_hat / s + q64.abs());
+            c[j] = f32_up(c64);
+            p[j] = p64 as f32;
+            q[j] = f32_down(q64);
         }
         FactorColumns {
             features,
             rank: r,
+            pairs,
+            q_eps,
             tiles,
-            threshold,
-            inv_scale,
+            c,
+            p,
+            q,
         }
     }
 
@@ -247,282 +303,447 @@ impl FactorColumns {
     /// Positions of block b, in walk order.
     #[inline]
     pub fn block(b: usize) -> impl Iterator<Item = usize> {
-        let first = Self::block_first(b);
+        let first = b / GROUP * GROUP * BLOCK + b % GROUP;
         (0..BLOCK).map(move |k| first + k * GROUP)
     }
 
-    /// The last position of block b (its `cum` is the block's total).
-    #[inline]
-    pub fn block_last(b: usize) -> usize {
-        Self::block_first(b) + (BLOCK - 1) * GROUP
-    }
-
-    #[inline]
-    fn block_first(b: usize) -> usize {
-        b / GROUP * GROUP * BLOCK + b % GROUP
-    }
-
-    /// Number of blocks (padded positions / [`BLOCK`]).
+    /// Number of blocks.
     pub fn num_blocks(&self) -> usize {
-        self.threshold.len() / BLOCK
+        self.padded() / BLOCK
     }
 
-    /// Per row k of `eps` (`[rows, r]`, row-major) and position j (padded): `u[k, j] = F_j·ε_k`
-    /// (k = 0..r in order, separate multiplies and adds), `lam[k, j] = bound((t - u) / s)` and
-    /// `cum[k, j]`, the running f64 sum of `lam` along j's block; outputs are `[rows, padded]`.
-    /// Wide vectors take up to [`ROWS_AT_ONCE`] rows per read of F; every row gets the same bits
-    /// whatever the batch.
-    pub fn loads_and_bounds(
-        &self,
-        eps: &[f32],
-        bound: &HazardBound,
-        u: &mut Vec<f32>,
-        lam: &mut Vec<f32>,
-        cum: &mut Vec<f64>,
-    ) {
+    /// Number of positions, padding included.
+    pub fn padded(&self) -> usize {
+        self.c.len()
+    }
+
+    /// Quantizes one row of ε into `out` (`pairs` words); returns m = max|ε_k|.
+    fn quantize(&self, eps: &[f32], out: &mut Vec<i32>) -> f32 {
+        let m = eps.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let unit = m as f64 * 2f64.powi(-self.q_eps);
+        let limit = (1 << self.q_eps) as f64;
+        let level = |e: f32| match unit > 0.0 {
+            true => (e as f64 / unit).round().clamp(-limit, limit) as i32,
+            false => 0,
+        };
+        out.extend(
+            eps.chunks(2)
+                .map(|e| pack(level(e[0]), e.get(1).map_or(0, |&x| level(x)))),
+        );
+        m
+    }
+
+    /// For each row of `eps` (`[rows, r]`, row-major): the rate λ̂ of every position and each
+    /// block's total, into `out` (`[rows, padded]` and `[rows, blocks]`). Wide vectors take up to
+    /// [`ROWS_AT_ONCE`] rows per read of F; every row gets the same bits whatever the batch or
+    /// machine.
+    pub fn bounds(&self, eps: &[f32], out: &mut RowBounds) {
         let r = self.rank;
         assert!(
             !eps.is_empty() && eps.len().is_multiple_of(r),
             "eps must hold whole rows of the factor's rank"
         );
-        let (rows, padded) = (eps.len() / r, self.threshold.len());
-        u.resize(rows * padded, 0.0);
-        lam.resize(rows * padded, 0.0);
-        cum.resize(rows * padded, 0.0);
-        // Every path performs the same f32 operations per lane in the same order: same bits.
+        let (rows, padded, blocks) = (eps.len() / r, self.padded(), self.num_blocks());
+        out.quantized.clear();
+        out.max_eps.clear();
+        for e in eps.chunks(r) {
+            let m = self.quantize(e, &mut out.quantized);
+            out.max_eps.push(m);
+        }
+        out.lam.resize(rows * padded, 0.0);
+        out.totals.resize(rows * blocks, 0.0);
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if let Some(vnni) = wide_integer_dots() {
             for k in (0..rows).step_by(ROWS_AT_ONCE) {
-                let take = (rows - k).min(ROWS_AT_ONCE);
-                let (e, at) = (&eps[k * r..(k + take) * r], k * padded..(k + take) * padded);
-                let (u, lam, cum) = (&mut u[at.clone()], &mut lam[at.clone()], &mut cum[at]);
-                // SAFETY: the CPU supports AVX-512F (checked above); slices have whole tiles.
+                // SAFETY: the CPU has the kernel's features (checked above); rows are in range.
                 unsafe {
-                    match take {
-                        4 => self.avx512::<4>(e, bound, u, lam, cum),
-                        3 => self.avx512::<3>(e, bound, u, lam, cum),
-                        2 => self.avx512::<2>(e, bound, u, lam, cum),
-                        _ => self.avx512::<1>(e, bound, u, lam, cum),
+                    match ((rows - k).min(ROWS_AT_ONCE), vnni) {
+                        (4, true) => self.avx512_vnni::<4>(k, out),
+                        (4, false) => self.avx512::<4>(k, out),
+                        (3, true) => self.avx512_vnni::<3>(k, out),
+                        (3, false) => self.avx512::<3>(k, out),
+                        (2, true) => self.avx512_vnni::<2>(k, out),
+                        (2, false) => self.avx512::<2>(k, out),
+                        (_, true) => self.avx512_vnni::<1>(k, out),
+                        (_, false) => self.avx512::<1>(k, out),
                     }
                 }
             }
             return;
         }
-        for (k, e) in eps.chunks(r).enumerate() {
-            let at = k * padded..(k + 1) * padded;
-            self.portable(e, bound, &mut u[at.clone()], &mut lam[at.clone()]);
-            block_sums(&lam[at.clone()], &mut cum[at]);
+        for k in 0..rows {
+            self.portable(k, out);
         }
     }
 
-    fn portable(&self, eps: &[f32], bound: &HazardBound, u: &mut [f32], lam: &mut [f32]) {
-        let r = self.rank;
-        for (q, (uq, lq)) in u.chunks_mut(TILE).zip(lam.chunks_mut(TILE)).enumerate() {
-            let tile = &self.tiles[q * r * TILE..(q + 1) * r * TILE];
-            let mut acc = [0.0f32; TILE];
+    fn portable(&self, row: usize, out: &mut RowBounds) {
+        let (padded, pairs, blocks) = (self.padded(), self.pairs, self.num_blocks());
+        let eps = &out.quantized[row * pairs..(row + 1) * pairs];
+        let m = out.max_eps[row];
+        let lam = &mut out.lam[row * padded..(row + 1) * padded];
+        for (t, lt) in lam.chunks_mut(TILE).enumerate() {
+            let tile = &self.tiles[t * pairs * TILE..(t + 1) * pairs * TILE];
+            let mut acc = [0i32; TILE];
             for (col, &e) in tile.chunks(TILE).zip(eps) {
+                let (e0, e1) = (e as i16 as i32, e >> 16);
                 for l in 0..TILE {
-                    acc[l] += col[l] * e;
+                    acc[l] += (col[l] as i16 as i32) * e0 + (col[l] >> 16) * e1;
                 }
             }
-            for l in 0..TILE {
-                let j = q * TILE + l;
-                uq[l] = acc[l];
-                lq[l] = bound.bound((self.threshold[j] - acc[l]) * self.inv_scale[j]);
+            for (l, out) in lt.iter_mut().enumerate() {
+                let j = t * TILE + l;
+                *out = rate(self.c[j], self.p[j], self.q[j], acc[l], m);
             }
+        }
+        let totals = &mut out.totals[row * blocks..(row + 1) * blocks];
+        for (g, group) in lam.chunks(GROUP * BLOCK).enumerate() {
+            let mut acc = [0.0f64; GROUP];
+            for line in group.chunks(GROUP) {
+                for (a, &l) in acc.iter_mut().zip(line) {
+                    *a += l as f64;
+                }
+            }
+            totals[g * GROUP..(g + 1) * GROUP].copy_from_slice(&acc);
         }
     }
 
-    /// R rows (`eps` `[R, r]`, outputs `[R, padded]`): each vector of F is loaded once for all R.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn avx512<const R: usize>(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn avx512_vnni<const R: usize>(&self, first: usize, out: &mut RowBounds) {
+        self.avx512_rows::<R, true>(first, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn avx512<const R: usize>(&self, first: usize, out: &mut RowBounds) {
+        self.avx512_rows::<R, false>(first, out)
+    }
+
+    /// Rows `first..first + R`: each vector of F̃ is loaded once for all R rows. Integer dot
+    /// products by `vpdpwssd` (VNNI) or `vpmaddwd` + `vpaddd`: the same exact sums.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // v and row index several arrays in step
+    unsafe fn avx512_rows<const R: usize, const VNNI: bool>(
         &self,
-        eps: &[f32],
-        bound: &HazardBound,
-        u: &mut [f32],
-        lam: &mut [f32],
-        cum: &mut [f64],
+        first: usize,
+        out: &mut RowBounds,
     ) {
         use std::arch::x86_64::*;
         const V: usize = 16;
-        let (r, padded) = (self.rank, self.threshold.len());
-        assert!(eps.len() == R * r && u.len() == R * padded && lam.len() == R * padded);
-        assert!(cum.len() == R * padded);
-        let slope = _mm512_loadu_ps(bound.slope.as_ptr());
-        let intercept = _mm512_loadu_ps(bound.intercept.as_ptr());
-        // block_sums(): one group row is one 16-lane vector; accumulators restart with each group.
+        let (pairs, padded, blocks) = (self.pairs, self.padded(), self.num_blocks());
+        assert!(
+            out.quantized.len() >= (first + R) * pairs && out.lam.len() >= (first + R) * padded
+        );
+        assert!(out.totals.len() >= (first + R) * blocks && out.max_eps.len() >= first + R);
+        let eps = out.quantized.as_ptr().add(first * pairs);
+        let lam = out.lam.as_mut_ptr().add(first * padded);
+        let totals = out.totals.as_mut_ptr().add(first * blocks);
+        let m: [__m512; R] = std::array::from_fn(|row| _mm512_set1_ps(out.max_eps[first + row]));
+        let (lo_bits, hi_bits) = (_mm512_set1_ps(BITS_LO), _mm512_set1_ps(BITS_HI));
+        // Block totals: one group line is one 16-lane vector; sums restart with each group.
         let (mut lo, mut hi) = ([_mm512_setzero_pd(); R], [_mm512_setzero_pd(); R]);
-        for q in 0..padded / TILE {
-            let tile = self.tiles.as_ptr().add(q * r * TILE);
-            let mut acc = [[_mm512_setzero_ps(); TILE / V]; R];
-            for k in 0..r {
-                let col: [__m512; TILE / V] =
-                    std::array::from_fn(|m| _mm512_loadu_ps(tile.add(k * TILE + m * V)));
+        for t in 0..padded / TILE {
+            let tile = self.tiles.as_ptr().add(t * pairs * TILE);
+            let mut acc = [[_mm512_setzero_si512(); TILE / V]; R];
+            for k in 0..pairs {
+                let col: [__m512i; TILE / V] =
+                    std::array::from_fn(|v| _mm512_loadu_si512(tile.add(k * TILE + v * V).cast()));
                 for (row, acc) in acc.iter_mut().enumerate() {
-                    let e = _mm512_set1_ps(*eps.get_unchecked(row * r + k));
+                    let e = _mm512_set1_epi32(*eps.add(row * pairs + k));
                     for (a, &c) in acc.iter_mut().zip(&col) {
-                        *a = _mm512_add_ps(*a, _mm512_mul_ps(c, e));
+                        *a = if VNNI {
+                            _mm512_dpwssd_epi32(*a, c, e)
+                        } else {
+                            _mm512_add_epi32(*a, _mm512_madd_epi16(c, e))
+                        };
                     }
                 }
             }
-            for (row, acc) in acc.iter().enumerate() {
-                for (m, &a) in acc.iter().enumerate() {
-                    let j = q * TILE + m * V;
-                    let at = row * padded + j;
-                    _mm512_storeu_ps(u.as_mut_ptr().add(at), a);
-                    let t = _mm512_loadu_ps(self.threshold.as_ptr().add(j));
-                    let inv = _mm512_loadu_ps(self.inv_scale.as_ptr().add(j));
-                    let w = _mm512_mul_ps(_mm512_sub_ps(t, a), inv);
-                    // HazardBound::bound(): cell index, tangent, then pow2_upper().
-                    let c = _mm512_add_ps(w, _mm512_set1_ps(CELL_OFFSET));
-                    let c =
-                        _mm512_min_ps(_mm512_max_ps(c, _mm512_setzero_ps()), _mm512_set1_ps(15.0));
-                    let k = _mm512_cvttps_epi32(c);
-                    let y = _mm512_add_ps(
-                        _mm512_permutexvar_ps(k, intercept),
-                        _mm512_mul_ps(_mm512_permutexvar_ps(k, slope), w),
-                    );
-                    let v = _mm512_add_ps(y, _mm512_set1_ps(LOG2_MARGIN));
-                    let v = _mm512_min_ps(
-                        _mm512_max_ps(v, _mm512_set1_ps(-126.0)),
-                        _mm512_set1_ps(LOG2_CAP),
-                    );
-                    let bits = _mm512_cvttps_epi32(_mm512_mul_ps(
-                        _mm512_add_ps(v, _mm512_set1_ps(127.0)),
-                        _mm512_set1_ps(8_388_608.0),
-                    ));
-                    let l = _mm512_castsi512_ps(_mm512_add_epi32(bits, _mm512_set1_epi32(1)));
-                    _mm512_storeu_ps(lam.as_mut_ptr().add(at), l);
-                    if j.is_multiple_of(GROUP * BLOCK) {
-                        (lo[row], hi[row]) = (_mm512_setzero_pd(), _mm512_setzero_pd());
-                    }
+            for v in 0..TILE / V {
+                // rate(), lane by lane; the lanes' constants serve all R rows.
+                let j = t * TILE + v * V;
+                let c = _mm512_loadu_ps(self.c.as_ptr().add(j));
+                let p = _mm512_loadu_ps(self.p.as_ptr().add(j));
+                let q = _mm512_loadu_ps(self.q.as_ptr().add(j));
+                for row in 0..R {
+                    let dot = _mm512_cvtepi32_ps(acc[row][v]);
+                    let x = _mm512_add_ps(_mm512_mul_ps(dot, p), q);
+                    let bits = _mm512_sub_ps(c, _mm512_mul_ps(m[row], x));
+                    let bits = _mm512_min_ps(_mm512_max_ps(bits, lo_bits), hi_bits);
+                    let l = _mm512_castsi512_ps(_mm512_cvttps_epi32(bits));
+                    _mm512_storeu_ps(lam.add(row * padded + j), l);
                     let upper = _mm512_extractf64x4_pd(_mm512_castps_pd(l), 1);
                     lo[row] = _mm512_add_pd(lo[row], _mm512_cvtps_pd(_mm512_castps512_ps256(l)));
                     hi[row] = _mm512_add_pd(hi[row], _mm512_cvtps_pd(_mm256_castpd_ps(upper)));
-                    _mm512_storeu_pd(cum.as_mut_ptr().add(at), lo[row]);
-                    _mm512_storeu_pd(cum.as_mut_ptr().add(at + 8), hi[row]);
+                    if (j + V).is_multiple_of(GROUP * BLOCK) {
+                        let at = totals.add(row * blocks + j / (GROUP * BLOCK) * GROUP);
+                        _mm512_storeu_pd(at, lo[row]);
+                        _mm512_storeu_pd(at.add(8), hi[row]);
+                        (lo[row], hi[row]) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+                    }
                 }
             }
         }
     }
 }
 
+/// Whether the wide integer kernels run here: `Some(true)` with VNNI, `Some(false)` without.
+#[cfg(target_arch = "x86_64")]
+fn wide_integer_dots() -> Option<bool> {
+    use std::arch::is_x86_feature_detected as has;
+    (has!("avx512f") && has!("avx512bw")).then(|| has!("avx512vnni"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
 
     #[test]
-    fn bound_dominates_hazard() {
-        let b = HazardBound::default();
-        let mut w = -45.0f64;
-        while w < 40.0 {
-            // Any f32 rounding of w (here up to 1e-4 off) still gets a bound above the exact hazard,
-            // or (w < -37) one that thins exactly because Φ̄(w) = 1 = 1 - e^{-λ̂} in f64.
-            for off in [-1e-4, 0.0, 1e-4] {
-                let l = b.bound((w + off) as f32) as f64;
+    fn tangents_of_log2_hazard_bound_it() {
+        // L(w) = log2 hazard(w), with Φ(w) taken directly for w < 0 (1 - Φ̄ loses it there).
+        let l = |w: f64| {
+            match w < 0.0 {
+                true => -(0.5 * libm::erfc(-w * std::f64::consts::FRAC_1_SQRT_2)).ln(),
+                false => hazard(w),
+            }
+            .log2()
+        };
+        // L is concave: second differences are <= 0 (up to f64 noise) on [-37, 37].
+        let h = 0.01;
+        let mut w = -37.0;
+        while w < 37.0 {
+            assert!(l(w - h) + l(w + h) - 2.0 * l(w) <= 1e-9, "w = {w}");
+            if (-6.5..10.0).contains(&w) {
+                let numeric = (l(w + 1e-6) - l(w - 1e-6)) / 2e-6;
+                let slope = log2_hazard_slope(w);
                 assert!(
-                    l >= hazard(w) || (normal_sf(w) == 1.0 && -(-l).exp_m1() == 1.0),
+                    (slope - numeric).abs() <= 1e-5 * (1.0 + numeric.abs()),
                     "w = {w}"
                 );
             }
-            w += 0.001_7;
+            w += 0.0173;
         }
-        // Tight where it matters: within 25 % of the hazard on [-6, 9].
-        let mut w = -6.0f64;
-        while w < 9.0 {
-            assert!((b.bound(w as f32) as f64) < 1.25 * hazard(w), "w = {w}");
-            w += 0.013;
+        // So every tangent, margin included, lies above it, also far from its point.
+        for at in [-6.0, -2.3, 0.0, 1.7, 3.1, 6.2, 9.5] {
+            let slope = log2_hazard_slope(at);
+            let mut w = -37.0;
+            while w < 37.0 {
+                assert!(
+                    l(at) + slope * (w - at) + LOG2_MARGIN >= l(w),
+                    "at {at}, w = {w}"
+                );
+                w += 0.0311;
+            }
+        }
+        // The best tangent point sits below the mean gap, by about ln 2 · spread² · |L'|.
+        let c = tangent_point(3.0, 0.5);
+        assert!(c < 3.0 && c > 3.0 - 0.25 * 6.0, "{c}");
+        assert_eq!(tangent_point(3.0, 0.0), 3.0);
+        assert_eq!(tangent_point(50.0, 0.1), TANGENT_RANGE.1);
+    }
+
+    /// A deterministic stream of f32 in [-1, 1).
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|x| ((x * 7919 + seed * 104_729) % 9973) as f32 / 4986.5 - 1.0)
+            .collect()
+    }
+
+    /// `n` features of rank r with factor entries scaled by `size`, some rows zero or tiny, and
+    /// thresholds from -8 to 8; the diagonal is small enough for large gaps.
+    fn copula(n: usize, r: usize, size: f32) -> Copula {
+        let mut factor: Vec<f32> = values(n * r, r).iter().map(|x| x * size).collect();
+        factor[..r].fill(0.0);
+        factor[r..2 * r].iter_mut().for_each(|x| *x *= 1e-30);
+        let diag = (0..n)
+            .map(|i| 0.05 + (i % 5) as f32 * 0.2)
+            .collect::<Vec<_>>();
+        let thresholds = (0..n).map(|i| (i % 33) as f32 / 2.0 - 8.0).collect();
+        Copula::new(n, factor, &diag, thresholds).unwrap()
+    }
+
+    fn rows_of_eps(rows: usize, r: usize) -> Vec<f32> {
+        let mut eps: Vec<f32> = values(rows * r, 3).iter().map(|x| x * 3.0).collect();
+        eps[..r].fill(0.0); // a zero row
+        if rows > 1 {
+            eps[r] = 40.0; // one large entry
+            eps[r + 1] = 1e-40; // a subnormal one
+        }
+        eps
+    }
+
+    #[test]
+    fn rates_bound_the_hazard_at_the_exact_load() {
+        for (r, size) in [
+            (1, 0.5),
+            (2, 1.0),
+            (5, 0.1),
+            (25, 0.1),
+            (25, 3.0),
+            (33, 0.02),
+        ] {
+            let n = 700;
+            let c = copula(n, r, size);
+            // Positions in a shuffled order, as for a world's top-level subset.
+            let cols =
+                FactorColumns::new(&c, (0..n as u32).map(|i| (i * 277) % n as u32).collect());
+            let eps = rows_of_eps(6, r);
+            let mut out = RowBounds::default();
+            cols.bounds(&eps, &mut out);
+            let padded = cols.padded();
+            for (k, e) in eps.chunks(r).enumerate() {
+                let lam = &out.lam[k * padded..(k + 1) * padded];
+                for (j, &i) in cols.features.iter().enumerate() {
+                    let w = c.gap(i as usize, c.load(i, e));
+                    let l = lam[j] as f64;
+                    assert!(
+                        l >= hazard(w) || (normal_sf(w) == 1.0 && -(-l).exp_m1() == 1.0),
+                        "rank {r}, size {size}, row {k}, feature {i}: rate {l} below hazard({w})"
+                    );
+                }
+                assert!((n..padded).all(|j| cols.feature(j).is_none() && lam[j] < 1e-37));
+                // Blocks partition the positions; each total is the running sum in walk order.
+                let mut seen = vec![false; padded];
+                for bl in 0..cols.num_blocks() {
+                    let sum = FactorColumns::block(bl).fold(0.0f64, |a, j| {
+                        assert!(!std::mem::replace(&mut seen[j], true));
+                        a + lam[j] as f64
+                    });
+                    assert_eq!(
+                        sum.to_bits(),
+                        out.totals[k * cols.num_blocks() + bl].to_bits()
+                    );
+                }
+                assert!(seen.iter().all(|&x| x));
+            }
         }
     }
 
     #[test]
-    fn column_loads_equal_row_loads_bit_for_bit() {
-        let (n, r) = (37, 5);
-        let factor: Vec<f32> = (0..n * r)
-            .map(|x| ((x * 7919 % 97) as f32 - 48.0) / 97.0)
+    fn rates_lie_on_the_tangent_at_the_exact_gap() {
+        // Sharper than the hazard itself: a rate is at least its feature's tangent (margin
+        // included, less 1e-4 for the kernel's f32 rounding) at the exact gap, so an error term
+        // that undercounts the integer copies' error (~1e-3 in the gap) fails here.
+        for (r, size) in [(1, 0.5), (5, 0.1), (25, 0.1), (25, 3.0), (33, 0.02)] {
+            let n = 700;
+            let c = copula(n, r, size);
+            let cols = FactorColumns::new(&c, (0..n as u32).collect());
+            let eps = rows_of_eps(6, r);
+            let mut out = RowBounds::default();
+            cols.bounds(&eps, &mut out);
+            for (k, e) in eps.chunks(r).enumerate() {
+                for i in 0..n {
+                    let (t, s) = (c.threshold[i] as f64, c.scale[i] as f64);
+                    let f = &c.factor[i * r..(i + 1) * r];
+                    let norm = f.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+                    let at = tangent_point(t / s, norm / s);
+                    let w = c.gap(i, c.load(i as u32, e));
+                    let line = hazard(at).log2() + log2_hazard_slope(at) * (w - at) + LOG2_MARGIN;
+                    let least = line.clamp(-126.0, LOG2_CAP) - 1e-4;
+                    let got = (out.lam[k * cols.padded() + i] as f64).log2();
+                    assert!(
+                        got >= least,
+                        "rank {r}, size {size}, row {k}, feature {i}: {got} < {least}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rates_are_tight_for_a_16k_like_copula() {
+        // Rank 25, F ~ N(0, 0.1²) entries, d = 1 - ‖F‖², p from 0.3 to 5e-4: over 400 rows of
+        // ε ~ N(0, I), the summed rates exceed the summed exact hazards by < 20 % (each feature's
+        // tangent is chosen for the load's law; the integer copies move gaps by ~1e-3).
+        let (n, r) = (512, 25);
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+        let mut normal =
+            |scale: f32| scale * Distribution::<f32>::sample(&StandardNormal, &mut rng);
+        let factor: Vec<f32> = (0..n * r).map(|_| normal(0.1)).collect();
+        let diag: Vec<f32> = factor
+            .chunks(r)
+            .map(|f| 1.0 - f.iter().map(|x| x * x).sum::<f32>())
             .collect();
-        let c = Copula::new(n, factor, &vec![0.5; n], vec![1.0; n]).unwrap();
-        let eps = [0.3, -1.2, 0.7, 2.1, -0.4];
-        let cols = FactorColumns::new(&c, (0..n as u32).rev().collect());
-        let (mut u, mut lam, mut cum) = (Vec::new(), Vec::new(), Vec::new());
-        cols.loads_and_bounds(&eps, &HazardBound::default(), &mut u, &mut lam, &mut cum);
-        let mut rows = Vec::new();
-        c.loads_into(&cols.features, &eps, &mut rows);
-        // Blocks partition the positions; cum runs along each block in walk order.
-        let mut seen = vec![false; lam.len()];
-        for b in 0..cols.num_blocks() {
-            assert_eq!(
-                FactorColumns::block(b).last(),
-                Some(FactorColumns::block_last(b))
-            );
-            FactorColumns::block(b).fold(0.0f64, |a, j| {
-                assert!(!std::mem::replace(&mut seen[j], true));
-                assert_eq!((a + lam[j] as f64).to_bits(), cum[j].to_bits());
-                cum[j]
-            });
+        let thresholds = (0..n)
+            .map(|i| [0.52, 1.28, 2.05, 2.58, 3.29][i % 5])
+            .collect();
+        let c = Copula::new(n, factor, &diag, thresholds).unwrap();
+        let cols = FactorColumns::new(&c, (0..n as u32).collect());
+        let eps: Vec<f32> = (0..400 * r).map(|_| normal(1.0)).collect();
+        let mut out = RowBounds::default();
+        cols.bounds(&eps, &mut out);
+        let (mut bound, mut exact) = (0.0, 0.0);
+        for (k, e) in eps.chunks(r).enumerate() {
+            for j in 0..n {
+                bound += out.lam[k * cols.padded() + j] as f64;
+                exact += hazard(c.gap(j, c.load(j as u32, e)));
+            }
         }
-        assert!(seen.iter().all(|&x| x));
-        assert!((n..lam.len()).all(|j| cols.feature(j).is_none() && lam[j] < 1e-37));
-        for (j, &i) in cols.features.iter().enumerate() {
-            // The column kernel sums k = 0..r in order: bit-identical to a plain fold.
-            let direct = (0..5).fold(0.0f32, |a, k| a + c.factor[i as usize * 5 + k] * eps[k]);
-            assert_eq!(u[j].to_bits(), direct.to_bits());
-            // Row loads use partial sums (here r = 5 < 8, so one term per lane): equal up to rounding.
-            assert!((rows[j] - direct).abs() <= 1e-6, "{} vs {direct}", rows[j]);
+        assert!(bound >= exact && bound < 1.2 * exact, "{bound} vs {exact}");
+    }
+
+    #[test]
+    fn exact_load_is_the_dot_product() {
+        let (n, r) = (40, 19);
+        let c = Copula::new(n, values(n * r, 2), &vec![0.5; n], vec![1.0; n]).unwrap();
+        let eps = values(r, 5);
+        for i in 0..n {
+            let direct: f64 = (0..r)
+                .map(|k| c.factor[i * r + k] as f64 * eps[k] as f64)
+                .sum();
+            assert!((c.load(i as u32, &eps) as f64 - direct).abs() < 1e-5);
         }
+    }
+
+    /// One row by the portable kernel.
+    fn portable_row(cols: &FactorColumns, e: &[f32]) -> RowBounds {
+        let mut one = RowBounds::default();
+        one.max_eps = vec![cols.quantize(e, &mut one.quantized)];
+        one.lam.resize(cols.padded(), 0.0);
+        one.totals.resize(cols.num_blocks(), 0.0);
+        cols.portable(0, &mut one);
+        one
     }
 
     #[test]
     fn every_instruction_set_gives_the_same_bits() {
-        // Gaps from -50 to 50 cross every cell, both clamps and the 700 cap.
-        let (n, r) = (300, 7);
-        let factor: Vec<f32> = (0..n * r)
-            .map(|x| ((x * 7919 % 997) as f32 / 997.0 - 0.5) * 3.0)
-            .collect();
-        let thresholds = (0..n).map(|i| i as f32 / 3.0 - 50.0).collect();
-        let c = Copula::new(n, factor, &vec![0.3; n], thresholds).unwrap();
-        let cols = FactorColumns::new(&c, (0..n as u32).collect());
-        let b = HazardBound::default();
-        let eps = [0.3, -1.2, 0.7, 2.1, -0.4, 1.5, -2.5];
-        let (mut u, mut lam) = (vec![0.0; 512], vec![0.0; 512]);
-        cols.portable(&eps, &b, &mut u, &mut lam);
-        for j in 0..n {
-            assert_eq!(
-                lam[j].to_bits(),
-                b.bound((c.threshold[j] - u[j]) * c.inv_scale[j]).to_bits()
-            );
-        }
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            let mut cum = vec![0.0; 512];
-            block_sums(&lam, &mut cum);
-            let (mut u2, mut lam2, mut cum2) = (vec![0.0; 512], vec![0.0; 512], vec![0.0; 512]);
-            // SAFETY: AVX-512F is available (checked above).
-            unsafe { cols.avx512::<1>(&eps, &b, &mut u2, &mut lam2, &mut cum2) };
-            for j in 0..512 {
-                assert_eq!(u[j].to_bits(), u2[j].to_bits());
-                assert_eq!(lam[j].to_bits(), lam2[j].to_bits(), "j = {j}");
-                assert_eq!(cum[j].to_bits(), cum2[j].to_bits(), "j = {j}");
+        for r in [1, 7, 25] {
+            let c = copula(300, r, 0.3);
+            let cols = FactorColumns::new(&c, (0..300).collect());
+            // Seven rows: batches of 4 and 3 on wide vectors, each row as if alone.
+            let eps = rows_of_eps(7, r);
+            let mut all = RowBounds::default();
+            cols.bounds(&eps, &mut all);
+            let (p, nb) = (cols.padded(), cols.num_blocks());
+            for (k, e) in eps.chunks(r).enumerate() {
+                let one = portable_row(&cols, e);
+                assert_eq!(
+                    bits(&all.lam[k * p..(k + 1) * p]),
+                    bits(&one.lam),
+                    "rank {r}, row {k}"
+                );
+                assert_eq!(
+                    bits64(&all.totals[k * nb..(k + 1) * nb]),
+                    bits64(&one.totals)
+                );
             }
-        }
-        // Seven rows at once (batches of 4 and 3 on wide vectors): each row as if alone.
-        let many: Vec<f32> = (0..7 * 7)
-            .map(|x| ((x * 37 % 23) as f32 - 11.0) / 4.0)
-            .collect();
-        let (mut u7, mut lam7, mut cum7) = (Vec::new(), Vec::new(), Vec::new());
-        cols.loads_and_bounds(&many, &b, &mut u7, &mut lam7, &mut cum7);
-        for (k, e) in many.chunks(7).enumerate() {
-            let (mut u1, mut lam1, mut cum1) = (Vec::new(), Vec::new(), Vec::new());
-            cols.portable_row(e, &b, &mut u1, &mut lam1, &mut cum1);
-            let at = k * 512..(k + 1) * 512;
-            assert_eq!(bits(&u7[at.clone()]), bits(&u1));
-            assert_eq!(bits(&lam7[at.clone()]), bits(&lam1), "row {k}");
-            let same = cum7[at]
-                .iter()
-                .zip(&cum1)
-                .all(|(x, y)| x.to_bits() == y.to_bits());
-            assert!(same, "row {k}");
+            #[cfg(target_arch = "x86_64")]
+            if wide_integer_dots().is_some() {
+                // vpmaddwd + vpaddd instead of VNNI: the same exact sums.
+                let mut madd = RowBounds::default();
+                cols.bounds(&eps, &mut madd);
+                madd.lam.fill(0.0);
+                // SAFETY: AVX-512F and BW are available (checked above).
+                unsafe {
+                    cols.avx512::<4>(0, &mut madd);
+                    cols.avx512::<3>(4, &mut madd);
+                }
+                assert_eq!(bits(&madd.lam), bits(&all.lam), "rank {r}");
+                assert_eq!(bits64(&madd.totals), bits64(&all.totals), "rank {r}");
+            }
         }
     }
 
@@ -530,23 +751,8 @@ mod tests {
         x.iter().map(|v| v.to_bits()).collect()
     }
 
-    impl FactorColumns {
-        /// One row by the portable kernel.
-        fn portable_row(
-            &self,
-            eps: &[f32],
-            b: &HazardBound,
-            u: &mut Vec<f32>,
-            lam: &mut Vec<f32>,
-            cum: &mut Vec<f64>,
-        ) {
-            let padded = self.threshold.len();
-            u.resize(padded, 0.0);
-            lam.resize(padded, 0.0);
-            cum.resize(padded, 0.0);
-            self.portable(eps, b, u, lam);
-            block_sums(lam, cum);
-        }
+    fn bits64(x: &[f64]) -> Vec<u64> {
+        x.iter().map(|v| v.to_bits()).collect()
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! * a **group** (the feature children of one tree node) is evaluated only in rows where its gate
 //!   (effective parent) is active — SAELens would zero it otherwise, so skipping it is the same
 //!   distribution. Members fire, get magnitudes, are rescaled by `gate_value / gate_mean` if the
-//!   node says so, and in an exclusive group one uniformly chosen active member survives.
+//!   node says so, and in an exclusive group one uniformly chosen active member survives: members
+//!   are visited in a uniformly random order and the first active one is kept, so the others are
+//!   never evaluated.
 //!
 //! Streams per row: `Factor` (ε), `Firing` (walk, thinning, member firing), `Magnitude`,
-//! `Hierarchy` (exclusive winners); each is consumed in a fixed order.
+//! `Hierarchy` (visiting orders and winners of exclusive groups); each is consumed in a fixed order.
 
-use crate::copula::{normal_sf, Copula, FactorColumns, HazardBound, BLOCK, ROWS_AT_ONCE};
+use crate::copula::{normal_sf, Copula, FactorColumns, RowBounds, ROWS_AT_ONCE};
 use crate::csr::{build_rows, Csr, RowSink};
 use crate::error::{Error, Result};
 use crate::hazard::{merge_sorted, HazardTable};
@@ -110,7 +112,6 @@ pub struct WorldSampler {
     mean: PerFeature,
     std: PerFeature,
     copula: Option<Copula>,
-    bound: HazardBound,
     top: Top,
     groups: Groups,
     /// Groups gated by feature q: `gated[gated_ptr[q]..gated_ptr[q+1]]`.
@@ -126,14 +127,10 @@ struct Scratch {
     /// The batch's factors `[rows, r]`, and the row of the batch being finished.
     eps: Vec<f32>,
     slot: usize,
-    /// Per row of the batch (`[rows, padded]`): loads of the live top-level features, their
-    /// bounded hazards, and the hazards' running sums along blocks.
-    u: Vec<f32>,
-    lam: Vec<f32>,
-    cum: Vec<f64>,
-    /// Loads and firing decisions of the current group's members.
-    member_u: Vec<f32>,
-    member_fires: Vec<bool>,
+    /// The batch's bounded hazards of the live top-level features, and their block totals.
+    bounds: RowBounds,
+    /// Visiting order of an exclusive group's members.
+    order: Vec<usize>,
     /// Positions in `out` of an exclusive root group's active members.
     active: Vec<usize>,
     /// Copula fires among live top-level features (ascending).
@@ -224,7 +221,6 @@ impl WorldSampler {
             mean,
             std,
             copula,
-            bound: HazardBound::default(),
             top,
             groups,
             gated_ptr,
@@ -250,8 +246,8 @@ impl WorldSampler {
         threads::install(num_threads, || {
             build_rows(start, n, self.num_features(), |rows, sink| {
                 #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports AVX-512F (checked above).
+                if wide_vectors() {
+                    // SAFETY: the CPU has rows_avx512's features (checked above).
                     return unsafe { self.rows_avx512(&bases, rows, sink) };
                 }
                 self.rows(&bases, rows, sink)
@@ -267,7 +263,7 @@ impl WorldSampler {
         let [factor, fire, mag, hier] = *bases;
         for first in rows.clone().step_by(ROWS_AT_ONCE) {
             let batch = first..(first + ROWS_AT_ONCE as u64).min(rows.end);
-            // The batch's factors, then their top-level loads and bounds in one go.
+            // The batch's factors, then their top-level bounds in one go.
             if let (Top::Copula { columns, .. }, Some(cop)) = (&self.top, &self.copula) {
                 s.eps.clear();
                 for r in batch.clone() {
@@ -277,7 +273,7 @@ impl WorldSampler {
                             .push(Distribution::<f64>::sample(&StandardNormal, &mut rng) as f32);
                     }
                 }
-                columns.loads_and_bounds(&s.eps, &self.bound, &mut s.u, &mut s.lam, &mut s.cum);
+                columns.bounds(&s.eps, &mut s.bounds);
             }
             for (slot, r) in batch.enumerate() {
                 s.slot = slot;
@@ -300,24 +296,16 @@ impl WorldSampler {
         (self.mean.get(i) + self.std.get(i) * z as f32).max(0.0)
     }
 
-    /// Which members of a group fire (before magnitudes): Bernoulli(p) when independent; under the
-    /// copula, given ε, `η > (t - u)/s` with one fresh normal η per member (exactly SAELens's test).
+    /// Whether member c fires (before its magnitude): Bernoulli(p) when independent; under the
+    /// copula, given ε, `η > (t - u)/s` with a fresh normal η (exactly SAELens's test).
     #[inline(always)]
-    fn members_fire(&self, members: &[u32], s: &mut Scratch, rng: &mut RowRng) {
-        s.member_fires.clear();
+    fn member_fires(&self, c: u32, s: &Scratch, rng: &mut RowRng) -> bool {
         match &self.copula {
-            None => s.member_fires.extend(
-                members
-                    .iter()
-                    .map(|&c| rng.random::<f64>() < self.p[c as usize]),
-            ),
+            None => rng.random::<f64>() < self.p[c as usize],
             Some(cop) => {
-                let eps = &s.eps[s.slot * cop.rank..(s.slot + 1) * cop.rank];
-                cop.loads_into(members, eps, &mut s.member_u);
-                for (&c, &u) in members.iter().zip(&s.member_u) {
-                    let eta: f64 = StandardNormal.sample(rng);
-                    s.member_fires.push(eta > cop.gap(c as usize, u));
-                }
+                let u = cop.load(c, &s.eps[s.slot * cop.rank..(s.slot + 1) * cop.rank]);
+                let eta: f64 = StandardNormal.sample(rng);
+                eta > cop.gap(c as usize, u)
             }
         }
     }
@@ -376,25 +364,41 @@ impl WorldSampler {
             }
             for &g in &self.gated[self.gated_ptr[q as usize]..self.gated_ptr[q as usize + 1]] {
                 let g = g as usize;
-                let first = s.out.len();
                 let members = self.groups.members(g);
-                self.members_fire(members, s, &mut fire);
-                for (k, &c) in members.iter().enumerate() {
-                    if !s.member_fires[k] {
-                        continue;
-                    }
-                    let mut v = self.magnitude(c, &mut mag);
+                let scale = |v: f32| {
                     if self.groups.rescale[g] {
-                        v *= vq / self.mean.get(q);
+                        v * (vq / self.mean.get(q))
+                    } else {
+                        v
                     }
-                    if v > 0.0 {
-                        s.out.push((c, v));
+                };
+                if self.groups.exclusive[g] {
+                    // The survivor is uniform among the active members: visit the members in a
+                    // uniformly random order (Fisher-Yates, drawn as we go) and keep the first
+                    // active one. Members after it are never evaluated.
+                    s.order.clear();
+                    s.order.extend(0..members.len());
+                    for k in 0..members.len() {
+                        let pick = hier.random_range(k..members.len());
+                        s.order.swap(k, pick);
+                        let c = members[s.order[k]];
+                        if self.member_fires(c, s, &mut fire) {
+                            let v = scale(self.magnitude(c, &mut mag));
+                            if v > 0.0 {
+                                s.out.push((c, v));
+                                break;
+                            }
+                        }
                     }
-                }
-                if self.groups.exclusive[g] && s.out.len() - first > 1 {
-                    let keep = first + hier.random_range(0..s.out.len() - first);
-                    s.out.swap(first, keep);
-                    s.out.truncate(first + 1);
+                } else {
+                    for &c in members {
+                        if self.member_fires(c, s, &mut fire) {
+                            let v = scale(self.magnitude(c, &mut mag));
+                            if v > 0.0 {
+                                s.out.push((c, v));
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -409,38 +413,49 @@ impl WorldSampler {
     /// Candidates from bounded hazards `λ̂_j >= -ln Φ(w_j)`, thinned to `Φ̄(w_j)` exactly.
     ///
     /// The line is cut into blocks (see [`FactorColumns`]), each walked as its own Poisson line (the
-    /// process is independent on disjoint pieces): position j of a block covers
-    /// `[cum[j] - λ̂_j, cum[j])`; a block is skipped by its total unless the next point falls inside.
+    /// process is independent on disjoint pieces): a block is skipped by its total unless the next
+    /// point falls inside; then position j covers `[c_j - λ̂_j, c_j)`, `c_j` the running f64 sum of
+    /// the block's rates (ending at the block's total, bit for bit). A candidate's exact load is
+    /// computed only then.
     #[inline(always)]
     fn walk_bounded(&self, columns: &FactorColumns, s: &mut Scratch, rng: &mut RowRng) {
         let cop = self.copula.as_ref().expect("copula world");
-        // This row's part of the batch's loads and bounds.
-        let at = s.slot * columns.num_blocks() * BLOCK;
-        let (u, lam, cum) = (&s.u[at..], &s.lam[at..], &s.cum[at..]);
+        let blocks = columns.num_blocks();
+        let lam = &s.bounds.lam[s.slot * columns.padded()..(s.slot + 1) * columns.padded()];
+        let totals = &s.bounds.totals[s.slot * blocks..(s.slot + 1) * blocks];
+        let eps = &s.eps[s.slot * cop.rank..(s.slot + 1) * cop.rank];
         let mut x: f64 = Exp1.sample(rng);
-        for b in 0..columns.num_blocks() {
-            let total = cum[FactorColumns::block_last(b)];
+        for (b, &total) in totals.iter().enumerate() {
             if x >= total {
                 x -= total;
                 continue;
             }
+            let mut c = 0.0f64;
             for j in FactorColumns::block(b) {
-                if x < cum[j] {
+                c += lam[j] as f64;
+                if x < c {
                     if let Some(i) = columns.feature(j) {
                         let l = lam[j] as f64;
-                        let w = cop.gap(i as usize, u[j]);
+                        let w = cop.gap(i as usize, cop.load(i, eps));
                         let keep: f64 = rng.random();
                         if keep * -(-l).exp_m1() < normal_sf(w) {
                             s.line.push(i);
                         }
                     }
                     let gap: f64 = Exp1.sample(rng);
-                    x = cum[j] + gap;
+                    x = c + gap;
                 }
             }
             x -= total;
         }
     }
+}
+
+/// Whether [`WorldSampler::rows_avx512`] can run here.
+#[cfg(target_arch = "x86_64")]
+fn wide_vectors() -> bool {
+    use std::arch::is_x86_feature_detected as has;
+    has!("avx512f") && has!("avx512vl") && has!("avx512bw") && has!("avx512dq") && has!("avx2")
 }
 
 #[cfg(test)]
@@ -502,8 +517,8 @@ mod tests {
         assert!(portable.values.len() > 3000, "too few entries to compare");
         assert_eq!(portable, s.sample(7, 0, 3000, Some(1)).unwrap());
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F is available (checked above).
+        if wide_vectors() {
+            // SAFETY: the CPU has rows_avx512's features (checked above).
             let wide = build_rows(0, 3000, 700, |rows, sink| unsafe {
                 s.rows_avx512(&bases, rows, sink)
             })
