@@ -131,6 +131,25 @@ impl Copula {
         ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))
     }
 
+    /// Asks the cache for feature i's factor row, soon to be read by [`Self::load`].
+    #[inline(always)]
+    pub fn prefetch(&self, i: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let row = self
+                .factor
+                .as_ptr()
+                .wrapping_add(i as usize * self.rank)
+                .cast::<i8>();
+            let bytes = self.rank * 4;
+            for at in (0..bytes).step_by(64).chain([bytes - 1]) {
+                // SAFETY: prefetching never faults, whatever the address.
+                unsafe { _mm_prefetch(row.wrapping_add(at), _MM_HINT_T0) };
+            }
+        }
+    }
+
     /// `w_i = (t_i - u_i)/s_i` in f64.
     #[inline]
     pub fn gap(&self, i: usize, u: f32) -> f64 {
@@ -159,7 +178,8 @@ impl Copula {
 /// i16 of consecutive k). Positions (the subset's order, padded to whole groups) are cut into
 /// blocks of [`BLOCK`] for the walk: a group of [`GROUP`] consecutive blocks interleaves them,
 /// block b holding positions `group_start + b % GROUP + k·GROUP` for k = 0..BLOCK, so that each
-/// block's total (the f64 sum of its rates in k order) vectorises across the blocks of a group.
+/// block's running sum (the f64 sum of its rates in k order, kept at the end of each of its
+/// [`PARTS`] parts) vectorises across the blocks of a group.
 /// Padding positions have rate 2^-126 and are not features (see [`Self::feature`]).
 #[derive(Debug, Clone)]
 pub struct FactorColumns {
@@ -175,13 +195,14 @@ pub struct FactorColumns {
     q: Vec<f32>,
 }
 
-/// Rates and block totals of a batch of rows (see [`FactorColumns::bounds`]).
+/// Rates and block sums of a batch of rows (see [`FactorColumns::bounds`]).
 #[derive(Debug, Default)]
 pub struct RowBounds {
     /// `[rows, padded]`: λ̂ per position.
     pub lam: Vec<f32>,
-    /// `[rows, blocks]`: the f64 sum of each block's λ̂, in walk order from 0.
-    pub totals: Vec<f64>,
+    /// `[rows, groups, PARTS, GROUP]`: each block's running f64 sum of λ̂ in walk order from 0,
+    /// at the end of each part (see [`FactorColumns::part_end`]).
+    pub sums: Vec<f64>,
     /// `[rows, pairs]`: ε̃ packed like the tiles.
     quantized: Vec<i32>,
     /// Per row: m = max|ε_k|.
@@ -194,6 +215,10 @@ const TILE: usize = 64;
 pub const BLOCK: usize = 32;
 /// Blocks per interleaved group.
 const GROUP: usize = 16;
+/// Parts per block whose running sums are kept, so the walk skips to the part it lands in.
+pub const PARTS: usize = 4;
+/// Positions per part.
+pub const PART: usize = BLOCK / PARTS;
 /// Rows whose bounds share one read of F (wide vectors only).
 pub const ROWS_AT_ONCE: usize = 4;
 
@@ -307,6 +332,13 @@ impl FactorColumns {
         (0..BLOCK).map(move |k| first + k * GROUP)
     }
 
+    /// Block b's running sum at the end of part k, from one row's `sums` (its total when
+    /// `k = PARTS - 1`).
+    #[inline]
+    pub fn part_end(sums: &[f64], b: usize, k: usize) -> f64 {
+        sums[(b / GROUP * PARTS + k) * GROUP + b % GROUP]
+    }
+
     /// Number of blocks.
     pub fn num_blocks(&self) -> usize {
         self.padded() / BLOCK
@@ -333,8 +365,8 @@ impl FactorColumns {
         m
     }
 
-    /// For each row of `eps` (`[rows, r]`, row-major): the rate λ̂ of every position and each
-    /// block's total, into `out` (`[rows, padded]` and `[rows, blocks]`). Wide vectors take up to
+    /// For each row of `eps` (`[rows, r]`, row-major): the rate λ̂ of every position and the
+    /// blocks' running sums, into `out` (`[rows, padded]` and `[rows, blocks · PARTS]`). Wide vectors take up to
     /// [`ROWS_AT_ONCE`] rows per read of F; every row gets the same bits whatever the batch or
     /// machine.
     pub fn bounds(&self, eps: &[f32], out: &mut RowBounds) {
@@ -351,7 +383,7 @@ impl FactorColumns {
             out.max_eps.push(m);
         }
         out.lam.resize(rows * padded, 0.0);
-        out.totals.resize(rows * blocks, 0.0);
+        out.sums.resize(rows * blocks * PARTS, 0.0);
         #[cfg(target_arch = "x86_64")]
         if let Some(vnni) = wide_integer_dots() {
             for k in (0..rows).step_by(ROWS_AT_ONCE) {
@@ -395,15 +427,20 @@ impl FactorColumns {
                 *out = rate(self.c[j], self.p[j], self.q[j], acc[l], m);
             }
         }
-        let totals = &mut out.totals[row * blocks..(row + 1) * blocks];
-        for (g, group) in lam.chunks(GROUP * BLOCK).enumerate() {
+        let sums = &mut out.sums[row * blocks * PARTS..(row + 1) * blocks * PARTS];
+        for (group, sums) in lam
+            .chunks(GROUP * BLOCK)
+            .zip(sums.chunks_mut(PARTS * GROUP))
+        {
             let mut acc = [0.0f64; GROUP];
-            for line in group.chunks(GROUP) {
-                for (a, &l) in acc.iter_mut().zip(line) {
-                    *a += l as f64;
+            for (lines, end) in group.chunks(PART * GROUP).zip(sums.chunks_mut(GROUP)) {
+                for line in lines.chunks(GROUP) {
+                    for (a, &l) in acc.iter_mut().zip(line) {
+                        *a += l as f64;
+                    }
                 }
+                end.copy_from_slice(&acc);
             }
-            totals[g * GROUP..(g + 1) * GROUP].copy_from_slice(&acc);
         }
     }
 
@@ -435,13 +472,13 @@ impl FactorColumns {
         assert!(
             out.quantized.len() >= (first + R) * pairs && out.lam.len() >= (first + R) * padded
         );
-        assert!(out.totals.len() >= (first + R) * blocks && out.max_eps.len() >= first + R);
+        assert!(out.sums.len() >= (first + R) * blocks * PARTS && out.max_eps.len() >= first + R);
         let eps = out.quantized.as_ptr().add(first * pairs);
         let lam = out.lam.as_mut_ptr().add(first * padded);
-        let totals = out.totals.as_mut_ptr().add(first * blocks);
+        let sums = out.sums.as_mut_ptr().add(first * blocks * PARTS);
         let m: [__m512; R] = std::array::from_fn(|row| _mm512_set1_ps(out.max_eps[first + row]));
         let (lo_bits, hi_bits) = (_mm512_set1_ps(BITS_LO), _mm512_set1_ps(BITS_HI));
-        // Block totals: one group line is one 16-lane vector; sums restart with each group.
+        // Block sums: one group line is one 16-lane vector; sums restart with each group.
         let (mut lo, mut hi) = ([_mm512_setzero_pd(); R], [_mm512_setzero_pd(); R]);
         for t in 0..padded / TILE {
             let tile = self.tiles.as_ptr().add(t * pairs * TILE);
@@ -476,11 +513,15 @@ impl FactorColumns {
                     let upper = _mm512_extractf64x4_pd(_mm512_castps_pd(l), 1);
                     lo[row] = _mm512_add_pd(lo[row], _mm512_cvtps_pd(_mm512_castps512_ps256(l)));
                     hi[row] = _mm512_add_pd(hi[row], _mm512_cvtps_pd(_mm256_castpd_ps(upper)));
-                    if (j + V).is_multiple_of(GROUP * BLOCK) {
-                        let at = totals.add(row * blocks + j / (GROUP * BLOCK) * GROUP);
+                    if (j + V).is_multiple_of(PART * GROUP) {
+                        // The end of a part: j's group, part and row give the place.
+                        let at = sums
+                            .add(row * blocks * PARTS + (j + V) / (PART * GROUP) * GROUP - GROUP);
                         _mm512_storeu_pd(at, lo[row]);
                         _mm512_storeu_pd(at.add(8), hi[row]);
-                        (lo[row], hi[row]) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+                        if (j + V).is_multiple_of(GROUP * BLOCK) {
+                            (lo[row], hi[row]) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+                        }
                     }
                 }
             }
@@ -605,17 +646,20 @@ mod tests {
                     );
                 }
                 assert!((n..padded).all(|j| cols.feature(j).is_none() && lam[j] < 1e-37));
-                // Blocks partition the positions; each total is the running sum in walk order.
+                // Blocks partition the positions; parts end at the running sum in walk order.
+                let nb = cols.num_blocks();
+                let sums = &out.sums[k * nb * PARTS..(k + 1) * nb * PARTS];
                 let mut seen = vec![false; padded];
-                for bl in 0..cols.num_blocks() {
-                    let sum = FactorColumns::block(bl).fold(0.0f64, |a, j| {
+                for bl in 0..nb {
+                    let mut sum = 0.0f64;
+                    for (at, j) in FactorColumns::block(bl).enumerate() {
                         assert!(!std::mem::replace(&mut seen[j], true));
-                        a + lam[j] as f64
-                    });
-                    assert_eq!(
-                        sum.to_bits(),
-                        out.totals[k * cols.num_blocks() + bl].to_bits()
-                    );
+                        sum += lam[j] as f64;
+                        if (at + 1) % PART == 0 {
+                            let end = FactorColumns::part_end(sums, bl, at / PART);
+                            assert_eq!(sum.to_bits(), end.to_bits());
+                        }
+                    }
                 }
                 assert!(seen.iter().all(|&x| x));
             }
@@ -703,7 +747,7 @@ mod tests {
         let mut one = RowBounds::default();
         one.max_eps = vec![cols.quantize(e, &mut one.quantized)];
         one.lam.resize(cols.padded(), 0.0);
-        one.totals.resize(cols.num_blocks(), 0.0);
+        one.sums.resize(cols.num_blocks() * PARTS, 0.0);
         cols.portable(0, &mut one);
         one
     }
@@ -726,8 +770,8 @@ mod tests {
                     "rank {r}, row {k}"
                 );
                 assert_eq!(
-                    bits64(&all.totals[k * nb..(k + 1) * nb]),
-                    bits64(&one.totals)
+                    bits64(&all.sums[k * nb * PARTS..(k + 1) * nb * PARTS]),
+                    bits64(&one.sums)
                 );
             }
             #[cfg(target_arch = "x86_64")]
@@ -742,7 +786,7 @@ mod tests {
                     cols.avx512::<3>(4, &mut madd);
                 }
                 assert_eq!(bits(&madd.lam), bits(&all.lam), "rank {r}");
-                assert_eq!(bits64(&madd.totals), bits64(&all.totals), "rank {r}");
+                assert_eq!(bits64(&madd.sums), bits64(&all.sums), "rank {r}");
             }
         }
     }

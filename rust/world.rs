@@ -14,7 +14,7 @@
 //! Streams per row: `Factor` (ε), `Firing` (walk, thinning, member firing), `Magnitude`,
 //! `Hierarchy` (visiting orders and winners of exclusive groups); each is consumed in a fixed order.
 
-use crate::copula::{normal_sf, Copula, FactorColumns, RowBounds, ROWS_AT_ONCE};
+use crate::copula::{normal_sf, Copula, FactorColumns, RowBounds, PART, PARTS, ROWS_AT_ONCE};
 use crate::csr::{build_rows, Csr, RowSink};
 use crate::error::{Error, Result};
 use crate::hazard::{merge_sorted, HazardTable};
@@ -133,7 +133,9 @@ struct Scratch {
     order: Vec<usize>,
     /// Positions in `out` of an exclusive root group's active members.
     active: Vec<usize>,
-    /// Copula fires among live top-level features (ascending).
+    /// Candidates of the bounded-hazard walk, with their rates, and the copula fires among
+    /// them (ascending).
+    candidates: Vec<(u32, f32)>,
     line: Vec<u32>,
     fires: Vec<u32>,
     out: Vec<(u32, f32)>,
@@ -333,6 +335,7 @@ impl WorldSampler {
         for &i in &s.fires {
             let v = self.magnitude(i, &mut mag);
             if v > 0.0 {
+                self.prefetch_gated(i);
                 s.out.push((i, v));
             }
         }
@@ -385,6 +388,7 @@ impl WorldSampler {
                         if self.member_fires(c, s, &mut fire) {
                             let v = scale(self.magnitude(c, &mut mag));
                             if v > 0.0 {
+                                self.prefetch_gated(c);
                                 s.out.push((c, v));
                                 break;
                             }
@@ -395,6 +399,7 @@ impl WorldSampler {
                         if self.member_fires(c, s, &mut fire) {
                             let v = scale(self.magnitude(c, &mut mag));
                             if v > 0.0 {
+                                self.prefetch_gated(c);
                                 s.out.push((c, v));
                             }
                         }
@@ -414,39 +419,68 @@ impl WorldSampler {
     ///
     /// The line is cut into blocks (see [`FactorColumns`]), each walked as its own Poisson line (the
     /// process is independent on disjoint pieces): a block is skipped by its total unless the next
-    /// point falls inside; then position j covers `[c_j - λ̂_j, c_j)`, `c_j` the running f64 sum of
-    /// the block's rates (ending at the block's total, bit for bit). A candidate's exact load is
-    /// computed only then.
+    /// point falls inside; then the walk starts at the part the point lands in, from the running
+    /// sum at the part's start, and position j covers `[c_j - λ̂_j, c_j)`, `c_j` the running f64
+    /// sum of the block's rates (the kernel's sums, bit for bit). Candidates are thinned after the
+    /// walk, once their factor rows (for the exact loads) are on their way to the cache.
     #[inline(always)]
     fn walk_bounded(&self, columns: &FactorColumns, s: &mut Scratch, rng: &mut RowRng) {
         let cop = self.copula.as_ref().expect("copula world");
         let blocks = columns.num_blocks();
         let lam = &s.bounds.lam[s.slot * columns.padded()..(s.slot + 1) * columns.padded()];
-        let totals = &s.bounds.totals[s.slot * blocks..(s.slot + 1) * blocks];
-        let eps = &s.eps[s.slot * cop.rank..(s.slot + 1) * cop.rank];
+        let sums = &s.bounds.sums[s.slot * blocks * PARTS..(s.slot + 1) * blocks * PARTS];
+        s.candidates.clear();
         let mut x: f64 = Exp1.sample(rng);
-        for (b, &total) in totals.iter().enumerate() {
+        for b in 0..blocks {
+            let total = FactorColumns::part_end(sums, b, PARTS - 1);
             if x >= total {
                 x -= total;
                 continue;
             }
-            let mut c = 0.0f64;
-            for j in FactorColumns::block(b) {
+            let mut part = 0; // x < total: some part ends above x
+            while FactorColumns::part_end(sums, b, part) <= x {
+                part += 1;
+            }
+            let mut c = match part {
+                0 => 0.0f64,
+                _ => FactorColumns::part_end(sums, b, part - 1),
+            };
+            for j in FactorColumns::block(b).skip(part * PART) {
                 c += lam[j] as f64;
                 if x < c {
                     if let Some(i) = columns.feature(j) {
-                        let l = lam[j] as f64;
-                        let w = cop.gap(i as usize, cop.load(i, eps));
-                        let keep: f64 = rng.random();
-                        if keep * -(-l).exp_m1() < normal_sf(w) {
-                            s.line.push(i);
-                        }
+                        cop.prefetch(i);
+                        s.candidates.push((i, lam[j]));
                     }
                     let gap: f64 = Exp1.sample(rng);
                     x = c + gap;
+                    if x >= total {
+                        break;
+                    }
                 }
             }
             x -= total;
+        }
+        let eps = &s.eps[s.slot * cop.rank..(s.slot + 1) * cop.rank];
+        for &(i, l) in &s.candidates {
+            let w = cop.gap(i as usize, cop.load(i, eps));
+            let keep: f64 = rng.random();
+            if keep * -(-l as f64).exp_m1() < normal_sf(w) {
+                s.line.push(i);
+            }
+        }
+    }
+
+    /// Asks the cache for the factor rows of the members of the groups that feature q gates.
+    #[inline(always)]
+    fn prefetch_gated(&self, q: u32) {
+        if let Some(cop) = &self.copula {
+            for &g in &self.gated[self.gated_ptr[q as usize]..self.gated_ptr[q as usize + 1]] {
+                self.groups
+                    .members(g as usize)
+                    .iter()
+                    .for_each(|&c| cop.prefetch(c));
+            }
         }
     }
 }
