@@ -155,6 +155,13 @@ impl Copula {
     pub fn gap(&self, i: usize, u: f32) -> f64 {
         (self.threshold[i] as f64 - u as f64) / self.scale[i] as f64
     }
+
+    /// Whether feature i fires given its load u and its own normal η: `η > (t_i - u)/s_i`,
+    /// tested as `η·s_i > t_i - u` (no division).
+    #[inline]
+    pub fn fires(&self, i: usize, u: f32, eta: f64) -> bool {
+        eta * self.scale[i] as f64 > self.threshold[i] as f64 - u as f64
+    }
 }
 
 /// Upper bounds of the top-level hazards, per row, from 16-bit integer copies of F and ε.

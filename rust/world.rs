@@ -326,7 +326,7 @@ impl WorldSampler {
             Some(cop) => {
                 let u = cop.load(c, &s.eps[s.slot * cop.rank..(s.slot + 1) * cop.rank]);
                 let eta: f64 = StandardNormal.sample(rng);
-                eta > cop.gap(c as usize, u)
+                cop.fires(c as usize, u, eta)
             }
         }
     }
