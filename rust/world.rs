@@ -14,7 +14,9 @@
 //! Streams per row: `Factor` (ε), `Firing` (walk, thinning, member firing), `Magnitude`,
 //! `Hierarchy` (visiting orders and winners of exclusive groups); each is consumed in a fixed order.
 
-use crate::copula::{normal_sf, Copula, FactorColumns, RowBounds, PART, PARTS, ROWS_AT_ONCE};
+use crate::copula::{
+    survives_thinning, Copula, FactorColumns, RowBounds, PART, PARTS, ROWS_AT_ONCE,
+};
 use crate::csr::{build_rows, Csr, RowSink};
 use crate::error::{Error, Result};
 use crate::hazard::{merge_sorted, HazardTable};
@@ -483,8 +485,7 @@ impl WorldSampler {
         let eps = &s.eps[s.slot * cop.rank..(s.slot + 1) * cop.rank];
         for &(i, l) in &s.candidates {
             let w = cop.gap(i as usize, cop.load(i, eps));
-            let keep: f64 = rng.random();
-            if keep * -(-l as f64).exp_m1() < normal_sf(w) {
+            if survives_thinning(w, l, rng.random()) {
                 s.line.push(i);
             }
         }
@@ -514,6 +515,7 @@ fn wide_vectors() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::copula::normal_sf;
     use crate::rng::{stream_base, Stream};
 
     /// 700 features: 40 gated groups of 4 (half exclusive, half rescaled), rank-5 copula.
