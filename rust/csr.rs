@@ -59,8 +59,9 @@ const ROWS_PER_TASK: u64 = 256;
 /// are rejected (indptr and row indices are i64 in Python).
 ///
 /// Work proceeds in rounds of a few tasks per thread: tasks fill recycled scratch sinks in
-/// parallel, then the round is appended to the output in row order. Scratch memory stays small and
-/// warm, so the only fresh pages touched are the output's own.
+/// parallel while the previous round is appended to the output in row order (two sets of sinks, so
+/// no thread waits for the copy). Scratch memory stays small and warm, so the only fresh pages
+/// touched are the output's own.
 pub fn build_rows<F>(start: u64, n: u64, num_cols: usize, rows: F) -> Result<Csr>
 where
     F: Fn(std::ops::Range<u64>, &mut RowSink) + Sync,
@@ -73,7 +74,6 @@ where
     }
     let num_tasks = n.div_ceil(ROWS_PER_TASK);
     let per_round = 4 * rayon::current_num_threads() as u64;
-    let mut scratch: Vec<RowSink> = Vec::new();
     let mut out = Csr {
         indptr: Vec::with_capacity(n as usize + 1),
         indices: Vec::new(),
@@ -82,42 +82,58 @@ where
     };
     advise_huge_pages(&out.indptr);
     out.indptr.push(0);
-    let mut total = 0i64;
+    let (mut filling, mut filled): (Vec<RowSink>, Vec<RowSink>) = (Vec::new(), Vec::new());
     let mut first = 0;
-    while first < num_tasks {
+    loop {
+        // This round (empty once all tasks are done) is sampled while the last one is appended.
         let round = per_round.min(num_tasks - first);
-        scratch.resize_with(round as usize, RowSink::default);
-        scratch.par_iter_mut().enumerate().for_each(|(k, sink)| {
-            sink.clear();
-            let lo = start + (first + k as u64) * ROWS_PER_TASK;
-            let hi = (lo + ROWS_PER_TASK).min(start + n);
-            rows(lo..hi, sink);
-            debug_assert_eq!(sink.counts.len() as u64, hi - lo, "rows must end every row");
-        });
-        for sink in &scratch {
-            out.indptr.extend(sink.counts.iter().map(|&c| {
-                total += c as i64;
-                total
-            }));
-            out.indices.extend_from_slice(&sink.indices);
-            out.values.extend_from_slice(&sink.values);
-        }
-        if first == 0 && round < num_tasks {
-            // Reserve the whole output from the first round's density, on huge pages.
-            let done = (round * ROWS_PER_TASK).min(n);
-            let expected = (out.indices.len() as f64 * n as f64 / done as f64 * 1.02) as usize;
-            out.indices
-                .reserve(expected.saturating_sub(out.indices.len()) + 1024);
-            out.values
-                .reserve(expected.saturating_sub(out.values.len()) + 1024);
-            advise_huge_pages(&out.indices);
-            advise_huge_pages(&out.values);
+        filling.resize_with(round as usize, RowSink::default);
+        rayon::join(
+            || append(&mut out, &filled, n),
+            || {
+                filling.par_iter_mut().enumerate().for_each(|(k, sink)| {
+                    sink.clear();
+                    let lo = start + (first + k as u64) * ROWS_PER_TASK;
+                    let hi = (lo + ROWS_PER_TASK).min(start + n);
+                    rows(lo..hi, sink);
+                    debug_assert_eq!(sink.counts.len() as u64, hi - lo, "rows must end every row");
+                })
+            },
+        );
+        std::mem::swap(&mut filling, &mut filled);
+        if round == 0 {
+            break;
         }
         first += round;
     }
     out.indices.shrink_to_fit();
     out.values.shrink_to_fit();
     Ok(out)
+}
+
+/// Appends finished sinks to `out` (of `n` rows in all), in order. After the first rows, reserves
+/// the whole output from their density, on huge pages.
+fn append(out: &mut Csr, sinks: &[RowSink], n: u64) {
+    let before = out.num_rows();
+    let mut total = *out.indptr.last().expect("indptr starts with 0");
+    for sink in sinks {
+        out.indptr.extend(sink.counts.iter().map(|&c| {
+            total += c as i64;
+            total
+        }));
+        out.indices.extend_from_slice(&sink.indices);
+        out.values.extend_from_slice(&sink.values);
+    }
+    let done = out.num_rows();
+    if before == 0 && done > 0 && (done as u64) < n {
+        let expected = (out.indices.len() as f64 * n as f64 / done as f64 * 1.02) as usize;
+        out.indices
+            .reserve(expected.saturating_sub(out.indices.len()) + 1024);
+        out.values
+            .reserve(expected.saturating_sub(out.values.len()) + 1024);
+        advise_huge_pages(&out.indices);
+        advise_huge_pages(&out.values);
+    }
 }
 
 /// Asks Linux to back `v`'s buffer with huge pages: the output is written once, and first touches
