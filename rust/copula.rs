@@ -233,8 +233,8 @@ impl Copula {
 /// this folds into one line per lane, `bits = C_j - m·(dot·P_j + Q_j)`, whose f32 rounding is
 /// covered by `Q_j` (rounded down), `C_j` (rounded up) and the margin.
 ///
-/// **Layout.** Features sit in tiles of [`TILE`] (tile q holds `[pairs, TILE]` i32 words, each two
-/// i16 of consecutive k). Positions (the subset's order, padded to whole groups) are cut into
+/// **Layout.** Features sit in tiles of [`TILE`] (tile q holds `[pairs, TILE, 2]` i16: F̃ of
+/// consecutive k in pairs, one i32 word per lane for the integer dot-product instructions). Positions (the subset's order, padded to whole groups) are cut into
 /// blocks of [`BLOCK`] for the walk: a group of [`GROUP`] consecutive blocks interleaves them,
 /// block b holding positions `group_start + b % GROUP + k·GROUP` for k = 0..BLOCK, so that each
 /// block's running sum (the f64 sum of its rates in k order, kept at the end of each of its
@@ -247,7 +247,8 @@ pub struct FactorColumns {
     pairs: usize,
     /// ε̃ lies in `[-2^q_eps, 2^q_eps]`.
     q_eps: i32,
-    tiles: Vec<i32>,
+    /// `[tiles, pairs, TILE, 2]`: F̃ of consecutive k in pairs, read as i32 words by `vpdpwssd`.
+    tiles: Vec<i16>,
     /// Per position: the rate line `C - m·(dot·P + Q)`.
     c: Vec<f32>,
     p: Vec<f32>,
@@ -281,7 +282,7 @@ pub const PART: usize = BLOCK / PARTS;
 /// Rows whose bounds share one read of F (wide vectors only).
 pub const ROWS_AT_ONCE: usize = 4;
 
-/// Two i16 packed into one i32 word, low half first (the layout `vpdpwssd` reads).
+/// Two i16 in one i32 word, the first in the low half (as `vpdpwssd` reads a pair).
 fn pack(lo: i32, hi: i32) -> i32 {
     (lo as u16 as u32 | (hi as u16 as u32) << 16) as i32
 }
@@ -316,7 +317,7 @@ impl FactorColumns {
         let q_eps = ((budget + 1) / 2).min(14);
         let q_f = (budget - q_eps).min(14);
         let padded = features.len().div_ceil(GROUP * BLOCK) * GROUP * BLOCK;
-        let mut tiles = vec![0i32; pairs * padded];
+        let mut tiles = vec![0i16; 2 * pairs * padded];
         let (mut c, mut p, mut q) = (vec![BITS_LO; padded], vec![0.0; padded], vec![0.0; padded]);
         let ulp = 2f64.powi(-24);
         let two23 = 8_388_608.0;
@@ -341,8 +342,9 @@ impl FactorColumns {
                 dev = dev.max((f as f64 - approx).abs());
             }
             for (k, pair) in quantized.chunks(2).enumerate() {
-                tiles[(j / TILE * pairs + k) * TILE + j % TILE] =
-                    pack(pair[0], *pair.get(1).unwrap_or(&0));
+                let at = 2 * ((j / TILE * pairs + k) * TILE + j % TILE);
+                tiles[at] = pair[0] as i16;
+                tiles[at + 1] = *pair.get(1).unwrap_or(&0) as i16;
             }
             // The load's error per unit of m (see the type's docs), with 1e-9 for the f64 sums.
             let err = (l1_hat * 2f64.powi(-q_eps - 1) + dev * r as f64 + (r + 4) as f64 * ulp * l1)
@@ -462,23 +464,39 @@ impl FactorColumns {
             }
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            for k in 0..rows {
+                // SAFETY: the CPU supports AVX2 (checked above).
+                unsafe { self.portable_avx2(k, out) };
+            }
+            return;
+        }
         for k in 0..rows {
             self.portable(k, out);
         }
     }
 
+    /// [`Self::portable`] compiled for AVX2 (same operations, wider vectors: same bits).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn portable_avx2(&self, row: usize, out: &mut RowBounds) {
+        self.portable(row, out)
+    }
+
+    #[inline(always)]
     fn portable(&self, row: usize, out: &mut RowBounds) {
         let (padded, pairs, blocks) = (self.padded(), self.pairs, self.num_blocks());
         let eps = &out.quantized[row * pairs..(row + 1) * pairs];
         let m = out.max_eps[row];
         let lam = &mut out.lam[row * padded..(row + 1) * padded];
         for (t, lt) in lam.chunks_mut(TILE).enumerate() {
-            let tile = &self.tiles[t * pairs * TILE..(t + 1) * pairs * TILE];
+            let tile = &self.tiles[2 * t * pairs * TILE..2 * (t + 1) * pairs * TILE];
             let mut acc = [0i32; TILE];
-            for (col, &e) in tile.chunks(TILE).zip(eps) {
+            for (col, &e) in tile.chunks(2 * TILE).zip(eps) {
                 let (e0, e1) = (e as i16 as i32, e >> 16);
-                for l in 0..TILE {
-                    acc[l] += (col[l] as i16 as i32) * e0 + (col[l] >> 16) * e1;
+                for (a, f) in acc.iter_mut().zip(col.chunks_exact(2)) {
+                    *a += f[0] as i32 * e0 + f[1] as i32 * e1;
                 }
             }
             for (l, out) in lt.iter_mut().enumerate() {
@@ -540,11 +558,12 @@ impl FactorColumns {
         // Block sums: one group line is one 16-lane vector; sums restart with each group.
         let (mut lo, mut hi) = ([_mm512_setzero_pd(); R], [_mm512_setzero_pd(); R]);
         for t in 0..padded / TILE {
-            let tile = self.tiles.as_ptr().add(t * pairs * TILE);
+            let tile = self.tiles.as_ptr().add(2 * t * pairs * TILE);
             let mut acc = [[_mm512_setzero_si512(); TILE / V]; R];
             for k in 0..pairs {
-                let col: [__m512i; TILE / V] =
-                    std::array::from_fn(|v| _mm512_loadu_si512(tile.add(k * TILE + v * V).cast()));
+                let col: [__m512i; TILE / V] = std::array::from_fn(|v| {
+                    _mm512_loadu_si512(tile.add(2 * (k * TILE + v * V)).cast())
+                });
                 for (row, acc) in acc.iter_mut().enumerate() {
                     let e = _mm512_set1_epi32(*eps.add(row * pairs + k));
                     for (a, &c) in acc.iter_mut().zip(&col) {
@@ -872,6 +891,18 @@ mod tests {
                     bits64(&all.sums[k * nb * PARTS..(k + 1) * nb * PARTS]),
                     bits64(&one.sums)
                 );
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let mut avx2 = RowBounds::default();
+                cols.bounds(&eps, &mut avx2);
+                avx2.lam.fill(0.0);
+                for k in 0..7 {
+                    // SAFETY: the CPU supports AVX2 (checked above).
+                    unsafe { cols.portable_avx2(k, &mut avx2) };
+                }
+                assert_eq!(bits(&avx2.lam), bits(&all.lam), "rank {r}");
+                assert_eq!(bits64(&avx2.sums), bits64(&all.sums), "rank {r}");
             }
             #[cfg(target_arch = "x86_64")]
             if wide_integer_dots().is_some() {
