@@ -468,7 +468,7 @@ impl FactorColumns {
         if std::arch::is_x86_feature_detected!("avx2") {
             for k in 0..rows {
                 // SAFETY: the CPU supports AVX2 (checked above).
-                unsafe { self.portable_avx2(k, out) };
+                unsafe { self.avx2(k, out) };
             }
             return;
         }
@@ -477,14 +477,6 @@ impl FactorColumns {
         }
     }
 
-    /// [`Self::portable`] compiled for AVX2 (same operations, wider vectors: same bits).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn portable_avx2(&self, row: usize, out: &mut RowBounds) {
-        self.portable(row, out)
-    }
-
-    #[inline(always)]
     fn portable(&self, row: usize, out: &mut RowBounds) {
         let (padded, pairs, blocks) = (self.padded(), self.pairs, self.num_blocks());
         let eps = &out.quantized[row * pairs..(row + 1) * pairs];
@@ -517,6 +509,61 @@ impl FactorColumns {
                     }
                 }
                 end.copy_from_slice(&acc);
+            }
+        }
+    }
+
+    /// One row with AVX2 (`vpmaddwd` + `vpaddd`, 8 lanes): the same operations as [`Self::portable`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2(&self, row: usize, out: &mut RowBounds) {
+        use std::arch::x86_64::*;
+        const V: usize = 8;
+        let (pairs, padded, blocks) = (self.pairs, self.padded(), self.num_blocks());
+        assert!(out.quantized.len() >= (row + 1) * pairs && out.lam.len() >= (row + 1) * padded);
+        assert!(out.sums.len() >= (row + 1) * blocks * PARTS && out.max_eps.len() > row);
+        let eps = out.quantized.as_ptr().add(row * pairs);
+        let lam = out.lam.as_mut_ptr().add(row * padded);
+        let sums = out.sums.as_mut_ptr().add(row * blocks * PARTS);
+        let m = _mm256_set1_ps(out.max_eps[row]);
+        let (lo_bits, hi_bits) = (_mm256_set1_ps(BITS_LO), _mm256_set1_ps(BITS_HI));
+        // A group line's 16 running sums, as 4 vectors of 4 f64.
+        let mut line = [_mm256_setzero_pd(); 4];
+        for t in 0..padded / TILE {
+            let tile = self.tiles.as_ptr().add(2 * t * pairs * TILE);
+            let mut acc = [_mm256_setzero_si256(); TILE / V];
+            for k in 0..pairs {
+                let e = _mm256_set1_epi32(*eps.add(k));
+                for (v, a) in acc.iter_mut().enumerate() {
+                    let col = _mm256_loadu_si256(tile.add(2 * (k * TILE + v * V)).cast());
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(col, e));
+                }
+            }
+            for (v, &a) in acc.iter().enumerate() {
+                // rate(), lane by lane.
+                let j = t * TILE + v * V;
+                let c = _mm256_loadu_ps(self.c.as_ptr().add(j));
+                let p = _mm256_loadu_ps(self.p.as_ptr().add(j));
+                let q = _mm256_loadu_ps(self.q.as_ptr().add(j));
+                let x = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a), p), q);
+                let bits = _mm256_sub_ps(c, _mm256_mul_ps(m, x));
+                let bits = _mm256_min_ps(_mm256_max_ps(bits, lo_bits), hi_bits);
+                let l = _mm256_castsi256_ps(_mm256_cvttps_epi32(bits));
+                _mm256_storeu_ps(lam.add(j), l);
+                // Lanes 0-7 of a group line (even v) or 8-15 (odd v).
+                let h = v % 2 * 2;
+                line[h] = _mm256_add_pd(line[h], _mm256_cvtps_pd(_mm256_castps256_ps128(l)));
+                let upper = _mm256_cvtps_pd(_mm256_extractf128_ps(l, 1));
+                line[h + 1] = _mm256_add_pd(line[h + 1], upper);
+                if (j + V).is_multiple_of(PART * GROUP) {
+                    let at = sums.add((j + V) / (PART * GROUP) * GROUP - GROUP);
+                    for (k, &s) in line.iter().enumerate() {
+                        _mm256_storeu_pd(at.add(4 * k), s);
+                    }
+                    if (j + V).is_multiple_of(GROUP * BLOCK) {
+                        line = [_mm256_setzero_pd(); 4];
+                    }
+                }
             }
         }
     }
@@ -899,7 +946,7 @@ mod tests {
                 avx2.lam.fill(0.0);
                 for k in 0..7 {
                     // SAFETY: the CPU supports AVX2 (checked above).
-                    unsafe { cols.portable_avx2(k, &mut avx2) };
+                    unsafe { cols.avx2(k, &mut avx2) };
                 }
                 assert_eq!(bits(&avx2.lam), bits(&all.lam), "rank {r}");
                 assert_eq!(bits64(&avx2.sums), bits64(&all.sums), "rank {r}");
