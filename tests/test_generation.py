@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -371,3 +372,25 @@ def test_read_shard_reads_any_row_range(world, reference):
         assert_csr_equal(part, whole.take(range(lo, hi)))
     with pytest.raises(ValueError, match="outside the shard's 12000 rows"):
         read_shard(path, world.num_features, (11_000, 12_001))
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="zombies are told apart through /proc")
+def test_a_killed_writer_counts_as_dead_before_it_is_reaped():
+    # A worker killed with SIGKILL is a zombie until its parent reaps it; its temporary files are
+    # stale from the moment it died (found by a Dask test whose run outpaced the reaping).
+    from synthsae.shards import _alive
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert _alive(child.pid)
+        child.kill()
+        for _ in range(500):  # wait (up to 5 s) until it is a zombie, without reaping it
+            state = Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0]
+            if state == "Z":
+                break
+            time.sleep(0.01)
+        assert not _alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not _alive(child.pid)

@@ -315,7 +315,12 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # alive, owned by another user
         pass
-    return True
+    # A killed process stays a zombie until its parent reaps it: it writes nothing any more.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no procfs here (then kill's answer stands), or it just went away
+        return not Path("/proc").is_dir()
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def intact(out: Path, shards: list[Shard], num_threads: int | None = None) -> list[bool]:
