@@ -260,9 +260,6 @@ impl WorldSampler {
                     if wide_vectors() {
                         // SAFETY: the CPU has rows_avx512's features (checked above).
                         return unsafe { self.rows_avx512(s, &bases, rows, sink) };
-                    } else if std::arch::is_x86_feature_detected!("avx2") {
-                        // SAFETY: the CPU supports AVX2 (checked above).
-                        return unsafe { self.rows_avx2(s, &bases, rows, sink) };
                     }
                     self.rows(s, &bases, rows, sink)
                 })
@@ -270,9 +267,8 @@ impl WorldSampler {
         })?
     }
 
-    /// Samples `rows` into `sink`. Inlined into [`Self::rows_avx512`] and [`Self::rows_avx2`] too:
-    /// wider vectors change speed only (Rust never fuses multiplies and adds, so every f32/f64
-    /// result is the same).
+    /// Samples `rows` into `sink`. Inlined into [`Self::rows_avx512`] too: wider vectors change
+    /// speed only (Rust never fuses multiplies and adds, so every f32/f64 result is the same).
     #[inline(always)]
     fn rows(
         &self,
@@ -305,18 +301,6 @@ impl WorldSampler {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn rows_avx2(
-        &self,
-        s: &mut Scratch,
-        bases: &[u64; 4],
-        rows: std::ops::Range<u64>,
-        sink: &mut RowSink,
-    ) {
-        self.rows(s, bases, rows, sink)
-    }
-
-    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2")]
     unsafe fn rows_avx512(
         &self,
@@ -335,18 +319,35 @@ impl WorldSampler {
         (self.mean.get(i) + self.std.get(i) * z as f32).max(0.0)
     }
 
-    /// Whether member c fires (before its magnitude): Bernoulli(p) when independent; under the
-    /// copula, given ε, `η > (t - u)/s` with a fresh normal η (exactly SAELens's test).
+    /// Evaluates group member c: whether it fires (Bernoulli(p) when independent; under the copula,
+    /// given ε, `η > (t - u)/s` with a fresh normal η, exactly SAELens's test), then its magnitude
+    /// times `scale`. Returns whether it is active, in which case it joins `out`.
     #[inline(always)]
-    fn member_fires(&self, c: u32, s: &Scratch, rng: &mut RowRng) -> bool {
-        match &self.copula {
-            None => rng.random::<f64>() < self.p[c as usize],
+    fn activate(
+        &self,
+        c: u32,
+        scale: f32,
+        s: &mut Scratch,
+        fire: &mut RowRng,
+        mag: &mut RowRng,
+    ) -> bool {
+        let fires = match &self.copula {
+            None => fire.random::<f64>() < self.p[c as usize],
             Some(cop) => {
                 let u = cop.load(c, &s.eps[s.slot * cop.rank..(s.slot + 1) * cop.rank]);
-                let eta: f64 = StandardNormal.sample(rng);
+                let eta: f64 = StandardNormal.sample(fire);
                 cop.fires(c as usize, u, eta)
             }
+        };
+        if !fires {
+            return false;
         }
+        let v = self.magnitude(c, mag) * scale;
+        if v > 0.0 {
+            self.prefetch_gated(c);
+            s.out.push((c, v));
+        }
+        v > 0.0
     }
 
     #[inline(always)]
@@ -405,12 +406,10 @@ impl WorldSampler {
             for &g in &self.gated[self.gated_ptr[q as usize]..self.gated_ptr[q as usize + 1]] {
                 let g = g as usize;
                 let members = self.groups.members(g);
-                let scale = |v: f32| {
-                    if self.groups.rescale[g] {
-                        v * (vq / self.mean.get(q))
-                    } else {
-                        v
-                    }
+                // Children scale by `gate value / gate mean` (times 1 is exact otherwise).
+                let scale = match self.groups.rescale[g] {
+                    true => vq / self.mean.get(q),
+                    false => 1.0,
                 };
                 if self.groups.exclusive[g] {
                     // The survivor is uniform among the active members: visit the members in a
@@ -421,25 +420,13 @@ impl WorldSampler {
                     for k in 0..members.len() {
                         let pick = hier.random_range(k..members.len());
                         s.order.swap(k, pick);
-                        let c = members[s.order[k]];
-                        if self.member_fires(c, s, &mut fire) {
-                            let v = scale(self.magnitude(c, &mut mag));
-                            if v > 0.0 {
-                                self.prefetch_gated(c);
-                                s.out.push((c, v));
-                                break;
-                            }
+                        if self.activate(members[s.order[k]], scale, s, &mut fire, &mut mag) {
+                            break;
                         }
                     }
                 } else {
                     for &c in members {
-                        if self.member_fires(c, s, &mut fire) {
-                            let v = scale(self.magnitude(c, &mut mag));
-                            if v > 0.0 {
-                                self.prefetch_gated(c);
-                                s.out.push((c, v));
-                            }
-                        }
+                        self.activate(c, scale, s, &mut fire, &mut mag);
                     }
                 }
             }
@@ -598,15 +585,6 @@ mod tests {
             })
             .unwrap();
             assert_eq!(portable, wide);
-        }
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked above).
-            let avx2 = build_rows(0, 3000, 700, |rows, sink| unsafe {
-                s.rows_avx2(&mut Scratch::default(), &bases, rows, sink)
-            })
-            .unwrap();
-            assert_eq!(portable, avx2);
         }
     }
 }
