@@ -186,19 +186,30 @@ impl Copula {
     /// Asks the cache for feature i's factor row, soon to be read by [`Self::load`].
     #[inline(always)]
     pub fn prefetch(&self, i: u32) {
+        self.prefetch_rows(i, 1);
+    }
+
+    /// Asks the cache for the factor rows of features `first..first + count`.
+    #[inline(always)]
+    pub fn prefetch_rows(&self, first: u32, count: u32) {
         #[cfg(target_arch = "x86_64")]
-        {
+        if count > 0 {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let row = self
+            let rows = self
                 .factor
                 .as_ptr()
-                .wrapping_add(i as usize * self.rank)
+                .wrapping_add(first as usize * self.rank)
                 .cast::<i8>();
-            let bytes = self.rank * 4;
-            for at in (0..bytes).step_by(64).chain([bytes - 1]) {
+            let last = count as usize * self.rank * 4 - 1;
+            let mut at = 0;
+            // Every 64-byte line the rows touch: their start, every 64 bytes on, and their last byte.
+            while at < last {
                 // SAFETY: prefetching never faults, whatever the address.
-                unsafe { _mm_prefetch(row.wrapping_add(at), _MM_HINT_T0) };
+                unsafe { _mm_prefetch(rows.wrapping_add(at), _MM_HINT_T0) };
+                at += 64;
             }
+            // SAFETY: as above.
+            unsafe { _mm_prefetch(rows.wrapping_add(last), _MM_HINT_T0) };
         }
     }
 

@@ -96,6 +96,41 @@ impl Groups {
     }
 }
 
+/// What a feature gates, read in one load. SAELens's hierarchies give each parent one group of
+/// consecutive features, which the record holds whole; other layouts go through the lists
+/// (`listed`), a chain of four dependent loads.
+#[derive(Debug, Clone, Copy, Default)]
+struct Gate {
+    /// Members `first..first + len` (none when `len` is 0), unless `listed`.
+    first: u32,
+    len: u32,
+    exclusive: bool,
+    rescale: bool,
+    listed: bool,
+}
+
+impl Gate {
+    /// Feature q's record from the groups it gates.
+    fn new(groups: &Groups, gated: &[u32]) -> Gate {
+        let [g] = *gated else {
+            return Gate {
+                listed: !gated.is_empty(),
+                ..Gate::default()
+            };
+        };
+        let members = groups.members(g as usize);
+        let first = members.first().copied().unwrap_or(0);
+        let run = (first..).zip(members).all(|(i, &m)| i == m);
+        Gate {
+            first,
+            len: members.len() as u32,
+            exclusive: groups.exclusive[g as usize],
+            rescale: groups.rescale[g as usize],
+            listed: !run,
+        }
+    }
+}
+
 /// How the top-level features are drawn.
 #[derive(Debug, Clone)]
 enum Top {
@@ -119,6 +154,8 @@ pub struct WorldSampler {
     /// Groups gated by feature q: `gated[gated_ptr[q]..gated_ptr[q+1]]`.
     gated_ptr: Vec<usize>,
     gated: Vec<u32>,
+    /// Per feature: what it gates, in one record (see [`Gate`]).
+    gate: Vec<Gate>,
     /// Exclusive groups with no gate (under organizational roots).
     free_exclusive: Vec<u32>,
 }
@@ -127,6 +164,13 @@ thread_local! {
     /// Each thread's scratch, kept across tasks and calls: its buffers (~20 bytes per top-level
     /// feature, 110 KB for the 16k world) would otherwise be fresh pages for every task.
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// A row's random streams (see [`crate::rng::Stream`]).
+struct Streams {
+    fire: RowRng,
+    mag: RowRng,
+    hier: RowRng,
 }
 
 /// Per-thread scratch reused across rows.
@@ -190,6 +234,9 @@ impl WorldSampler {
                 fill[gate as usize] += 1;
             }
         }
+        let gate = (0..n)
+            .map(|q| Gate::new(&groups, &gated[gated_ptr[q]..gated_ptr[q + 1]]))
+            .collect();
         let free_exclusive = (0..groups.gate.len())
             .filter(|&k| groups.gate[k] < 0 && groups.exclusive[k])
             .map(|k| k as u32)
@@ -235,6 +282,7 @@ impl WorldSampler {
             groups,
             gated_ptr,
             gated,
+            gate,
             free_exclusive,
         })
     }
@@ -295,7 +343,12 @@ impl WorldSampler {
             for (slot, r) in batch.enumerate() {
                 s.slot = slot;
                 let rng = |base| row_rng_from_base(base, r);
-                self.row(rng(fire), rng(mag), rng(hier), s, sink);
+                let streams = Streams {
+                    fire: rng(fire),
+                    mag: rng(mag),
+                    hier: rng(hier),
+                };
+                self.row(streams, s, sink);
             }
         }
     }
@@ -323,26 +376,19 @@ impl WorldSampler {
     /// given ε, `η > (t - u)/s` with a fresh normal η, exactly SAELens's test), then its magnitude
     /// times `scale`. Returns whether it is active, in which case it joins `out`.
     #[inline(always)]
-    fn activate(
-        &self,
-        c: u32,
-        scale: f32,
-        s: &mut Scratch,
-        fire: &mut RowRng,
-        mag: &mut RowRng,
-    ) -> bool {
+    fn activate(&self, c: u32, scale: f32, s: &mut Scratch, rngs: &mut Streams) -> bool {
         let fires = match &self.copula {
-            None => fire.random::<f64>() < self.p[c as usize],
+            None => rngs.fire.random::<f64>() < self.p[c as usize],
             Some(cop) => {
                 let u = cop.load(c, &s.eps[s.slot * cop.rank..(s.slot + 1) * cop.rank]);
-                let eta: f64 = StandardNormal.sample(fire);
+                let eta: f64 = StandardNormal.sample(&mut rngs.fire);
                 cop.fires(c as usize, u, eta)
             }
         };
         if !fires {
             return false;
         }
-        let v = self.magnitude(c, mag) * scale;
+        let v = self.magnitude(c, &mut rngs.mag) * scale;
         if v > 0.0 {
             self.prefetch_gated(c);
             s.out.push((c, v));
@@ -351,27 +397,20 @@ impl WorldSampler {
     }
 
     #[inline(always)]
-    fn row(
-        &self,
-        mut fire: RowRng,
-        mut mag: RowRng,
-        mut hier: RowRng,
-        s: &mut Scratch,
-        sink: &mut RowSink,
-    ) {
+    fn row(&self, mut rngs: Streams, s: &mut Scratch, sink: &mut RowSink) {
         s.fires.clear();
         s.out.clear();
         match &self.top {
-            Top::Independent(table) => table.walk(&mut fire, |i| s.fires.push(i)),
+            Top::Independent(table) => table.walk(&mut rngs.fire, |i| s.fires.push(i)),
             Top::Copula { columns, certain } => {
                 s.line.clear();
-                self.walk_bounded(columns, s, &mut fire);
+                self.walk_bounded(columns, s, &mut rngs.fire);
                 s.line.sort_unstable();
                 merge_sorted(&s.line, certain, |i| s.fires.push(i));
             }
         }
         for &i in &s.fires {
-            let v = self.magnitude(i, &mut mag);
+            let v = self.magnitude(i, &mut rngs.mag);
             if v > 0.0 {
                 self.prefetch_gated(i);
                 s.out.push((i, v));
@@ -387,7 +426,7 @@ impl WorldSampler {
                     .filter_map(|m| s.out.binary_search_by_key(m, |e| e.0).ok()),
             );
             if s.active.len() > 1 {
-                let keep = hier.random_range(0..s.active.len());
+                let keep = rngs.hier.random_range(0..s.active.len());
                 for (k, &pos) in s.active.iter().enumerate() {
                     if k != keep {
                         s.out[pos].1 = 0.0;
@@ -403,32 +442,19 @@ impl WorldSampler {
             if vq == 0.0 {
                 continue;
             }
+            let gate = self.gate[q as usize];
+            if !gate.listed {
+                let scale = self.child_scale(gate.rescale, q, vq);
+                let member = |k: usize| gate.first + k as u32;
+                let len = gate.len as usize;
+                self.evaluate_group(member, len, gate.exclusive, scale, s, &mut rngs);
+                continue;
+            }
             for &g in &self.gated[self.gated_ptr[q as usize]..self.gated_ptr[q as usize + 1]] {
-                let g = g as usize;
-                let members = self.groups.members(g);
-                // Children scale by `gate value / gate mean` (times 1 is exact otherwise).
-                let scale = match self.groups.rescale[g] {
-                    true => vq / self.mean.get(q),
-                    false => 1.0,
-                };
-                if self.groups.exclusive[g] {
-                    // The survivor is uniform among the active members: visit the members in a
-                    // uniformly random order (Fisher-Yates, drawn as we go) and keep the first
-                    // active one. Members after it are never evaluated.
-                    s.order.clear();
-                    s.order.extend(0..members.len());
-                    for k in 0..members.len() {
-                        let pick = hier.random_range(k..members.len());
-                        s.order.swap(k, pick);
-                        if self.activate(members[s.order[k]], scale, s, &mut fire, &mut mag) {
-                            break;
-                        }
-                    }
-                } else {
-                    for &c in members {
-                        self.activate(c, scale, s, &mut fire, &mut mag);
-                    }
-                }
+                let (g, members) = (g as usize, self.groups.members(g as usize));
+                let scale = self.child_scale(self.groups.rescale[g], q, vq);
+                let (member, len) = (|k: usize| members[k], members.len());
+                self.evaluate_group(member, len, self.groups.exclusive[g], scale, s, &mut rngs);
             }
         }
         s.out.retain(|e| e.1 > 0.0);
@@ -437,6 +463,46 @@ impl WorldSampler {
             sink.push(i, v);
         }
         sink.end_row();
+    }
+
+    /// Children scale by `gate value / gate mean` when rescaled (times 1 is exact otherwise).
+    #[inline(always)]
+    fn child_scale(&self, rescale: bool, q: u32, vq: f32) -> f32 {
+        match rescale {
+            true => vq / self.mean.get(q),
+            false => 1.0,
+        }
+    }
+
+    /// Evaluates a group of `len` members (`member(k)` is the k-th) under an active gate.
+    #[inline(always)]
+    fn evaluate_group(
+        &self,
+        member: impl Fn(usize) -> u32,
+        len: usize,
+        exclusive: bool,
+        scale: f32,
+        s: &mut Scratch,
+        rngs: &mut Streams,
+    ) {
+        if exclusive {
+            // The survivor is uniform among the active members: visit the members in a
+            // uniformly random order (Fisher-Yates, drawn as we go) and keep the first
+            // active one. Members after it are never evaluated.
+            s.order.clear();
+            s.order.extend(0..len);
+            for k in 0..len {
+                let pick = rngs.hier.random_range(k..len);
+                s.order.swap(k, pick);
+                if self.activate(member(s.order[k]), scale, s, rngs) {
+                    break;
+                }
+            }
+        } else {
+            for k in 0..len {
+                self.activate(member(k), scale, s, rngs);
+            }
+        }
     }
 
     /// Candidates from bounded hazards `λ̂_j >= -ln Φ(w_j)`, thinned to `Φ̄(w_j)` exactly.
@@ -498,6 +564,11 @@ impl WorldSampler {
     #[inline(always)]
     fn prefetch_gated(&self, q: u32) {
         if let Some(cop) = &self.copula {
+            let gate = self.gate[q as usize];
+            if !gate.listed {
+                cop.prefetch_rows(gate.first, gate.len);
+                return;
+            }
             for &g in &self.gated[self.gated_ptr[q as usize]..self.gated_ptr[q as usize + 1]] {
                 self.groups
                     .members(g as usize)
@@ -586,5 +657,17 @@ mod tests {
             .unwrap();
             assert_eq!(portable, wide);
         }
+    }
+
+    #[test]
+    fn gate_records_equal_the_group_lists() {
+        let s = sampler();
+        let runs = s.gate.iter().filter(|g| g.len == 4 && !g.listed).count();
+        assert_eq!(runs, 40, "every group of the test world is a run");
+        let mut listed = s.clone();
+        listed.gate.iter_mut().for_each(|g| g.listed = g.len > 0);
+        let rows = s.sample(11, 5, 3000, Some(1)).unwrap();
+        assert!(rows.values.len() > 3000, "too few entries to compare");
+        assert_eq!(rows, listed.sample(11, 5, 3000, Some(1)).unwrap());
     }
 }
