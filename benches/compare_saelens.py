@@ -8,7 +8,8 @@
   correlation, magnitudes; orthogonalization off, which only affects the dictionary). SAELens builds
   the model and saves it; synthsae loads that directory, so both sample the same world. Timed:
   feature activations, and hidden activations on CPU; SAELens at each of --saelens-world-batch
-  (its dense [batch, N] sampling is fastest near 256 rows here), the ratio against its fastest.
+  (its dense [batch, N] sampling is fastest near 256 rows here): a ratio per batch (1,024 is the
+  batch SAELens trains with by default), and the ratio against its fastest.
 Without sae-lens installed, synthsae is timed alone and SAELens is skipped with a message.
 """
 
@@ -22,6 +23,10 @@ import time
 import torch
 
 import synthsae
+
+# `batch_size` default of SAELens's `train_toy_sae` and `SyntheticSAERunnerConfig`, and the batch of the
+# benchmark's recommended training setup.
+SAELENS_TRAINING_BATCH = 1024
 
 
 def rows_per_second(fn, rows: int, repeats: int) -> float:
@@ -103,6 +108,9 @@ def world(args: argparse.Namespace, name: str) -> None:
         hidden_b = rows_per_second(lambda b=batch: model.sample(b), batch, args.saelens_batches)
         print(f"SAELens activation_generator.sample({batch:>5}): {feats_b:>7,.0f} rows/s")
         print(f"SAELens SyntheticModel.sample({batch:>5}):       {hidden_b:>7,.0f} rows/s")
+        note = " (SAELens's training default)" if batch == SAELENS_TRAINING_BATCH else ""
+        ratio_b = f"features {feats / feats_b:.1f}x, hidden {hidden / hidden_b:.1f}x"
+        print(f"  ratio at batch {batch}: {ratio_b}{note}")
         their_feats, their_hidden = max(their_feats, feats_b), max(their_hidden, hidden_b)
     ratios = f"features: {feats / their_feats:.1f}x, hidden: {hidden / their_hidden:.1f}x"
     print(f"ratio {ratios} (each against SAELens's fastest batch)")
