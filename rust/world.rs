@@ -450,7 +450,7 @@ impl WorldSampler {
                 self.evaluate_group(member, len, gate.exclusive, scale, s, &mut rngs);
                 continue;
             }
-            for &g in &self.gated[self.gated_ptr[q as usize]..self.gated_ptr[q as usize + 1]] {
+            for &g in self.gated_by(q) {
                 let (g, members) = (g as usize, self.groups.members(g as usize));
                 let scale = self.child_scale(self.groups.rescale[g], q, vq);
                 let (member, len) = (|k: usize| members[k], members.len());
@@ -560,6 +560,12 @@ impl WorldSampler {
         }
     }
 
+    /// The groups feature q gates, from the lists.
+    #[inline(always)]
+    fn gated_by(&self, q: u32) -> &[u32] {
+        &self.gated[self.gated_ptr[q as usize]..self.gated_ptr[q as usize + 1]]
+    }
+
     /// Asks the cache for the factor rows of the members of the groups that feature q gates.
     #[inline(always)]
     fn prefetch_gated(&self, q: u32) {
@@ -569,7 +575,7 @@ impl WorldSampler {
                 cop.prefetch_rows(gate.first, gate.len);
                 return;
             }
-            for &g in &self.gated[self.gated_ptr[q as usize]..self.gated_ptr[q as usize + 1]] {
+            for &g in self.gated_by(q) {
                 self.groups
                     .members(g as usize)
                     .iter()
