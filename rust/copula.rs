@@ -411,6 +411,13 @@ impl FactorColumns {
         sums[(b / GROUP * PARTS + k) * GROUP + b % GROUP]
     }
 
+    /// The totals of block b and the blocks after it in its group, contiguous in `sums`.
+    #[inline]
+    pub fn totals_from(sums: &[f64], b: usize) -> &[f64] {
+        let at = (b / GROUP * PARTS + PARTS - 1) * GROUP;
+        &sums[at + b % GROUP..at + GROUP]
+    }
+
     /// Number of blocks.
     pub fn num_blocks(&self) -> usize {
         self.padded() / BLOCK

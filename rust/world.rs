@@ -521,12 +521,15 @@ impl WorldSampler {
         let sums = &s.bounds.sums[s.slot * blocks * PARTS..(s.slot + 1) * blocks * PARTS];
         s.candidates.clear();
         let mut x: f64 = Exp1.sample(rng);
-        for b in 0..blocks {
-            let total = FactorColumns::part_end(sums, b, PARTS - 1);
-            if x >= total {
-                x -= total;
+        let mut b = 0;
+        while b < blocks {
+            let totals = FactorColumns::totals_from(sums, b);
+            let skipped = skip_blocks(totals, &mut x);
+            b += skipped;
+            if skipped == totals.len() {
                 continue;
             }
+            let total = totals[skipped];
             let mut part = 0; // x < total: some part ends above x
             while FactorColumns::part_end(sums, b, part) <= x {
                 part += 1;
@@ -550,6 +553,7 @@ impl WorldSampler {
                 }
             }
             x -= total;
+            b += 1;
         }
         let eps = &s.eps[s.slot * cop.rank..(s.slot + 1) * cop.rank];
         for &(i, l) in &s.candidates {
@@ -583,6 +587,20 @@ impl WorldSampler {
             }
         }
     }
+}
+
+/// Skips the leading blocks the walk's next point lies past (`x >= total`), subtracting each total
+/// from x; returns how many. A loop of its own, so that x and the count stay in registers.
+#[inline(never)]
+fn skip_blocks(totals: &[f64], x: &mut f64) -> usize {
+    let mut y = *x;
+    let mut k = 0;
+    while k < totals.len() && y >= totals[k] {
+        y -= totals[k];
+        k += 1;
+    }
+    *x = y;
+    k
 }
 
 /// Whether [`WorldSampler::rows_avx512`] can run here.
