@@ -162,19 +162,19 @@ impl HazardTable {
     pub fn walk<R: Rng>(&self, rng: &mut R, mut emit: impl FnMut(u32)) {
         let mut line = Vec::new();
         self.walk_lanes(std::array::from_mut(rng), 1, |_, j| line.push(j));
-        merge_sorted(&line, &self.certain, &mut emit);
+        merge_sorted(&line, &self.certain, |j| j, &mut emit);
     }
 }
 
-/// Calls `emit` on the union of two ascending, disjoint lists, in ascending order.
+/// Calls `emit` on the union of two lists ascending and disjoint by `key`, in ascending order.
 #[inline]
-pub fn merge_sorted(a: &[u32], b: &[u32], mut emit: impl FnMut(u32)) {
+pub fn merge_sorted<T: Copy>(a: &[T], b: &[T], key: impl Fn(T) -> u32, mut emit: impl FnMut(T)) {
     if b.is_empty() {
         return a.iter().copied().for_each(emit);
     }
     let (mut i, mut k) = (0, 0);
     while i < a.len() || k < b.len() {
-        if k == b.len() || (i < a.len() && a[i] < b[k]) {
+        if k == b.len() || (i < a.len() && key(a[i]) < key(b[k])) {
             emit(a[i]);
             i += 1;
         } else {

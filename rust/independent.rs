@@ -135,21 +135,31 @@ impl IndependentSampler {
     fn write_row(&self, line: &[u32], mag: u64, row: u64, sink: &mut RowSink) {
         let certain = self.table.certain();
         if self.fixed_magnitudes {
-            merge_sorted(line, certain, |j| {
-                let v = self.mean.get(j).max(0.0);
-                if v > 0.0 {
-                    sink.push(j, v);
-                }
-            });
+            merge_sorted(
+                line,
+                certain,
+                |j| j,
+                |j| {
+                    let v = self.mean.get(j).max(0.0);
+                    if v > 0.0 {
+                        sink.push(j, v);
+                    }
+                },
+            );
         } else {
             let mut rng = row_rng_from_base(mag, row);
-            merge_sorted(line, certain, |j| {
-                let z: f64 = StandardNormal.sample(&mut rng);
-                let v = (self.mean.get(j) + self.std.get(j) * z as f32).max(0.0);
-                if v > 0.0 {
-                    sink.push(j, v);
-                }
-            });
+            merge_sorted(
+                line,
+                certain,
+                |j| j,
+                |j| {
+                    let z: f64 = StandardNormal.sample(&mut rng);
+                    let v = (self.mean.get(j) + self.std.get(j) * z as f32).max(0.0);
+                    if v > 0.0 {
+                        sink.push(j, v);
+                    }
+                },
+            );
         }
         sink.end_row();
     }

@@ -406,7 +406,7 @@ impl WorldSampler {
                 s.line.clear();
                 self.walk_bounded(columns, s, &mut rngs.fire);
                 s.line.sort_unstable();
-                merge_sorted(&s.line, certain, |i| s.fires.push(i));
+                merge_sorted(&s.line, certain, |i| i, |i| s.fires.push(i));
             }
         }
         for &i in &s.fires {
@@ -435,6 +435,7 @@ impl WorldSampler {
             }
         }
         // Top-down: every active feature evaluates the groups it gates; survivors join the queue.
+        let top = s.out.len();
         let mut next = 0;
         while next < s.out.len() {
             let (q, vq) = s.out[next];
@@ -457,11 +458,21 @@ impl WorldSampler {
                 self.evaluate_group(member, len, self.groups.exclusive[g], scale, s, &mut rngs);
             }
         }
-        s.out.retain(|e| e.1 > 0.0);
-        s.out.sort_unstable_by_key(|e| e.0);
-        for &(i, v) in &s.out {
-            sink.push(i, v);
-        }
+        // Top-level entries are ascending; members joined in queue order (ascending too when
+        // indices grow with depth, as in SAELens's breadth-first trees, which the sort sees in
+        // one pass). Exclusive losers (value 0) are dropped here.
+        s.out[top..].sort_unstable_by_key(|e| e.0);
+        let (top, members) = s.out.split_at(top);
+        merge_sorted(
+            top,
+            members,
+            |e| e.0,
+            |(i, v)| {
+                if v > 0.0 {
+                    sink.push(i, v)
+                }
+            },
+        );
         sink.end_row();
     }
 
@@ -617,9 +628,9 @@ mod tests {
     use crate::rng::{stream_base, Stream};
 
     /// 700 features: 40 gated groups of 4 (half exclusive, half rescaled), rank-5 copula.
-    fn sampler() -> WorldSampler {
-        let n = 700;
-        let p: Vec<f64> = (0..n).map(|i| 0.3 / (1.0 + i as f64).sqrt()).collect();
+    /// A copula world of 700 features (rank 5), unit mean and 0.5 std magnitudes, over `groups`.
+    fn world(p: &[f64], groups: Groups) -> WorldSampler {
+        let n = p.len();
         let factor = (0..n * 5)
             .map(|x| ((x * 7919 % 997) as f32 / 997.0 - 0.5) * 0.4)
             .collect();
@@ -641,19 +652,28 @@ mod tests {
             })
             .collect();
         let copula = Copula::new(n, factor, &diag, threshold).unwrap();
+        let std = PerFeature::Scalar(0.5);
+        WorldSampler::new(p, PerFeature::Scalar(1.0), std, Some(copula), groups).unwrap()
+    }
+
+    /// Groups of four members, `(gate, first member)` each, every group a run.
+    fn runs(specs: impl Iterator<Item = (i32, u32)>) -> Groups {
         let mut groups = Groups::default();
         groups.ptr.push(0);
-        for g in 0..40 {
-            groups.gate.push(g);
+        for (g, (gate, first)) in specs.enumerate() {
+            groups.gate.push(gate);
             groups.exclusive.push(g % 2 == 0);
             groups.rescale.push(g % 3 == 0);
-            groups
-                .members
-                .extend((0..4).map(|m| (100 + 4 * g + m) as u32));
+            groups.members.extend(first..first + 4);
             groups.ptr.push(groups.members.len());
         }
-        let std = PerFeature::Scalar(0.5);
-        WorldSampler::new(&p, PerFeature::Scalar(1.0), std, Some(copula), groups).unwrap()
+        groups
+    }
+
+    /// Breadth-first like SAELens's trees: members' indices grow with depth.
+    fn sampler() -> WorldSampler {
+        let p: Vec<f64> = (0..700).map(|i| 0.3 / (1.0 + i as f64).sqrt()).collect();
+        world(&p, runs((0..40).map(|g| (g, 100 + 4 * g as u32))))
     }
 
     #[test]
@@ -693,5 +713,27 @@ mod tests {
         let rows = s.sample(11, 5, 3000, Some(1)).unwrap();
         assert!(rows.values.len() > 3000, "too few entries to compare");
         assert_eq!(rows, listed.sample(11, 5, 3000, Some(1)).unwrap());
+    }
+
+    #[test]
+    fn rows_are_ascending_whatever_the_order_of_the_tree() {
+        // Two levels whose members lie below their gates and fall from group to group, so the
+        // queue meets them in descending runs.
+        let mut p = vec![0.01; 700];
+        let first = |g: u32| 396 - 4 * g;
+        let top = (0..20).map(|g| (600 + g as i32, first(g)));
+        let below = (0..20).map(|g| (first(g) as i32, 80 - 4 * g));
+        let groups = runs(top.chain(below));
+        for &i in groups.members.iter().chain(&[600]) {
+            p[i as usize] = 0.5;
+        }
+        (601..620).for_each(|i| p[i] = 0.5);
+        let rows = world(&p, groups).sample(3, 0, 2000, Some(1)).unwrap();
+        let deep = rows.indices.iter().filter(|&&i| i < 80).count();
+        assert!(deep > 2000, "too few second-level members ({deep})");
+        for r in 0..rows.num_rows() {
+            let cols = &rows.indices[rows.indptr[r] as usize..rows.indptr[r + 1] as usize];
+            assert!(cols.windows(2).all(|w| w[0] < w[1]), "row {r}: {cols:?}");
+        }
     }
 }
