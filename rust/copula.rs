@@ -408,14 +408,20 @@ impl FactorColumns {
     /// `k = PARTS - 1`).
     #[inline]
     pub fn part_end(sums: &[f64], b: usize, k: usize) -> f64 {
-        sums[(b / GROUP * PARTS + k) * GROUP + b % GROUP]
+        sums[Self::part_at(b, k)]
     }
 
     /// The totals of block b and the blocks after it in its group, contiguous in `sums`.
     #[inline]
     pub fn totals_from(sums: &[f64], b: usize) -> &[f64] {
-        let at = (b / GROUP * PARTS + PARTS - 1) * GROUP;
-        &sums[at + b % GROUP..at + GROUP]
+        let at = Self::part_at(b, PARTS - 1);
+        &sums[at..at + GROUP - b % GROUP]
+    }
+
+    /// Where block b's running sum at the end of part k lies in a row's `sums`.
+    #[inline]
+    fn part_at(b: usize, k: usize) -> usize {
+        (b / GROUP * PARTS + k) * GROUP + b % GROUP
     }
 
     /// Number of blocks.

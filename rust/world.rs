@@ -385,13 +385,16 @@ impl WorldSampler {
                 cop.fires(c as usize, u, eta)
             }
         };
-        if !fires {
-            return false;
-        }
-        let v = self.magnitude(c, &mut rngs.mag) * scale;
+        fires && self.join(c, self.magnitude(c, &mut rngs.mag) * scale, &mut s.out)
+    }
+
+    /// A firing feature with value v is active if v > 0: it joins `out`, and the factor rows of
+    /// the groups it gates are asked for. Returns whether it is active.
+    #[inline(always)]
+    fn join(&self, c: u32, v: f32, out: &mut Vec<(u32, f32)>) -> bool {
         if v > 0.0 {
             self.prefetch_gated(c);
-            s.out.push((c, v));
+            out.push((c, v));
         }
         v > 0.0
     }
@@ -410,11 +413,7 @@ impl WorldSampler {
             }
         }
         for &i in &s.fires {
-            let v = self.magnitude(i, &mut rngs.mag);
-            if v > 0.0 {
-                self.prefetch_gated(i);
-                s.out.push((i, v));
-            }
+            self.join(i, self.magnitude(i, &mut rngs.mag), &mut s.out);
         }
         // Exclusive groups without a gate: their members are top-level and already in `out`.
         for &g in &self.free_exclusive {
@@ -627,8 +626,7 @@ mod tests {
     use crate::copula::normal_sf;
     use crate::rng::{stream_base, Stream};
 
-    /// 700 features: 40 gated groups of 4 (half exclusive, half rescaled), rank-5 copula.
-    /// A copula world of 700 features (rank 5), unit mean and 0.5 std magnitudes, over `groups`.
+    /// A world over `groups` with a rank-5 copula, unit mean and 0.5 std magnitudes.
     fn world(p: &[f64], groups: Groups) -> WorldSampler {
         let n = p.len();
         let factor = (0..n * 5)
@@ -670,7 +668,8 @@ mod tests {
         groups
     }
 
-    /// Breadth-first like SAELens's trees: members' indices grow with depth.
+    /// 700 features, 40 gated groups of 4 (half exclusive, a third rescaled), breadth-first like
+    /// SAELens's trees: members' indices grow with depth.
     fn sampler() -> WorldSampler {
         let p: Vec<f64> = (0..700).map(|i| 0.3 / (1.0 + i as f64).sqrt()).collect();
         world(&p, runs((0..40).map(|g| (g, 100 + 4 * g as u32))))
