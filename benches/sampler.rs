@@ -2,7 +2,7 @@
 //! Workload: N = 16,384, zipfian(exponent 0.5, max 0.4, min 5e-4) — L0 ≈ 59.1.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use synthsae::copula::{Copula, FactorColumns, RowBounds, ROWS_AT_ONCE};
+use synthsae::copula::{Copula, FactorColumns, RowBounds};
 use synthsae::firing::zipfian;
 use synthsae::hazard::HazardTable;
 use synthsae::independent::{IndependentSampler, PerFeature};
@@ -63,7 +63,7 @@ fn copula_kernel(c: &mut Criterion) {
     g.bench_function("bounds_1_row", |b| {
         b.iter(|| columns.bounds(&eps, &mut out))
     });
-    let rows = ROWS_AT_ONCE;
+    let rows = FactorColumns::ROWS_AT_ONCE;
     let batch: Vec<f32> = (0..rows)
         .flat_map(|k| eps.iter().map(move |e| e * (1.0 + k as f32 * 0.1)))
         .collect();

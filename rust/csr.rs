@@ -1,4 +1,6 @@
-//! Compressed sparse rows and the parallel driver that fills them row by row.
+//! Compressed sparse rows: the batches the samplers fill ([`Csr`], row by row in parallel by
+//! [`build_rows`]), CSR arrays borrowed from Python ([`CsrRef`]) with the crate's one CSR check,
+//! and the hidden activations `a·W + b` of a batch ([`hidden`]).
 
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -9,13 +11,70 @@ pub struct Csr {
     pub indptr: Vec<i64>,
     pub indices: Vec<i32>,
     pub values: Vec<f32>,
-    pub num_cols: usize,
 }
 
 impl Csr {
     /// Number of rows.
     pub fn num_rows(&self) -> usize {
         self.indptr.len() - 1
+    }
+
+    /// The same arrays, borrowed (to [`CsrRef::check`] them, say).
+    pub fn view(&self) -> CsrRef<'_> {
+        CsrRef {
+            indptr: &self.indptr,
+            indices: &self.indices,
+            values: Some(&self.values),
+        }
+    }
+}
+
+/// Borrowed CSR arrays, as they arrive from Python: row r holds `indices[indptr[r]..indptr[r+1]]`
+/// with `values` at the same positions; `values` is absent for a pattern of non-zeros.
+#[derive(Debug, Clone, Copy)]
+pub struct CsrRef<'a> {
+    pub indptr: &'a [i64],
+    pub indices: &'a [i32],
+    pub values: Option<&'a [f32]>,
+}
+
+impl CsrRef<'_> {
+    /// Number of rows the row pointers describe (0 when there are none at all).
+    pub fn num_rows(&self) -> usize {
+        self.indptr.len().saturating_sub(1)
+    }
+
+    /// Positions of row r's entries (in a checked CSR).
+    pub fn row(&self, r: usize) -> std::ops::Range<usize> {
+        self.indptr[r] as usize..self.indptr[r + 1] as usize
+    }
+
+    /// The one CSR check of the crate: `rows` rows over `cols` columns (row pointers rising from 0
+    /// to the number of entries, values as many as indices), column indices in range and strictly
+    /// ascending within each row. Errors name the argument `name`. Rows are checked in parallel on
+    /// the current rayon pool.
+    pub fn check(&self, name: &'static str, rows: usize, cols: usize) -> Result<()> {
+        let p = self.indptr;
+        let bad = |m: &str| Err(Error::value(name, m.to_string()));
+        if p.len() != rows + 1 || p[0] != 0 || p.windows(2).any(|w| w[0] > w[1]) {
+            return bad("inconsistent CSR row pointers for this batch");
+        }
+        if p[rows] as usize != self.indices.len()
+            || self.values.is_some_and(|v| v.len() != self.indices.len())
+        {
+            return bad("CSR arrays have different lengths");
+        }
+        let ordered = (0..rows).into_par_iter().all(|r| {
+            let idx = &self.indices[self.row(r)];
+            idx.iter().all(|&j| j >= 0 && (j as usize) < cols)
+                && idx.windows(2).all(|w| w[0] < w[1])
+        });
+        if !ordered {
+            return bad(&format!(
+                "column indices must be in [0, {cols}) and strictly ascending within each row"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -62,7 +121,7 @@ const ROWS_PER_TASK: u64 = 256;
 /// parallel while the previous round is appended to the output in row order (two sets of sinks, so
 /// no thread waits for the copy). Scratch memory stays small and warm, so the only fresh pages
 /// touched are the output's own.
-pub fn build_rows<F>(start: u64, n: u64, num_cols: usize, rows: F) -> Result<Csr>
+pub fn build_rows<F>(start: u64, n: u64, rows: F) -> Result<Csr>
 where
     F: Fn(std::ops::Range<u64>, &mut RowSink) + Sync,
 {
@@ -78,7 +137,6 @@ where
         indptr: Vec::with_capacity(n as usize + 1),
         indices: Vec::new(),
         values: Vec::new(),
-        num_cols,
     };
     advise_huge_pages(&out.indptr);
     out.indptr.push(0);
@@ -153,18 +211,27 @@ fn advise_huge_pages<T>(v: &Vec<T>) {
 }
 
 /// `h[r] = bias + Σ_j values[j] · vectors[indices[j]]` for every row of `csr` (`vectors` `[N, D]`
-/// row-major, `bias` `[D]`), on `num_threads` threads; returns `[n, D]` row-major. Each row sums its
-/// entries in stored (ascending) order, so the result does not depend on threading.
+/// row-major with `N = num_features`, `bias` `[D]`), on `num_threads` threads; returns `[n, D]`
+/// row-major. `csr` is checked first (errors name it `features`). Each row sums its entries in
+/// stored (ascending) order, so the result does not depend on threading.
 pub fn hidden(
-    csr: &Csr,
+    csr: &CsrRef<'_>,
     vectors: &[f32],
+    num_features: usize,
     bias: &[f32],
     num_threads: Option<usize>,
 ) -> Result<Vec<f32>> {
-    crate::threads::install(num_threads, || hidden_in_pool(csr, vectors, bias))
+    debug_assert_eq!(vectors.len(), num_features * bias.len());
+    crate::threads::install(num_threads, || {
+        csr.check("features", csr.num_rows(), num_features)?;
+        let values = csr
+            .values
+            .ok_or_else(|| Error::value("features", "values are required"))?;
+        Ok(hidden_in_pool(csr, values, vectors, bias))
+    })?
 }
 
-fn hidden_in_pool(csr: &Csr, vectors: &[f32], bias: &[f32]) -> Vec<f32> {
+fn hidden_in_pool(csr: &CsrRef<'_>, values: &[f32], vectors: &[f32], bias: &[f32]) -> Vec<f32> {
     let d = bias.len();
     // Zeroed pages come untouched from the allocator: advise before the workers fault them in.
     let mut out = vec![0.0f32; csr.num_rows() * d];
@@ -174,8 +241,7 @@ fn hidden_in_pool(csr: &Csr, vectors: &[f32], bias: &[f32]) -> Vec<f32> {
     }
     let wide = cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f");
     out.par_chunks_mut(d).enumerate().for_each(|(r, h)| {
-        let (lo, hi) = (csr.indptr[r] as usize, csr.indptr[r + 1] as usize);
-        let (indices, values) = (&csr.indices[lo..hi], &csr.values[lo..hi]);
+        let (indices, values) = (&csr.indices[csr.row(r)], &values[csr.row(r)]);
         #[cfg(target_arch = "x86_64")]
         if wide {
             // SAFETY: the CPU supports AVX-512F (checked above).
@@ -217,15 +283,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn check_rejects_every_malformed_csr_by_name() {
+        let csr =
+            |indptr: &'static [i64], indices: &'static [i32], values: Option<&'static [f32]>| {
+                CsrRef {
+                    indptr,
+                    indices,
+                    values,
+                }
+            };
+        let ok = csr(&[0, 2, 2, 3], &[0, 2, 1], Some(&[1.0, 2.0, 3.0]));
+        assert!(ok.check("features", 3, 3).is_ok());
+        assert!(csr(&[0, 1], &[2], None).check("latents", 1, 3).is_ok());
+        let bad = [
+            (ok, 2, 3),                                    // rows
+            (ok, 3, 2),                                    // a column out of range
+            (csr(&[], &[], None), 0, 3),                   // no row pointers
+            (csr(&[1, 1], &[], None), 1, 3),               // not from 0
+            (csr(&[0, 2, 1], &[0, 1], None), 2, 3),        // falling
+            (csr(&[0, 2], &[0], None), 1, 3),              // past the indices
+            (csr(&[0, 1], &[0], Some(&[1.0, 2.0])), 1, 3), // values
+            (csr(&[0, 2], &[1, 1], None), 1, 3),           // a repeat
+            (csr(&[0, 2], &[1, 0], None), 1, 3),           // descending
+            (csr(&[0, 1], &[-1], None), 1, 3),             // negative
+        ];
+        for (c, rows, cols) in bad {
+            let e = c.check("latents", rows, cols).unwrap_err();
+            assert!(e.to_string().starts_with("latents: "), "{e}");
+        }
+    }
+
+    #[test]
     fn hidden_matches_a_dense_product() {
         let csr = Csr {
             indptr: vec![0, 2, 2, 3],
             indices: vec![0, 2, 1],
             values: vec![2.0, 0.5, -1.0],
-            num_cols: 3,
         };
         let vectors = [1.0, 0.0, 0.0, 1.0, 4.0, 8.0]; // [3, 2]
-        let h = hidden(&csr, &vectors, &[0.25, -0.25], Some(2)).unwrap();
+        let h = hidden(&csr.view(), &vectors, 3, &[0.25, -0.25], Some(2)).unwrap();
         assert_eq!(
             h,
             vec![

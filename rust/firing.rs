@@ -1,4 +1,5 @@
-//! Per-feature firing probabilities with SAELens's formulas (`sae_lens.synthetic.firing_probabilities`).
+//! Per-feature firing probabilities with SAELens's formulas
+//! (`sae_lens.synthetic.firing_probabilities`).
 //!
 //! Values follow SAELens's float32 torch arithmetic operation by operation, so they agree with it
 //! to about one ulp (torch's vectorised `pow`/`linspace` may round the last bit differently).
@@ -42,7 +43,8 @@ fn check_range(max_prob: f64, min_prob: f64, strict: bool) -> Result<()> {
     Ok(())
 }
 
-/// Zipfian: rank k = 1..N, q_k = k^-exponent rescaled linearly so that p_1 = max_prob, p_N = min_prob.
+/// Zipfian: rank k = 1..N, q_k = k^-exponent rescaled linearly so that p_1 = max_prob and
+/// p_N = min_prob.
 ///
 /// Evaluated in float32 step by step as SAELens does (`min + (max - min) * (q - q_min) / (q_max -
 /// q_min)`), so the result carries the same rounding. Bit-identical to SAELens when torch's `pow`
@@ -94,7 +96,8 @@ pub fn constant(num_features: usize, probability: f64) -> Result<Vec<f32>> {
     Ok(vec![probability as f32; num_features])
 }
 
-/// torch's float32 `linspace`: the first half counts up from `start`, the second half down from `end`.
+/// torch's float32 `linspace`: the first half counts up from `start`, the second half down from
+/// `end`.
 pub fn linspace_f32(start: f32, end: f32, steps: usize) -> Vec<f32> {
     if steps == 1 {
         return vec![start];

@@ -48,6 +48,38 @@ impl PerFeature {
     }
 }
 
+/// Checks the magnitudes of `num_features` features: `mean` finite, `std` finite and >= 0, and
+/// `|mean| + 64 std` within float32 range, so that no sampled value can overflow.
+pub fn check_magnitudes(mean: &PerFeature, std: &PerFeature, num_features: usize) -> Result<()> {
+    for (name, values) in [
+        ("mean_magnitudes", mean.values()),
+        ("std_magnitudes", std.values()),
+    ] {
+        if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+            return Err(Error::value(
+                name,
+                format!("must be finite; entry {i} is {}", values[i]),
+            ));
+        }
+    }
+    if let Some(i) = std.values().iter().position(|&x| x < 0.0) {
+        return Err(Error::value(
+            "std_magnitudes",
+            format!("must be >= 0; entry {i} is {}", std.values()[i]),
+        ));
+    }
+    let n = num_features as u32;
+    if let Some(i) =
+        (0..n).find(|&i| mean.get(i).abs() as f64 + 64.0 * std.get(i) as f64 > f32::MAX as f64)
+    {
+        return Err(Error::value(
+            "mean_magnitudes",
+            format!("|mean| + 64 std overflows float32 at feature {i}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Sampler of independent features with per-feature magnitudes.
 #[derive(Debug, Clone)]
 pub struct IndependentSampler {
@@ -59,36 +91,10 @@ pub struct IndependentSampler {
 }
 
 impl IndependentSampler {
-    /// `p` in [0, 1]; `mean` finite; `std` finite and >= 0. Values must keep
-    /// `|mean| + 64 std` within float32 range, so no sampled value can overflow.
+    /// `p` in [0, 1]; magnitudes as [`check_magnitudes`] requires.
     pub fn new(p: &[f64], mean: PerFeature, std: PerFeature) -> Result<Self> {
         let table = HazardTable::new(p, "firing_probabilities")?;
-        for (name, values) in [
-            ("mean_magnitudes", mean.values()),
-            ("std_magnitudes", std.values()),
-        ] {
-            if let Some(i) = values.iter().position(|x| !x.is_finite()) {
-                return Err(Error::value(
-                    name,
-                    format!("must be finite; entry {i} is {}", values[i]),
-                ));
-            }
-        }
-        if let Some(i) = std.values().iter().position(|&x| x < 0.0) {
-            return Err(Error::value(
-                "std_magnitudes",
-                format!("must be >= 0; entry {i} is {}", std.values()[i]),
-            ));
-        }
-        let n = p.len() as u32;
-        if let Some(i) =
-            (0..n).find(|&i| mean.get(i).abs() as f64 + 64.0 * std.get(i) as f64 > f32::MAX as f64)
-        {
-            return Err(Error::value(
-                "mean_magnitudes",
-                format!("|mean| + 64 std overflows float32 at feature {i}"),
-            ));
-        }
+        check_magnitudes(&mean, &std, p.len())?;
         let fixed_magnitudes = std.values().iter().all(|&s| s == 0.0);
         Ok(IndependentSampler {
             table,
@@ -100,12 +106,7 @@ impl IndependentSampler {
 
     /// Number of features N.
     pub fn num_features(&self) -> usize {
-        self.table.len()
-    }
-
-    /// Expected number of firing features per row (before magnitudes clip any to 0).
-    pub fn expected_fires(&self) -> f64 {
-        self.table.expected_fires()
+        self.table.num_features()
     }
 
     /// Rows `start .. start + n` of the stream seeded by `seed`, as CSR `[n, N]`.
@@ -113,7 +114,7 @@ impl IndependentSampler {
         let fire = stream_base(seed, Stream::Firing);
         let mag = stream_base(seed, Stream::Magnitude);
         threads::install(num_threads, || {
-            build_rows(start, n, self.num_features(), |rows, sink| {
+            build_rows(start, n, |rows, sink| {
                 let mut lanes: [Vec<u32>; LANES] = Default::default();
                 for first in rows.clone().step_by(LANES) {
                     let live = (rows.end - first).min(LANES as u64) as usize;

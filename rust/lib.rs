@@ -6,6 +6,7 @@ pub mod copula;
 pub mod csr;
 pub mod error;
 pub mod firing;
+pub mod groups;
 pub mod hazard;
 pub mod independent;
 pub mod lap;

@@ -2,11 +2,12 @@
 //! definitions and per-latent classification counts, accumulated batch by batch.
 //!
 //! Ground-truth activations arrive as CSR, so no `[n, N]` array is ever needed; latents come dense
-//! or as the CSR pattern of their non-zeros. Counts are integers. Every floating-point sum is a left fold
-//! over rows in stream order (per-dimension sums run in parallel over dimensions, per-row values are
-//! computed in parallel and folded in order), so results are bit-identical for any batch size or
-//! thread count.
+//! or as the CSR pattern of their non-zeros. Counts are integers. Every floating-point sum is a
+//! left fold over rows in stream order (per-dimension sums run in parallel over dimensions, per-row
+//! values are computed in parallel and folded in order), so results are bit-identical for any batch
+//! size or thread count.
 
+use crate::csr::CsrRef;
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
@@ -16,45 +17,6 @@ pub const TINY: f64 = 1e-10;
 
 /// SAELens's `min_input_norm` for shrinkage.
 pub const MIN_NORM: f64 = 1e-6;
-
-/// Rows `[b]` of a CSR matrix; `values` is absent for a non-zero pattern.
-#[derive(Clone, Copy)]
-pub struct CsrRef<'a> {
-    pub indptr: &'a [i64],
-    pub indices: &'a [i32],
-    pub values: Option<&'a [f32]>,
-}
-
-impl CsrRef<'_> {
-    fn row(&self, r: usize) -> std::ops::Range<usize> {
-        self.indptr[r] as usize..self.indptr[r + 1] as usize
-    }
-
-    /// Checks that this is `rows` CSR rows over `cols` columns, strictly ascending within a row.
-    fn check(&self, name: &'static str, rows: usize, cols: usize) -> Result<()> {
-        let p = self.indptr;
-        let bad = |m: &str| Err(Error::value(name, m.to_string()));
-        if p.len() != rows + 1 || p[0] != 0 || p.windows(2).any(|w| w[0] > w[1]) {
-            return bad("inconsistent CSR row pointers for this batch");
-        }
-        if p[rows] as usize != self.indices.len()
-            || self.values.is_some_and(|v| v.len() != self.indices.len())
-        {
-            return bad("CSR arrays have different lengths");
-        }
-        let ordered = (0..rows).into_par_iter().all(|r| {
-            let idx = &self.indices[self.row(r)];
-            idx.iter().all(|&j| j >= 0 && (j as usize) < cols)
-                && idx.windows(2).all(|w| w[0] < w[1])
-        });
-        if !ordered {
-            return bad(&format!(
-                "column indices must be in [0, {cols}) and strictly ascending within each row"
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// The SAE latents of a batch; only which entries are non-zero matters.
 #[derive(Clone, Copy)]
@@ -203,14 +165,14 @@ impl Accumulator {
         self.fires.len()
     }
 
-    /// Adds a batch (on the default thread pool, see `threads.rs`); on error nothing has been added.
+    /// Adds a batch (on the default pool of `threads.rs`); on error nothing has been added.
     pub fn add(&mut self, batch: &Batch<'_>) -> Result<()> {
         crate::threads::install(None, || self.add_in_pool(batch))?
     }
 
     fn add_in_pool(&mut self, batch: &Batch<'_>) -> Result<()> {
         let d = self.hidden_dim;
-        let b = batch.features.indptr.len().saturating_sub(1);
+        let b = batch.features.num_rows();
         if batch.hidden.len() != b * d || batch.reconstruction.len() != b * d {
             return Err(Error::value(
                 "reconstruction",
@@ -448,7 +410,8 @@ fn prefix_mean(x: &[f32], k: usize, d: usize) -> Vec<f64> {
     mean
 }
 
-/// Folds, in row order, `rr / ‖x − mean‖²` of the rows with `‖x − mean‖² > TINY` into `(sum, rows)`.
+/// Folds into `(sum, rows)`, in row order, `rr / ‖x − mean‖²` of the rows with
+/// `‖x − mean‖² > TINY`.
 fn add_ratios(acc: (f64, u64), x: &[f32], rr: &[f64], mean: &[f64]) -> (f64, u64) {
     let d = mean.len();
     let centred: Vec<f64> = (0..rr.len())

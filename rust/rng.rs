@@ -1,6 +1,6 @@
 //! The one RNG rule of synthsae.
 //!
-//! Every random number synthsae produces is drawn from a **row stream**: a generator that is a pure
+//! Every random number in a sampled row is drawn from a **row stream**: a generator that is a pure
 //! function of `(seed, stream, row)` and is consumed by that row only.
 //!
 //! * `seed`: the user's 64-bit seed.
@@ -17,8 +17,8 @@
 //! ```
 //!
 //! `mix64` is the SplitMix64 output finaliser (a bijection of `u64`). Because `key` is injective in
-//! `row`, two rows of one stream never start from the same state. Results therefore do not depend on
-//! thread count, batch size or shard boundaries: the same row is always the same numbers.
+//! `row`, two rows of one stream never start from the same state. Results therefore do not depend
+//! on thread count, batch size or shard boundaries: the same row is always the same numbers.
 //!
 //! Distributions on top of the raw stream come from `rand_distr` (ziggurat `Exp1` and
 //! `StandardNormal`); `Cargo.lock` pins their exact versions and the golden-value tests below catch
@@ -36,16 +36,25 @@ pub const RNG_ALGORITHM: &str = "xoshiro256++/splitmix64-row-v1";
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// What a row stream is used for. The discriminant is part of the RNG rule: never renumber.
+///
+/// Each sampler consumes a row's streams in a fixed order of its own (see `independent.rs` and
+/// `world.rs`), so the same row always gets the same numbers; which numbers a feature gets depends
+/// on what was drawn before it in that row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
 pub enum Stream {
-    /// Which features fire (hazard-walk exponentials).
+    /// Which features fire: the walk's exponential gaps over the top-level features, then (under
+    /// the copula) one uniform per candidate for thinning, then, for each group member evaluated
+    /// under an active gate, a uniform (independent) or its own normal η (copula).
     Firing = 1,
-    /// Firing magnitudes: the k-th firing feature of a row uses the k-th normal of this stream.
+    /// Magnitudes: one normal per firing feature, in the order the row evaluates them (ascending
+    /// at the top level, then group members as the walk down the tree reaches them). The
+    /// independent sampler draws none when every std is 0.
     Magnitude = 2,
     /// Copula factor ε (r normals per row).
     Factor = 3,
-    /// Hierarchy choices (winners of mutually exclusive groups).
+    /// Hierarchy choices: the visiting orders of exclusive groups under an active gate, and the
+    /// surviving member of exclusive groups without a gate.
     Hierarchy = 4,
 }
 

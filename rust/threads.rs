@@ -1,9 +1,9 @@
-//! Thread pools: `None` uses a pool of rayon's default size (honours `RAYON_NUM_THREADS`); `Some(k)`
-//! a pool of k threads. Results never depend on the choice (see `rng.rs`).
+//! Thread pools: `None` uses a pool of rayon's default size (honours `RAYON_NUM_THREADS`);
+//! `Some(k)` a pool of k threads. Results never depend on the choice (see `rng.rs`).
 //!
-//! Every parallel section of the crate runs inside [`install`], never on rayon's global pool: pools are
-//! kept per process, so a child made by `fork` (a torch DataLoader worker, `multiprocessing`) builds its
-//! own instead of waiting forever on threads that `fork` did not copy.
+//! Every parallel section of the crate runs inside [`install`], never on rayon's global pool: pools
+//! are kept per process, so a child made by `fork` (a torch DataLoader worker, `multiprocessing`)
+//! builds its own instead of waiting forever on threads that `fork` did not copy.
 
 use crate::error::{Error, Result};
 use rayon::{ThreadPool, ThreadPoolBuilder};

@@ -12,124 +12,18 @@
 //!   never evaluated.
 //!
 //! Streams per row: `Factor` (ε), `Firing` (walk, thinning, member firing), `Magnitude`,
-//! `Hierarchy` (visiting orders and winners of exclusive groups); each is consumed in a fixed order.
+//! `Hierarchy` (visiting orders and winners of exclusive groups), each consumed in a fixed order.
 
-use crate::copula::{
-    survives_thinning, Copula, FactorColumns, RowBounds, PART, PARTS, ROWS_AT_ONCE,
-};
+use crate::copula::{survives_thinning, Copula, FactorColumns, RowBounds};
 use crate::csr::{build_rows, Csr, RowSink};
 use crate::error::{Error, Result};
-use crate::hazard::{merge_sorted, HazardTable};
-use crate::independent::PerFeature;
+use crate::groups::{Groups, Hierarchy};
+use crate::hazard::{check_probabilities, merge_sorted, HazardTable};
+use crate::independent::{check_magnitudes, PerFeature};
 use crate::rng::{row_rng_from_base, stream_base, RowRng, Stream};
 use crate::threads;
 use rand::RngExt;
 use rand_distr::{Distribution, Exp1, StandardNormal};
-
-/// Hierarchy groups (see module docs). Group g has members `members[ptr[g]..ptr[g+1]]`.
-#[derive(Debug, Clone, Default)]
-pub struct Groups {
-    pub gate: Vec<i32>,
-    pub exclusive: Vec<bool>,
-    pub rescale: Vec<bool>,
-    pub ptr: Vec<usize>,
-    pub members: Vec<u32>,
-}
-
-impl Groups {
-    /// Checks shapes, ranges, that every feature is in at most one group and that gating has no cycle.
-    pub fn validate(&self, num_features: usize) -> Result<()> {
-        let g = self.gate.len();
-        let err = |m: String| Err(Error::value("hierarchy", m));
-        if self.exclusive.len() != g || self.rescale.len() != g || self.ptr.len() != g + 1 {
-            return err(format!(
-                "group arrays disagree: {g} gates, ptr of {}",
-                self.ptr.len()
-            ));
-        }
-        if self.ptr[0] != 0
-            || self.ptr[g] != self.members.len()
-            || self.ptr.windows(2).any(|w| w[0] > w[1])
-        {
-            return err("group pointers must rise from 0 to the number of members".into());
-        }
-        let mut parent = vec![-2i64; num_features]; // -2: in no group
-        for k in 0..g {
-            let gate = self.gate[k];
-            if gate < -1 || gate >= num_features as i32 {
-                return err(format!(
-                    "group {k} has gate {gate} outside [-1, {num_features})"
-                ));
-            }
-            for &m in &self.members[self.ptr[k]..self.ptr[k + 1]] {
-                if m as usize >= num_features {
-                    return err(format!(
-                        "member {m} out of range for {num_features} features"
-                    ));
-                }
-                if parent[m as usize] != -2 {
-                    return err(format!("feature {m} belongs to two groups"));
-                }
-                parent[m as usize] = gate as i64;
-            }
-        }
-        // Follow gates upward; a chain longer than N means a cycle.
-        let mut state = vec![0u8; num_features]; // 0 new, 1 on path, 2 done
-        for start in 0..num_features {
-            let mut path = Vec::new();
-            let mut f = start as i64;
-            while f >= 0 && state[f as usize] == 0 {
-                state[f as usize] = 1;
-                path.push(f as usize);
-                f = parent[f as usize];
-            }
-            if f >= 0 && state[f as usize] == 1 {
-                return err(format!("feature {f} is gated by its own descendant"));
-            }
-            path.into_iter().for_each(|p| state[p] = 2);
-        }
-        Ok(())
-    }
-
-    fn members(&self, g: usize) -> &[u32] {
-        &self.members[self.ptr[g]..self.ptr[g + 1]]
-    }
-}
-
-/// What a feature gates, read in one load. SAELens's hierarchies give each parent one group of
-/// consecutive features, which the record holds whole; other layouts go through the lists
-/// (`listed`), a chain of four dependent loads.
-#[derive(Debug, Clone, Copy, Default)]
-struct Gate {
-    /// Members `first..first + len` (none when `len` is 0), unless `listed`.
-    first: u32,
-    len: u32,
-    exclusive: bool,
-    rescale: bool,
-    listed: bool,
-}
-
-impl Gate {
-    /// Feature q's record from the groups it gates.
-    fn new(groups: &Groups, gated: &[u32]) -> Gate {
-        let [g] = *gated else {
-            return Gate {
-                listed: !gated.is_empty(),
-                ..Gate::default()
-            };
-        };
-        let members = groups.members(g as usize);
-        let first = members.first().copied().unwrap_or(0);
-        let run = (first..).zip(members).all(|(i, &m)| i == m);
-        Gate {
-            first,
-            len: members.len() as u32,
-            exclusive: groups.exclusive[g as usize],
-            rescale: groups.rescale[g as usize],
-            listed: !run,
-        }
-    }
-}
 
 /// How the top-level features are drawn.
 #[derive(Debug, Clone)]
@@ -150,14 +44,7 @@ pub struct WorldSampler {
     std: PerFeature,
     copula: Option<Copula>,
     top: Top,
-    groups: Groups,
-    /// Groups gated by feature q: `gated[gated_ptr[q]..gated_ptr[q+1]]`.
-    gated_ptr: Vec<usize>,
-    gated: Vec<u32>,
-    /// Per feature: what it gates, in one record (see [`Gate`]).
-    gate: Vec<Gate>,
-    /// Exclusive groups with no gate (under organizational roots).
-    free_exclusive: Vec<u32>,
+    hierarchy: Hierarchy,
 }
 
 thread_local! {
@@ -185,10 +72,11 @@ struct Scratch {
     order: Vec<usize>,
     /// Positions in `out` of an exclusive root group's active members.
     active: Vec<usize>,
-    /// Candidates of the bounded-hazard walk, with their rates, and the copula fires among
-    /// them (ascending).
+    /// Candidates of the bounded-hazard walk with their rates, and those that survive thinning.
     candidates: Vec<(u32, f32)>,
     line: Vec<u32>,
+    /// The row's top-level fires (ascending), then its entries: the active top-level features,
+    /// then the group members in the order they joined.
     fires: Vec<u32>,
     out: Vec<(u32, f32)>,
 }
@@ -203,44 +91,16 @@ impl WorldSampler {
         groups: Groups,
     ) -> Result<Self> {
         let n = p.len();
-        // Validates p, mean and std exactly as for independent features.
-        crate::independent::IndependentSampler::new(p, mean.clone(), std.clone())?;
-        groups.validate(n)?;
-        let mut gated_counts = vec![0usize; n + 1];
-        let mut is_member = vec![false; n];
-        for (k, &gate) in groups.gate.iter().enumerate() {
-            if gate >= 0 {
-                gated_counts[gate as usize + 1] += 1;
-                if groups.rescale[k] && mean.get(gate as u32) <= 0.0 {
-                    return Err(Error::value(
-                        "mean_magnitudes",
-                        format!("must be > 0 for feature {gate}, whose children scale by it"),
-                    ));
-                }
-            }
-            for &m in groups.members(k) {
-                is_member[m as usize] = gate >= 0;
-            }
+        check_probabilities(p, "firing_probabilities")?;
+        check_magnitudes(&mean, &std, n)?;
+        let hierarchy = Hierarchy::new(groups, n)?;
+        if let Some(q) = hierarchy.rescaling_gates().find(|&q| mean.get(q) <= 0.0) {
+            return Err(Error::value(
+                "mean_magnitudes",
+                format!("must be > 0 for feature {q}, whose children scale by it"),
+            ));
         }
-        let mut gated_ptr = gated_counts;
-        for q in 0..n {
-            gated_ptr[q + 1] += gated_ptr[q];
-        }
-        let mut fill = gated_ptr.clone();
-        let mut gated = vec![0u32; gated_ptr[n]];
-        for (k, &gate) in groups.gate.iter().enumerate() {
-            if gate >= 0 {
-                gated[fill[gate as usize]] = k as u32;
-                fill[gate as usize] += 1;
-            }
-        }
-        let gate = (0..n)
-            .map(|q| Gate::new(&groups, &gated[gated_ptr[q]..gated_ptr[q + 1]]))
-            .collect();
-        let free_exclusive = (0..groups.gate.len())
-            .filter(|&k| groups.gate[k] < 0 && groups.exclusive[k])
-            .map(|k| k as u32)
-            .collect();
+        let is_member = hierarchy.gated_members();
         let top = match &copula {
             None => {
                 let masked: Vec<f64> = p
@@ -279,11 +139,7 @@ impl WorldSampler {
             std,
             copula,
             top,
-            groups,
-            gated_ptr,
-            gated,
-            gate,
-            free_exclusive,
+            hierarchy,
         })
     }
 
@@ -302,7 +158,7 @@ impl WorldSampler {
         ]
         .map(|s| stream_base(seed, s));
         threads::install(num_threads, || {
-            build_rows(start, n, self.num_features(), |rows, sink| {
+            build_rows(start, n, |rows, sink| {
                 SCRATCH.with_borrow_mut(|s| {
                     #[cfg(target_arch = "x86_64")]
                     if wide_vectors() {
@@ -326,8 +182,9 @@ impl WorldSampler {
         sink: &mut RowSink,
     ) {
         let [factor, fire, mag, hier] = *bases;
-        for first in rows.clone().step_by(ROWS_AT_ONCE) {
-            let batch = first..(first + ROWS_AT_ONCE as u64).min(rows.end);
+        let at_once = FactorColumns::ROWS_AT_ONCE;
+        for first in rows.clone().step_by(at_once) {
+            let batch = first..(first + at_once as u64).min(rows.end);
             // The batch's factors, then their top-level bounds in one go.
             if let (Top::Copula { columns, .. }, Some(cop)) = (&self.top, &self.copula) {
                 s.eps.clear();
@@ -416,9 +273,9 @@ impl WorldSampler {
             self.join(i, self.magnitude(i, &mut rngs.mag), &mut s.out);
         }
         // Exclusive groups without a gate: their members are top-level and already in `out`.
-        for &g in &self.free_exclusive {
+        for &g in self.hierarchy.free_exclusive() {
             s.active.clear();
-            let members = self.groups.members(g as usize);
+            let members = self.hierarchy.groups().members(g as usize);
             s.active.extend(
                 members
                     .iter()
@@ -442,7 +299,7 @@ impl WorldSampler {
             if vq == 0.0 {
                 continue;
             }
-            let gate = self.gate[q as usize];
+            let gate = self.hierarchy.gate(q);
             if !gate.listed {
                 let scale = self.child_scale(gate.rescale, q, vq);
                 let member = |k: usize| gate.first + k as u32;
@@ -450,11 +307,12 @@ impl WorldSampler {
                 self.evaluate_group(member, len, gate.exclusive, scale, s, &mut rngs);
                 continue;
             }
-            for &g in self.gated_by(q) {
-                let (g, members) = (g as usize, self.groups.members(g as usize));
-                let scale = self.child_scale(self.groups.rescale[g], q, vq);
+            let groups = self.hierarchy.groups();
+            for &g in self.hierarchy.gated_by(q) {
+                let (g, members) = (g as usize, groups.members(g as usize));
+                let scale = self.child_scale(groups.rescale[g], q, vq);
                 let (member, len) = (|k: usize| members[k], members.len());
-                self.evaluate_group(member, len, self.groups.exclusive[g], scale, s, &mut rngs);
+                self.evaluate_group(member, len, groups.exclusive[g], scale, s, &mut rngs);
             }
         }
         // Top-level entries are ascending; members joined in queue order (ascending too when
@@ -517,23 +375,22 @@ impl WorldSampler {
 
     /// Candidates from bounded hazards `λ̂_j >= -ln Φ(w_j)`, thinned to `Φ̄(w_j)` exactly.
     ///
-    /// The line is cut into blocks (see [`FactorColumns`]), each walked as its own Poisson line (the
-    /// process is independent on disjoint pieces): a block is skipped by its total unless the next
-    /// point falls inside; then the walk starts at the part the point lands in, from the running
-    /// sum at the part's start, and position j covers `[c_j - λ̂_j, c_j)`, `c_j` the running f64
-    /// sum of the block's rates (the kernel's sums, bit for bit). Candidates are thinned after the
-    /// walk, once their factor rows (for the exact loads) are on their way to the cache.
+    /// The line is cut into blocks (see [`FactorColumns`]), each walked as its own Poisson line
+    /// (the process is independent on disjoint pieces): a block is skipped by its total unless the
+    /// next point falls inside; then the walk starts at the part the point lands in, from the
+    /// running sum at the part's start, and position j covers `[c_j - λ̂_j, c_j)`, `c_j` the running
+    /// f64 sum of the block's rates (the kernel's sums, bit for bit). Candidates are thinned after
+    /// the walk, once their factor rows (for the exact loads) are on their way to the cache.
     #[inline(always)]
     fn walk_bounded(&self, columns: &FactorColumns, s: &mut Scratch, rng: &mut RowRng) {
         let cop = self.copula.as_ref().expect("copula world");
-        let blocks = columns.num_blocks();
-        let lam = &s.bounds.lam[s.slot * columns.padded()..(s.slot + 1) * columns.padded()];
-        let sums = &s.bounds.sums[s.slot * blocks * PARTS..(s.slot + 1) * blocks * PARTS];
+        let row = s.bounds.row(s.slot);
+        let blocks = row.num_blocks();
         s.candidates.clear();
         let mut x: f64 = Exp1.sample(rng);
         let mut b = 0;
         while b < blocks {
-            let totals = FactorColumns::totals_from(sums, b);
+            let totals = row.totals_from(b);
             let skipped = skip_blocks(totals, &mut x);
             b += skipped;
             if skipped == totals.len() {
@@ -541,19 +398,17 @@ impl WorldSampler {
             }
             let total = totals[skipped];
             let mut part = 0; // x < total: some part ends above x
-            while FactorColumns::part_end(sums, b, part) <= x {
+            while row.part_end(b, part) <= x {
                 part += 1;
             }
-            let mut c = match part {
-                0 => 0.0f64,
-                _ => FactorColumns::part_end(sums, b, part - 1),
-            };
-            for j in FactorColumns::block(b).skip(part * PART) {
-                c += lam[j] as f64;
+            let mut c = row.part_start(b, part);
+            for j in row.positions(b, part) {
+                let l = row.rate(j);
+                c += l as f64;
                 if x < c {
                     if let Some(i) = columns.feature(j) {
                         cop.prefetch(i);
-                        s.candidates.push((i, lam[j]));
+                        s.candidates.push((i, l));
                     }
                     let gap: f64 = Exp1.sample(rng);
                     x = c + gap;
@@ -574,23 +429,18 @@ impl WorldSampler {
         }
     }
 
-    /// The groups feature q gates, from the lists.
-    #[inline(always)]
-    fn gated_by(&self, q: u32) -> &[u32] {
-        &self.gated[self.gated_ptr[q as usize]..self.gated_ptr[q as usize + 1]]
-    }
-
     /// Asks the cache for the factor rows of the members of the groups that feature q gates.
     #[inline(always)]
     fn prefetch_gated(&self, q: u32) {
         if let Some(cop) = &self.copula {
-            let gate = self.gate[q as usize];
+            let gate = self.hierarchy.gate(q);
             if !gate.listed {
                 cop.prefetch_rows(gate.first, gate.len);
                 return;
             }
-            for &g in self.gated_by(q) {
-                self.groups
+            for &g in self.hierarchy.gated_by(q) {
+                self.hierarchy
+                    .groups()
                     .members(g as usize)
                     .iter()
                     .for_each(|&c| cop.prefetch(c));
@@ -624,7 +474,6 @@ fn wide_vectors() -> bool {
 mod tests {
     use super::*;
     use crate::copula::normal_sf;
-    use crate::rng::{stream_base, Stream};
 
     /// A world over `groups` with a rank-5 copula, unit mean and 0.5 std magnitudes.
     fn world(p: &[f64], groups: Groups) -> WorldSampler {
@@ -685,7 +534,7 @@ mod tests {
             Stream::Hierarchy,
         ]
         .map(|st| stream_base(7, st));
-        let portable = build_rows(0, 3000, 700, |rows, sink| {
+        let portable = build_rows(0, 3000, |rows, sink| {
             s.rows(&mut Scratch::default(), &bases, rows, sink)
         })
         .unwrap();
@@ -694,7 +543,7 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         if wide_vectors() {
             // SAFETY: the CPU has rows_avx512's features (checked above).
-            let wide = build_rows(0, 3000, 700, |rows, sink| unsafe {
+            let wide = build_rows(0, 3000, |rows, sink| unsafe {
                 s.rows_avx512(&mut Scratch::default(), &bases, rows, sink)
             })
             .unwrap();
@@ -705,10 +554,11 @@ mod tests {
     #[test]
     fn gate_records_equal_the_group_lists() {
         let s = sampler();
-        let runs = s.gate.iter().filter(|g| g.len == 4 && !g.listed).count();
+        let gates = (0..700).map(|q| s.hierarchy.gate(q));
+        let runs = gates.filter(|g| g.len == 4 && !g.listed).count();
         assert_eq!(runs, 40, "every group of the test world is a run");
         let mut listed = s.clone();
-        listed.gate.iter_mut().for_each(|g| g.listed = g.len > 0);
+        listed.hierarchy.list_every_gate();
         let rows = s.sample(11, 5, 3000, Some(1)).unwrap();
         assert!(rows.values.len() > 3000, "too few entries to compare");
         assert_eq!(rows, listed.sample(11, 5, 3000, Some(1)).unwrap());

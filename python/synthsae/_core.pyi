@@ -1,9 +1,28 @@
-"""Private Rust extension of synthsae; use the public API in ``synthsae``."""
+"""Private Rust extension of synthsae; use the public API in ``synthsae``.
 
-from typing import Any
+Checked against the built module by ``python -m mypy.stubtest synthsae._core``.
+"""
+
+import typing
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
+
+__all__ = [
+    "RNG_ALGORITHM",
+    "EvalState",
+    "IndependentSampler",
+    "Sampler",
+    "WorldSampler",
+    "__version__",
+    "constant_firing_probabilities",
+    "hidden_from_csr",
+    "linear_firing_probabilities",
+    "linear_sum_assignment",
+    "zipfian_firing_probabilities",
+]
 
 __version__: str
 RNG_ALGORITHM: str
@@ -16,24 +35,29 @@ def linear_firing_probabilities(
 ) -> npt.NDArray[np.float32]: ...
 def constant_firing_probabilities(num_features: int, probability: float) -> npt.NDArray[np.float32]: ...
 
-class IndependentSampler:
-    def __init__(
-        self,
-        p: npt.NDArray[np.float64],
-        mean: npt.NDArray[np.float32],
-        std: npt.NDArray[np.float32],
-    ) -> None: ...
+@disjoint_base
+class Sampler:
+    """What both samplers share; built by :class:`IndependentSampler` or :class:`WorldSampler`."""
+
     @property
     def num_features(self) -> int: ...
-    @property
-    def expected_fires(self) -> float: ...
     def sample(
         self, seed: int, start: int, n: int, num_threads: int | None = None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
 
-class WorldSampler:
-    def __init__(
-        self,
+@typing.final
+class IndependentSampler(Sampler):
+    def __new__(
+        cls,
+        p: npt.NDArray[np.float64],
+        mean: npt.NDArray[np.float32],
+        std: npt.NDArray[np.float32],
+    ) -> Self: ...
+
+@typing.final
+class WorldSampler(Sampler):
+    def __new__(
+        cls,
         p: npt.NDArray[np.float64],
         mean: npt.NDArray[np.float32],
         std: npt.NDArray[np.float32],
@@ -45,12 +69,7 @@ class WorldSampler:
         rescale: npt.NDArray[np.bool_],
         ptr: npt.NDArray[np.int64],
         members: npt.NDArray[np.int32],
-    ) -> None: ...
-    @property
-    def num_features(self) -> int: ...
-    def sample(
-        self, seed: int, start: int, n: int, num_threads: int | None = None
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+    ) -> Self: ...
 
 def hidden_from_csr(
     indptr: npt.NDArray[np.int64],
@@ -64,15 +83,16 @@ def linear_sum_assignment(
     cost: npt.NDArray[np.float32] | npt.NDArray[np.float64], maximize: bool = False
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
 
+@typing.final
 class EvalState:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         hidden_dim: int,
         num_features: int,
         best_match: npt.NDArray[np.int64],
         mean: npt.NDArray[np.float64] | None = None,
         mean_rows: int = 8192,
-    ) -> None: ...
+    ) -> Self: ...
     def add(
         self,
         hidden: npt.NDArray[np.float32],

@@ -1,18 +1,18 @@
 //! Exact linear sum assignment on large dense matrices: a certified sparse core.
 //!
-//! The problem is oriented so that the working rows are the smaller side (n ≤ m); every working
-//! row is assigned, columns at most once. One parallel pass keeps each matrix row's
-//! [`passes::ROW_K`] and each matrix column's [`passes::COL_K`] cheapest entries (the *core*). The
-//! core is solved with f64 duals by a greedy start, Jonker–Volgenant augmenting row reduction and
-//! shortest augmenting paths (Dijkstra on reduced costs, Crouse's dual update). Then a parallel pass
-//! over the matrix checks dual feasibility, `c_ij - u_i - v_j >= 0` for every entry (with `v <= 0`
-//! and `v = 0` on free columns, which the algorithm keeps): if it holds, LP duality proves the
-//! core's optimum optimal for the whole matrix. Otherwise each row's most violating entries join the
-//! core, those rows are unassigned and re-solved from the current duals (a cold solve when that
-//! would leave a free column with `v != 0`), and the check repeats; since warm re-solves only lower
-//! `v`, a per-row lower bound on `c - v` outside the core spares every row whose `u` stays below
-//! it: from the row's last check, or from the first pass (no entry outside the core costs less than
-//! the row's floor, so `c - v >= floor - max v`), which spares most rows of the first check. A search
+//! The problem is oriented so that the working rows are the smaller side (n ≤ m); every working row
+//! is assigned, columns at most once. One parallel pass keeps each matrix row's [`passes::ROW_K`]
+//! and each matrix column's [`passes::COL_K`] cheapest entries (the *core*). The core is solved
+//! with f64 duals by a greedy start, Jonker–Volgenant augmenting row reduction and shortest
+//! augmenting paths (Dijkstra on reduced costs, Crouse's dual update). Then a parallel pass over
+//! the matrix checks dual feasibility, `c_ij - u_i - v_j >= 0` for every entry (with `v <= 0` and
+//! `v = 0` on free columns, which the algorithm keeps): if it holds, LP duality proves the core's
+//! optimum optimal for the whole matrix. Otherwise each row's most violating entries join the core,
+//! those rows are unassigned and re-solved from the current duals (a cold solve when that would
+//! leave a free column with `v != 0`), and the check repeats; since warm re-solves only lower `v`,
+//! a per-row lower bound on `c - v` outside the core spares every row whose `u` stays below it:
+//! from the row's last check, or from the first pass (no entry outside the core costs less than the
+//! row's floor, so `c - v >= floor - max v`), which spares most rows of the first check. A search
 //! that finds no augmenting path makes its rows dense (all their entries); if they already were,
 //! the matrix is infeasible (Hall's condition fails on the rows of that search).
 

@@ -241,8 +241,8 @@ fn scan<T: Entry, const SIMD: bool>(
     let mut row_top = TopK::<T, ROW_K>::new(hi - lo);
     let mut col_top = TopK::<T, COL_K>::new(cols);
     let mut invalid = false;
-    // A row's threshold starts from a guess, the largest kept entry of the last few rows; a row that
-    // keeps fewer than ROW_K entries under its guess is scanned again from +inf.
+    // A row's threshold starts from a guess, the largest kept entry of the last few rows; a row
+    // that keeps fewer than ROW_K entries under its guess is scanned again from +inf.
     let mut recent = [T::INFINITY; 8];
     for a in lo..hi {
         let line = &view.data[a * cols..(a + 1) * cols];
@@ -306,10 +306,11 @@ pub(super) type Violation = (usize, u32, f64, f64);
 /// A certificate round: the entries `(i, j, c, reduced cost)` outside the core whose reduced cost
 /// is negative beyond rounding.
 ///
-/// `bound[i]` is a lower bound on `c_ij - v_j` over the entries outside the core of working row `i`,
-/// at the duals of the row's last check. Between checks (warm repairs) `v` only decreases, so the
-/// bound stays valid, and a row with `u_i < bound[i]` has no negative reduced cost outside the core:
-/// only the other rows (all of them when `bound` is `-inf`) are checked, and their bounds renewed.
+/// `bound[i]` is a lower bound on `c_ij - v_j` over the entries outside the core of working row
+/// `i`, at the duals of the row's last check. Between checks (warm repairs) `v` only decreases, so
+/// the bound stays valid, and a row with `u_i < bound[i]` has no negative reduced cost outside the
+/// core: only the other rows (all of them when `bound` is `-inf`) are checked, and their bounds
+/// renewed.
 pub(super) fn certificate<T: Entry>(
     view: &View<'_, T>,
     s: &State,
@@ -344,8 +345,8 @@ pub(super) fn lower_bound(m: f64) -> f64 {
     m - m.abs() * f64::from(f32::EPSILON) - f64::from(f32::MIN_POSITIVE)
 }
 
-/// Exact look at a flagged entry: pushes it when its reduced cost is negative beyond rounding and it
-/// is outside the core.
+/// Exact look at a flagged entry: pushes it when its reduced cost is negative beyond rounding and
+/// it is outside the core.
 #[inline]
 fn visit<T: Entry>(
     view: &View<'_, T>,
@@ -365,10 +366,10 @@ fn visit<T: Entry>(
 }
 
 /// Screens matrix row `a` (flagged entries go to [`visit`]) and folds `r = fl(c - sub)` of its
-/// entries outside `core_cols` (sorted matrix columns) into `acc`. When working rows are matrix rows
-/// (`BY_COLUMN` false), `sub` holds the column duals and `cmp` and `acc` one value per lane; when
-/// they are matrix columns, `sub` holds the line's dual per lane and `cmp` and `acc` one value per
-/// column.
+/// entries outside `core_cols` (sorted matrix columns) into `acc`. When working rows are matrix
+/// rows (`BY_COLUMN` false), `sub` holds the column duals and `cmp` and `acc` one value per lane;
+/// when they are matrix columns, `sub` holds the line's dual per lane and `cmp` and `acc` one value
+/// per column.
 #[inline(always)]
 fn check_line_in<T: Entry, const SIMD: bool, const BY_COLUMN: bool>(
     view: &View<'_, T>,

@@ -1,4 +1,5 @@
-//! Shortest augmenting paths on the core: Dijkstra on reduced costs with f64 duals (Crouse's update).
+//! Shortest augmenting paths on the core: Dijkstra on reduced costs with f64 duals (Crouse's
+//! update).
 
 use super::{Core, Entry, View, NONE};
 use std::cmp::Ordering;
@@ -92,13 +93,13 @@ impl State {
         }
     }
 
-    /// Augmenting row reduction (Jonker & Volgenant), two passes over the free rows: a free row takes
-    /// the column of its cheapest reduced entry `c - v` and lowers that column's `v` to its second
-    /// cheapest, so the previous owner (freed) no longer prefers it; an owner freed by a strict
-    /// price change bids at once, else in the next pass. Columns once taken stay taken, so free
-    /// columns keep `v = 0`; every assigned row keeps its column as its cheapest reduced entry,
-    /// and `u` is set accordingly (free rows: their cheapest reduced entry). Returns the rows left
-    /// free.
+    /// Augmenting row reduction (Jonker & Volgenant), two passes over the free rows: a free row
+    /// takes the column of its cheapest reduced entry `c - v` and lowers that column's `v` to its
+    /// second cheapest, so the previous owner (freed) no longer prefers it; an owner freed by a
+    /// strict price change bids at once, else in the next pass. Columns once taken stay taken, so
+    /// free columns keep `v = 0`; every assigned row keeps its column as its cheapest reduced
+    /// entry, and `u` is set accordingly (free rows: their cheapest reduced entry). Returns the
+    /// rows left free.
     fn reduce_rows<T: Entry>(
         &mut self,
         view: &View<'_, T>,

@@ -1,6 +1,7 @@
 //! Bindings of the streaming evaluation reductions.
 
-use crate::metrics::{Accumulator, Batch, CsrRef, Latents};
+use crate::csr::CsrRef;
+use crate::metrics::{Accumulator, Batch, Latents};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;

@@ -22,7 +22,7 @@ mod _core {
     #[pymodule_export]
     use super::metrics::EvalState;
     #[pymodule_export]
-    use super::sampling::{hidden_from_csr, IndependentSampler, WorldSampler};
+    use super::sampling::{hidden_from_csr, IndependentSampler, Sampler, WorldSampler};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -1,9 +1,10 @@
-//! Sparse samplers.
+//! Bindings of the samplers (one base class, two constructors) and of the hidden product.
 
 use crate::copula::Copula;
-use crate::csr::Csr;
+use crate::csr::CsrRef;
+use crate::groups::Groups;
 use crate::independent::{self, PerFeature};
-use crate::world::{self, Groups};
+use crate::world;
 use numpy::{
     IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyUntypedArrayMethods,
@@ -16,52 +17,28 @@ type CsrArrays<'py> = (
     Bound<'py, PyArray1<f32>>,
 );
 
-/// Runs a core sampler with the GIL released and hands its CSR to NumPy without copying.
-fn sampled<'py>(
-    py: Python<'py>,
-    sample: impl FnOnce() -> crate::Result<Csr> + Send,
-) -> PyResult<CsrArrays<'py>> {
-    let csr = py.detach(sample)?;
-    Ok((
-        csr.indptr.into_pyarray(py),
-        csr.indices.into_pyarray(py),
-        csr.values.into_pyarray(py),
-    ))
+/// What [`Sampler`] draws from.
+enum Core {
+    Independent(independent::IndependentSampler),
+    World(Box<world::WorldSampler>),
 }
 
-/// Independent-feature sampler with its hazard table built once.
-#[pyclass(frozen, module = "synthsae._core")]
-pub struct IndependentSampler(independent::IndependentSampler);
+/// The methods both samplers share; built by [`IndependentSampler`] or [`WorldSampler`].
+#[pyclass(frozen, subclass, module = "synthsae._core")]
+pub struct Sampler(Core);
 
 #[pymethods]
-impl IndependentSampler {
-    /// `p` [N] float64; `mean`, `std` float32 of length 1 (broadcast) or N.
-    #[new]
-    fn new(
-        p: PyReadonlyArray1<'_, f64>,
-        mean: PyReadonlyArray1<'_, f32>,
-        std: PyReadonlyArray1<'_, f32>,
-    ) -> PyResult<Self> {
-        let p = p.as_slice()?;
-        let n = p.len();
-        let mean = PerFeature::from_slice(mean.as_slice()?, n, "mean_magnitudes")?;
-        let std = PerFeature::from_slice(std.as_slice()?, n, "std_magnitudes")?;
-        Ok(IndependentSampler(independent::IndependentSampler::new(
-            p, mean, std,
-        )?))
-    }
-
+impl Sampler {
     #[getter]
     fn num_features(&self) -> usize {
-        self.0.num_features()
+        match &self.0 {
+            Core::Independent(s) => s.num_features(),
+            Core::World(s) => s.num_features(),
+        }
     }
 
-    #[getter]
-    fn expected_fires(&self) -> f64 {
-        self.0.expected_fires()
-    }
-
-    /// Rows `start .. start + n` as CSR arrays `(indptr, indices, values)`; releases the GIL.
+    /// Rows `start .. start + n` as CSR arrays `(indptr, indices, values)`, handed to NumPy without
+    /// copying; releases the GIL.
     #[pyo3(signature = (seed, start, n, num_threads=None))]
     fn sample<'py>(
         &self,
@@ -71,12 +48,43 @@ impl IndependentSampler {
         n: u64,
         num_threads: Option<usize>,
     ) -> PyResult<CsrArrays<'py>> {
-        sampled(py, || self.0.sample(seed, start, n, num_threads))
+        let csr = py.detach(|| match &self.0 {
+            Core::Independent(s) => s.sample(seed, start, n, num_threads),
+            Core::World(s) => s.sample(seed, start, n, num_threads),
+        })?;
+        Ok((
+            csr.indptr.into_pyarray(py),
+            csr.indices.into_pyarray(py),
+            csr.values.into_pyarray(py),
+        ))
+    }
+}
+
+/// Independent-feature sampler with its hazard table built once.
+#[pyclass(frozen, extends = Sampler, module = "synthsae._core")]
+pub struct IndependentSampler;
+
+#[pymethods]
+impl IndependentSampler {
+    /// `p` [N] float64; `mean`, `std` float32 of length 1 (broadcast) or N.
+    #[new]
+    fn new(
+        p: PyReadonlyArray1<'_, f64>,
+        mean: PyReadonlyArray1<'_, f32>,
+        std: PyReadonlyArray1<'_, f32>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let p = p.as_slice()?;
+        let n = p.len();
+        let mean = PerFeature::from_slice(mean.as_slice()?, n, "mean_magnitudes")?;
+        let std = PerFeature::from_slice(std.as_slice()?, n, "std_magnitudes")?;
+        let core = independent::IndependentSampler::new(p, mean, std)?;
+        Ok(PyClassInitializer::from(Sampler(Core::Independent(core)))
+            .add_subclass(IndependentSampler))
     }
 }
 
 /// Hidden activations `[n, D]` from CSR arrays: `h = a·W + b` with `vectors` `[N, D]`, on
-/// `num_threads` threads (`None`: rayon's global pool); releases the GIL.
+/// `num_threads` threads (`None`: rayon's default number); releases the GIL.
 #[pyfunction]
 #[pyo3(signature = (indptr, indices, values, vectors, bias, num_threads=None))]
 pub fn hidden_from_csr<'py>(
@@ -93,31 +101,14 @@ pub fn hidden_from_csr<'py>(
     if bias.len() != d {
         return Err(crate::Error::value("bias", format!("must have shape ({d},)")).into());
     }
-    let csr = Csr {
-        indptr: indptr.as_slice()?.to_vec(),
-        indices: indices.as_slice()?.to_vec(),
-        values: values.as_slice()?.to_vec(),
-        num_cols: n_features,
+    let features = CsrRef {
+        indptr: indptr.as_slice()?,
+        indices: indices.as_slice()?,
+        values: Some(values.as_slice()?),
     };
-    let valid = csr.indptr.first() == Some(&0)
-        && csr.indptr.windows(2).all(|w| w[0] <= w[1])
-        && csr
-            .indptr
-            .last()
-            .is_some_and(|&e| e as usize == csr.indices.len())
-        && csr.values.len() == csr.indices.len()
-        && csr
-            .indices
-            .iter()
-            .all(|&i| i >= 0 && (i as usize) < n_features);
-    if !valid {
-        return Err(
-            crate::Error::value("features", "inconsistent CSR arrays for this dictionary").into(),
-        );
-    }
     let vectors = vectors.as_slice()?;
-    let n = csr.num_rows();
-    let h = py.detach(|| crate::csr::hidden(&csr, vectors, bias, num_threads))?;
+    let n = features.num_rows();
+    let h = py.detach(|| crate::csr::hidden(&features, vectors, n_features, bias, num_threads))?;
     numpy::PyArray1::from_vec(py, h).reshape([n, d])
 }
 
@@ -132,16 +123,18 @@ fn indices<T: Copy + TryInto<u32>>(values: &[T]) -> crate::Result<Vec<u32>> {
 }
 
 /// Sampler of a whole world (copula and hierarchy optional).
-#[pyclass(frozen, module = "synthsae._core")]
-pub struct WorldSampler(world::WorldSampler);
+#[pyclass(frozen, extends = Sampler, module = "synthsae._core")]
+pub struct WorldSampler;
 
 #[pymethods]
 impl WorldSampler {
-    /// `p` [N] f64; `mean`, `std` f32 (1 or N); copula: `factor` [N, r], `diag` [N], `thresholds` [N]
-    /// (all or none); hierarchy groups: `gate` [G] i32, `exclusive`, `rescale` [G] bool, `ptr` [G+1]
-    /// i64, `members` [M] i32.
+    /// `p` [N] f64; `mean`, `std` f32 (1 or N); copula (all or none): `factor` [N, r], `diag` [N],
+    /// `thresholds` [N]; hierarchy groups: `gate` [G] i32, `exclusive`, `rescale` [G] bool,
+    /// `ptr` [G+1] i64, `members` [M] i32.
     #[new]
-    #[pyo3(signature = (p, mean, std, factor, diag, thresholds, gate, exclusive, rescale, ptr, members))]
+    #[pyo3(signature = (
+        p, mean, std, factor, diag, thresholds, gate, exclusive, rescale, ptr, members
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         p: PyReadonlyArray1<'_, f64>,
@@ -155,7 +148,7 @@ impl WorldSampler {
         rescale: PyReadonlyArray1<'_, bool>,
         ptr: PyReadonlyArray1<'_, i64>,
         members: PyReadonlyArray1<'_, i32>,
-    ) -> PyResult<Self> {
+    ) -> PyResult<PyClassInitializer<Self>> {
         let p = p.as_slice()?;
         let n = p.len();
         let copula = match (factor, diag, thresholds) {
@@ -186,26 +179,10 @@ impl WorldSampler {
         };
         let mean = PerFeature::from_slice(mean.as_slice()?, n, "mean_magnitudes")?;
         let std = PerFeature::from_slice(std.as_slice()?, n, "std_magnitudes")?;
-        Ok(WorldSampler(world::WorldSampler::new(
-            p, mean, std, copula, groups,
-        )?))
-    }
-
-    #[getter]
-    fn num_features(&self) -> usize {
-        self.0.num_features()
-    }
-
-    /// Rows `start .. start + n` as CSR arrays `(indptr, indices, values)`; releases the GIL.
-    #[pyo3(signature = (seed, start, n, num_threads=None))]
-    fn sample<'py>(
-        &self,
-        py: Python<'py>,
-        seed: u64,
-        start: u64,
-        n: u64,
-        num_threads: Option<usize>,
-    ) -> PyResult<CsrArrays<'py>> {
-        sampled(py, || self.0.sample(seed, start, n, num_threads))
+        let core = world::WorldSampler::new(p, mean, std, copula, groups)?;
+        Ok(
+            PyClassInitializer::from(Sampler(Core::World(Box::new(core))))
+                .add_subclass(WorldSampler),
+        )
     }
 }
