@@ -35,14 +35,16 @@ from synthsae.firing import (
 )
 from synthsae.generation import GenerateReport, generate
 from synthsae.hierarchy import Hierarchy, HierarchyNode
+from synthsae.presets import PRESETS, preset, resolve_world
 from synthsae.sampling import sample_independent
 from synthsae.shards import VerifyReport, verify
 from synthsae.sparse import SparseBatch
 from synthsae.stream import ActivationStream
 from synthsae.training import TrainHistory, train
-from synthsae.world import World, preset
+from synthsae.world import World
 
 __all__ = [
+    "PRESETS",
     "RNG_ALGORITHM",
     "ActivationStream",
     "ConstantFiringProbabilityConfig",
@@ -84,6 +86,7 @@ __all__ = [
     "random_correlation_matrix",
     "random_firing_probabilities",
     "reconstruction_score",
+    "resolve_world",
     "saes",
     "sample_independent",
     "train",

@@ -33,3 +33,15 @@ def atomic_write(target: Path, write: Callable[[Path], Any]) -> None:
 def write_json(target: Path, data: Any) -> None:
     """Writes ``data`` as indented JSON, atomically."""
     atomic_write(target, lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
+
+
+def check_fresh_dir(
+    path: Path, *, overwrite: bool, hint: str = "pass overwrite=True to replace its contents"
+) -> None:
+    """The one rule for output directories: ``path`` may be missing or an empty directory; a non-empty one
+    only with ``overwrite``. Raises ``FileExistsError`` (naming ``path``, ending with ``hint``) otherwise,
+    and for a ``path`` that exists and is not a directory."""
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(f"{path} exists and is not empty; {hint}")

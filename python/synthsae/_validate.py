@@ -1,4 +1,9 @@
-"""Argument checks shared by the public API: each error names the offending argument."""
+"""The argument contract of the public API, in one place.
+
+Every check raises ``TypeError`` for a value of the wrong type and ``ValueError`` for a value of the
+right type that is out of range (NaN and ±inf included), and every message starts with the argument's
+name. Seeds are integers in ``[0, 2**64)`` everywhere.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +17,83 @@ import numpy.typing as npt
 U64_MAX = 2**64 - 1
 
 
-def as_int(name: str, value: Any, *, minimum: int = 0, maximum: int | None = None) -> int:
-    """An integer (Python or numpy, not bool) in ``[minimum, maximum]``."""
+def _bound(bound: float, label: str | None) -> str:
+    return f"{label} ({bound})" if label else f"{bound}"
+
+
+def as_int(
+    name: str,
+    value: Any,
+    *,
+    minimum: int | None = 0,
+    maximum: int | None = None,
+    maximum_name: str | None = None,
+) -> int:
+    """An integer (Python or numpy, not bool) in ``[minimum, maximum]`` (``None``: unbounded);
+    ``maximum_name`` names the bound in the message (e.g. ``"d_sae"``)."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     value = operator.index(value)
-    if value < minimum:
+    if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+        raise ValueError(f"{name} must be <= {_bound(maximum, maximum_name)}, got {value}")
     return value
+
+
+def as_float(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    maximum_name: str | None = None,
+) -> float:
+    """A finite real number (not bool) in ``[minimum, maximum]`` (``(minimum, maximum]`` with
+    ``exclusive_minimum``; ``None``: unbounded)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None:
+        if exclusive_minimum and value <= minimum:
+            raise ValueError(f"{name} must be > {minimum:g}, got {value}")
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum:g}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {_bound(maximum, maximum_name)}, got {value}")
+    return value
+
+
+def as_positive(
+    name: str, value: Any, *, maximum: float | None = None, maximum_name: str | None = None
+) -> float:
+    """A finite real number > 0 (and <= ``maximum`` if given)."""
+    return as_float(
+        name, value, minimum=0.0, exclusive_minimum=True, maximum=maximum, maximum_name=maximum_name
+    )
+
+
+def as_nonnegative(name: str, value: Any) -> float:
+    """A finite real number >= 0."""
+    return as_float(name, value, minimum=0.0)
+
+
+def as_fraction(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """A real number in ``(0, 1]`` (``[0, 1]`` with ``allow_zero``)."""
+    value = as_float(name, value)
+    if not ((value >= 0 if allow_zero else value > 0) and value <= 1):
+        raise ValueError(f"{name} must be in {'[0' if allow_zero else '(0'}, 1], got {value}")
+    return value
+
+
+def as_bool(name: str, value: Any) -> bool:
+    """A bool (Python or numpy)."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
 
 
 def as_seed(value: Any, name: str = "seed") -> int:
@@ -29,16 +101,14 @@ def as_seed(value: Any, name: str = "seed") -> int:
     return as_int(name, value, minimum=0, maximum=U64_MAX)
 
 
+def as_optional_seed(value: Any, name: str = "seed") -> int | None:
+    """``None`` (unseeded) or a seed (:func:`as_seed`)."""
+    return None if value is None else as_seed(value, name)
+
+
 def as_num_threads(value: Any) -> int | None:
     """``None`` (all cores / ``RAYON_NUM_THREADS``) or an integer >= 1."""
     return None if value is None else as_int("num_threads", value, minimum=1, maximum=4096)
-
-
-def as_float(name: str, value: Any) -> float:
-    """A real number (not bool)."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return float(value)
 
 
 def to_numpy(value: Any) -> Any:

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
+from synthsae._validate import as_bool, to_numpy
 
 if TYPE_CHECKING:
     import torch
@@ -31,18 +32,18 @@ def linear_sum_assignment(
     Raises ``ValueError`` for a non-2-D input, NaN (or ``-inf``/``+inf`` on the wrong side) and
     ``"cost matrix is infeasible"`` when no complete assignment avoids the forbidden pairs.
     """
-    if hasattr(cost_matrix, "detach"):
-        cost_matrix = cost_matrix.detach().cpu().numpy()
-    cost = np.asarray(cost_matrix)
+    try:
+        cost = np.asarray(to_numpy(cost_matrix))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"cost_matrix must be a matrix of real numbers: {e}") from None
     if cost.ndim != 2:
         raise ValueError(f"cost_matrix: expected a matrix (2-D array), got a {cost.ndim}-D array")
     if cost.dtype not in (np.float32, np.float64):
         if not (np.issubdtype(cost.dtype, np.number) or cost.dtype == np.bool_) or np.iscomplexobj(cost):
             raise TypeError(f"cost_matrix must be real numbers, got dtype {cost.dtype}")
         cost = cost.astype(np.float64)
-    if not isinstance(maximize, (bool, np.bool_)):
-        raise TypeError(f"maximize must be a bool, got {type(maximize).__name__}")
-    return _core.linear_sum_assignment(np.ascontiguousarray(cost), bool(maximize))
+    maximize = as_bool("maximize", maximize)
+    return _core.linear_sum_assignment(np.ascontiguousarray(cost), maximize)
 
 
 class Matching(NamedTuple):
@@ -62,6 +63,8 @@ def _unit_rows(x: Any, name: str, device: Any = None) -> torch.Tensor:
     if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
         raise TypeError(f"{name} must be real numbers, got {t.dtype}")
     t = t.to(device if device is not None else t.device, torch.float32)
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
     return t / t.norm(dim=-1, keepdim=True).clamp(min=1e-8)
 
 
@@ -91,6 +94,7 @@ def mcc(decoder: Any, gt_features: Any, *, return_matching: bool = False) -> flo
     one-to-one matching of decoder rows ``[d_sae, D]`` to ground-truth features ``[N, D]`` (SAELens's
     definition; numpy or torch on any device). 0.0 when either side is empty. With
     ``return_matching=True`` also returns the :class:`Matching`."""
+    return_matching = as_bool("return_matching", return_matching)
     s = abs_cos_matrix(decoder, gt_features)
     rows, cols = linear_sum_assignment(s, maximize=True)
     values = s[rows, cols]

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import datetime
-import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 import synthsae
 from synthsae._files import write_json
-from synthsae.config import WorldConfig
+from synthsae._validate import U64_MAX, as_int
 from synthsae.evaluation import EvalResult, evaluate
 from synthsae.training import train
-from synthsae.world import World, preset
+from synthsae.world import World
 
 #: The paper's five architectures (SynthSAEBench's sweep), in its order.
 PAPER_SAES = ("batchtopk", "matryoshka", "jumprelu", "relu", "mp")
@@ -38,52 +38,64 @@ class Protocol:
     lr: float = 3e-4
 
 
-def default_protocol(preset_name: str | None, num_features: int) -> Protocol:
-    """``tiny``: the four architectures whose L0 is set directly (ReLU and JumpReLU reach a target L0 through
-    a slow coefficient controller that needs far more than 1M rows), 256 latents, L0 6/8/10 (the L0 of its
-    first 256 features is 8, as the paper's 25 is that of the 16k world's first 4,096), 1M rows, lr 1e-3 —
-    about 2 minutes on 2 CPU cores. ``synthsaebench-16k``:
-    the paper's protocol (4,096 latents, L0 15…45, 200M rows, 1M evaluation rows, lr 3e-4). Other worlds:
-    N/4 latents, L0 15/25/35, 10M rows."""
-    if preset_name == "tiny":
-        return Protocol(
+class PresetProtocol(NamedTuple):
+    """A preset's default bench protocol and a note on what running it takes."""
+
+    make: Callable[[], Protocol]
+    note: str
+
+
+#: Default protocols of the presets (names from ``synthsae.presets.PRESETS``). ``tiny``: the four
+#: architectures whose L0 is set directly (ReLU and JumpReLU reach a target L0 through a slow coefficient
+#: controller that needs far more than 1M rows), 256 latents, L0 6/8/10 (the L0 of its first 256 features
+#: is 8, as the paper's 25 is that of the 16k world's first 4,096), 1M rows, lr 1e-3 — about 2 minutes on
+#: 2 CPU cores. ``synthsaebench-16k``: the paper's protocol (4,096 latents, L0 15…45, 200M rows, 1M
+#: evaluation rows, lr 3e-4).
+PRESET_PROTOCOLS: dict[str, PresetProtocol] = {
+    "tiny": PresetProtocol(
+        lambda: Protocol(
             saes=list(DIRECT_L0_SAES),
             l0s=[6.0, 8.0, 10.0],
             width=256,
             samples=1_000_000,
             eval_samples=100_000,
             lr=1e-3,
-        )
-    if preset_name == "synthsaebench-16k":
-        return Protocol(
+        ),
+        "minutes on a laptop CPU",
+    ),
+    "synthsaebench-16k": PresetProtocol(
+        lambda: Protocol(
             l0s=[15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0],
             width=4096,
             samples=200_000_000,
             eval_samples=1_000_000,
-        )
+        ),
+        "the paper's protocol; use --device cuda",
+    ),
+}
+
+
+def default_protocol(preset_name: str | None, num_features: int) -> Protocol:
+    """The preset's protocol (:data:`PRESET_PROTOCOLS`); for other worlds N/4 latents, L0 15/25/35,
+    10M rows."""
+    if preset_name in PRESET_PROTOCOLS:
+        return PRESET_PROTOCOLS[preset_name].make()
     return Protocol(width=max(num_features // 4, 1))
 
 
-def load_world(spec: str, *, orthogonalize: bool = True, device: Any = "cpu") -> tuple[World, str | None]:
-    """A world from a preset name, a world directory (synthsae or SAELens layout) or a config JSON file;
-    returns it with the preset name (None for paths)."""
-    if spec in ("tiny", "synthsaebench-16k"):
-        config = preset(spec)
-        if not orthogonalize:
-            config.orthogonalization = None
-        return World(config, device=device), spec
-    path = Path(spec)
-    if path.is_dir():
-        return World.load(path), None
-    if path.is_file():
-        try:
-            config = WorldConfig.from_dict(json.loads(path.read_text()))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not a JSON world config ({e})") from None
-        if not orthogonalize:
-            config.orthogonalization = None
-        return World(config, device=device), None
-    raise ValueError(f"world {spec!r} is neither a preset (tiny, synthsaebench-16k) nor an existing path")
+def describe_protocols() -> str:
+    """Each preset's default protocol, and the rule for other worlds (for ``synthsae bench --help``)."""
+
+    def summary(p: Protocol, width: str) -> str:
+        l0s = ",".join(f"{v:g}" for v in p.l0s)
+        return f"SAEs {','.join(p.saes)}, {width} latents, L0 {l0s}, {p.samples:,} rows"
+
+    lines = []
+    for name, default in PRESET_PROTOCOLS.items():
+        protocol = default.make()
+        lines.append(f"{name} = {summary(protocol, str(protocol.width))} ({default.note})")
+    lines.append(f"other worlds = {summary(Protocol(), 'N/4')}")
+    return "; ".join(lines)
 
 
 def sae_options(architecture: str, steps: int) -> dict[str, Any]:
@@ -132,6 +144,7 @@ def run_bench(
     from synthsae import saes
     from synthsae.plots import write_plots
 
+    seed = as_int("seed", seed, minimum=0, maximum=U64_MAX - 1)  # evaluation reads stream seed + 1
     out.mkdir(parents=True, exist_ok=True)
     steps = protocol.samples // protocol.batch_size
     report: dict[str, Any] = {

@@ -9,31 +9,45 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import synthsae
-from synthsae._files import atomic_write
+from synthsae._files import atomic_write, check_fresh_dir
+from synthsae._validate import U64_MAX, as_int, as_positive
+from synthsae.presets import preset_names, resolve_world
 
 
 class UsageError(Exception):
     """A problem with the command line (exit code 2)."""
 
 
-def _positive_int(text: str) -> int:
-    value = int(text.replace("_", ""))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _number_arg(
+    parse: Callable[[str], Any], check: Callable[..., Any], **bounds: Any
+) -> Callable[[str], Any]:
+    """An argparse type: ``parse`` the text (``_`` allowed as a digit separator), then ``check`` it with
+    a :mod:`synthsae._validate` check and ``bounds``; a bad value exits 2 with the check's message."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text.replace("_", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        try:
+            return check("value", value, **bounds)
+        except (TypeError, ValueError) as e:
+            raise argparse.ArgumentTypeError(str(e).removeprefix("value ")) from None
+
+    return convert
 
 
-def _nonnegative_int(text: str) -> int:
-    value = int(text.replace("_", ""))
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_positive_int = _number_arg(int, as_int, minimum=1)
+_nonnegative_int = _number_arg(int, as_int, minimum=0)
+_seed = _number_arg(int, as_int, minimum=0, maximum=U64_MAX)
+_positive_float = _number_arg(float, as_positive)
 
 
 def _l0_list(text: str) -> list[float]:
@@ -41,9 +55,12 @@ def _l0_list(text: str) -> list[float]:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values or any(not v > 0 for v in values):
+    if not values:
         raise argparse.ArgumentTypeError(f"L0 values must be positive, got {text!r}")
-    return values
+    try:
+        return [as_positive("L0", v) for v in values]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _sae_list(text: str) -> list[str]:
@@ -59,10 +76,7 @@ def _sae_list(text: str) -> list[str]:
 
 
 def _fresh_dir(path: Path, overwrite: bool) -> None:
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{path} exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise UsageError(f"{path} exists and is not empty; pass --overwrite to replace its contents")
+    check_fresh_dir(path, overwrite=overwrite, hint="pass --overwrite to replace its contents")
 
 
 def _fresh_file(path: Path, overwrite: bool) -> None:
@@ -74,7 +88,7 @@ def _fresh_file(path: Path, overwrite: bool) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from synthsae.bench import default_protocol, load_world, run_bench, table
+    from synthsae.bench import default_protocol, run_bench, table
 
     out = Path(args.out or f"synthsae-bench-{Path(args.preset).name}")
     _fresh_dir(out, args.overwrite)
@@ -84,7 +98,9 @@ def _bench(args: argparse.Namespace) -> int:
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA device is available")
     t0 = time.perf_counter()
-    world, preset_name = load_world(args.preset, orthogonalize=not args.no_orthogonalize, device=args.device)
+    world, preset_name = resolve_world(
+        args.preset, orthogonalize=not args.no_orthogonalize, device=args.device
+    )
     protocol = default_protocol(preset_name, world.num_features)
     for name in ("saes", "width", "samples", "eval_samples", "batch_size", "lr"):
         if getattr(args, name) is not None:
@@ -115,29 +131,23 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _world_create(args: argparse.Namespace) -> int:
-    from synthsae.bench import load_world
-
     out = Path(args.out)
     _fresh_dir(out, args.overwrite)
-    world, _ = load_world(args.world, orthogonalize=not args.no_orthogonalize)
+    world, _ = resolve_world(args.world, orthogonalize=not args.no_orthogonalize)
     world.save(out, overwrite=args.overwrite)
     print(f"saved {world!r} to {out}")
     return 0
 
 
 def _world_info(args: argparse.Namespace) -> int:
-    from synthsae.bench import load_world
-
-    world, _ = load_world(args.world, orthogonalize=False)
+    world, _ = resolve_world(args.world, orthogonalize=False)
     print(repr(world))
     print(json.dumps(world.config.to_dict(), indent=1))
     return 0
 
 
 def _world_stats(args: argparse.Namespace) -> int:
-    from synthsae.bench import load_world
-
-    world, _ = load_world(args.world, orthogonalize=not args.no_orthogonalize)
+    world, _ = resolve_world(args.world, orthogonalize=not args.no_orthogonalize)
     print(json.dumps(world.stats(num_samples=args.samples, seed=args.seed), indent=1))
     return 0
 
@@ -145,14 +155,12 @@ def _world_stats(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     from safetensors.numpy import save_file
 
-    from synthsae.bench import load_world
-
     out = Path(args.out)
     _fresh_file(out, args.overwrite)
-    world, _ = load_world(args.world, orthogonalize=not args.no_orthogonalize)
+    world, _ = resolve_world(args.world, orthogonalize=not args.no_orthogonalize)
     t0 = time.perf_counter()
     features = world.sample_features(args.rows, seed=args.seed, start=args.start)
-    tensors = {
+    tensors: dict[str, Any] = {
         "indptr": features.indptr,
         "indices": features.indices,
         "values": features.values,
@@ -188,7 +196,6 @@ def _slurm_split() -> tuple[int, int] | None:
 
 def _generate_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The world and generate() keywords: flags, filled from --out's manifest when resuming."""
-    from synthsae.bench import load_world
     from synthsae.shards import MANIFEST_FILE, WORLD_DIR, read_manifest
 
     out = Path(args.out)
@@ -198,7 +205,7 @@ def _generate_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     if args.dtype is not None and not (args.hidden or (old and old.hidden)):
         raise UsageError("--dtype sets the hidden activations' type: pass --hidden with it")
     settings = {
-        "rows": args.rows if args.rows is not None else old.rows,
+        "rows": args.rows if args.rows is not None or old is None else old.rows,
         "seed": args.seed if args.seed is not None else (old.seed if old else 0),
         "shard_rows": args.shard_rows or (old.shard_rows if old else 1_000_000),
         "hidden": args.hidden or bool(old and old.hidden),
@@ -207,7 +214,7 @@ def _generate_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     if args.world is None:
         world = synthsae.World.load(out / WORLD_DIR)
     else:
-        world, _ = load_world(args.world, orthogonalize=not args.no_orthogonalize)
+        world, _ = resolve_world(args.world, orthogonalize=not args.no_orthogonalize)
     return world, settings
 
 
@@ -276,9 +283,8 @@ def _load_any_sae(path: Path, device: str | None) -> Any:
 
 def _eval(args: argparse.Namespace) -> int:
     from synthsae._files import write_json
-    from synthsae.bench import load_world
 
-    world, _ = load_world(args.world, orthogonalize=not args.no_orthogonalize)
+    world, _ = resolve_world(args.world, orthogonalize=not args.no_orthogonalize)
     sae = _load_any_sae(Path(args.sae), args.device)
     result = synthsae.evaluate(sae, world, num_samples=args.samples, seed=args.seed, device=args.device)
     for key, value in result.to_log_dict().items():
@@ -313,13 +319,17 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _world_arg(p: argparse.ArgumentParser, flag: bool = True) -> None:
-    names = ["--world"] if flag else ["world"]
-    kwargs = {"required": True} if flag else {}
-    p.add_argument(*names, **kwargs, help="preset (tiny, synthsaebench-16k), world directory or config JSON")
+    text = f"preset ({preset_names()}), world directory or config JSON"
+    if flag:
+        p.add_argument("--world", required=True, help=text)
+    else:
+        p.add_argument("world", help=text)
     p.add_argument("--no-orthogonalize", action="store_true", help="skip the dictionary orthogonalization")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from synthsae.bench import describe_protocols
+
     parser = argparse.ArgumentParser(prog="synthsae", description=synthsae.__doc__)
     parser.add_argument("--version", action="version", version=f"synthsae {synthsae.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -329,19 +339,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="train SAEs on a world, score them against the ground truth, write report.json and plots",
         description="Builds the world, trains every SAE architecture at every L0, evaluates each, prints a "
         "table and writes report.json, the SAEs and PNG plots into --out. Defaults depend on the preset: "
-        "tiny = 256 latents, L0 6,8,10, 1M rows (minutes on a laptop CPU); synthsaebench-16k = the paper "
-        "(4096 latents, L0 15..45, 200M rows; use --device cuda).",
+        f"{describe_protocols()}.",
     )
-    bench.add_argument("--preset", default="tiny", help="tiny (default), synthsaebench-16k, or a world path")
+    bench.add_argument(
+        "--preset", default="tiny", help=f"preset ({preset_names()}; default tiny) or world path"
+    )
     bench.add_argument("--saes", type=_sae_list, default=None, help="comma-separated architectures")
     bench.add_argument("--l0", type=_l0_list, default=None, help="comma-separated target L0s")
     bench.add_argument("--width", type=_positive_int, default=None, help="SAE latents")
     bench.add_argument("--samples", type=_positive_int, default=None, help="training rows per SAE")
     bench.add_argument("--eval-samples", type=_nonnegative_int, default=None, help="evaluation rows per SAE")
     bench.add_argument("--batch-size", type=_positive_int, default=None, help="training batch size (1024)")
-    bench.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    bench.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate")
     bench.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="training device (cpu)")
-    bench.add_argument("--seed", type=_nonnegative_int, default=0, help="seed (0)")
+    bench.add_argument("--seed", type=_seed, default=0, help="seed (0)")
     bench.add_argument("--out", default=None, help="output directory (synthsae-bench-<preset>)")
     bench.add_argument("--overwrite", action="store_true", help="replace the contents of an existing --out")
     bench.add_argument(
@@ -363,14 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     stats = world_commands.add_parser("stats", help="sample a world and print its statistics")
     _world_arg(stats, flag=False)
     stats.add_argument("--samples", type=_positive_int, default=20_000, help="rows to sample (20,000)")
-    stats.add_argument("--seed", type=_nonnegative_int, default=0, help="seed (0)")
+    stats.add_argument("--seed", type=_seed, default=0, help="seed (0)")
     stats.set_defaults(run=_world_stats)
 
     sample = commands.add_parser("sample", help="write N rows of a world to a safetensors file")
     _world_arg(sample)
     sample.add_argument("--rows", type=_positive_int, required=True, help="rows to write")
     sample.add_argument("--out", required=True, help="safetensors file to write")
-    sample.add_argument("--seed", type=_nonnegative_int, default=0, help="stream seed (0)")
+    sample.add_argument("--seed", type=_seed, default=0, help="stream seed (0)")
     sample.add_argument("--start", type=_nonnegative_int, default=0, help="first row (0)")
     sample.add_argument("--hidden", action="store_true", help="also write dense hidden activations")
     sample.add_argument("--overwrite", action="store_true", help="replace an existing file")
@@ -393,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--shard-rows", type=_positive_int, default=None, help="rows per shard (1,000,000)")
     gen.add_argument("--hidden", action="store_true", help="also store hidden activations [rows, D]")
     gen.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None, help="hidden dtype")
-    gen.add_argument("--seed", type=_nonnegative_int, default=None, help="stream seed (0)")
+    gen.add_argument("--seed", type=_seed, default=None, help="stream seed (0)")
     where = gen.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786)")
     where.add_argument("--local-workers", type=_positive_int, default=None, help="start a local Dask cluster")
@@ -422,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--sae", required=True, help="SAE directory (cfg.json + weights)")
     _world_arg(ev)
     ev.add_argument("--samples", type=_positive_int, default=500_000, help="evaluation rows (500,000)")
-    ev.add_argument("--seed", type=_nonnegative_int, default=0, help="stream seed (0)")
+    ev.add_argument("--seed", type=_seed, default=0, help="stream seed (0)")
     ev.add_argument("--device", default=None, help="device (the SAE's)")
     ev.add_argument("--json", default=None, help="also write every EvalResult field to this JSON file")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
@@ -435,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-prob", type=float, default=0.4, help="largest firing probability (0.4)")
     demo.add_argument("--min-prob", type=float, default=5e-4, help="smallest firing probability (5e-4)")
     demo.add_argument("--threads", type=_positive_int, default=None, help="threads (all cores)")
-    demo.add_argument("--seed", type=int, default=0, help="seed (0)")
+    demo.add_argument("--seed", type=_seed, default=0, help="seed (0)")
     demo.set_defaults(run=_demo)
     return parser
 

@@ -2,13 +2,14 @@
 
 ``WorldConfig.to_dict()`` produces exactly the dict SAELens writes to ``synthetic_model_config.json``
 and ``WorldConfig.from_dict()`` reads it back. Nested generator configs carry ``generator_name``.
-Invalid values raise ``ValueError`` and wrong types ``TypeError``, naming the field.
+Invalid values (NaN and ±inf included) raise ``ValueError`` and wrong types ``TypeError``; messages start
+with the qualified field name (``WorldConfig.num_features``, ``zipfian.max_prob``), as in
+``synthsae._validate``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import firing
+from synthsae._validate import as_bool, as_float, as_int, as_optional_seed
 
 if TYPE_CHECKING:
     import torch
@@ -23,16 +25,15 @@ if TYPE_CHECKING:
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 
 
-def _check_int(owner: str, name: str, value: Any, minimum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner}.{name} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{owner}.{name} must be >= {minimum}, got {value}")
+def _int(owner: str, name: str, value: Any, minimum: int | None = 0) -> int:
+    """``owner.name`` as an integer >= ``minimum`` (numpy integers become Python ints)."""
+    return as_int(f"{owner}.{name}", value, minimum=minimum)
 
 
-def _check_real(owner: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise TypeError(f"{owner}.{name} must be a finite real number, got {value!r}")
+def _real(owner: str, name: str, value: Any, **bounds: Any) -> None:
+    """Checks ``owner.name`` is a finite real number within ``bounds`` (see ``as_float``); the value
+    is kept as given, so ``to_dict`` writes back what was read."""
+    as_float(f"{owner}.{name}", value, **bounds)
 
 
 def _fields_from(cls: type, d: dict[str, Any], owner: str) -> dict[str, Any]:
@@ -53,7 +54,8 @@ class _Generated:
     kind: ClassVar[str]
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "generator_name": self.generator_name}  # type: ignore[call-overload]
+        fields = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return {**fields, "generator_name": self.generator_name}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Any:
@@ -81,19 +83,22 @@ class FiringProbabilityConfig(_Generated):
         raise NotImplementedError
 
 
-def _probability_range(owner: str, max_prob: Any, min_prob: Any, strict: bool) -> None:
-    _check_real(owner, "max_prob", max_prob)
-    _check_real(owner, "min_prob", min_prob)
-    if not 0 < max_prob <= 1:
-        raise ValueError(f"{owner}.max_prob must be in (0, 1], got {max_prob}")
-    ok = 0 < min_prob < max_prob if strict else 0 < min_prob <= max_prob
-    if not ok:
-        op = "<" if strict else "<="
-        raise ValueError(f"{owner}.min_prob must satisfy 0 < min_prob {op} max_prob, got {min_prob}")
+class _ProbabilityRange:
+    """Configs with ``max_prob`` in (0, 1] and ``0 < min_prob < max_prob`` (``<=`` unless ``strict``)."""
+
+    generator_name: ClassVar[str]
+    strict: ClassVar[bool] = True
+    max_prob: float
+    min_prob: float
+
+    def __post_init__(self) -> None:
+        firing.check_probability_range(
+            self.max_prob, self.min_prob, strict=self.strict, owner=self.generator_name
+        )
 
 
 @dataclass
-class ZipfianFiringProbabilityConfig(FiringProbabilityConfig):
+class ZipfianFiringProbabilityConfig(_ProbabilityRange, FiringProbabilityConfig):
     """``p_k ∝ k^-exponent`` rescaled to ``[min_prob, max_prob]``."""
 
     generator_name: ClassVar[str] = "zipfian"
@@ -102,40 +107,33 @@ class ZipfianFiringProbabilityConfig(FiringProbabilityConfig):
     min_prob: float = 0.01
 
     def __post_init__(self) -> None:
-        _check_real("zipfian", "exponent", self.exponent)
-        if self.exponent <= 0:
-            raise ValueError(f"zipfian.exponent must be > 0, got {self.exponent}")
-        _probability_range("zipfian", self.max_prob, self.min_prob, strict=True)
+        _real("zipfian", "exponent", self.exponent, minimum=0.0, exclusive_minimum=True)
+        super().__post_init__()
 
     def generate(self, num_features: int, seed: int | None = None) -> npt.NDArray[np.float32]:
         return firing.zipfian_firing_probabilities(num_features, self.exponent, self.max_prob, self.min_prob)
 
 
 @dataclass
-class LinearFiringProbabilityConfig(FiringProbabilityConfig):
-    """Evenly spaced from ``max_prob`` to ``min_prob``."""
+class LinearFiringProbabilityConfig(_ProbabilityRange, FiringProbabilityConfig):
+    """Evenly spaced from ``max_prob`` to ``min_prob`` (which may be equal)."""
 
     generator_name: ClassVar[str] = "linear"
+    strict: ClassVar[bool] = False
     max_prob: float = 0.3
     min_prob: float = 0.01
-
-    def __post_init__(self) -> None:
-        _probability_range("linear", self.max_prob, self.min_prob, strict=False)
 
     def generate(self, num_features: int, seed: int | None = None) -> npt.NDArray[np.float32]:
         return firing.linear_firing_probabilities(num_features, self.max_prob, self.min_prob)
 
 
 @dataclass
-class RandomFiringProbabilityConfig(FiringProbabilityConfig):
+class RandomFiringProbabilityConfig(_ProbabilityRange, FiringProbabilityConfig):
     """Uniform in ``[min_prob, max_prob]`` from torch's CPU generator seeded with the world seed."""
 
     generator_name: ClassVar[str] = "random"
     max_prob: float = 0.5
     min_prob: float = 0.01
-
-    def __post_init__(self) -> None:
-        _probability_range("random", self.max_prob, self.min_prob, strict=True)
 
     def generate(self, num_features: int, seed: int | None = None) -> npt.NDArray[np.float32]:
         return firing.random_firing_probabilities(num_features, self.max_prob, self.min_prob, seed)
@@ -149,9 +147,7 @@ class ConstantFiringProbabilityConfig(FiringProbabilityConfig):
     probability: float = 0.1
 
     def __post_init__(self) -> None:
-        _check_real("constant", "probability", self.probability)
-        if not 0 <= self.probability <= 1:
-            raise ValueError(f"constant.probability must be in [0, 1], got {self.probability}")
+        _real("constant", "probability", self.probability, minimum=0.0, maximum=1.0)
 
     def generate(self, num_features: int, seed: int | None = None) -> npt.NDArray[np.float32]:
         return firing.constant_firing_probabilities(num_features, self.probability)
@@ -188,7 +184,7 @@ class ConstantMagnitudeConfig(MagnitudeConfig):
     value: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_real("constant", "value", self.value)
+        _real("constant", "value", self.value)
 
     def generate(self, num_features: int, seed: int | None = None) -> npt.NDArray[np.float32]:
         return np.full(num_features, self.value, dtype=np.float32)
@@ -202,12 +198,8 @@ class _RampMagnitudeConfig(MagnitudeConfig):
     end: float
 
     def __post_init__(self) -> None:
-        _check_real(self.generator_name, "start", self.start)
-        _check_real(self.generator_name, "end", self.end)
-        if self.start <= 0 or self.end <= 0:
-            raise ValueError(
-                f"{self.generator_name}.start and .end must be > 0, got start={self.start}, end={self.end}"
-            )
+        for name in ("start", "end"):
+            _real(self.generator_name, name, getattr(self, name), minimum=0.0, exclusive_minimum=True)
 
     def generate(self, num_features: int, seed: int | None = None) -> npt.NDArray[np.float32]:
         if num_features == 1:
@@ -253,17 +245,12 @@ class FoldedNormalMagnitudeConfig(MagnitudeConfig):
     max_value: float | None = None
 
     def __post_init__(self) -> None:
-        _check_real("folded_normal", "mean", self.mean)
-        _check_real("folded_normal", "std", self.std)
-        if self.std <= 0:
-            raise ValueError(f"folded_normal.std must be > 0, got {self.std}")
-        for name in ("min_value", "max_value"):
-            if getattr(self, name) is not None:
-                _check_real("folded_normal", name, getattr(self, name))
-        if self.min_value is not None and self.min_value < 0:
-            raise ValueError(f"folded_normal.min_value must be >= 0, got {self.min_value}")
-        if self.max_value is not None and self.max_value <= 0:
-            raise ValueError(f"folded_normal.max_value must be > 0, got {self.max_value}")
+        _real("folded_normal", "mean", self.mean)
+        _real("folded_normal", "std", self.std, minimum=0.0, exclusive_minimum=True)
+        if self.min_value is not None:
+            _real("folded_normal", "min_value", self.min_value, minimum=0.0)
+        if self.max_value is not None:
+            _real("folded_normal", "max_value", self.max_value, minimum=0.0, exclusive_minimum=True)
         if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
             raise ValueError("folded_normal.min_value must be <= max_value")
 
@@ -278,13 +265,13 @@ class FoldedNormalMagnitudeConfig(MagnitudeConfig):
         return samples.numpy()
 
 
-for _cls in (
+for _magnitude_cls in (
     ConstantMagnitudeConfig,
     LinearMagnitudeConfig,
     ExponentialMagnitudeConfig,
     FoldedNormalMagnitudeConfig,
 ):
-    MagnitudeConfig.registry[_cls.generator_name] = _cls
+    MagnitudeConfig.registry[_magnitude_cls.generator_name] = _magnitude_cls
 
 
 def generate_magnitudes(
@@ -314,34 +301,28 @@ class HierarchyConfig:
 
     def __post_init__(self) -> None:
         owner = "hierarchy"
-        _check_int(owner, "total_root_nodes", self.total_root_nodes, 1)
+        self.total_root_nodes = _int(owner, "total_root_nodes", self.total_root_nodes, 1)
         if isinstance(self.branching_factor, list | tuple):
             if len(self.branching_factor) != 2:
                 raise ValueError(f"{owner}.branching_factor must be an int or (min, max)")
-            self.branching_factor = (self.branching_factor[0], self.branching_factor[1])
-            lo, hi = self.branching_factor
-            _check_int(owner, "branching_factor", lo, 2)
-            _check_int(owner, "branching_factor", hi, 2)
+            lo, hi = (_int(owner, "branching_factor", b, 2) for b in self.branching_factor)
             if lo > hi:
-                raise ValueError(
-                    f"{owner}.branching_factor must have min <= max, got {self.branching_factor}"
-                )
+                raise ValueError(f"{owner}.branching_factor must have min <= max, got {(lo, hi)}")
+            self.branching_factor = (lo, hi)
         else:
-            _check_int(owner, "branching_factor", self.branching_factor, 2)
-        _check_int(owner, "max_depth", self.max_depth, 1)
-        _check_real(owner, "mutually_exclusive_portion", self.mutually_exclusive_portion)
-        if not 0 <= self.mutually_exclusive_portion <= 1:
-            raise ValueError(f"{owner}.mutually_exclusive_portion must be in [0, 1]")
-        _check_int(owner, "mutually_exclusive_min_depth", self.mutually_exclusive_min_depth, 0)
+            self.branching_factor = _int(owner, "branching_factor", self.branching_factor, 2)
+        self.max_depth = _int(owner, "max_depth", self.max_depth, 1)
+        portion = self.mutually_exclusive_portion
+        _real(owner, "mutually_exclusive_portion", portion, minimum=0.0, maximum=1.0)
+        min_depth = _int(owner, "mutually_exclusive_min_depth", self.mutually_exclusive_min_depth)
+        self.mutually_exclusive_min_depth = min_depth
         if self.mutually_exclusive_max_depth is not None:
-            _check_int(owner, "mutually_exclusive_max_depth", self.mutually_exclusive_max_depth)
-            if self.mutually_exclusive_max_depth < self.mutually_exclusive_min_depth:
-                raise ValueError(
-                    f"{owner}.mutually_exclusive_max_depth must be >= mutually_exclusive_min_depth"
-                )
+            name = "mutually_exclusive_max_depth"
+            self.mutually_exclusive_max_depth = _int(owner, name, self.mutually_exclusive_max_depth)
+            if self.mutually_exclusive_max_depth < min_depth:
+                raise ValueError(f"{owner}.{name} must be >= mutually_exclusive_min_depth ({min_depth})")
         for name in ("compensate_probabilities", "scale_children_by_parent"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{owner}.{name} must be a bool")
+            setattr(self, name, as_bool(f"{owner}.{name}", getattr(self, name)))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -363,11 +344,9 @@ class OrthogonalizationConfig:
     chunk_size: int = 1024
 
     def __post_init__(self) -> None:
-        _check_int("orthogonalization", "num_steps", self.num_steps, 0)
-        _check_real("orthogonalization", "lr", self.lr)
-        if self.lr <= 0:
-            raise ValueError(f"orthogonalization.lr must be > 0, got {self.lr}")
-        _check_int("orthogonalization", "chunk_size", self.chunk_size, 1)
+        self.num_steps = _int("orthogonalization", "num_steps", self.num_steps)
+        _real("orthogonalization", "lr", self.lr, minimum=0.0, exclusive_minimum=True)
+        self.chunk_size = _int("orthogonalization", "chunk_size", self.chunk_size, 1)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -389,12 +368,9 @@ class LowRankCorrelationConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        _check_int("correlation", "rank", self.rank, 1)
-        _check_real("correlation", "correlation_scale", self.correlation_scale)
-        if self.correlation_scale < 0:
-            raise ValueError(f"correlation.correlation_scale must be >= 0, got {self.correlation_scale}")
-        if self.seed is not None:
-            _check_int("correlation", "seed", self.seed)
+        self.rank = _int("correlation", "rank", self.rank, 1)
+        _real("correlation", "correlation_scale", self.correlation_scale, minimum=0.0)
+        self.seed = as_optional_seed(self.seed, "correlation.seed")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -410,7 +386,7 @@ class LowRankCorrelationConfig:
 def _magnitude_from(value: Any, name: str) -> float | MagnitudeConfig:
     if isinstance(value, dict):
         return MagnitudeConfig.from_dict(value)
-    _check_real("WorldConfig", name, value)
+    _real("WorldConfig", name, value)
     return float(value)
 
 
@@ -444,8 +420,8 @@ class WorldConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        _check_int("WorldConfig", "num_features", self.num_features, 1)
-        _check_int("WorldConfig", "hidden_dim", self.hidden_dim, 1)
+        self.num_features = _int("WorldConfig", "num_features", self.num_features, 1)
+        self.hidden_dim = _int("WorldConfig", "hidden_dim", self.hidden_dim, 1)
         for name, kind in (
             ("firing_probability", FiringProbabilityConfig),
             ("hierarchy", HierarchyConfig),
@@ -455,20 +431,19 @@ class WorldConfig:
             value = getattr(self, name)
             if not (isinstance(value, kind) or (value is None and name != "firing_probability")):
                 raise TypeError(f"WorldConfig.{name} must be a {kind.__name__}, got {value!r}")
-        for name in ("std_firing_magnitudes", "mean_firing_magnitudes"):
-            value = getattr(self, name)
-            if not isinstance(value, MagnitudeConfig):
-                _check_real("WorldConfig", name, value)
-        if isinstance(self.std_firing_magnitudes, numbers.Real) and self.std_firing_magnitudes < 0:
-            raise ValueError("WorldConfig.std_firing_magnitudes must be >= 0")
+        if not isinstance(self.std_firing_magnitudes, MagnitudeConfig):
+            _real("WorldConfig", "std_firing_magnitudes", self.std_firing_magnitudes, minimum=0.0)
+        if not isinstance(self.mean_firing_magnitudes, MagnitudeConfig):
+            _real("WorldConfig", "mean_firing_magnitudes", self.mean_firing_magnitudes)
         if not isinstance(self.bias, bool):
-            _check_real("WorldConfig", "bias", self.bias)
+            _real("WorldConfig", "bias", self.bias)
             if self.bias < 0:
                 raise ValueError(f"WorldConfig.bias must be a bool or a norm >= 0, got {self.bias}")
+        if not isinstance(self.dtype, str):
+            raise TypeError(f"WorldConfig.dtype must be a str, got {type(self.dtype).__name__}")
         if self.dtype not in DTYPES:
             raise ValueError(f"WorldConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
-        if self.seed is not None:
-            _check_int("WorldConfig", "seed", self.seed, 0)
+        self.seed = as_optional_seed(self.seed, "WorldConfig.seed")
 
     def to_dict(self) -> dict[str, Any]:
         """The dict SAELens writes to ``synthetic_model_config.json`` (same keys and order)."""
@@ -484,7 +459,7 @@ class WorldConfig:
         d = _fields_from(cls, d, "WorldConfig")
         if "firing_probability" not in d:
             raise ValueError("WorldConfig: missing required field 'firing_probability'")
-        nested = {
+        nested: dict[str, type[HierarchyConfig | OrthogonalizationConfig | LowRankCorrelationConfig]] = {
             "hierarchy": HierarchyConfig,
             "orthogonalization": OrthogonalizationConfig,
             "correlation": LowRankCorrelationConfig,

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from synthsae._validate import as_float, as_int
+import numpy as np
+
+from synthsae._validate import as_fraction, as_int, as_optional_seed, as_positive
 
 if TYPE_CHECKING:
     import torch
@@ -51,6 +53,8 @@ def fix_correlation_matrix(matrix: torch.Tensor, min_eigenvalue: float = 1e-6) -
     diagonal; ``[N, N]``."""
     import torch
 
+    matrix = _square("matrix", matrix)
+    min_eigenvalue = as_positive("min_eigenvalue", min_eigenvalue)
     values, vectors = torch.linalg.eigh(matrix)
     fixed = vectors @ torch.diag(values.clamp(min=min_eigenvalue)) @ vectors.T
     diag = torch.diag(fixed).clamp(min=1e-8)
@@ -73,21 +77,18 @@ def random_correlation_matrix(
     import torch
 
     num_features = as_int("num_features", num_features, minimum=0)
-    for name, value in (("positive_ratio", positive_ratio), ("uncorrelated_ratio", uncorrelated_ratio)):
-        if not 0 <= as_float(name, value) <= 1:
-            raise ValueError(f"{name} must be in [0, 1], got {value}")
-    lo = as_float("min_correlation_strength", min_correlation_strength)
-    hi = as_float("max_correlation_strength", max_correlation_strength)
-    if not 0 <= lo <= hi <= 1:
-        raise ValueError(
-            f"min_correlation_strength and max_correlation_strength must satisfy 0 <= min <= max <= 1, "
-            f"got {lo}, {hi}"
-        )
+    positive_ratio = as_fraction("positive_ratio", positive_ratio, allow_zero=True)
+    uncorrelated_ratio = as_fraction("uncorrelated_ratio", uncorrelated_ratio, allow_zero=True)
+    lo = as_fraction("min_correlation_strength", min_correlation_strength, allow_zero=True)
+    hi = as_fraction("max_correlation_strength", max_correlation_strength, allow_zero=True)
+    if lo > hi:
+        raise ValueError(f"min_correlation_strength must be <= max_correlation_strength ({hi}), got {lo}")
+    seed = as_optional_seed(seed)
     if num_features <= 1:
         return torch.eye(num_features)
     generator = torch.Generator()
     if seed is not None:
-        generator.manual_seed(as_int("seed", seed, minimum=0))
+        generator.manual_seed(seed)
     rows, cols = torch.triu_indices(num_features, num_features, offset=1)
     pairs = rows.shape[0]
     correlated = torch.rand(pairs, generator=generator) >= uncorrelated_ratio
@@ -102,16 +103,14 @@ def random_correlation_matrix(
     return matrix
 
 
-def low_rank_from_dense(matrix: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def low_rank_from_dense(correlation_matrix: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact factor form of a dense correlation matrix: ``C = F Fᵀ + δ I`` with ``δ = λ_min / 2``,
     ``F = V sqrt(Λ - δ)``; returns float32 ``(F [N, N], d [N])``. Cost per sampled row is N², so this
     is for small N. Raises ValueError unless C is symmetric, unit-diagonal and positive definite
     (see :func:`fix_correlation_matrix`)."""
     import torch
 
-    c = torch.as_tensor(matrix, dtype=torch.float64)
-    if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] == 0:
-        raise ValueError(f"correlation_matrix must be square [N, N], got shape {tuple(c.shape)}")
+    c = _square("correlation_matrix", correlation_matrix).to(torch.float64)
     if not bool(torch.isfinite(c).all()) or not torch.allclose(c, c.T, atol=1e-6):
         raise ValueError("correlation_matrix must be finite and symmetric")
     if not torch.allclose(torch.diag(c), torch.ones(c.shape[0], dtype=torch.float64), atol=1e-5):
@@ -124,3 +123,26 @@ def low_rank_from_dense(matrix: Any) -> tuple[torch.Tensor, torch.Tensor]:
     delta = float(values.min()) / 2
     factor = vectors * (values - delta).clamp(min=0).sqrt()
     return factor.float(), torch.full((c.shape[0],), delta, dtype=torch.float32)
+
+
+def _square(name: str, matrix: Any) -> torch.Tensor:
+    """``matrix`` (a torch tensor, numpy array or nested lists of reals) as a finite floating ``[N, N]``
+    torch tensor, N >= 1; integers become float64."""
+    import torch
+
+    if isinstance(matrix, torch.Tensor):
+        t = matrix.detach()
+    else:
+        try:
+            t = torch.from_numpy(np.asarray(matrix))
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name} must be a real matrix: {e}") from None
+    if t.dtype == torch.bool or t.is_complex():
+        raise TypeError(f"{name} must be a real matrix, got dtype {t.dtype}")
+    if not t.is_floating_point():
+        t = t.to(torch.float64)
+    if t.ndim != 2 or t.shape[0] != t.shape[1] or t.shape[0] == 0:
+        raise ValueError(f"{name} must be square [N, N] with N >= 1, got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return t

@@ -12,15 +12,15 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from synthsae._validate import as_int, as_seed
-from synthsae.shards import WORLD_DIR, Manifest, Shard, load_world, read_shard, read_state
+from synthsae._validate import as_bool, as_int, as_seed
+from synthsae.shards import WORLD_DIR, Manifest, Shard, load_fingerprinted_world, read_shard, read_state
 from synthsae.sparse import SparseBatch
 from synthsae.world import World
 
 _FORMATS = ("torch", "numpy")
 
 
-class ShardDataset(IterableDataset):
+class ShardDataset(IterableDataset[Any]):
     """Batches of rows from a dataset directory written by ``synthsae.generate``.
 
     Use with ``DataLoader(dataset, batch_size=None, num_workers=k)``. The shards are dealt out to the
@@ -63,21 +63,12 @@ class ShardDataset(IterableDataset):
             )
         self.batch_size = as_int("batch_size", batch_size, minimum=1)
         self.seed = as_seed(seed)
-        for name, flag in (
-            ("shuffle", shuffle),
-            ("return_features", return_features),
-            ("drop_last", drop_last),
-        ):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+        self.shuffle = as_bool("shuffle", shuffle)
+        self.return_features = as_bool("return_features", return_features)
+        self.drop_last = as_bool("drop_last", drop_last)
         if format not in _FORMATS:
             raise ValueError(f"format must be one of {_FORMATS}, got {format!r}")
-        self.shuffle, self.return_features, self.drop_last, self.format = (
-            shuffle,
-            return_features,
-            drop_last,
-            format,
-        )
+        self.format = format
         self.epoch = 0
         self._world: World | None = None
 
@@ -154,7 +145,7 @@ class ShardDataset(IterableDataset):
     def world(self) -> World:
         """The dataset's world (loaded from ``world/`` on first use)."""
         if self._world is None:
-            self._world = load_world(self.path / WORLD_DIR, self.manifest.world_sha256)
+            self._world = load_fingerprinted_world(self.path / WORLD_DIR, self.manifest.world_sha256)
         return self._world
 
 

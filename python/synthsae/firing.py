@@ -9,7 +9,23 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
-from synthsae._validate import as_float, as_int
+from synthsae._validate import as_float, as_fraction, as_int, as_optional_seed, as_positive
+
+
+def check_probability_range(
+    max_prob: float, min_prob: float, *, strict: bool, owner: str | None = None
+) -> tuple[float, float]:
+    """``(max_prob, min_prob)`` as floats, checked: ``max_prob`` in (0, 1], ``min_prob`` in
+    ``(0, max_prob)`` (``(0, max_prob]`` unless ``strict``). ``owner`` prefixes the names in messages
+    (``"zipfian"`` gives ``zipfian.max_prob``)."""
+    prefix = f"{owner}." if owner else ""
+    hi = as_fraction(f"{prefix}max_prob", max_prob)
+    lo = as_positive(f"{prefix}min_prob", min_prob)
+    if lo > hi or (strict and lo == hi):
+        raise ValueError(
+            f"{prefix}min_prob must be {'<' if strict else '<='} max_prob, got min_prob={lo}, max_prob={hi}"
+        )
+    return hi, lo
 
 
 def zipfian_firing_probabilities(
@@ -53,13 +69,10 @@ def random_firing_probabilities(
     import torch
 
     num_features = as_int("num_features", num_features, minimum=1)
-    max_prob, min_prob = as_float("max_prob", max_prob), as_float("min_prob", min_prob)
-    if not 0 < max_prob <= 1:
-        raise ValueError(f"max_prob must be in (0, 1], got {max_prob}")
-    if not 0 < min_prob < max_prob:
-        raise ValueError(f"min_prob must be in (0, max_prob), got min_prob={min_prob}, max_prob={max_prob}")
+    max_prob, min_prob = check_probability_range(max_prob, min_prob, strict=True)
+    seed = as_optional_seed(seed)
     generator = torch.Generator()
     if seed is not None:
-        generator.manual_seed(as_int("seed", seed, minimum=0, maximum=2**64 - 1))
+        generator.manual_seed(seed)
     u = torch.rand(num_features, generator=generator)
     return (min_prob + (max_prob - min_prob) * u).numpy()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthsae._validate import as_int, as_num_threads, as_seed
+from synthsae._validate import as_bool, as_int, as_num_threads, as_seed
 from synthsae.shards import (
     HIDDEN_DTYPES,
     LOCK_FILE,
@@ -25,7 +25,7 @@ from synthsae.shards import (
     Shard,
     consolidate,
     intact,
-    load_world,
+    load_fingerprinted_world,
     manifest_lock,
     read_manifest,
     read_state,
@@ -106,8 +106,8 @@ def generate(
     shard_rows = as_int("shard_rows", shard_rows, minimum=1)
     seed = as_seed(seed)
     num_threads = as_num_threads(num_threads)
-    if not isinstance(hidden, bool):
-        raise TypeError(f"hidden must be a bool, got {type(hidden).__name__}")
+    hidden = as_bool("hidden", hidden)
+    show_progress = as_bool("show_progress", show_progress)
     if dtype not in HIDDEN_DTYPES:
         raise ValueError(f"dtype must be one of {HIDDEN_DTYPES}, got {dtype!r}")
     if dtype != "float32" and not hidden:
@@ -218,7 +218,7 @@ def _has_world(path: Path, fingerprint: str) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            load_world(path, fingerprint)
+            load_fingerprinted_world(path, fingerprint)
         return True
     except (OSError, ValueError):
         return False
@@ -307,5 +307,5 @@ def _dask_task(
     with _WORLDS_LOCK:
         world = _WORLDS.get(fingerprint)
         if world is None:
-            world = _WORLDS[fingerprint] = load_world(Path(world_dir), fingerprint)
+            world = _WORLDS[fingerprint] = load_fingerprinted_world(Path(world_dir), fingerprint)
     return write_shard(world, Path(out), shard, seed=seed, hidden_dtype=hidden_dtype, num_threads=num_threads)

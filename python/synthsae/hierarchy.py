@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from synthsae._validate import as_int
 from synthsae.config import HierarchyConfig
 
 
@@ -103,7 +104,7 @@ class Hierarchy:
         queue: list[tuple[HierarchyNode, int | None, int]] = [(r, None, 0) for r in self.roots]
         while queue:
             out.extend(queue)
-            nxt = []
+            nxt: list[tuple[HierarchyNode, int | None, int]] = []
             for node, parent, depth in queue:
                 here = node.feature_index if node.feature_index is not None else parent
                 child_depth = depth + (node.feature_index is not None)
@@ -113,6 +114,7 @@ class Hierarchy:
 
     def validate(self, num_features: int) -> None:
         """Feature indices in range and unique; exclusive nodes need >= 2 children."""
+        num_features = as_int("num_features", num_features)
         seen: set[int] = set()
         for node, _, _ in self.nodes():
             if node.mutually_exclusive_children and len(node.children) < 2:
@@ -203,6 +205,9 @@ def generate_hierarchy(num_features: int, config: HierarchyConfig, seed: int | N
     ``floor(portion * #eligible)`` eligible parents (depth in range, >= 2 children) become
     mutually exclusive; ``scale_children_by_parent`` marks every parent.
     """
+    num_features = as_int("num_features", num_features)
+    if not isinstance(config, HierarchyConfig):
+        raise TypeError(f"config must be a HierarchyConfig, got {type(config).__name__}")
     rng = random.Random(seed)
     next_index = iter(range(num_features))
     # range first: zip stops on it without drawing (and losing) an index from next_index.

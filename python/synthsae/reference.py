@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Any
 
 import torch
 
@@ -57,7 +58,7 @@ def sample_independent(
 
 
 def _walk_hierarchy(
-    roots: list[dict],
+    roots: list[dict[str, Any]],
 ) -> tuple[list[tuple[int, int | None, int, bool]], list[tuple[int, int | None, list[int]]]]:
     """BFS over a hierarchy.json forest, as SAELens's ``_build_sparse_hierarchy`` does.
 
@@ -66,7 +67,9 @@ def _walk_hierarchy(
     """
     features: list[tuple[int, int | None, int, bool]] = []
     groups: list[tuple[int, int | None, list[int]]] = []
-    queue: deque[tuple[dict, int | None, int, bool]] = deque((root, None, 0, False) for root in roots)
+    queue: deque[tuple[dict[str, Any], int | None, int, bool]] = deque(
+        (root, None, 0, False) for root in roots
+    )
     while queue:
         node, parent, level, rescales = queue.popleft()
         index = node.get("feature_index")
@@ -90,7 +93,7 @@ def _walk_hierarchy(
 
 def apply_hierarchy(
     acts: torch.Tensor,
-    roots: list[dict],
+    roots: list[dict[str, Any]],
     mean_magnitudes: torch.Tensor | float,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -155,7 +158,7 @@ def sample_world(
     correlation_factor: torch.Tensor | None = None,
     correlation_diag: torch.Tensor | None = None,
     correlation_matrix: torch.Tensor | None = None,
-    hierarchy: dict | None = None,
+    hierarchy: dict[str, Any] | None = None,
 ) -> torch.Tensor:
     """SAELens ``ActivationGenerator.sample(n)`` (dense) plus its hierarchy modifier; ``[n, N]`` float32.
 

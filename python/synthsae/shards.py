@@ -219,7 +219,7 @@ def consolidate(out: Path) -> Manifest:
     return state
 
 
-def load_world(path: Path, fingerprint: str) -> World:
+def load_fingerprinted_world(path: Path, fingerprint: str) -> World:
     """The world in directory ``path``; ValueError unless it is the one with ``fingerprint``."""
     from synthsae.world import World
 
@@ -252,7 +252,7 @@ def write_shard(
         hidden = world.hidden_from_features(features, num_threads=num_threads)
         tensors["hidden"] = hidden.to(getattr(torch, hidden_dtype))
     # One metadata key: safetensors writes a multi-key metadata map in arbitrary order.
-    meta = {"shard": shard.index, "start": shard.start, "stop": shard.stop, "seed": seed}
+    meta: dict[str, Any] = {"shard": shard.index, "start": shard.start, "stop": shard.stop, "seed": seed}
     meta |= {"world_sha256": world.fingerprint(), "rng_algorithm": _core.RNG_ALGORITHM, "format": FORMAT}
     digest: list[str] = []
 
@@ -384,11 +384,12 @@ def verify(path: str | os.PathLike[str], *, num_threads: int | None = None) -> V
     manifest = read_state(out)
     world_error = None
     try:
-        load_world(out / WORLD_DIR, manifest.world_sha256)
+        load_fingerprinted_world(out / WORLD_DIR, manifest.world_sha256)
     except (OSError, ValueError) as e:
         world_error = str(e)
     status = intact(out, manifest.shards, num_threads)
-    missing, corrupt = [], []
+    missing: list[int] = []
+    corrupt: list[int] = []
     for s, good in zip(manifest.shards, status, strict=True):
         if not good:
             (corrupt if s.sha256 is not None and (out / s.file).is_file() else missing).append(s.index)

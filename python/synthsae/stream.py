@@ -7,7 +7,7 @@ import threading
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from synthsae._validate import as_int, as_num_threads, as_seed
+from synthsae._validate import as_bool, as_int, as_num_threads, as_seed
 from synthsae.sparse import SparseBatch
 from synthsae.world import csr_tensors
 
@@ -57,7 +57,7 @@ class ActivationStream:
         self.dtype = dtype or torch.float32
         if not isinstance(self.dtype, torch.dtype) or not self.dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-        self.return_features = bool(return_features)
+        self.return_features = as_bool("return_features", return_features)
         self._on_cpu = self.device.type == "cpu"
 
     def batch(self, k: int) -> torch.Tensor | tuple[torch.Tensor, SparseBatch]:

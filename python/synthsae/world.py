@@ -2,7 +2,8 @@
 
 Construction follows SAELens's ``SyntheticModel`` step for step (same seeds, same torch calls), so
 a world built on CPU equals SAELens's CPU build. Worlds are saved and loaded in SAELens's directory
-layout (``synthetic_model_config.json``, ``synthetic_model.safetensors``, ``hierarchy.json``).
+layout (``synthetic_model_config.json``, ``synthetic_model.safetensors``, ``hierarchy.json``; see
+``synthsae.world_io``). Named worlds are in ``synthsae.presets`` (``preset`` is re-exported here).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,31 +23,31 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
-from synthsae._files import atomic_write
-from synthsae._validate import as_num_threads
-from synthsae.config import (
-    FoldedNormalMagnitudeConfig,
-    HierarchyConfig,
-    LinearMagnitudeConfig,
-    LowRankCorrelationConfig,
-    OrthogonalizationConfig,
-    WorldConfig,
-    ZipfianFiringProbabilityConfig,
-    generate_magnitudes,
-)
+from synthsae._validate import as_bool, as_int, as_num_threads
+from synthsae.config import OrthogonalizationConfig, WorldConfig, generate_magnitudes
 from synthsae.correlation import low_rank_correlation, low_rank_from_dense
 from synthsae.hierarchy import Hierarchy, compensate, generate_hierarchy
+from synthsae.presets import preset
 from synthsae.sampling import sample_rows
 from synthsae.sparse import SparseBatch
+from synthsae.world_io import CONFIG_FILE, HIERARCHY_FILE, WEIGHTS_FILE, read_world_files, save_world
 
 if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "synthetic_model_config.json"
-WEIGHTS_FILE = "synthetic_model.safetensors"
-HIERARCHY_FILE = "hierarchy.json"
+__all__ = [
+    "CONFIG_FILE",
+    "HIERARCHY_FILE",
+    "WEIGHTS_FILE",
+    "World",
+    "csr_tensors",
+    "firing_thresholds",
+    "orthogonalize",
+    "preset",
+]
+
 _FINGERPRINT_TENSORS = (
     "feature_vectors",
     "bias",
@@ -57,44 +59,8 @@ _FINGERPRINT_TENSORS = (
 )
 
 
-def preset(name: str) -> WorldConfig:
-    """A named world configuration.
-
-    ``"synthsaebench-16k"``: the SynthSAEBench-16k world (16,384 features, 768 dims, Zipf 0.5 on
-    [5e-4, 0.4], 128 trees of branching 4 and depth 3, all exclusive, compensated, children scaled by
-    parents; rank-25 copula; magnitudes linear 5→4 with folded-normal std; bias 0.5; seed 42).
-    ``"tiny"``: 1,024 features in 64 dims with hierarchy, correlation and magnitudes on, for demos/tests.
-    """
-    if name == "synthsaebench-16k":
-        return WorldConfig(
-            num_features=16384,
-            hidden_dim=768,
-            firing_probability=ZipfianFiringProbabilityConfig(exponent=0.5, max_prob=0.4, min_prob=5e-4),
-            hierarchy=HierarchyConfig(128, 4, 3, 1.0, 0, None, True, True),
-            orthogonalization=OrthogonalizationConfig(num_steps=100, lr=3e-4),
-            correlation=LowRankCorrelationConfig(rank=25, correlation_scale=0.1),
-            std_firing_magnitudes=FoldedNormalMagnitudeConfig(mean=0.5, std=0.5),
-            mean_firing_magnitudes=LinearMagnitudeConfig(start=5.0, end=4.0),
-            bias=0.5,
-            seed=42,
-        )
-    if name == "tiny":
-        return WorldConfig(
-            num_features=1024,
-            hidden_dim=64,
-            firing_probability=ZipfianFiringProbabilityConfig(exponent=0.5, max_prob=0.4, min_prob=5e-3),
-            hierarchy=HierarchyConfig(16, 3, 2, 1.0, 0, None, True, True),
-            correlation=LowRankCorrelationConfig(rank=8, correlation_scale=0.1),
-            std_firing_magnitudes=FoldedNormalMagnitudeConfig(mean=0.5, std=0.5),
-            mean_firing_magnitudes=LinearMagnitudeConfig(start=5.0, end=4.0),
-            bias=0.5,
-            seed=0,
-        )
-    raise ValueError(f"name must be one of ['synthsaebench-16k', 'tiny'], got {name!r}")
-
-
 @contextmanager
-def _temporary_seed(seed: int | None, device: Any):
+def _temporary_seed(seed: int | None, device: Any) -> Iterator[None]:
     """Like SAELens: seed torch's global RNG for the build, restore it afterwards."""
     import torch
 
@@ -183,6 +149,7 @@ class World:
 
         if not isinstance(config, WorldConfig):
             raise TypeError(f"config must be a WorldConfig, got {type(config).__name__}")
+        show_progress = as_bool("show_progress", show_progress)
         n, seed = config.num_features, config.seed
         with _temporary_seed(seed, device):
             hierarchy = None
@@ -202,7 +169,11 @@ class World:
             if config.orthogonalization is not None:
                 vectors = orthogonalize(vectors, config.orthogonalization, show_progress)
             p = config.firing_probability.generate(n, seed)
-            if hierarchy is not None and config.hierarchy.compensate_probabilities:
+            if (
+                hierarchy is not None
+                and config.hierarchy is not None
+                and config.hierarchy.compensate_probabilities
+            ):
                 p, clamped = compensate(p, hierarchy)
                 if clamped:
                     logger.warning("hierarchy compensation clamped %d firing probabilities to 1", clamped)
@@ -245,7 +216,7 @@ class World:
         n = self.num_features
         p = self.firing_probabilities.numpy().astype(np.float64)
         copula: tuple[Any, Any, Any] = (None, None, None)
-        if self.correlation_factor is not None:
+        if self.correlation_factor is not None and self.correlation_diag is not None:
             t = firing_thresholds(self.firing_probabilities.numpy())
             copula = (self.correlation_factor.numpy(), self.correlation_diag.numpy(), t)
         groups = (self.hierarchy or Hierarchy([])).groups(n)
@@ -302,7 +273,7 @@ class World:
         """Hidden activations ``h = a·W + b`` ``[n, D]`` on ``device`` (float32 unless ``dtype``),
         computed from the sparse features (never a dense ``[n, N]``); with ``return_features=True``
         also the SparseBatch."""
-
+        return_features = as_bool("return_features", return_features)
         features = self.sample_features(n, seed=seed, start=start, num_threads=num_threads)
         hidden = self.hidden_from_features(features, device=device, dtype=dtype, num_threads=num_threads)
         return (hidden, features) if return_features else hidden
@@ -387,31 +358,8 @@ class World:
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         """Writes SAELens's layout into directory ``path``; refuses a non-empty directory unless
-        ``overwrite``. Each file is written to a temporary name and renamed into place."""
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise FileExistsError(f"path {path} exists and is not a directory")
-        if path.exists() and any(path.iterdir()) and not overwrite:
-            raise FileExistsError(f"path {path} is not empty; pass overwrite=True to replace the world there")
-        path.mkdir(parents=True, exist_ok=True)
-        tensors = {
-            "feature_vectors": self.feature_vectors,
-            "bias": self.bias,
-            "firing_probabilities": self.firing_probabilities,
-        }
-        if self.correlation_factor is not None:
-            tensors["correlation_factor"] = self.correlation_factor
-            tensors["correlation_diag"] = self.correlation_diag
-        atomic_write(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
-        config = json.dumps(self.config.to_dict(), indent=2)
-        atomic_write(path / CONFIG_FILE, lambda tmp: tmp.write_text(config))
-        if self.hierarchy is not None:
-            hierarchy = json.dumps(self.hierarchy.to_dict())
-            atomic_write(path / HIERARCHY_FILE, lambda tmp: tmp.write_text(hierarchy))
-        elif (path / HIERARCHY_FILE).exists():
-            (path / HIERARCHY_FILE).unlink()
+        ``overwrite`` (FileExistsError). Each file is written to a temporary name and renamed into place."""
+        save_world(self, Path(path), overwrite=as_bool("overwrite", overwrite))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> World:
@@ -421,42 +369,11 @@ class World:
         that the config names but the files lack is regenerated from the seed (with a warning).
         """
         import torch
-        from safetensors.torch import load_file
 
         path = Path(path)
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            if not (path / name).is_file():
-                raise FileNotFoundError(f"{path} is not a world directory: {name} is missing")
-        try:
-            config = WorldConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
-        except (json.JSONDecodeError, TypeError) as e:
-            raise ValueError(f"{path / CONFIG_FILE}: {e}") from None
-        try:
-            tensors = load_file(str(path / WEIGHTS_FILE))
-        except Exception as e:
-            raise ValueError(f"{path / WEIGHTS_FILE} is not a readable safetensors file: {e}") from None
-        n, d = config.num_features, config.hidden_dim
-        expect = {"feature_vectors": (n, d), "bias": (d,), "firing_probabilities": (n,)}
-        if ("correlation_factor" in tensors) != ("correlation_diag" in tensors):
-            raise ValueError(f"{path / WEIGHTS_FILE}: correlation_factor and correlation_diag go together")
-        if "correlation_factor" in tensors:
-            expect["correlation_factor"] = (n, tensors["correlation_factor"].shape[-1])
-            expect["correlation_diag"] = (n,)
-        for key, shape in expect.items():
-            if key not in tensors:
-                raise ValueError(f"{path / WEIGHTS_FILE}: missing tensor {key!r}")
-            if tuple(tensors[key].shape) != shape:
-                raise ValueError(
-                    f"{path / WEIGHTS_FILE}: {key} has shape {tuple(tensors[key].shape)}, config says {shape}"
-                )
-        p = tensors["firing_probabilities"].float()
-        if not bool(((p >= 0) & (p <= 1)).all()):
-            raise ValueError(f"{path / WEIGHTS_FILE}: firing_probabilities must be in [0, 1]")
-        hierarchy = None
-        if (path / HIERARCHY_FILE).is_file():
-            # Validated against N when the sampler flattens it (Hierarchy.groups).
-            hierarchy = Hierarchy.from_dict(json.loads((path / HIERARCHY_FILE).read_text()))
-        elif config.hierarchy is not None:
+        config, tensors, hierarchy = read_world_files(path)
+        n = config.num_features
+        if hierarchy is None and config.hierarchy is not None:
             warnings.warn(
                 f"{path} has no {HIERARCHY_FILE}: regenerating the hierarchy from the config", stacklevel=2
             )
@@ -472,6 +389,7 @@ class World:
                 n, config.correlation, _sub(config.seed, 4), "cpu", torch.float32
             )
         world = cls.__new__(cls)
+        p = tensors["firing_probabilities"].float()
         world._init(config, tensors["feature_vectors"], tensors["bias"], p, hierarchy, correlation)
         return world
 
@@ -482,9 +400,10 @@ class World:
         errors), RMS copula correlation (exact, O(N r²)) and mean max |cos| between features."""
         import torch
 
+        num_samples = as_int("num_samples", num_samples, minimum=1)
         batch = self.sample_features(num_samples, seed=seed)
         l0 = np.diff(batch.indptr)
-        counts = np.bincount(batch.indices, minlength=self.num_features) / max(num_samples, 1)
+        counts = np.bincount(batch.indices, minlength=self.num_features) / num_samples
         depth = (self.hierarchy or Hierarchy([])).groups(self.num_features).depth
         rates = {}
         for level in sorted(set(depth.tolist())):
@@ -498,7 +417,7 @@ class World:
         out: dict[str, Any] = {
             "num_samples": num_samples,
             "true_l0": float(l0.mean()),
-            "true_l0_stderr": float(l0.std() / math.sqrt(max(num_samples, 1))),
+            "true_l0_stderr": float(l0.std() / math.sqrt(num_samples)),
             "firing_rates": rates,
         }
         if self.correlation_factor is not None:

@@ -1,0 +1,87 @@
+"""World directories in SAELens's layout: ``synthetic_model_config.json``, ``synthetic_model.safetensors``
+and ``hierarchy.json``, written atomically and read back with every tensor's shape checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from synthsae._files import atomic_write, check_fresh_dir
+from synthsae.config import WorldConfig
+from synthsae.hierarchy import Hierarchy
+
+if TYPE_CHECKING:
+    import torch
+
+    from synthsae.world import World
+
+CONFIG_FILE = "synthetic_model_config.json"
+WEIGHTS_FILE = "synthetic_model.safetensors"
+HIERARCHY_FILE = "hierarchy.json"
+
+
+def save_world(world: World, path: Path, *, overwrite: bool) -> None:
+    """Writes ``world`` into directory ``path`` (see ``World.save``)."""
+    from safetensors.torch import save_file
+
+    check_fresh_dir(path, overwrite=overwrite, hint="pass overwrite=True to replace the world there")
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        "feature_vectors": world.feature_vectors,
+        "bias": world.bias,
+        "firing_probabilities": world.firing_probabilities,
+    }
+    if world.correlation_factor is not None and world.correlation_diag is not None:
+        tensors["correlation_factor"] = world.correlation_factor
+        tensors["correlation_diag"] = world.correlation_diag
+    atomic_write(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+    config = json.dumps(world.config.to_dict(), indent=2)
+    atomic_write(path / CONFIG_FILE, lambda tmp: tmp.write_text(config))
+    if world.hierarchy is not None:
+        hierarchy = json.dumps(world.hierarchy.to_dict())
+        atomic_write(path / HIERARCHY_FILE, lambda tmp: tmp.write_text(hierarchy))
+    elif (path / HIERARCHY_FILE).exists():
+        (path / HIERARCHY_FILE).unlink()
+
+
+def read_world_files(path: Path) -> tuple[WorldConfig, dict[str, torch.Tensor], Hierarchy | None]:
+    """The config, tensors and hierarchy (None if there is no ``hierarchy.json``) of world directory
+    ``path``. Raises FileNotFoundError without the config or weights file, ValueError for unreadable
+    files and tensors whose shapes disagree with the config or each other."""
+    from safetensors.torch import load_file
+
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path} is not a world directory: {name} is missing")
+    try:
+        config = WorldConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise ValueError(f"{path / CONFIG_FILE}: {e}") from None
+    try:
+        tensors = load_file(str(path / WEIGHTS_FILE))
+    except Exception as e:
+        raise ValueError(f"{path / WEIGHTS_FILE} is not a readable safetensors file: {e}") from None
+    _check_tensors(path / WEIGHTS_FILE, tensors, config.num_features, config.hidden_dim)
+    hierarchy = None
+    if (path / HIERARCHY_FILE).is_file():
+        # Validated against N when the sampler flattens it (Hierarchy.groups).
+        hierarchy = Hierarchy.from_dict(json.loads((path / HIERARCHY_FILE).read_text()))
+    return config, tensors, hierarchy
+
+
+def _check_tensors(file: Path, tensors: dict[str, Any], n: int, d: int) -> None:
+    expect = {"feature_vectors": (n, d), "bias": (d,), "firing_probabilities": (n,)}
+    if ("correlation_factor" in tensors) != ("correlation_diag" in tensors):
+        raise ValueError(f"{file}: correlation_factor and correlation_diag go together")
+    if "correlation_factor" in tensors:
+        expect["correlation_factor"] = (n, tensors["correlation_factor"].shape[-1])
+        expect["correlation_diag"] = (n,)
+    for key, shape in expect.items():
+        if key not in tensors:
+            raise ValueError(f"{file}: missing tensor {key!r}")
+        if tuple(tensors[key].shape) != shape:
+            raise ValueError(f"{file}: {key} has shape {tuple(tensors[key].shape)}, config says {shape}")
+    p = tensors["firing_probabilities"].float()
+    if not bool(((p >= 0) & (p <= 1)).all()):
+        raise ValueError(f"{file}: firing_probabilities must be in [0, 1]")
