@@ -115,8 +115,7 @@ def _dense_rows(x: Any, name: str, width: int) -> npt.NDArray[np.float32]:
         x = x.detach().to("cpu").float().numpy()
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
-    if x.ndim != 2 or x.shape[1] != width:
-        raise ValueError(f"{name} must have shape [b, {width}], got {list(x.shape)}")
+    _check_width(x, name, width)
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise TypeError(f"{name} must be real numbers, got dtype {x.dtype}")
     return np.ascontiguousarray(x, dtype=np.float32)
@@ -177,10 +176,7 @@ def _latents(z: Any, width: int) -> Any:
         if z.layout == torch.strided and z.device.type == "cpu":
             z = z.detach().float().numpy()
     if isinstance(z, np.ndarray):
-        _check_width(z, "latents", width)
-        if not (np.issubdtype(z.dtype, np.floating) or np.issubdtype(z.dtype, np.integer)):
-            raise TypeError(f"latents must be real numbers, got dtype {z.dtype}")
-        return np.ascontiguousarray(z, dtype=np.float32)
+        return _dense_rows(z, "latents", width)
     indptr, indices, _ = _csr(z, "latents", width)
     return indptr, indices
 
@@ -199,11 +195,10 @@ class EvalAccumulator:
     """
 
     def __init__(self, decoder: Any, gt_features: Any, *, mean: Any = None, mean_rows: int = 8192) -> None:
+        mean_rows = as_int("mean_rows", mean_rows, minimum=1)
         s = abs_cos_matrix(decoder, gt_features)
         self.d_sae, self.num_features = s.shape
         self.hidden_dim = int(decoder.shape[1])
-        if isinstance(mean_rows, bool) or not isinstance(mean_rows, int) or mean_rows < 1:
-            raise ValueError(f"mean_rows must be a positive int, got {mean_rows!r}")
         if mean is not None:
             mean = _dense_rows(mean.reshape(1, -1), "mean", self.hidden_dim)[0].astype(np.float64)
         if self.num_features == 0:

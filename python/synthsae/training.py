@@ -4,15 +4,14 @@ tracking for AuxK, periodic evaluation, checkpoints that resume to the same resu
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from synthsae._files import atomic_write
-from synthsae._validate import as_float, as_int, as_seed
+from synthsae._validate import as_bool, as_float, as_int, as_nonnegative, as_positive, as_seed
 from synthsae.evaluation import EvalResult, evaluate
 from synthsae.stream import ActivationStream
 
@@ -38,11 +37,14 @@ class TrainHistory:
     evals: list[tuple[int, EvalResult]] = field(default_factory=list)
 
 
-def _positive_float(value: Any, name: str) -> float:
-    value = as_float(name, value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return float(value)
+def _betas(value: Any) -> tuple[float, float]:
+    """Adam's ``(β1, β2)``, each in ``[0, 1)``."""
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise TypeError(f"adam_betas must be a pair of floats, got {value!r}")
+    betas = tuple(as_float("adam_betas", b, minimum=0.0) for b in value)
+    if not all(b < 1 for b in betas):
+        raise ValueError(f"adam_betas must each be in [0, 1), got {value!r}")
+    return betas[0], betas[1]
 
 
 def learning_rate(
@@ -117,8 +119,8 @@ def train(
     batch_size = as_int("batch_size", batch_size, minimum=1)
     total_steps = as_int("total_samples", total_samples, minimum=0) // batch_size
     seed = as_seed(seed)
-    lr = _positive_float(lr, "lr")
-    lr_end = lr / 10 if lr_end is None else float(lr_end)
+    lr = as_positive("lr", lr)
+    lr_end = lr / 10 if lr_end is None else as_nonnegative("lr_end", lr_end)
     warmup = as_int("lr_warmup_steps", lr_warmup_steps, minimum=0)
     decay = as_int("lr_decay_steps", lr_decay_steps, minimum=0)
     if eval_every is not None:
@@ -128,14 +130,17 @@ def train(
         checkpoint_every = as_int("checkpoint_every", checkpoint_every, minimum=1)
     dead_window = as_int("dead_window", dead_window, minimum=1)
     log_every = as_int("log_every", log_every, minimum=1)
-    max_grad_norm = _positive_float(max_grad_norm, "max_grad_norm")
+    max_grad_norm = as_positive("max_grad_norm", max_grad_norm)
+    adam_betas = _betas(adam_betas)
+    resume = as_bool("resume", resume)
+    log_to_wandb = as_bool("log_to_wandb", log_to_wandb)
     if sae.d_in != world.hidden_dim:
         raise ValueError(f"sae.d_in ({sae.d_in}) must equal the world's hidden_dim ({world.hidden_dim})")
 
     if device is not None:
         sae.to(device)
     device = sae.W_dec.device
-    autocast = device.type == "cuda" if autocast is None else bool(autocast)
+    autocast = device.type == "cuda" if autocast is None else as_bool("autocast", autocast)
     optimizer = torch.optim.Adam(sae.parameters(), lr=lr, betas=adam_betas)
     since_fired = torch.zeros(sae.d_sae, dtype=torch.int64, device=device)
     history = TrainHistory()
@@ -171,7 +176,10 @@ def train(
 
     run = None
     if log_to_wandb:
-        import wandb
+        try:
+            import wandb
+        except ImportError:
+            raise ImportError("log_to_wandb=True needs wandb: pip install 'synthsae[wandb]'") from None
 
         run = wandb.init(
             project=wandb_project, config={"sae": sae.config(), "batch_size": batch_size, "lr": lr}
@@ -211,7 +219,8 @@ def train(
     )
     batches = iter(stream)
     try:
-        for step, x in enumerate(batches, start=start_step):
+        for step, batch in enumerate(batches, start=start_step):
+            x = cast("torch.Tensor", batch)  # hidden rows only: the stream has return_features=False
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(
                     step,

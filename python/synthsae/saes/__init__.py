@@ -1,0 +1,52 @@
+"""Sparse autoencoder architectures for SynthSAEBench (torch ``nn.Module``\\ s, SAELens conventions).
+
+One module per architecture, on a shared base (SAELens's ``sae_lens/saes/`` layout):
+
+* :mod:`~synthsae.saes.base` — :class:`SAE` (parameters, decoding, training protocol, ``save``/``load``),
+  :class:`TrainOutput`, the MSE;
+* :mod:`~synthsae.saes.autotuner` — :class:`L0Autotuner`, the sweep's L0 controller;
+* :mod:`~synthsae.saes.relu` (``"relu"``), :mod:`~synthsae.saes.jumprelu` (``"jumprelu"``),
+  :mod:`~synthsae.saes.matching_pursuit` (``"mp"``);
+* :mod:`~synthsae.saes.topk_family` — decoder-norm rescaling, the training step and AuxK shared by
+  :mod:`~synthsae.saes.topk` (``"topk"``), :mod:`~synthsae.saes.batchtopk` (``"batchtopk"``) and
+  :mod:`~synthsae.saes.matryoshka` (``"matryoshka"``);
+* :mod:`~synthsae.saes.registry` — :data:`ARCHITECTURES`, :func:`create_sae`, :func:`load_sae`.
+
+Each module's docstring states its architecture's encoder and loss. The defaults follow SAELens 6.54.12
+and the SynthSAEBench sweep (``decoderesearch/synth-sae-bench-experiments``): decoder init norm 0.1
+(SAELens's ``TrainingSAEConfig`` default) for ReLU and the TopK family, 0.5 for JumpReLU (sweep recipe),
+1.0 for MP (SAELens forces it).
+"""
+
+from __future__ import annotations
+
+from synthsae.saes.autotuner import L0Autotuner
+from synthsae.saes.base import SAE, TrainOutput, batch_l0, mse
+from synthsae.saes.batchtopk import BatchTopKSAE
+from synthsae.saes.jumprelu import JumpReLUSAE
+from synthsae.saes.matching_pursuit import MatchingPursuitSAE, matching_pursuit
+from synthsae.saes.matryoshka import MatryoshkaBatchTopKSAE, default_matryoshka_widths
+from synthsae.saes.registry import ARCHITECTURES, create_sae, load_sae
+from synthsae.saes.relu import ReLUSAE
+from synthsae.saes.topk import TopKSAE
+from synthsae.saes.topk_family import TopKFamilySAE
+
+__all__ = [
+    "ARCHITECTURES",
+    "SAE",
+    "BatchTopKSAE",
+    "JumpReLUSAE",
+    "L0Autotuner",
+    "MatchingPursuitSAE",
+    "MatryoshkaBatchTopKSAE",
+    "ReLUSAE",
+    "TopKFamilySAE",
+    "TopKSAE",
+    "TrainOutput",
+    "batch_l0",
+    "create_sae",
+    "default_matryoshka_widths",
+    "load_sae",
+    "matching_pursuit",
+    "mse",
+]

@@ -1,0 +1,87 @@
+"""BatchTopK SAE: the ``int(k·b)`` largest activations over the whole batch, a JumpReLU at inference.
+
+In training mode keep the ``int(k·b)`` largest ``relu(pre)`` over the batch; loss = MSE + AuxK (see
+:mod:`synthsae.saes.topk_family`). ``after_step`` updates ``topk_threshold ← (1 - lr)·θ + lr·min(positive
+kept activations)`` (float64, ``topk_threshold_lr = 0.01``). In eval mode ``encode`` is the JumpReLU that
+SAELens saves a BatchTopK SAE as: ``z = relu(pre)·[pre > θ]``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, ClassVar
+
+import torch
+
+from synthsae._validate import as_fraction, as_int, as_positive
+from synthsae.saes.base import TrainOutput
+from synthsae.saes.topk_family import TopKFamilySAE
+
+
+class BatchTopKSAE(TopKFamilySAE):
+    """BatchTopK SAE: in training keep the ``int(k·b)`` largest ``relu(pre)`` over the batch; in eval
+    mode ``z = relu(pre)·[pre > topk_threshold]``. Loss = MSE + AuxK. ``k`` may be fractional."""
+
+    architecture: ClassVar[str] = "batchtopk"
+    topk_threshold: torch.Tensor
+
+    def __init__(
+        self,
+        d_in: int,
+        d_sae: int,
+        k: float,
+        *,
+        topk_threshold_lr: float = 0.01,
+        aux_coefficient: float = 1.0,
+        rescale_acts_by_decoder_norm: bool = True,
+        decoder_init_norm: float = 0.1,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__(
+            d_in,
+            d_sae,
+            aux_coefficient=aux_coefficient,
+            rescale_acts_by_decoder_norm=rescale_acts_by_decoder_norm,
+            decoder_init_norm=decoder_init_norm,
+            seed=seed,
+            device=device,
+        )
+        if isinstance(k, numbers.Integral) and not isinstance(k, bool):
+            self.k = as_int("k", k, minimum=1, maximum=self.d_sae, maximum_name="d_sae")
+        else:
+            self.k = as_positive("k", k, maximum=self.d_sae, maximum_name="d_sae")
+        self.topk_threshold_lr = as_fraction("topk_threshold_lr", topk_threshold_lr)
+        self.register_buffer("topk_threshold", torch.tensor(0.0, dtype=torch.float64, device=device))
+
+    def select(self, pre: torch.Tensor) -> torch.Tensor:
+        """The ``int(k·b)`` largest ``relu(pre)`` of the batch, the rest zero ``[b, d_sae]``."""
+        acts = pre.relu()
+        flat = acts.flatten()
+        values, indices = flat.topk(int(self.k * pre.shape[0]), sorted=False)
+        return torch.zeros_like(flat).scatter(-1, indices, values).reshape(acts.shape)
+
+    def _threshold_activation(self, pre: torch.Tensor) -> torch.Tensor:
+        return pre.relu() * (pre > self.topk_threshold.to(pre.dtype)).to(pre.dtype)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Batch top-k latents in training mode; the inference threshold in eval mode."""
+        pre = self.scaled_pre(x)
+        return self.select(pre) if self.training else self._threshold_activation(pre)
+
+    @torch.no_grad()
+    def update_threshold(self, latents: torch.Tensor) -> None:
+        """EMA of the smallest positive kept activation: ``θ ← (1 - lr)·θ + lr·min(z > 0)``."""
+        smallest = torch.where(latents > 0, latents, math.inf).min().double()  # inf if none is positive
+        lr = self.topk_threshold_lr
+        updated = (1 - lr) * self.topk_threshold + lr * smallest
+        self.topk_threshold.copy_(torch.where(torch.isfinite(smallest), updated, self.topk_threshold))
+
+    @torch.no_grad()
+    def after_step(self, output: TrainOutput) -> None:
+        self.update_threshold(output.latents)
+        super().after_step(output)
+
+    def _hparams(self) -> dict[str, Any]:
+        return {"k": self.k, "topk_threshold_lr": self.topk_threshold_lr, **self._family_hparams()}

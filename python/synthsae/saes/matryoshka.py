@@ -1,0 +1,133 @@
+"""Matryoshka BatchTopK SAE: BatchTopK latents trained to reconstruct from every prefix of the latents.
+
+For each prefix width ``w`` in ``widths`` (the last is ``d_sae``) reconstruct with ``z[:, :w]`` only:
+``x̂_w = decode`` restricted to latents ``< w``. Loss = **Σ_w MSE(x̂_w)** (a sum, not a mean, as SAELens:
+the full-width MSE plus one ``inner_mse_loss`` per inner width) + AuxK. With
+``use_matryoshka_aux_loss=True`` (the sweep's setting; SAELens's default is False) AuxK is computed per
+level segment ``[w_prev, w)``: that segment's dead latents fit the residual of the prefix-``w``
+reconstruction, each term scaled by ``min(n_dead_segment / k_aux, 1)`` and summed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from synthsae._validate import as_bool, as_int
+from synthsae.saes.base import TrainOutput, mse
+from synthsae.saes.batchtopk import BatchTopKSAE
+
+
+def default_matryoshka_widths(d_sae: int) -> list[int]:
+    """The sweep's prefixes: those of 128, 512, 2048 below ``d_sae``, then ``d_sae`` (so
+    ``[128, 512, 2048, 4096]`` at 4096). For ``d_sae <= 128``: ``[d_sae // 8, d_sae // 2, d_sae]``
+    keeping only positive, strictly increasing values."""
+    d_sae = as_int("d_sae", d_sae, minimum=1)
+    inner = [w for w in (128, 512, 2048) if w < d_sae]
+    if not inner:
+        inner = sorted({w for w in (d_sae // 8, d_sae // 2) if 0 < w < d_sae})
+    return [*inner, d_sae]
+
+
+class MatryoshkaBatchTopKSAE(BatchTopKSAE):
+    """Matryoshka BatchTopK SAE: BatchTopK latents; loss = Σ over prefix widths ``w`` of the MSE of the
+    reconstruction from latents ``[:w]`` (the full width included), + AuxK (per level by default)."""
+
+    architecture: ClassVar[str] = "matryoshka"
+
+    def __init__(
+        self,
+        d_in: int,
+        d_sae: int,
+        k: float,
+        widths: Sequence[int],
+        *,
+        use_matryoshka_aux_loss: bool = True,
+        topk_threshold_lr: float = 0.01,
+        aux_coefficient: float = 1.0,
+        rescale_acts_by_decoder_norm: bool = True,
+        decoder_init_norm: float = 0.1,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__(
+            d_in,
+            d_sae,
+            k,
+            topk_threshold_lr=topk_threshold_lr,
+            aux_coefficient=aux_coefficient,
+            rescale_acts_by_decoder_norm=rescale_acts_by_decoder_norm,
+            decoder_init_norm=decoder_init_norm,
+            seed=seed,
+            device=device,
+        )
+        self.widths = self._check_widths(widths)
+        self.use_matryoshka_aux_loss = as_bool("use_matryoshka_aux_loss", use_matryoshka_aux_loss)
+
+    def _check_widths(self, widths: Sequence[int]) -> list[int]:
+        if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
+            raise TypeError(f"widths must be a sequence of ints, got {type(widths).__name__}")
+        checked = [as_int("widths", w, minimum=1, maximum=self.d_sae, maximum_name="d_sae") for w in widths]
+        if not checked:
+            raise ValueError("widths must not be empty")
+        if any(b <= a for a, b in itertools.pairwise(checked)):
+            raise ValueError(f"widths must be strictly increasing, got {checked}")
+        if checked[-1] != self.d_sae:
+            checked.append(self.d_sae)
+        return checked
+
+    def prefix_reconstructions(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """Reconstructions ``z[:, :w]·W_dec[:w] + b_dec`` for each width ``w`` (last = ``decode(z)``)."""
+        unit = self._unit_latents(z)
+        out = []
+        current = self.b_dec.expand(z.shape[0], self.d_in)
+        lo = 0
+        for width in self.widths:
+            current = current + unit[:, lo:width] @ self.W_dec[lo:width]
+            out.append(current)
+            lo = width
+        return out
+
+    def training_forward(self, x: torch.Tensor, *, dead_mask: torch.Tensor | None = None) -> TrainOutput:
+        x = self._check_input(x)
+        dead_mask = self._check_dead_mask(dead_mask)
+        pre = self.scaled_pre(x)
+        z = self.select(pre)
+        recons = self.prefix_reconstructions(z)
+        x_hat = recons[-1]
+        losses: dict[str, torch.Tensor] = {"mse": mse(x_hat, x)}
+        for width, inner in zip(self.widths[:-1], recons[:-1], strict=True):
+            losses[f"mse_{width}"] = mse(inner, x)
+        if self.use_matryoshka_aux_loss:
+            auxk = self._matryoshka_auxk(x, recons, pre, dead_mask)
+        else:
+            auxk = self._auxk(x, x_hat, pre, dead_mask)
+        loss = torch.stack(list(losses.values())).sum() + auxk
+        losses["auxk"] = auxk
+        return self._output(loss, losses, z, x_hat)
+
+    def _matryoshka_auxk(
+        self, x: torch.Tensor, recons: list[torch.Tensor], pre: torch.Tensor, dead_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        total = x.new_zeros(())
+        if dead_mask is None:
+            return total
+        lo = 0
+        for width, partial in zip(self.widths, recons, strict=True):
+            term = self._auxk_term(x, partial, pre, dead_mask, lo, width)
+            if term is not None:
+                total = total + term
+            lo = width
+        return self.aux_coefficient * total
+
+    def _hparams(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "widths": list(self.widths),
+            "use_matryoshka_aux_loss": self.use_matryoshka_aux_loss,
+            "topk_threshold_lr": self.topk_threshold_lr,
+            **self._family_hparams(),
+        }

@@ -1,0 +1,82 @@
+"""ReLU SAE with an L1 penalty (SAELens "standard"), optionally autotuned to a target L0.
+
+``z = relu(pre)``, ``pre = (x - b_dec)·W_enc + b_enc``; loss = MSE + ``λ_eff · mean_b Σ_l z_l·‖W_dec_l‖``
+(SAELens ``l1_loss``, ``lp_norm=1``), where ``λ_eff = l1_coefficient · min(step / l1_warm_up_steps, 1) ·
+multiplier``; the multiplier is 1 unless ``target_l0`` is given, in which case an
+:class:`~synthsae.saes.autotuner.L0Autotuner` adapts it (the sweep's ``XStandardTrainingSAE``). The decoder
+is not renormalised (the penalty is decoder-norm weighted).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from synthsae._validate import as_int, as_nonnegative
+from synthsae.saes.autotuner import AutotuneSettings, L0Autotuner
+from synthsae.saes.base import SAE, TrainOutput, batch_l0, mse
+
+
+class ReLUSAE(SAE):
+    """SAELens "standard" SAE: ``z = relu(pre)``; loss = MSE + ``λ·mean_b Σ_l z_l·‖W_dec_l‖``.
+
+    ``l1_coefficient`` sets λ (linearly warmed up over ``l1_warm_up_steps``). L0 is controlled only
+    through λ: with ``target_l0`` an :class:`L0Autotuner` (sweep recipe) multiplies λ to reach it.
+    """
+
+    architecture: ClassVar[str] = "relu"
+
+    def __init__(
+        self,
+        d_in: int,
+        d_sae: int,
+        l1_coefficient: float,
+        *,
+        l1_warm_up_steps: int = 0,
+        target_l0: float | None = None,
+        autotune_start_step: int = 0,
+        autotune_gain: float = 3e-4,
+        autotune_smoothing: float = 0.99,
+        decoder_init_norm: float = 0.1,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__(d_in, d_sae, decoder_init_norm=decoder_init_norm, seed=seed, device=device)
+        self.l1_coefficient = as_nonnegative("l1_coefficient", l1_coefficient)
+        self.l1_warm_up_steps = as_int("l1_warm_up_steps", l1_warm_up_steps)
+        self.autotune = AutotuneSettings(autotune_start_step, autotune_gain, autotune_smoothing)
+        self.autotuner: L0Autotuner | None = None
+        if target_l0 is not None:
+            self.autotuner = self.autotune.build(target_l0, self.d_sae, device)
+
+    @property
+    def effective_l1_coefficient(self) -> float:
+        """λ used at the current step: coefficient × warm-up factor × autotuner multiplier."""
+        step = int(self.n_steps)
+        warm = 1.0 if self.l1_warm_up_steps == 0 else min(step / self.l1_warm_up_steps, 1.0)
+        multiplier = 1.0 if self.autotuner is None else self.autotuner.value
+        return self.l1_coefficient * warm * multiplier
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hidden_pre(x).relu()
+
+    def training_forward(self, x: torch.Tensor, *, dead_mask: torch.Tensor | None = None) -> TrainOutput:
+        x, z, x_hat = self._reconstruct(x, dead_mask)
+        loss_mse = mse(x_hat, x)
+        l1 = self.effective_l1_coefficient * (z * self.W_dec.norm(dim=-1)).sum(dim=-1).mean()
+        return self._output(loss_mse + l1, {"mse": loss_mse, "l1": l1}, z, x_hat)
+
+    @torch.no_grad()
+    def after_step(self, output: TrainOutput) -> None:
+        if self.autotuner is not None:
+            self.autotuner.update(batch_l0(output.latents), int(self.n_steps))
+        super().after_step(output)
+
+    def _hparams(self) -> dict[str, Any]:
+        return {
+            "l1_coefficient": self.l1_coefficient,
+            "l1_warm_up_steps": self.l1_warm_up_steps,
+            "target_l0": None if self.autotuner is None else self.autotuner.target_l0,
+            **self.autotune.config(),
+        }

@@ -1,0 +1,131 @@
+"""What TopK, BatchTopK and Matryoshka BatchTopK share: decoder-norm rescaling, the training step, AuxK.
+
+* Pre-activations: with ``rescale_acts_by_decoder_norm=True`` (SAELens's training default) they are
+  multiplied by the decoder row norms and ``decode`` divides by them: reconstruction uses unit decoder
+  directions and each row's norm acts as an encoder gain, so no renormalisation is needed (SAELens does
+  none; see ``fold_decoder_norm`` for an equivalent unit-norm parametrisation). With ``False`` the rows are
+  renormalised to unit norm in ``after_step`` instead.
+* Loss = MSE + **AuxK** (SAELens ``calculate_topk_aux_loss``, after Gao et al. 2024): with ``n_dead`` dead
+  latents (``dead_mask`` from the trainer) and ``k_aux = d_in // 2``, take the top ``min(k_aux, n_dead)``
+  *pre-activations* (not ReLU'd) among dead latents, decode them without ``b_dec`` and fit the detached
+  residual ``e = x - x̂``: ``aux_coefficient · min(n_dead / k_aux, 1) · mean_b Σ_d (ê - e)²``. Zero when
+  no latent is dead or ``dead_mask`` is None. ``aux_coefficient`` defaults to **1.0**, SAELens's default
+  (OpenAI's paper used 1/32).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from synthsae._validate import as_bool, as_nonnegative
+from synthsae.saes.base import SAE, TrainOutput, mse
+
+
+class TopKFamilySAE(SAE):
+    """Base of the TopK family. Subclasses implement ``select(pre) -> z`` (the training-mode latents of
+    scaled pre-activations ``pre [b, d_sae]``); the training step, decoding and AuxK live here."""
+
+    k: float
+
+    def __init__(
+        self,
+        d_in: int,
+        d_sae: int,
+        *,
+        aux_coefficient: float,
+        rescale_acts_by_decoder_norm: bool,
+        decoder_init_norm: float,
+        seed: int | None,
+        device: torch.device | str | None,
+    ) -> None:
+        super().__init__(d_in, d_sae, decoder_init_norm=decoder_init_norm, seed=seed, device=device)
+        self.aux_coefficient = as_nonnegative("aux_coefficient", aux_coefficient)
+        self.rescale_acts_by_decoder_norm = as_bool(
+            "rescale_acts_by_decoder_norm", rescale_acts_by_decoder_norm
+        )
+        self.k_aux = max(self.d_in // 2, 1)
+
+    def select(self, pre: torch.Tensor) -> torch.Tensor:
+        """Training-mode latents ``[b, d_sae]`` of scaled pre-activations ``pre [b, d_sae]``."""
+        raise NotImplementedError
+
+    def scaled_pre(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-activations, times ``‖W_dec_l‖`` when ``rescale_acts_by_decoder_norm`` ``[b, d_sae]``."""
+        pre = self.hidden_pre(x)
+        if self.rescale_acts_by_decoder_norm:
+            pre = pre * self.W_dec.norm(dim=-1)
+        return pre
+
+    def _unit_latents(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents in units of the decoder's rows as used: divided by the row norms when rescaling."""
+        return z / self.W_dec.norm(dim=-1) if self.rescale_acts_by_decoder_norm else z
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``(z / ‖W_dec_l‖)·W_dec + b_dec`` when rescaling (unit directions), else ``z·W_dec + b_dec``."""
+        return self._unit_latents(z) @ self.W_dec + self.b_dec
+
+    def training_forward(self, x: torch.Tensor, *, dead_mask: torch.Tensor | None = None) -> TrainOutput:
+        x = self._check_input(x)
+        dead_mask = self._check_dead_mask(dead_mask)
+        pre = self.scaled_pre(x)
+        z = self.select(pre)
+        x_hat = self.decode(z)
+        loss_mse = mse(x_hat, x)
+        auxk = self._auxk(x, x_hat, pre, dead_mask)
+        return self._output(loss_mse + auxk, {"mse": loss_mse, "auxk": auxk}, z, x_hat)
+
+    def _auxk_term(
+        self,
+        x: torch.Tensor,
+        x_hat: torch.Tensor,
+        pre: torch.Tensor,
+        dead_mask: torch.Tensor,
+        lo: int,
+        hi: int,
+    ) -> torch.Tensor | None:
+        """One AuxK term for latents ``lo..hi`` (unscaled by ``aux_coefficient``); None if none dead."""
+        dead = dead_mask[lo:hi]
+        num_dead = int(dead.sum())
+        if num_dead == 0:
+            return None
+        k_aux = min(self.k_aux, num_dead)
+        scale = min(num_dead / self.k_aux, 1.0)
+        residual = (x - x_hat).detach()
+        candidates = pre[:, lo:hi].masked_fill(~dead, -math.inf)
+        values, indices = candidates.topk(k_aux, dim=-1, sorted=False)
+        acts = torch.zeros_like(candidates).scatter(-1, indices, values)
+        w = self.W_dec[lo:hi]
+        if self.rescale_acts_by_decoder_norm:
+            acts = acts / w.norm(dim=-1)
+        return scale * mse(acts @ w, residual)
+
+    def _auxk(
+        self, x: torch.Tensor, x_hat: torch.Tensor, pre: torch.Tensor, dead_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        if dead_mask is None:
+            return x_hat.new_zeros(())
+        term = self._auxk_term(x, x_hat, pre, dead_mask, 0, self.d_sae)
+        return x_hat.new_zeros(()) if term is None else self.aux_coefficient * term
+
+    @torch.no_grad()
+    def fold_decoder_norm(self) -> None:
+        """Like :meth:`SAE.fold_decoder_norm`; with rescaling both latents and ``forward`` are unchanged.
+        Without rescaling it would change the top-k selection, so it raises (as SAELens)."""
+        if not self.rescale_acts_by_decoder_norm:
+            raise NotImplementedError("fold_decoder_norm needs rescale_acts_by_decoder_norm=True")
+        super().fold_decoder_norm()
+
+    @torch.no_grad()
+    def after_step(self, output: TrainOutput) -> None:
+        if not self.rescale_acts_by_decoder_norm:
+            self.normalize_decoder()
+        super().after_step(output)
+
+    def _family_hparams(self) -> dict[str, Any]:
+        return {
+            "aux_coefficient": self.aux_coefficient,
+            "rescale_acts_by_decoder_norm": self.rescale_acts_by_decoder_norm,
+        }
