@@ -1,5 +1,6 @@
 //! Streaming evaluation reductions: L0s, dead latents, shrinkage, three explained-variance
-//! definitions and per-latent classification counts, accumulated batch by batch.
+//! definitions and classification counts for any list of (latent, feature) pairs, accumulated
+//! batch by batch.
 //!
 //! Ground-truth activations arrive as CSR, so no `[n, N]` array is ever needed; latents come dense
 //! or as the CSR pattern of their non-zeros. Counts are integers. Every floating-point sum is a
@@ -46,7 +47,7 @@ struct DimSums {
     rr: f64,
 }
 
-/// The finished reductions; classification counts are per latent.
+/// The finished reductions; `fires` is per latent, the classification counts are per pair.
 pub struct Summary {
     pub rows: u64,
     pub true_l0: f64,
@@ -56,11 +57,11 @@ pub struct Summary {
     pub explained_variance: f64,
     pub explained_variance_per_sample: f64,
     pub explained_variance_per_dimension: f64,
-    /// Rows where the latent is non-zero.
+    /// `[d_sae]` rows where the latent is non-zero.
     pub fires: Vec<u64>,
-    /// Rows where the latent's matched feature is active.
+    /// `[pairs]` rows where the pair's feature is active.
     pub feature_fires: Vec<u64>,
-    /// Rows where both hold.
+    /// `[pairs]` rows where the pair's feature is active and its latent non-zero.
     pub true_positives: Vec<u64>,
 }
 
@@ -68,7 +69,9 @@ pub struct Summary {
 pub struct Accumulator {
     hidden_dim: usize,
     num_features: usize,
-    /// Latents matched to each feature, as CSR over features.
+    /// The latent of each pair.
+    pair_latent: Vec<u32>,
+    /// The pairs of each feature, as CSR over features.
     by_feature_ptr: Vec<usize>,
     by_feature: Vec<u32>,
     rows: u64,
@@ -91,22 +94,44 @@ pub struct Accumulator {
 }
 
 impl Accumulator {
-    /// `best_match[l]` is the feature latent `l` is scored against. The per-sample ratio is taken
-    /// about `mean` `[D]` when given, else about the mean of the first `mean_rows` rows.
+    /// Pair `k` scores latent `pair_latents[k]` (in `[0, d_sae)`) as a classifier of feature
+    /// `pair_features[k]` (in `[0, num_features)`); a latent may be in several pairs. The per-sample
+    /// ratio is taken about `mean` `[D]` when given, else about the mean of the first `mean_rows`
+    /// rows.
     pub fn new(
         hidden_dim: usize,
         num_features: usize,
-        best_match: &[i64],
+        d_sae: usize,
+        pair_latents: &[i64],
+        pair_features: &[i64],
         mean: Option<Vec<f64>>,
         mean_rows: usize,
     ) -> Result<Self> {
-        if best_match
+        if pair_latents.len() != pair_features.len() {
+            return Err(Error::value(
+                "pair_features",
+                "must have as many entries as pair_latents",
+            ));
+        }
+        if pair_latents.iter().any(|&l| l < 0 || l as usize >= d_sae) {
+            return Err(Error::value(
+                "pair_latents",
+                format!("entries must be latent indices in [0, {d_sae})"),
+            ));
+        }
+        if pair_features
             .iter()
             .any(|&j| j < 0 || j as usize >= num_features)
         {
             return Err(Error::value(
-                "best_match",
+                "pair_features",
                 format!("entries must be feature indices in [0, {num_features})"),
+            ));
+        }
+        if u32::try_from(pair_latents.len()).is_err() {
+            return Err(Error::value(
+                "pair_latents",
+                "must have fewer than 2**32 entries",
             ));
         }
         if mean.as_ref().is_some_and(|m| m.len() != hidden_dim) {
@@ -124,31 +149,32 @@ impl Accumulator {
         if mean_rows == 0 {
             return Err(Error::value("mean_rows", "must be at least 1"));
         }
-        let d_sae = best_match.len();
+        let pairs = pair_latents.len();
         let mut by_feature_ptr = vec![0usize; num_features + 1];
-        for &j in best_match {
+        for &j in pair_features {
             by_feature_ptr[j as usize + 1] += 1;
         }
         for j in 0..num_features {
             by_feature_ptr[j + 1] += by_feature_ptr[j];
         }
         let mut next = by_feature_ptr.clone();
-        let mut by_feature = vec![0u32; d_sae];
-        for (l, &j) in best_match.iter().enumerate() {
-            by_feature[next[j as usize]] = l as u32;
+        let mut by_feature = vec![0u32; pairs];
+        for (k, &j) in pair_features.iter().enumerate() {
+            by_feature[next[j as usize]] = k as u32;
             next[j as usize] += 1;
         }
         Ok(Accumulator {
             hidden_dim,
             num_features,
+            pair_latent: pair_latents.iter().map(|&l| l as u32).collect(),
             by_feature_ptr,
             by_feature,
             rows: 0,
             true_active: 0,
             sae_active: 0,
             fires: vec![0; d_sae],
-            feature_fires: vec![0; d_sae],
-            true_positives: vec![0; d_sae],
+            feature_fires: vec![0; pairs],
+            true_positives: vec![0; pairs],
             dims: vec![DimSums::default(); hidden_dim],
             shrink_sum: 0.0,
             shrink_rows: 0,
@@ -204,6 +230,7 @@ impl Accumulator {
 
     fn add_counts(&mut self, batch: &Batch<'_>, b: usize) {
         let d_sae = self.d_sae();
+        let pairs = self.pair_latent.len();
         let parts = rayon::current_num_threads().clamp(1, b.max(1));
         let (lat, feat) = (batch.latents, batch.features);
         let values = feat.values.unwrap_or(&[]);
@@ -211,8 +238,8 @@ impl Accumulator {
             .into_par_iter()
             .map(|p| {
                 let mut fires = vec![0u64; d_sae];
-                let mut feature_fires = vec![0u64; d_sae];
-                let mut tp = vec![0u64; d_sae];
+                let mut feature_fires = vec![0u64; pairs];
+                let mut tp = vec![0u64; pairs];
                 let mut mark = vec![u32::MAX; d_sae];
                 let mut true_active = 0u64;
                 let mut credit = |r: usize, on: &dyn Fn(usize) -> bool| {
@@ -220,11 +247,12 @@ impl Accumulator {
                         if values[k] > 0.0 {
                             true_active += 1;
                             let j = feat.indices[k] as usize;
-                            for &l in
+                            for &k in
                                 &self.by_feature[self.by_feature_ptr[j]..self.by_feature_ptr[j + 1]]
                             {
-                                feature_fires[l as usize] += 1;
-                                tp[l as usize] += u64::from(on(l as usize));
+                                feature_fires[k as usize] += 1;
+                                tp[k as usize] +=
+                                    u64::from(on(self.pair_latent[k as usize] as usize));
                             }
                         }
                     }
@@ -477,8 +505,9 @@ mod tests {
 
     #[test]
     fn counts_match_hand_computation() {
-        // 2 latents matched to features 1 and 0; 3 rows, D = 1.
-        let mut acc = Accumulator::new(1, 2, &[1, 0], None, 8).unwrap();
+        // 2 latents matched to features 1 and 0, latent 0 also scored against feature 0; 3 rows,
+        // D = 1.
+        let mut acc = Accumulator::new(1, 2, 2, &[0, 1, 0], &[1, 0, 0], None, 8).unwrap();
         let x = [1.0, 2.0, 4.0];
         let y = [1.0, 1.0, 4.0];
         // latents: row0 {0}, row1 {0,1}, row2 {}
@@ -494,8 +523,8 @@ mod tests {
         .unwrap();
         let s = acc.summary();
         assert_eq!(s.fires, vec![2, 1]);
-        assert_eq!(s.feature_fires, vec![2, 1]);
-        assert_eq!(s.true_positives, vec![1, 0]);
+        assert_eq!(s.feature_fires, vec![2, 1, 1]);
+        assert_eq!(s.true_positives, vec![1, 0, 0]);
         assert_eq!(s.true_l0, 3.0 / 3.0);
         assert_eq!(s.sae_l0, 1.0);
         assert_eq!(s.dead_latents, 0);
@@ -523,7 +552,8 @@ mod tests {
         let feat_idx: Vec<i32> = (0..b).map(|r| (r % n_feat) as i32).collect();
         let feat_val: Vec<f32> = (0..b).map(|r| r as f32).collect();
         let run = |splits: &[usize]| {
-            let mut acc = Accumulator::new(d, n_feat, &[0, 1, 2, 3], None, 16).unwrap();
+            let mut acc =
+                Accumulator::new(d, n_feat, 4, &[0, 1, 2, 3], &[0, 1, 2, 3], None, 16).unwrap();
             for w in splits.windows(2) {
                 let (lo, hi) = (w[0], w[1]);
                 let lp: Vec<i64> = lat_ptr[lo..=hi].iter().map(|p| p - lat_ptr[lo]).collect();
@@ -563,7 +593,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_csr() {
-        let mut acc = Accumulator::new(1, 2, &[1], None, 4).unwrap();
+        let mut acc = Accumulator::new(1, 2, 1, &[0], &[1], None, 4).unwrap();
         let x = [1.0f32];
         let e = acc
             .add(&batch(&x, &x, (&[0, 1], &[3]), (&[0, 0], &[], &[])))
@@ -578,7 +608,9 @@ mod tests {
             ))
             .unwrap_err();
         assert!(e.to_string().starts_with("features:"), "{e}");
-        assert!(Accumulator::new(1, 2, &[2], None, 4).is_err());
+        assert!(Accumulator::new(1, 2, 1, &[0], &[2], None, 4).is_err());
+        assert!(Accumulator::new(1, 2, 1, &[1], &[0], None, 4).is_err());
+        assert!(Accumulator::new(1, 2, 1, &[0, 0], &[0], None, 4).is_err());
         assert_eq!(acc.summary().rows, 0);
     }
 }

@@ -73,6 +73,26 @@ def numpy_metrics(x, y, z, a, dec, gt, mean_rows):
     return out, {"latent_precision": p, "latent_recall": rc, "latent_f1": f1, "latent_matched_feature": best}
 
 
+def numpy_matched(z, a, latent_feature):
+    """Matched classification, densely: each latent l with ``latent_feature[l] >= 0`` scored against that
+    feature; means over the matched pairs, per-feature precision/recall (0 without a matched latent)."""
+    lat = np.flatnonzero(latent_feature >= 0)
+    feat = latent_feature[lat]
+    fires, truth = z[:, lat] != 0, a[:, feat] > 0
+    tp, fp, fn = (fires & truth).sum(0), (fires & ~truth).sum(0), (~fires & truth).sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        rc = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        f1 = np.where(p + rc > 0, 2 * p * rc / (p + rc), 0.0)
+    per_p, per_r = np.zeros(a.shape[1]), np.zeros(a.shape[1])
+    per_p[feat], per_r[feat] = p, rc
+    mean = lambda v: v.mean() if len(v) else 0.0  # noqa: E731
+    return (
+        {"matched_precision": mean(p), "matched_recall": mean(rc), "matched_f1": mean(f1)},
+        {"feature_mcc_precision": per_p, "feature_mcc_recall": per_r},
+    )
+
+
 def random_case(seed, n, d, d_sae, num_features):
     rng = np.random.default_rng(seed)
     gt = rng.normal(size=(num_features, d)).astype(np.float32)
@@ -118,6 +138,13 @@ def test_metrics_match_numpy(seed, n, d, d_sae, num_features, data):
     for key, value in arrays.items():
         np.testing.assert_allclose(getattr(got, key), value, rtol=RTOL, err_msg=key)
     assert got.dead_latents >= 1
+    # Matched classification through the result's own (optimal, checked by mcc above) matching.
+    assert (got.latent_mcc_feature >= 0).sum() == min(d_sae, num_features)
+    matched, matched_arrays = numpy_matched(z, a, got.latent_mcc_feature)
+    for key, value in matched.items():
+        assert getattr(got, key) == pytest.approx(value, rel=RTOL, abs=1e-12), key
+    for key, value in matched_arrays.items():
+        np.testing.assert_allclose(getattr(got, key), value, rtol=RTOL, err_msg=key)
 
 
 def test_batch_size_and_input_kind_do_not_change_a_bit():
@@ -132,6 +159,7 @@ def test_batch_size_and_input_kind_do_not_change_a_bit():
     for other in (split, dense, tensors):
         assert whole.to_log_dict() == other.to_log_dict()
         np.testing.assert_array_equal(whole.latent_f1, other.latent_f1)
+        np.testing.assert_array_equal(whole.feature_mcc_recall, other.feature_mcc_recall)
 
 
 def test_perfect_sae_scores_one():
@@ -377,3 +405,34 @@ def test_matches_saelens_calculators():
         sl.mean_correlation_coefficient(sae.W_dec.detach(), world.feature_vectors), rel=1e-6
     )
     assert got.uniqueness == sl.feature_uniqueness(sae.W_dec.detach(), world.feature_vectors)
+
+
+def test_matched_classification_of_planted_saes():
+    """The ground-truth dictionary with an oracle encoder scores 1 both ways; a duplicated latent is
+    scored against its argmax feature by SAELens's version but against the feature the matching gives it
+    (here one it never fires for) by the matched version."""
+    rng = np.random.default_rng(3)
+    gt = np.linalg.qr(rng.normal(size=(8, 8)))[0][:4].astype(np.float32)  # 4 orthonormal features
+    a = np.where(rng.random((400, 4)) < 0.3, 1.0 + rng.random((400, 4)), 0.0).astype(np.float32)
+    x = a @ gt
+    oracle = EvalAccumulator(gt, gt, mean_rows=8)
+    oracle.add_batch(x, x, a, to_sparse(a))
+    got = oracle.compute()
+    assert got.matched_precision == got.matched_recall == got.matched_f1 == got.f1 == 1.0
+    np.testing.assert_array_equal(got.feature_mcc_recall, np.ones(4))
+    # Latents 0 and 1 both copy feature 0 (latent 1 slightly off), latents 2, 3 copy features 1, 2: the
+    # matching must give latent 1 feature 3, whose rows it fires on only by chance (when feature 0 fires).
+    dec = np.stack([gt[0], gt[0] + 0.1 * gt[3], gt[1], gt[2]])
+    z = np.stack([a[:, 0], a[:, 0], a[:, 1], a[:, 2]], axis=1)
+    dup = EvalAccumulator(dec, gt, mean_rows=8)
+    dup.add_batch(x, x, z, to_sparse(a))
+    got = dup.compute()
+    assert list(got.latent_matched_feature) == [0, 0, 1, 2] and got.f1 == 1.0
+    assert list(got.latent_mcc_feature) == [0, 3, 1, 2]
+    both = ((a[:, 0] > 0) & (a[:, 3] > 0)).sum()
+    recall_1, precision_1 = both / (a[:, 3] > 0).sum(), both / (a[:, 0] > 0).sum()
+    assert 0.1 < recall_1 < 0.5  # chance level: the two features fire independently
+    assert got.feature_mcc_recall[3] == pytest.approx(recall_1, rel=1e-12)
+    assert got.matched_recall == pytest.approx((3 + recall_1) / 4, rel=1e-12)
+    assert got.matched_precision == pytest.approx((3 + precision_1) / 4, rel=1e-12)
+    assert got.to_log_dict()["matched_classification/recall"] == got.matched_recall

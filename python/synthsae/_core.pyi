@@ -89,7 +89,9 @@ class EvalState:
         cls,
         hidden_dim: int,
         num_features: int,
-        best_match: npt.NDArray[np.int64],
+        d_sae: int,
+        pair_latents: npt.NDArray[np.int64],
+        pair_features: npt.NDArray[np.int64],
         mean: npt.NDArray[np.float64] | None = None,
         mean_rows: int = 8192,
     ) -> Self: ...

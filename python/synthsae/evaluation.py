@@ -21,6 +21,11 @@ Definitions (``x`` input ``[n, D]`` with the bias, ``x̂`` reconstruction, ``z``
   W_gt_j)| (ties → lowest j); it fires when z_l ≠ 0, the feature when a_g > 0. Per latent precision =
   TP/(TP+FP), recall = TP/(TP+FN), F1 = 2PR/(P+R) (each 0 when undefined), accuracy = (TP+TN)/n;
   reported values are unweighted means over all latents (dead latents count 0).
+- Matched classification (``matched_precision``, ``matched_recall``, ``matched_f1``): the same
+  per-pair precision/recall/F1, but each latent is scored against the feature the one-to-one MCC matching
+  pairs it with (not its argmax feature), averaged over the matched pairs (min(d_sae, N) of them); per
+  feature, ``feature_mcc_precision``/``feature_mcc_recall`` are those of its matched latent (0 for a
+  feature without one). Both are computed in the same pass as SAELens's argmax version.
 - ``mcc``, ``uniqueness``: see :func:`synthsae.mcc` and :func:`synthsae.feature_uniqueness`.
 """
 
@@ -55,6 +60,8 @@ _SCALARS = (
 )
 #: EvalResult field → SAELens's ``classification/`` log key.
 _CLASSIFICATION = {"precision": "precision", "recall": "recall", "f1": "f1_score", "accuracy": "accuracy"}
+#: EvalResult field → ``matched_classification/`` log key (through the MCC matching; not SAELens's).
+_MATCHED = {"matched_precision": "precision", "matched_recall": "recall", "matched_f1": "f1_score"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +85,9 @@ class EvalResult:
     recall: float
     f1: float
     accuracy: float
+    matched_precision: float
+    matched_recall: float
+    matched_f1: float
     #: int64 ``[d_sae]``: best-|cos| feature of each latent (the one it is classified against).
     latent_matched_feature: npt.NDArray[np.int64]
     #: float32 ``[d_sae]``: that |cos|.
@@ -91,6 +101,9 @@ class EvalResult:
     feature_best_abs_cos: npt.NDArray[np.float32]
     #: int64 ``[N]``: the latent paired with each feature by the MCC matching (-1 if none).
     feature_mcc_latent: npt.NDArray[np.int64]
+    #: float64 ``[N]``: precision and recall of that latent as a classifier of the feature (0 if none).
+    feature_mcc_precision: npt.NDArray[np.float64]
+    feature_mcc_recall: npt.NDArray[np.float64]
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, arrays as lists (JSON-serialisable)."""
@@ -105,6 +118,9 @@ class EvalResult:
         out = {prefix + k: float(getattr(self, k)) for k in _SCALARS}
         out.update(
             {f"{prefix}classification/{v}": float(getattr(self, k)) for k, v in _CLASSIFICATION.items()}
+        )
+        out.update(
+            {f"{prefix}matched_classification/{v}": float(getattr(self, k)) for k, v in _MATCHED.items()}
         )
         return out
 
@@ -181,6 +197,17 @@ def _latents(z: Any, width: int) -> Any:
     return indptr, indices
 
 
+def _classification(
+    tp: npt.NDArray[np.float64], fires: npt.NDArray[np.float64], feature_fires: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per-pair precision TP/fires, recall TP/feature_fires and F1 (each 0 where undefined)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(fires > 0, tp / fires, 0.0)
+        recall = np.where(feature_fires > 0, tp / feature_fires, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return precision, recall, f1
+
+
 class EvalAccumulator:
     """Streams evaluation batches into every metric of :class:`EvalResult` (Rust reductions, GIL
     released; counts exact, float sums in float64 and bit-identical for any batch size).
@@ -217,9 +244,20 @@ class EvalAccumulator:
         del s
         matched = np.unique(self.latent_matched_feature)
         self.uniqueness = len(matched) / self.d_sae if self.d_sae and self.num_features else 0.0
-        # A latent without a feature (N = 0) never sees its feature fire; point it at a dummy column.
+        # Pairs scored in one pass: every latent against its argmax feature (SAELens's classification),
+        # then the MCC matching's pairs. A latent without a feature (N = 0) never sees its feature fire;
+        # it points at a dummy column.
         best = np.maximum(self.latent_matched_feature, 0)
-        self._state = _core.EvalState(self.hidden_dim, max(self.num_features, 1), best, mean, mean_rows)
+        self._matched = rows.astype(np.int64), cols.astype(np.int64)
+        self._state = _core.EvalState(
+            self.hidden_dim,
+            max(self.num_features, 1),
+            self.d_sae,
+            np.concatenate([np.arange(self.d_sae, dtype=np.int64), self._matched[0]]),
+            np.concatenate([best, self._matched[1]]),
+            mean,
+            mean_rows,
+        )
 
     def add_batch(self, hidden: Any, reconstruction: Any, latents: Any, features: Any) -> None:
         """Adds ``b`` rows: ``hidden``/``reconstruction`` ``[b, D]``, ``latents`` ``[b, d_sae]`` (dense or
@@ -243,15 +281,16 @@ class EvalAccumulator:
         """The metrics over every row added so far."""
         s = self._state.summary()
         n = s["rows"]
-        tp = s["true_positives"].astype(np.float64)
-        fires = s["fires"].astype(np.float64)
-        gt = s["feature_fires"].astype(np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            precision = np.where(fires > 0, tp / fires, 0.0)
-            recall = np.where(gt > 0, tp / gt, 0.0)
-            f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-        accuracy = (n - fires - gt + 2 * tp) / max(n, 1e-8)
-        mean = lambda v: float(v.mean()) if self.d_sae else 0.0  # noqa: E731
+        fires = s["fires"].astype(np.float64)[: self.d_sae]
+        tp, gt = (s[k].astype(np.float64) for k in ("true_positives", "feature_fires"))
+        precision, recall, f1 = _classification(tp[: self.d_sae], fires, gt[: self.d_sae])
+        accuracy = (n - fires - gt[: self.d_sae] + 2 * tp[: self.d_sae]) / max(n, 1e-8)
+        rows, cols = self._matched
+        m_precision, m_recall, m_f1 = _classification(tp[self.d_sae :], fires[rows], gt[self.d_sae :])
+        feature_precision = np.zeros(self.num_features)
+        feature_recall = np.zeros(self.num_features)
+        feature_precision[cols], feature_recall[cols] = m_precision, m_recall
+        mean = lambda v: float(v.mean()) if len(v) else 0.0  # noqa: E731
         return EvalResult(
             num_samples=int(n),
             true_l0=s["true_l0"],
@@ -267,6 +306,9 @@ class EvalAccumulator:
             recall=mean(recall),
             f1=mean(f1),
             accuracy=mean(accuracy),
+            matched_precision=mean(m_precision),
+            matched_recall=mean(m_recall),
+            matched_f1=mean(m_f1),
             latent_matched_feature=self.latent_matched_feature,
             latent_abs_cos=self.latent_abs_cos,
             latent_precision=precision,
@@ -275,6 +317,8 @@ class EvalAccumulator:
             latent_mcc_feature=self.latent_mcc_feature,
             feature_best_abs_cos=self.feature_best_abs_cos,
             feature_mcc_latent=self.feature_mcc_latent,
+            feature_mcc_precision=feature_precision,
+            feature_mcc_recall=feature_recall,
         )
 
 

@@ -13,13 +13,17 @@ pub struct EvalState(Accumulator);
 
 #[pymethods]
 impl EvalState {
-    /// `best_match` `[d_sae]` int64 feature per latent; `mean` `[D]` float64 or None.
+    /// Pair `k` scores latent `pair_latents[k]` against feature `pair_features[k]` (int64
+    /// `[pairs]` each); `mean` `[D]` float64 or None.
     #[new]
-    #[pyo3(signature = (hidden_dim, num_features, best_match, mean=None, mean_rows=8192))]
+    #[pyo3(signature = (hidden_dim, num_features, d_sae, pair_latents, pair_features, mean=None, mean_rows=8192))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         hidden_dim: usize,
         num_features: usize,
-        best_match: PyReadonlyArray1<'_, i64>,
+        d_sae: usize,
+        pair_latents: PyReadonlyArray1<'_, i64>,
+        pair_features: PyReadonlyArray1<'_, i64>,
         mean: Option<PyReadonlyArray1<'_, f64>>,
         mean_rows: usize,
     ) -> PyResult<Self> {
@@ -29,7 +33,9 @@ impl EvalState {
         Ok(EvalState(Accumulator::new(
             hidden_dim,
             num_features,
-            best_match.as_slice()?,
+            d_sae,
+            pair_latents.as_slice()?,
+            pair_features.as_slice()?,
             mean,
             mean_rows,
         )?))
@@ -83,7 +89,7 @@ impl EvalState {
         Ok(py.detach(|| acc.add(&batch))?)
     }
 
-    /// The metrics so far as a dict (scalars and per-latent uint64 count arrays).
+    /// The metrics so far as a dict (scalars; uint64 `fires` per latent, the other counts per pair).
     fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.0.summary();
         let d = PyDict::new(py);
