@@ -5,9 +5,10 @@
 Scores a 4096-latent TopK SAE (decoder rows = noisy copies of ground-truth features, encoder = the
 decoder's transpose, k = 25 active latents) on the SynthSAEBench-16k world (orthogonalization off,
 which only changes the dictionary). Per batch, timed separately: the data (sample features + hidden),
-the SAE forward (encode + decode) and the metrics (``EvalAccumulator.add_batch``). Also timed once: the
-weight-side set-up (|cos| matrix, MCC matching, best-match), reported as a share of a default
-500,000-row evaluation's forward time.
+the SAE forward (encode + decode) and the metrics (``EvalAccumulator.add_batch``: SAELens's set plus the
+matched classification). Also timed once: the weight-side set-up (|cos| matrix, MCC matching, best match,
+recovery by decile and depth, splitting) and the chance level of a random dictionary, each reported as a
+share of a default 500,000-row evaluation's forward time.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 import torch
 
 import synthsae
+from synthsae.recovery import feature_depths, random_baseline
 
 
 class TopKSAE(torch.nn.Module):
@@ -64,7 +66,16 @@ def main() -> None:
     config.orthogonalization = None
     world = synthsae.World(config)
     sae = TopKSAE(world, args.d_sae, args.k)
-    acc, setup = timed(lambda: synthsae.EvalAccumulator(sae.W_dec, world.feature_vectors))
+    depth = feature_depths(world.hierarchy, world.num_features)
+    acc, setup = timed(
+        lambda: synthsae.EvalAccumulator(
+            sae.W_dec,
+            world.feature_vectors,
+            firing_probabilities=world.firing_probabilities,
+            feature_depth=depth,
+        )
+    )
+    _, chance = timed(lambda: random_baseline(world, args.d_sae))
     data, forward, metrics = [], [], []
     with torch.no_grad():
         for i in range(args.batches + 1):
@@ -93,8 +104,12 @@ def main() -> None:
     )
     total_forward = med(forward) * args.eval_samples / args.batch_size
     print(
-        f"weight-side set-up (|cos|, MCC, best match): {setup:.2f} s once = "
+        f"weight-side set-up (|cos|, MCC, best match, recovery, splitting): {setup:.2f} s once = "
         f"{setup / total_forward:.1%} of the forward over {args.eval_samples:,} rows"
+    )
+    print(
+        f"chance level (random dictionary of the same width, cached per world and width): {chance:.2f} s "
+        f"once = {chance / total_forward:.1%} of that forward"
     )
     r = acc.compute()
     print(

@@ -16,6 +16,7 @@ from scipy.optimize import linear_sum_assignment as scipy_lsa
 
 import synthsae
 from synthsae import EvalAccumulator, SparseBatch
+from synthsae.recovery import feature_depths, random_baseline
 
 # Float metrics are float64 sums of float32 inputs in a different order than numpy's: they agree to
 # ~1e-12 relative; 1e-9 leaves room and still catches any wrong term.
@@ -298,13 +299,20 @@ def test_evaluate_equals_manual_stream_and_restores_mode():
     sae.train()
     got = synthsae.evaluate(sae, world, num_samples=5000, batch_size=700, seed=3, show_progress=False)
     assert sae.training
-    acc = EvalAccumulator(sae.W_dec, world.feature_vectors)
+    acc = EvalAccumulator(
+        sae.W_dec,
+        world.feature_vectors,
+        firing_probabilities=world.firing_probabilities,
+        feature_depth=feature_depths(world.hierarchy, world.num_features),
+    )
     feats = world.sample_features(5000, seed=3)
     x = world.hidden_from_features(feats)
     with torch.no_grad():
         z = sae.encode(x)
         acc.add_batch(x, sae.decode(z), z, feats)
-    assert got.to_log_dict() == acc.compute().to_log_dict()
+    manual = acc.compute().to_log_dict()
+    assert got.to_log_dict() == {**manual, **random_baseline(world, 256)}
+    assert {k for k in got.to_log_dict() if k.startswith("baseline/")} == set(random_baseline(world, 256))
     again = synthsae.evaluate(sae, world, num_samples=5000, batch_size=4096, seed=3, show_progress=False)
     assert again.to_dict() == got.to_dict()
     assert 0 < got.mcc < 1 and 0 < got.f1 < 1 and got.true_l0 > 5

@@ -212,22 +212,35 @@ def run_bench(
 
 
 #: Columns of the summary table: (header, EvalResult key, width, format).
-_COLUMNS = (
-    ("MCC", "mcc", 7, ".4f"),
-    ("F1", "f1", 7, ".4f"),
-    ("unique", "uniqueness", 7, ".4f"),
-    ("expl.var", "explained_variance", 8, ".4f"),
-    ("SAE L0", "sae_l0", 7, ".2f"),
-    ("dead", "dead_latents", 6, "d"),
+def _field(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda result: result[key]
+
+
+def _recovery(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda result: result["recovery"][key]
+
+
+#: Table columns: header, value of a result dict, width, format.
+_COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], Any], int, str], ...] = (
+    ("MCC", _field("mcc"), 7, ".4f"),
+    ("F1", _field("f1"), 7, ".4f"),
+    ("mF1", _field("matched_f1"), 7, ".4f"),
+    ("rec@.5", _recovery("recovery/matched@0.5"), 7, ".4f"),
+    ("rec@.9", _recovery("recovery/matched@0.9"), 7, ".4f"),
+    ("unique", _field("uniqueness"), 7, ".4f"),
+    ("expl.var", _field("explained_variance"), 8, ".4f"),
+    ("SAE L0", _field("sae_l0"), 7, ".2f"),
+    ("dead", _field("dead_latents"), 6, "d"),
 )
 
 
 def table(report: dict[str, Any]) -> str:
-    """The summary table of a report (one line per architecture × L0)."""
+    """The summary table of a report (one line per architecture × L0): SAELens's MCC and F1, the F1
+    through the MCC matching (mF1) and the shares of features whose matched latent has |cos| >= 0.5 / 0.9."""
     head = " ".join([f"{'architecture':<12}", f"{'L0':>5}", *(f"{h:>{w}}" for h, _, w, _ in _COLUMNS)])
     lines = [head, "-" * len(head)]
     for run in report["runs"]:
         cells = [f"{run['architecture']:<12}", f"{run['l0']:>5g}"]
-        cells += [f"{run['result'][key]:>{w}{spec}}" for _, key, w, spec in _COLUMNS]
+        cells += [f"{get(run['result']):>{w}{spec}}" for _, get, w, spec in _COLUMNS]
         lines.append(" ".join(cells))
     return "\n".join(lines)

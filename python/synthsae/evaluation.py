@@ -27,6 +27,8 @@ Definitions (``x`` input ``[n, D]`` with the bias, ``x̂`` reconstruction, ``z``
   feature, ``feature_mcc_precision``/``feature_mcc_recall`` are those of its matched latent (0 for a
   feature without one). Both are computed in the same pass as SAELens's argmax version.
 - ``mcc``, ``uniqueness``: see :func:`synthsae.mcc` and :func:`synthsae.feature_uniqueness`.
+- ``recovery``: recovery at |cos| thresholds (overall, by firing-probability decile and hierarchy depth),
+  splitting, and the chance level of a random dictionary; definitions in :mod:`synthsae.recovery`.
 """
 
 from __future__ import annotations
@@ -40,8 +42,16 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
-from synthsae._validate import as_int, as_seed
+from synthsae._validate import as_bool, as_float_array, as_int, as_seed, to_numpy
 from synthsae.assignment import abs_cos_matrix, linear_sum_assignment
+from synthsae.recovery import (
+    feature_depths,
+    probability_deciles,
+    random_baseline,
+    recovery_metrics,
+    split_counts,
+    splitting_metrics,
+)
 from synthsae.sparse import SparseBatch
 
 if TYPE_CHECKING:
@@ -104,6 +114,12 @@ class EvalResult:
     #: float64 ``[N]``: precision and recall of that latent as a classifier of the feature (0 if none).
     feature_mcc_precision: npt.NDArray[np.float64]
     feature_mcc_recall: npt.NDArray[np.float64]
+    #: float32 ``[N]``: |cos| of each feature with its MCC-matched latent (0 if none).
+    feature_mcc_abs_cos: npt.NDArray[np.float32]
+    #: int64 ``[N]``: latents whose best match is the feature at |cos| >= 0.5 (splitting).
+    feature_split_count: npt.NDArray[np.int64]
+    #: ``recovery/…``, ``splitting/…`` and (from :func:`evaluate`) ``baseline/…`` figures, keyed as logged.
+    recovery: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, arrays as lists (JSON-serialisable)."""
@@ -122,6 +138,7 @@ class EvalResult:
         out.update(
             {f"{prefix}matched_classification/{v}": float(getattr(self, k)) for k, v in _MATCHED.items()}
         )
+        out.update({prefix + k: v for k, v in self.recovery.items()})
         return out
 
 
@@ -219,9 +236,21 @@ class EvalAccumulator:
     Args:
         mean: ``[D]`` reference mean of ``explained_variance_per_sample``; default: the mean of the
             first ``mean_rows`` rows added.
+        firing_probabilities: ``[N]`` the world's firing probabilities (recovery by decile), or None.
+        feature_depth: int ``[N]`` each feature's hierarchy depth, -1 = in no tree (recovery by depth;
+            :func:`synthsae.recovery.feature_depths`), or None.
     """
 
-    def __init__(self, decoder: Any, gt_features: Any, *, mean: Any = None, mean_rows: int = 8192) -> None:
+    def __init__(
+        self,
+        decoder: Any,
+        gt_features: Any,
+        *,
+        mean: Any = None,
+        mean_rows: int = 8192,
+        firing_probabilities: Any = None,
+        feature_depth: Any = None,
+    ) -> None:
         mean_rows = as_int("mean_rows", mean_rows, minimum=1)
         s = abs_cos_matrix(decoder, gt_features)
         self.d_sae, self.num_features = s.shape
@@ -241,7 +270,21 @@ class EvalAccumulator:
         self.latent_mcc_feature[rows] = cols
         self.feature_mcc_latent = np.full(self.num_features, -1, dtype=np.int64)
         self.feature_mcc_latent[cols] = rows
+        self.feature_mcc_abs_cos = np.zeros(self.num_features, dtype=np.float32)
+        self.feature_mcc_abs_cos[cols] = s[rows, cols]
         del s
+        self.feature_split_count = split_counts(
+            self.latent_matched_feature, self.latent_abs_cos, self.num_features
+        )
+        self.recovery = {
+            **recovery_metrics(
+                self.feature_best_abs_cos,
+                self.feature_mcc_abs_cos,
+                deciles=self._deciles(firing_probabilities),
+                depths=self._depths(feature_depth),
+            ),
+            **splitting_metrics(self.feature_split_count),
+        }
         matched = np.unique(self.latent_matched_feature)
         self.uniqueness = len(matched) / self.d_sae if self.d_sae and self.num_features else 0.0
         # Pairs scored in one pass: every latent against its argmax feature (SAELens's classification),
@@ -258,6 +301,24 @@ class EvalAccumulator:
             mean,
             mean_rows,
         )
+
+    def _deciles(self, firing_probabilities: Any) -> npt.NDArray[np.int64] | None:
+        if firing_probabilities is None:
+            return None
+        p = as_float_array("firing_probabilities", firing_probabilities, np.float64, 1)
+        if p.shape != (self.num_features,):
+            raise ValueError(f"firing_probabilities must have shape ({self.num_features},), got {p.shape}")
+        return probability_deciles(p)
+
+    def _depths(self, feature_depth: Any) -> npt.NDArray[np.int64] | None:
+        if feature_depth is None:
+            return None
+        depths = np.asarray(to_numpy(feature_depth))
+        if not np.issubdtype(depths.dtype, np.integer):
+            raise TypeError(f"feature_depth must be an integer array, got dtype {depths.dtype}")
+        if depths.shape != (self.num_features,):
+            raise ValueError(f"feature_depth must have shape ({self.num_features},), got {depths.shape}")
+        return depths.astype(np.int64)
 
     def add_batch(self, hidden: Any, reconstruction: Any, latents: Any, features: Any) -> None:
         """Adds ``b`` rows: ``hidden``/``reconstruction`` ``[b, D]``, ``latents`` ``[b, d_sae]`` (dense or
@@ -319,6 +380,9 @@ class EvalAccumulator:
             feature_mcc_latent=self.feature_mcc_latent,
             feature_mcc_precision=feature_precision,
             feature_mcc_recall=feature_recall,
+            feature_mcc_abs_cos=self.feature_mcc_abs_cos,
+            feature_split_count=self.feature_split_count,
+            recovery=dict(self.recovery),
         )
 
 
@@ -331,11 +395,15 @@ def evaluate(
     seed: int = 0,
     device: Any = None,
     show_progress: bool = True,
+    baseline: bool = True,
 ) -> EvalResult:
     """Scores ``sae`` on ``num_samples`` fresh rows of ``world`` (rows ``0 .. num_samples`` of stream
     ``seed``): any object with ``encode(x)``, ``decode(z)`` and ``W_dec`` ``[d_sae, D]``, SAELens SAEs
     included. Runs under ``torch.no_grad()`` in eval mode (the previous mode is restored) on
-    ``device`` (default: the device of ``W_dec``), in the dtype of ``W_dec``."""
+    ``device`` (default: the device of ``W_dec``), in the dtype of ``W_dec``. Recovery is broken down
+    by the world's firing-probability deciles and hierarchy depths; with ``baseline`` the chance level
+    of a random dictionary of the same width joins ``recovery`` (:func:`synthsae.recovery.random_baseline`,
+    seed 0, cached per world and width)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -345,11 +413,17 @@ def evaluate(
     num_samples = as_int("num_samples", num_samples)
     batch_size = as_int("batch_size", batch_size, minimum=1)
     seed = as_seed(seed)
+    baseline = as_bool("baseline", baseline)
     w_dec = sae.W_dec.detach()
     if w_dec.ndim != 2 or w_dec.shape[1] != world.hidden_dim:
         raise ValueError(f"sae.W_dec must be [d_sae, {world.hidden_dim}], got {list(w_dec.shape)}")
     device = torch.device(device) if device is not None else w_dec.device
-    acc = EvalAccumulator(w_dec, world.feature_vectors)
+    acc = EvalAccumulator(
+        w_dec,
+        world.feature_vectors,
+        firing_probabilities=world.firing_probabilities,
+        feature_depth=feature_depths(world.hierarchy, world.num_features),
+    )
     was_training = getattr(sae, "training", False)
     if hasattr(sae, "eval"):
         sae.eval()
@@ -370,7 +444,11 @@ def evaluate(
     finally:
         if was_training and hasattr(sae, "train"):
             sae.train()
-    return acc.compute()
+    result = acc.compute()
+    if baseline:
+        chance = random_baseline(world, int(w_dec.shape[0]))
+        result = dataclasses.replace(result, recovery={**result.recovery, **chance})
+    return result
 
 
 class ReconstructionScore(NamedTuple):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,8 +24,9 @@ def _by_architecture(
 def write_plots(
     out: Path, results: list[tuple[str, float, EvalResult]], firing_probabilities: npt.NDArray[np.float32]
 ) -> list[str]:
-    """Writes ``mcc_f1_vs_l0.png``, ``explained_variance_vs_l0.png`` and ``feature_recovery.png`` (per-feature
-    best |cos| vs firing probability, binned, for each architecture at its median L0); returns the names."""
+    """Writes ``mcc_f1_vs_l0.png``, ``explained_variance_vs_l0.png``, ``feature_recovery.png`` (per-feature
+    best |cos| vs firing probability, binned, for each architecture at its median L0) and
+    ``recovery_by_depth.png`` (recovery at |cos| 0.5 and 0.9 by hierarchy depth); returns the names."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,4 +82,40 @@ def write_plots(
     fig.savefig(out / "feature_recovery.png", dpi=120)
     plt.close(fig)
     names.append("feature_recovery.png")
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True, sharey=True)
+    for ax, threshold in zip(axes, (0.5, 0.9), strict=True):
+        _recovery_by_group(ax, runs, threshold)
+    axes[0].legend(fontsize=8)
+    fig.savefig(out / "recovery_by_depth.png", dpi=120)
+    plt.close(fig)
+    names.append("recovery_by_depth.png")
     return names
+
+
+def _recovery_by_group(ax: Any, runs: dict[str, list[tuple[float, EvalResult]]], threshold: float) -> None:
+    """Grouped bars: share of features whose MCC-matched latent has |cos| >= ``threshold``, per hierarchy
+    depth (and free features), one bar per architecture at its median L0; chance level dashed."""
+    key = f"recovery/matched@{threshold}"
+    first = next(iter(runs.values()))[0][1].recovery
+    groups = sorted(k[len(key) + 1 :] for k in first if k.startswith(key + "/depth_"))
+    groups += ["free"] if f"{key}/free" in first else []
+    x = np.arange(len(groups) + 1)
+    width = 0.8 / max(len(runs), 1)
+    highest = 0.0
+    for i, (architecture, points) in enumerate(runs.items()):
+        l0, result = points[len(points) // 2]
+        values = [result.recovery[key]] + [result.recovery[f"{key}/{g}"] for g in groups]
+        highest = max(highest, *values)
+        ax.bar(x + (i - (len(runs) - 1) / 2) * width, values, width, label=f"{architecture} (L0 {l0:g})")
+    if highest == 0:
+        ax.text(0.5, 0.5, "no feature recovered at this threshold", ha="center", transform=ax.transAxes)
+    chance = first.get(f"baseline/{key}")
+    if chance is not None:
+        ax.axhline(chance, color="k", ls="--", lw=1, label="random dictionary")
+    labels = ["all"] + [g.replace("depth_", "depth ") for g in groups]
+    ax.set_xticks(x, labels)
+    ax.set(
+        ylim=(0, 1.02), ylabel="features recovered (matched latent)", title=f"Recovery at |cos| ≥ {threshold}"
+    )
+    ax.grid(alpha=0.3, axis="y")

@@ -1,0 +1,122 @@
+"""Which ground-truth features an SAE recovers, where, and what chance would give.
+
+Weight-side metrics, computed from the |cos| matching that :class:`~synthsae.evaluation.EvalAccumulator`
+already makes (no pass over the data). With ``s[l, j] = |cos(W_dec_l, W_gt_j)|``:
+
+- **Recovery at τ** (``recovery/best@τ``): the fraction of the N features with ``max_l s[l, j] ≥ τ`` (best
+  match over all latents); ``recovery/matched@τ``: the fraction with ``s[m(j), j] ≥ τ`` for the latent
+  ``m(j)`` the one-to-one MCC matching pairs with ``j`` (0 for a feature without one). τ ∈ {0.5, 0.7, 0.9}.
+- **By firing probability**: the same fractions within each decile of the world's firing probabilities
+  (``…/decile_1`` the rarest tenth, ``…/decile_10`` the most frequent; features ranked by probability, ties
+  by index, decile ``⌊10·rank/N⌋ + 1``).
+- **By hierarchy depth**: within the features at each depth of the world's forest (``…/depth_0`` roots,
+  ``…/depth_1`` their children, ...) and ``…/free`` (features in no tree).
+- **Splitting**: ``feature_split_count[j]`` = #{l : argmax_k s[l, k] = j and s[l, j] ≥ 0.5}, the latents
+  whose best match is ``j`` at |cos| ≥ 0.5; ``splitting/split_fraction`` = the fraction of features with a
+  count ≥ 2, ``splitting/latents_per_split_feature`` = the mean count over those features (0 if none).
+- **Chance level** (``baseline/…``, from :func:`random_baseline`): MCC and overall recovery of a random
+  dictionary of the SAE's width (rows uniform on the unit sphere, seeded), so a reader sees what a
+  dictionary that learned nothing scores.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from synthsae._validate import as_int, as_seed
+from synthsae.assignment import abs_cos_matrix, linear_sum_assignment
+
+if TYPE_CHECKING:
+    from synthsae.hierarchy import Hierarchy
+    from synthsae.world import World
+
+#: |cos| thresholds at which recovery is reported.
+THRESHOLDS = (0.5, 0.7, 0.9)
+#: |cos| a latent needs with its best feature to count towards that feature's split.
+SPLIT_THRESHOLD = 0.5
+
+
+def feature_depths(hierarchy: Hierarchy | None, num_features: int) -> npt.NDArray[np.int64]:
+    """int64 ``[N]``: each feature's depth in the forest (0 = root), -1 for features in no tree."""
+    depth = np.full(as_int("num_features", num_features), -1, dtype=np.int64)
+    if hierarchy is not None:
+        for node, _, d in hierarchy.nodes():
+            if node.feature_index is not None:
+                depth[node.feature_index] = d
+    return depth
+
+
+def probability_deciles(firing_probabilities: Any) -> npt.NDArray[np.int64]:
+    """int64 ``[N]`` in 1..10: the decile of each feature's firing probability (1 = rarest)."""
+    p = np.asarray(firing_probabilities, dtype=np.float64).reshape(-1)
+    rank = np.empty(len(p), dtype=np.int64)
+    rank[np.argsort(p, kind="stable")] = np.arange(len(p))
+    return rank * 10 // max(len(p), 1) + 1
+
+
+def recovery_metrics(
+    feature_best_abs_cos: npt.NDArray[np.floating],
+    feature_mcc_abs_cos: npt.NDArray[np.floating],
+    *,
+    deciles: npt.NDArray[np.int64] | None = None,
+    depths: npt.NDArray[np.int64] | None = None,
+) -> dict[str, float]:
+    """``recovery/{best,matched}@τ`` overall and per decile / depth (keys in the module docstring)."""
+    out: dict[str, float] = {}
+    groups: list[tuple[str, npt.NDArray[np.bool_]]] = []
+    if deciles is not None:
+        groups += [(f"/decile_{k}", deciles == k) for k in range(1, 11) if (deciles == k).any()]
+    if depths is not None:
+        groups += [(f"/depth_{d}", depths == d) for d in sorted(set(depths.tolist()) - {-1})]
+        if (depths == -1).any():
+            groups.append(("/free", depths == -1))
+    for kind, values in (("best", feature_best_abs_cos), ("matched", feature_mcc_abs_cos)):
+        for t in THRESHOLDS:
+            hit = values >= t
+            out[f"recovery/{kind}@{t}"] = float(hit.mean()) if len(hit) else 0.0
+            for suffix, members in groups:
+                out[f"recovery/{kind}@{t}{suffix}"] = float(hit[members].mean())
+    return out
+
+
+def split_counts(
+    latent_matched_feature: npt.NDArray[np.int64], latent_abs_cos: npt.NDArray[np.floating], num_features: int
+) -> npt.NDArray[np.int64]:
+    """int64 ``[N]``: latents whose best match is the feature, at |cos| ≥ :data:`SPLIT_THRESHOLD`."""
+    keep = (latent_abs_cos >= SPLIT_THRESHOLD) & (latent_matched_feature >= 0)
+    return np.bincount(latent_matched_feature[keep], minlength=num_features).astype(np.int64)
+
+
+def splitting_metrics(counts: npt.NDArray[np.int64]) -> dict[str, float]:
+    """``splitting/split_fraction`` and ``splitting/latents_per_split_feature`` of split counts."""
+    split = counts >= 2
+    return {
+        "splitting/split_fraction": float(split.mean()) if len(counts) else 0.0,
+        "splitting/latents_per_split_feature": float(counts[split].mean()) if split.any() else 0.0,
+    }
+
+
+_BASELINES: dict[tuple[str, int, int], dict[str, float]] = {}
+
+
+def random_baseline(world: World, width: int, seed: int = 0) -> dict[str, float]:
+    """Chance level: ``baseline/mcc`` and ``baseline/recovery/{best,matched}@τ`` of a random dictionary
+    of ``width`` unit rows (seeded normal rows, normalised) against ``world``'s features. Cached per
+    (world fingerprint, width, seed)."""
+    width, seed = as_int("width", width, minimum=1), as_seed(seed)
+    key = (world.fingerprint(), width, seed)
+    if key not in _BASELINES:
+        rows = np.random.default_rng(seed).normal(size=(width, world.hidden_dim)).astype(np.float32)
+        s = abs_cos_matrix(rows, world.feature_vectors)
+        r, c = linear_sum_assignment(s, maximize=True)
+        matched = np.zeros(s.shape[1], dtype=np.float32)
+        matched[c] = s[r, c]
+        recovery = recovery_metrics(s.max(axis=0), matched)
+        _BASELINES[key] = {
+            "baseline/mcc": float(s[r, c].mean()) if len(r) else 0.0,
+            **{f"baseline/{k}": v for k, v in recovery.items()},
+        }
+    return dict(_BASELINES[key])
