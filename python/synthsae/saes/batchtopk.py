@@ -42,18 +42,21 @@ class BatchTopKSAE(TopKFamilySAE):
         super().__init__(
             d_in,
             d_sae,
+            k,
             aux_coefficient=aux_coefficient,
             rescale_acts_by_decoder_norm=rescale_acts_by_decoder_norm,
             decoder_init_norm=decoder_init_norm,
             seed=seed,
             device=device,
         )
-        if isinstance(k, numbers.Integral) and not isinstance(k, bool):
-            self.k = as_int("k", k, minimum=1, maximum=self.d_sae, maximum_name="d_sae")
-        else:
-            self.k = as_positive("k", k, maximum=self.d_sae, maximum_name="d_sae")
         self.topk_threshold_lr = as_fraction("topk_threshold_lr", topk_threshold_lr)
         self.register_buffer("topk_threshold", torch.tensor(0.0, dtype=torch.float64, device=device))
+
+    def check_k(self, k: Any) -> float:
+        """In ``(0, d_sae]``; fractional allowed (an int stays an int)."""
+        if isinstance(k, numbers.Integral) and not isinstance(k, bool):
+            return as_int("k", k, minimum=1, maximum=self.d_sae, maximum_name="d_sae")
+        return as_positive("k", k, maximum=self.d_sae, maximum_name="d_sae")
 
     def select(self, pre: torch.Tensor) -> torch.Tensor:
         """The ``int(k·b)`` largest ``relu(pre)`` of the batch, the rest zero ``[b, d_sae]``."""

@@ -15,32 +15,14 @@ from synthsae.saes.topk_family import TopKFamilySAE
 
 class TopKSAE(TopKFamilySAE):
     """TopK SAE: keep the ``k`` largest (decoder-norm-scaled) pre-activations per row, then ReLU.
-    Loss = MSE + AuxK."""
+    Loss = MSE + AuxK. ``TopKSAE(d_in, d_sae, k, *, aux_coefficient=1.0, rescale_acts_by_decoder_norm=True,
+    decoder_init_norm=0.1, seed=None, device=None)`` (the family's constructor)."""
 
     architecture: ClassVar[str] = "topk"
 
-    def __init__(
-        self,
-        d_in: int,
-        d_sae: int,
-        k: int,
-        *,
-        aux_coefficient: float = 1.0,
-        rescale_acts_by_decoder_norm: bool = True,
-        decoder_init_norm: float = 0.1,
-        seed: int | None = None,
-        device: torch.device | str | None = None,
-    ) -> None:
-        super().__init__(
-            d_in,
-            d_sae,
-            aux_coefficient=aux_coefficient,
-            rescale_acts_by_decoder_norm=rescale_acts_by_decoder_norm,
-            decoder_init_norm=decoder_init_norm,
-            seed=seed,
-            device=device,
-        )
-        self.k = as_int("k", k, minimum=1, maximum=self.d_sae, maximum_name="d_sae")
+    def check_k(self, k: Any) -> int:
+        """An integer in ``[1, d_sae]``."""
+        return as_int("k", k, minimum=1, maximum=self.d_sae, maximum_name="d_sae")
 
     def select(self, pre: torch.Tensor) -> torch.Tensor:
         values, indices = pre.topk(int(self.k), dim=-1, sorted=False)

@@ -25,8 +25,9 @@ from synthsae.saes.base import SAE, TrainOutput, mse
 
 
 class TopKFamilySAE(SAE):
-    """Base of the TopK family. Subclasses implement ``select(pre) -> z`` (the training-mode latents of
-    scaled pre-activations ``pre [b, d_sae]``); the training step, decoding and AuxK live here."""
+    """Base of the TopK family: ``k`` latents per row (on average, for the batch variants). Subclasses
+    implement ``check_k`` (what ``k`` may be) and ``select(pre) -> z`` (the training-mode latents of scaled
+    pre-activations ``pre [b, d_sae]``); the constructor, training step, decoding and AuxK live here."""
 
     k: float
 
@@ -34,19 +35,25 @@ class TopKFamilySAE(SAE):
         self,
         d_in: int,
         d_sae: int,
+        k: float,
         *,
-        aux_coefficient: float,
-        rescale_acts_by_decoder_norm: bool,
-        decoder_init_norm: float,
-        seed: int | None,
-        device: torch.device | str | None,
+        aux_coefficient: float = 1.0,
+        rescale_acts_by_decoder_norm: bool = True,
+        decoder_init_norm: float = 0.1,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
     ) -> None:
         super().__init__(d_in, d_sae, decoder_init_norm=decoder_init_norm, seed=seed, device=device)
         self.aux_coefficient = as_nonnegative("aux_coefficient", aux_coefficient)
         self.rescale_acts_by_decoder_norm = as_bool(
             "rescale_acts_by_decoder_norm", rescale_acts_by_decoder_norm
         )
+        self.k = self.check_k(k)
         self.k_aux = max(self.d_in // 2, 1)
+
+    def check_k(self, k: Any) -> float:
+        """``k`` checked against ``d_sae`` (TypeError/ValueError naming ``k``)."""
+        raise NotImplementedError
 
     def select(self, pre: torch.Tensor) -> torch.Tensor:
         """Training-mode latents ``[b, d_sae]`` of scaled pre-activations ``pre [b, d_sae]``."""
