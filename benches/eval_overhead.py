@@ -5,10 +5,10 @@
 Scores a 4096-latent TopK SAE (decoder rows = noisy copies of ground-truth features, encoder = the
 decoder's transpose, k = 25 active latents) on the SynthSAEBench-16k world (orthogonalization off,
 which only changes the dictionary). Per batch, timed separately: the data (sample features + hidden),
-the SAE forward (encode + decode) and the metrics (``EvalAccumulator.add_batch``: SAELens's set plus the
-matched classification). Also timed once: the weight-side set-up (|cos| matrix, MCC matching, best match,
-recovery by decile and depth, splitting) and the chance level of a random dictionary, each reported as a
-share of a default 500,000-row evaluation's forward time.
+the SAE forward (encode + decode) and the metrics (``EvalAccumulator.add_batch``: SAELens's set plus
+the matched classification and the absorption counts). Also timed once: the weight-side set-up (|cos|
+matrix, MCC matching, best match, recovery by decile and depth, splitting) and the chance level of a
+random dictionary, each reported as a share of a default 500,000-row evaluation's forward time.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 import torch
 
 import synthsae
+from synthsae.absorption import feature_parents
 from synthsae.recovery import feature_depths, random_baseline
 
 
@@ -73,6 +74,7 @@ def main() -> None:
             world.feature_vectors,
             firing_probabilities=world.firing_probabilities,
             feature_depth=depth,
+            feature_parent=feature_parents(world.hierarchy, world.num_features),
         )
     )
     _, chance = timed(lambda: random_baseline(world, args.d_sae))
@@ -99,7 +101,7 @@ def main() -> None:
     print(f"data (features + hidden): {med(data) * 1e3:8.1f} ms/batch")
     print(f"SAE forward:              {med(forward) * 1e3:8.1f} ms/batch")
     print(
-        f"metrics (add_batch):      {med(metrics) * 1e3:8.1f} ms/batch = "
+        f"metrics (add_batch, incl. absorption): {med(metrics) * 1e3:8.1f} ms/batch = "
         f"{med(metrics) / med(forward):.1%} of the forward"
     )
     total_forward = med(forward) * args.eval_samples / args.batch_size

@@ -16,6 +16,7 @@ from scipy.optimize import linear_sum_assignment as scipy_lsa
 
 import synthsae
 from synthsae import EvalAccumulator, SparseBatch
+from synthsae.absorption import feature_parents
 from synthsae.recovery import feature_depths, random_baseline
 
 # Float metrics are float64 sums of float32 inputs in a different order than numpy's: they agree to
@@ -304,6 +305,7 @@ def test_evaluate_equals_manual_stream_and_restores_mode():
         world.feature_vectors,
         firing_probabilities=world.firing_probabilities,
         feature_depth=feature_depths(world.hierarchy, world.num_features),
+        feature_parent=feature_parents(world.hierarchy, world.num_features),
     )
     feats = world.sample_features(5000, seed=3)
     x = world.hidden_from_features(feats)

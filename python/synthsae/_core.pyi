@@ -12,6 +12,7 @@ from typing_extensions import disjoint_base
 
 __all__ = [
     "RNG_ALGORITHM",
+    "AbsorptionState",
     "EvalState",
     "IndependentSampler",
     "Sampler",
@@ -105,3 +106,26 @@ class EvalState:
         feature_values: npt.NDArray[np.float32],
     ) -> None: ...
     def summary(self) -> dict[str, Any]: ...
+
+@typing.final
+class AbsorptionState:
+    def __new__(
+        cls,
+        num_features: int,
+        d_sae: int,
+        parent_features: npt.NDArray[np.int64],
+        parent_latents: npt.NDArray[np.int64],
+        child_ptr: npt.NDArray[np.int64],
+        child_features: npt.NDArray[np.int64],
+        child_latents: npt.NDArray[np.int64],
+        near_ptr: npt.NDArray[np.int64],
+        near: npt.NDArray[np.int64],
+    ) -> Self: ...
+    def add(
+        self,
+        latents: npt.NDArray[np.float32] | tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]],
+        feature_indptr: npt.NDArray[np.int64],
+        feature_indices: npt.NDArray[np.int32],
+        feature_values: npt.NDArray[np.float32],
+    ) -> None: ...
+    def counts(self) -> dict[str, npt.NDArray[np.uint64]]: ...

@@ -217,7 +217,7 @@ def _field(key: str) -> Callable[[dict[str, Any]], Any]:
 
 
 def _recovery(key: str) -> Callable[[dict[str, Any]], Any]:
-    return lambda result: result["recovery"][key]
+    return lambda result: result.get("recovery", {}).get(key, float("nan"))
 
 
 #: Table columns: header, value of a result dict, width, format.
@@ -227,6 +227,7 @@ _COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], Any], int, str], ...] = (
     ("mF1", _field("matched_f1"), 7, ".4f"),
     ("rec@.5", _recovery("recovery/matched@0.5"), 7, ".4f"),
     ("rec@.9", _recovery("recovery/matched@0.9"), 7, ".4f"),
+    ("absorb", _recovery("absorption/full_rate"), 7, ".4f"),
     ("unique", _field("uniqueness"), 7, ".4f"),
     ("expl.var", _field("explained_variance"), 8, ".4f"),
     ("SAE L0", _field("sae_l0"), 7, ".2f"),
@@ -236,7 +237,8 @@ _COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], Any], int, str], ...] = (
 
 def table(report: dict[str, Any]) -> str:
     """The summary table of a report (one line per architecture × L0): SAELens's MCC and F1, the F1
-    through the MCC matching (mF1) and the shares of features whose matched latent has |cos| >= 0.5 / 0.9."""
+    through the MCC matching (mF1), the shares of features whose matched latent has |cos| >= 0.5 / 0.9 and
+    the full absorption rate."""
     head = " ".join([f"{'architecture':<12}", f"{'L0':>5}", *(f"{h:>{w}}" for h, _, w, _ in _COLUMNS)])
     lines = [head, "-" * len(head)]
     for run in report["runs"]:

@@ -28,7 +28,8 @@ Definitions (``x`` input ``[n, D]`` with the bias, ``x̂`` reconstruction, ``z``
   feature without one). Both are computed in the same pass as SAELens's argmax version.
 - ``mcc``, ``uniqueness``: see :func:`synthsae.mcc` and :func:`synthsae.feature_uniqueness`.
 - ``recovery``: recovery at |cos| thresholds (overall, by firing-probability decile and hierarchy depth),
-  splitting, and the chance level of a random dictionary; definitions in :mod:`synthsae.recovery`.
+  splitting, and the chance level of a random dictionary (:mod:`synthsae.recovery`); absorption by the
+  world's hierarchy (:mod:`synthsae.absorption`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
+from synthsae._eval_inputs import csr_arrays, dense_rows, latent_arrays
 from synthsae._validate import as_bool, as_float_array, as_int, as_seed, to_numpy
+from synthsae.absorption import AbsorptionAccumulator, feature_parents
 from synthsae.assignment import abs_cos_matrix, linear_sum_assignment
 from synthsae.recovery import (
     feature_depths,
@@ -52,7 +55,6 @@ from synthsae.recovery import (
     split_counts,
     splitting_metrics,
 )
-from synthsae.sparse import SparseBatch
 
 if TYPE_CHECKING:
     from synthsae.world import World
@@ -142,78 +144,6 @@ class EvalResult:
         return out
 
 
-def _dense_rows(x: Any, name: str, width: int) -> npt.NDArray[np.float32]:
-    """``x`` (numpy or torch on any device) as a C-contiguous float32 ``[b, width]`` CPU array."""
-    if hasattr(x, "detach"):
-        x = x.detach().to("cpu").float().numpy()
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
-    _check_width(x, name, width)
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise TypeError(f"{name} must be real numbers, got dtype {x.dtype}")
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def _indptr(rows: npt.NDArray[np.int64], b: int) -> npt.NDArray[np.int64]:
-    """CSR row pointers ``[b + 1]`` of entries whose (sorted) row indices are ``rows``."""
-    return np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=b))]).astype(np.int64)
-
-
-def _check_width(x: Any, name: str, width: int) -> None:
-    if x.ndim != 2 or x.shape[1] != width:
-        raise ValueError(f"{name} must have shape [b, {width}], got {list(x.shape)}")
-
-
-def _csr(x: Any, name: str, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Non-zero entries of ``x`` ``[b, width]`` as CSR ``(indptr int64, indices int32, values float32)``;
-    ``x`` is a SparseBatch, a torch tensor (dense or sparse, any device) or a numpy array. Tensors are
-    reduced on their own device, so only the non-zeros travel."""
-    if isinstance(x, SparseBatch):
-        if x.shape[1] != width:
-            raise ValueError(f"{name} must have {width} columns, got {x.shape[1]}")
-        keep = x.values != 0
-        kept_before = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
-        return kept_before[x.indptr], x.indices[keep].astype(np.int32), x.values[keep].astype(np.float32)
-    if hasattr(x, "detach"):
-        import torch
-
-        x = x.detach()
-        _check_width(x, name, width)
-        if x.layout != torch.strided:
-            x = x.to_sparse_coo().coalesce()
-            rows, cols = x.indices()
-            values = x.values()
-            keep = values != 0
-            rows, cols, values = rows[keep], cols[keep], values[keep]
-        else:
-            rows, cols = (x != 0).nonzero(as_tuple=True)
-            values = x[rows, cols]
-        rows, cols, values = rows.cpu().numpy(), cols.cpu().numpy(), values.float().cpu().numpy()
-    else:
-        if not isinstance(x, np.ndarray):
-            raise TypeError(
-                f"{name} must be a SparseBatch, numpy array or torch tensor, got {type(x).__name__}"
-            )
-        _check_width(x, name, width)
-        rows, cols = np.nonzero(x)
-        values = x[rows, cols]
-    return _indptr(rows, x.shape[0]), cols.astype(np.int32), np.asarray(values, dtype=np.float32)
-
-
-def _latents(z: Any, width: int) -> Any:
-    """Latents for the Rust state: a float32 ``[b, width]`` array when they are dense on the CPU (read
-    in place), else the CSR pattern ``(indptr, indices)`` of their non-zeros."""
-    if hasattr(z, "detach"):
-        import torch
-
-        if z.layout == torch.strided and z.device.type == "cpu":
-            z = z.detach().float().numpy()
-    if isinstance(z, np.ndarray):
-        return _dense_rows(z, "latents", width)
-    indptr, indices, _ = _csr(z, "latents", width)
-    return indptr, indices
-
-
 def _classification(
     tp: npt.NDArray[np.float64], fires: npt.NDArray[np.float64], feature_fires: npt.NDArray[np.float64]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -239,6 +169,8 @@ class EvalAccumulator:
         firing_probabilities: ``[N]`` the world's firing probabilities (recovery by decile), or None.
         feature_depth: int ``[N]`` each feature's hierarchy depth, -1 = in no tree (recovery by depth;
             :func:`synthsae.recovery.feature_depths`), or None.
+        feature_parent: int ``[N]`` each feature's parent, -1 = none (absorption;
+            :func:`synthsae.absorption.feature_parents`), or None.
     """
 
     def __init__(
@@ -250,13 +182,14 @@ class EvalAccumulator:
         mean_rows: int = 8192,
         firing_probabilities: Any = None,
         feature_depth: Any = None,
+        feature_parent: Any = None,
     ) -> None:
         mean_rows = as_int("mean_rows", mean_rows, minimum=1)
         s = abs_cos_matrix(decoder, gt_features)
         self.d_sae, self.num_features = s.shape
         self.hidden_dim = int(decoder.shape[1])
         if mean is not None:
-            mean = _dense_rows(mean.reshape(1, -1), "mean", self.hidden_dim)[0].astype(np.float64)
+            mean = dense_rows(mean.reshape(1, -1), "mean", self.hidden_dim)[0].astype(np.float64)
         if self.num_features == 0:
             self.latent_matched_feature = np.full(self.d_sae, -1, dtype=np.int64)
             self.latent_abs_cos = np.zeros(self.d_sae, dtype=np.float32)
@@ -272,6 +205,12 @@ class EvalAccumulator:
         self.feature_mcc_latent[cols] = rows
         self.feature_mcc_abs_cos = np.zeros(self.num_features, dtype=np.float32)
         self.feature_mcc_abs_cos[cols] = s[rows, cols]
+        depths = None if feature_depth is None else self._ints(feature_depth, "feature_depth")
+        self._absorption = None
+        if feature_parent is not None:
+            parents = self._ints(feature_parent, "feature_parent")
+            depth = depths if depths is not None else np.full(self.num_features, -1, dtype=np.int64)
+            self._absorption = AbsorptionAccumulator(s, self.feature_mcc_latent, parents, depth)
         del s
         self.feature_split_count = split_counts(
             self.latent_matched_feature, self.latent_abs_cos, self.num_features
@@ -281,7 +220,7 @@ class EvalAccumulator:
                 self.feature_best_abs_cos,
                 self.feature_mcc_abs_cos,
                 deciles=self._deciles(firing_probabilities),
-                depths=self._depths(feature_depth),
+                depths=depths,
             ),
             **splitting_metrics(self.feature_split_count),
         }
@@ -310,24 +249,23 @@ class EvalAccumulator:
             raise ValueError(f"firing_probabilities must have shape ({self.num_features},), got {p.shape}")
         return probability_deciles(p)
 
-    def _depths(self, feature_depth: Any) -> npt.NDArray[np.int64] | None:
-        if feature_depth is None:
-            return None
-        depths = np.asarray(to_numpy(feature_depth))
-        if not np.issubdtype(depths.dtype, np.integer):
-            raise TypeError(f"feature_depth must be an integer array, got dtype {depths.dtype}")
-        if depths.shape != (self.num_features,):
-            raise ValueError(f"feature_depth must have shape ({self.num_features},), got {depths.shape}")
-        return depths.astype(np.int64)
+    def _ints(self, value: Any, name: str) -> npt.NDArray[np.int64]:
+        """An integer ``[N]`` per-feature array (depths or parents)."""
+        arr = np.asarray(to_numpy(value))
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+        if arr.shape != (self.num_features,):
+            raise ValueError(f"{name} must have shape ({self.num_features},), got {arr.shape}")
+        return arr.astype(np.int64)
 
     def add_batch(self, hidden: Any, reconstruction: Any, latents: Any, features: Any) -> None:
         """Adds ``b`` rows: ``hidden``/``reconstruction`` ``[b, D]``, ``latents`` ``[b, d_sae]`` (dense or
         sparse; only z ≠ 0 matters) and ``features`` ``[b, N]`` (a SparseBatch or dense), as numpy or
         torch on any device."""
-        x = _dense_rows(hidden, "hidden", self.hidden_dim)
-        y = _dense_rows(reconstruction, "reconstruction", self.hidden_dim)
-        z = _latents(latents, self.d_sae)
-        feat_ptr, feat_idx, feat_val = _csr(features, "features", self.num_features)
+        x = dense_rows(hidden, "hidden", self.hidden_dim)
+        y = dense_rows(reconstruction, "reconstruction", self.hidden_dim)
+        z = latent_arrays(latents, self.d_sae)
+        feat_ptr, feat_idx, feat_val = csr_arrays(features, "features", self.num_features)
         b = len(x)
         for name, rows in (
             ("reconstruction", len(y)),
@@ -337,6 +275,8 @@ class EvalAccumulator:
             if rows != b:
                 raise ValueError(f"{name} has {rows} rows but hidden has {b}")
         self._state.add(x, y, z, feat_ptr, feat_idx, feat_val)
+        if self._absorption is not None:
+            self._absorption.add(z, feat_ptr, feat_idx, feat_val)
 
     def compute(self) -> EvalResult:
         """The metrics over every row added so far."""
@@ -382,7 +322,7 @@ class EvalAccumulator:
             feature_mcc_recall=feature_recall,
             feature_mcc_abs_cos=self.feature_mcc_abs_cos,
             feature_split_count=self.feature_split_count,
-            recovery=dict(self.recovery),
+            recovery={**self.recovery, **(self._absorption.metrics() if self._absorption else {})},
         )
 
 
@@ -395,15 +335,16 @@ def evaluate(
     seed: int = 0,
     device: Any = None,
     show_progress: bool = True,
-    baseline: bool = True,
+    extended: bool = True,
 ) -> EvalResult:
     """Scores ``sae`` on ``num_samples`` fresh rows of ``world`` (rows ``0 .. num_samples`` of stream
     ``seed``): any object with ``encode(x)``, ``decode(z)`` and ``W_dec`` ``[d_sae, D]``, SAELens SAEs
     included. Runs under ``torch.no_grad()`` in eval mode (the previous mode is restored) on
-    ``device`` (default: the device of ``W_dec``), in the dtype of ``W_dec``. Recovery is broken down
-    by the world's firing-probability deciles and hierarchy depths; with ``baseline`` the chance level
-    of a random dictionary of the same width joins ``recovery`` (:func:`synthsae.recovery.random_baseline`,
-    seed 0, cached per world and width)."""
+    ``device`` (default: the device of ``W_dec``), in the dtype of ``W_dec``. With ``extended`` (the
+    default) recovery is broken down by the world's firing-probability deciles and hierarchy depths,
+    absorption is counted on its hierarchy, and the chance level of a random dictionary of the same width
+    joins ``recovery`` (:func:`synthsae.recovery.random_baseline`, seed 0, cached per world and width);
+    ``extended=False`` keeps SAELens's metrics, the matched classification and overall recovery."""
     import torch
     from tqdm.auto import tqdm
 
@@ -413,17 +354,19 @@ def evaluate(
     num_samples = as_int("num_samples", num_samples)
     batch_size = as_int("batch_size", batch_size, minimum=1)
     seed = as_seed(seed)
-    baseline = as_bool("baseline", baseline)
+    extended = as_bool("extended", extended)
     w_dec = sae.W_dec.detach()
     if w_dec.ndim != 2 or w_dec.shape[1] != world.hidden_dim:
         raise ValueError(f"sae.W_dec must be [d_sae, {world.hidden_dim}], got {list(w_dec.shape)}")
     device = torch.device(device) if device is not None else w_dec.device
-    acc = EvalAccumulator(
-        w_dec,
-        world.feature_vectors,
-        firing_probabilities=world.firing_probabilities,
-        feature_depth=feature_depths(world.hierarchy, world.num_features),
-    )
+    by_world: dict[str, Any] = {}
+    if extended:
+        by_world = {
+            "firing_probabilities": world.firing_probabilities,
+            "feature_depth": feature_depths(world.hierarchy, world.num_features),
+            "feature_parent": feature_parents(world.hierarchy, world.num_features),
+        }
+    acc = EvalAccumulator(w_dec, world.feature_vectors, **by_world)
     was_training = getattr(sae, "training", False)
     if hasattr(sae, "eval"):
         sae.eval()
@@ -445,7 +388,7 @@ def evaluate(
         if was_training and hasattr(sae, "train"):
             sae.train()
     result = acc.compute()
-    if baseline:
+    if extended:
         chance = random_baseline(world, int(w_dec.shape[0]))
         result = dataclasses.replace(result, recovery={**result.recovery, **chance})
     return result

@@ -26,7 +26,9 @@ def write_plots(
 ) -> list[str]:
     """Writes ``mcc_f1_vs_l0.png``, ``explained_variance_vs_l0.png``, ``feature_recovery.png`` (per-feature
     best |cos| vs firing probability, binned, for each architecture at its median L0) and
-    ``recovery_by_depth.png`` (recovery at |cos| 0.5 and 0.9 by hierarchy depth); returns the names."""
+    ``recovery_by_depth.png`` (recovery at |cos| 0.5 and 0.9 by hierarchy depth) and
+    ``absorption_by_depth.png`` (absorption gap and full absorption rate by parent depth); returns the
+    names."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,37 +87,66 @@ def write_plots(
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True, sharey=True)
     for ax, threshold in zip(axes, (0.5, 0.9), strict=True):
-        _recovery_by_group(ax, runs, threshold)
+        _bars_by_depth(
+            ax,
+            runs,
+            f"recovery/matched@{threshold}",
+            ylabel="features recovered (matched latent)",
+            title=f"Recovery at |cos| ≥ {threshold}",
+            empty="no feature recovered at this threshold",
+        )
     axes[0].legend(fontsize=8)
     fig.savefig(out / "recovery_by_depth.png", dpi=120)
     plt.close(fig)
     names.append("recovery_by_depth.png")
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for ax, (key, title) in zip(
+        axes,
+        (
+            ("absorption/gap", "Absorption gap (parent latent's recall, alone − with a child)"),
+            ("absorption/full_rate", "Full absorption (parent silent, child's latent fires)"),
+        ),
+        strict=True,
+    ):
+        _bars_by_depth(
+            ax, runs, key, ylabel=key.split("/")[1].replace("_", " "), title=title, empty="no parent counted"
+        )
+    axes[0].set_xlabel("parent depth")
+    axes[1].set_xlabel("parent depth")
+    axes[0].legend(fontsize=8)
+    fig.savefig(out / "absorption_by_depth.png", dpi=120)
+    plt.close(fig)
+    names.append("absorption_by_depth.png")
     return names
 
 
-def _recovery_by_group(ax: Any, runs: dict[str, list[tuple[float, EvalResult]]], threshold: float) -> None:
-    """Grouped bars: share of features whose MCC-matched latent has |cos| >= ``threshold``, per hierarchy
-    depth (and free features), one bar per architecture at its median L0; chance level dashed."""
-    key = f"recovery/matched@{threshold}"
-    first = next(iter(runs.values()))[0][1].recovery
-    groups = sorted(k[len(key) + 1 :] for k in first if k.startswith(key + "/depth_"))
-    groups += ["free"] if f"{key}/free" in first else []
+def _bars_by_depth(
+    ax: Any, runs: dict[str, list[tuple[float, EvalResult]]], key: str, *, ylabel: str, title: str, empty: str
+) -> None:
+    """Grouped bars of ``recovery[key]`` overall and per hierarchy depth (``key/depth_d``, ``key/free``),
+    one bar per architecture at its median L0 (missing groups left empty); chance level dashed when the
+    results carry ``baseline/key``."""
+    picked = [(a, *points[len(points) // 2]) for a, points in runs.items()]
+    present = {k for _, _, r in picked for k in r.recovery}
+    groups = sorted(k[len(key) + 1 :] for k in present if k.startswith(key + "/depth_"))
+    groups += ["free"] if f"{key}/free" in present else []
     x = np.arange(len(groups) + 1)
-    width = 0.8 / max(len(runs), 1)
-    highest = 0.0
-    for i, (architecture, points) in enumerate(runs.items()):
-        l0, result = points[len(points) // 2]
-        values = [result.recovery[key]] + [result.recovery[f"{key}/{g}"] for g in groups]
-        highest = max(highest, *values)
-        ax.bar(x + (i - (len(runs) - 1) / 2) * width, values, width, label=f"{architecture} (L0 {l0:g})")
-    if highest == 0:
-        ax.text(0.5, 0.5, "no feature recovered at this threshold", ha="center", transform=ax.transAxes)
-    chance = first.get(f"baseline/{key}")
+    width = 0.8 / max(len(picked), 1)
+    values = {
+        a: [r.recovery.get(key, np.nan)] + [r.recovery.get(f"{key}/{g}", np.nan) for g in groups]
+        for a, _, r in picked
+    }
+    for i, (architecture, l0, _) in enumerate(picked):
+        offset = (i - (len(picked) - 1) / 2) * width
+        ax.bar(x + offset, values[architecture], width, label=f"{architecture} (L0 {l0:g})")
+    finite = [v for vs in values.values() for v in vs if np.isfinite(v)]
+    if not any(finite):
+        ax.text(0.5, 0.5, empty, ha="center", transform=ax.transAxes)
+    chance = picked[0][2].recovery.get(f"baseline/{key}")
     if chance is not None:
         ax.axhline(chance, color="k", ls="--", lw=1, label="random dictionary")
-    labels = ["all"] + [g.replace("depth_", "depth ") for g in groups]
-    ax.set_xticks(x, labels)
-    ax.set(
-        ylim=(0, 1.02), ylabel="features recovered (matched latent)", title=f"Recovery at |cos| ≥ {threshold}"
-    )
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xticks(x, ["all"] + [g.replace("depth_", "depth ") for g in groups])
+    ax.set(ylim=(min(0.0, *finite, 0.0) - 0.02, 1.02), ylabel=ylabel, title=title)
     ax.grid(alpha=0.3, axis="y")

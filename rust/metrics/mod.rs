@@ -12,6 +12,8 @@ use crate::csr::CsrRef;
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
+pub mod absorption;
+
 /// Rows whose centred or raw squared norm is at most this are skipped by the per-row ratios, and
 /// variances at most this count as zero (SAELens's threshold).
 pub const TINY: f64 = 1e-10;

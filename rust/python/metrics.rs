@@ -1,11 +1,44 @@
 //! Bindings of the streaming evaluation reductions.
 
 use crate::csr::CsrRef;
+use crate::metrics::absorption::{Absorption, Parent, NONE};
 use crate::metrics::{Accumulator, Batch, Latents};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+
+/// Latents as they arrive from Python: a dense `[b, d_sae]` float32 array or the CSR pattern
+/// `(indptr, indices)` of the non-zeros.
+enum LatentArrays<'py> {
+    Dense(PyReadonlyArray2<'py, f32>),
+    Pattern(PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, i32>),
+}
+
+impl<'py> LatentArrays<'py> {
+    fn extract(latents: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if let Ok(z) = latents.extract::<PyReadonlyArray2<'py, f32>>() {
+            return Ok(LatentArrays::Dense(z));
+        }
+        match latents.extract::<(PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, i32>)>() {
+            Ok((indptr, indices)) => Ok(LatentArrays::Pattern(indptr, indices)),
+            Err(_) => Err(PyTypeError::new_err(
+                "latents must be a float32 [b, d_sae] array or (indptr, indices)",
+            )),
+        }
+    }
+
+    fn view(&self) -> PyResult<Latents<'_>> {
+        Ok(match self {
+            LatentArrays::Dense(z) => Latents::Dense(z.as_slice()?),
+            LatentArrays::Pattern(indptr, indices) => Latents::Pattern(CsrRef {
+                indptr: indptr.as_slice()?,
+                indices: indices.as_slice()?,
+                values: None,
+            }),
+        })
+    }
+}
 
 /// Running evaluation state; `add` releases the GIL.
 #[pyclass(module = "synthsae._core")]
@@ -55,30 +88,11 @@ impl EvalState {
         feature_indices: PyReadonlyArray1<'_, i32>,
         feature_values: PyReadonlyArray1<'_, f32>,
     ) -> PyResult<()> {
-        let dense = latents.extract::<PyReadonlyArray2<'_, f32>>().ok();
-        let pattern = match dense {
-            Some(_) => None,
-            None => latents
-                .extract::<(PyReadonlyArray1<'_, i64>, PyReadonlyArray1<'_, i32>)>()
-                .ok(),
-        };
-        let latents = match (&dense, &pattern) {
-            (Some(z), _) => Latents::Dense(z.as_slice()?),
-            (None, Some((indptr, indices))) => Latents::Pattern(CsrRef {
-                indptr: indptr.as_slice()?,
-                indices: indices.as_slice()?,
-                values: None,
-            }),
-            (None, None) => {
-                return Err(PyTypeError::new_err(
-                    "latents must be a float32 [b, d_sae] array or (indptr, indices)",
-                ))
-            }
-        };
+        let latents = LatentArrays::extract(latents)?;
         let batch = Batch {
             hidden: hidden.as_slice()?,
             reconstruction: reconstruction.as_slice()?,
-            latents,
+            latents: latents.view()?,
             features: CsrRef {
                 indptr: feature_indptr.as_slice()?,
                 indices: feature_indices.as_slice()?,
@@ -111,6 +125,118 @@ impl EvalState {
         d.set_item("fires", arr(s.fires))?;
         d.set_item("feature_fires", arr(s.feature_fires))?;
         d.set_item("true_positives", arr(s.true_positives))?;
+        Ok(d)
+    }
+}
+
+/// Running absorption counts (see `metrics::absorption`); `add` releases the GIL.
+#[pyclass(module = "synthsae._core")]
+pub struct AbsorptionState(Absorption);
+
+#[pymethods]
+impl AbsorptionState {
+    /// Parent `k` is feature `parent_features[k]` with matched latent `parent_latents[k]` (-1: none);
+    /// its children are `child_features[child_ptr[k]..child_ptr[k + 1]]` with matched latents
+    /// `child_latents[...]`, its near latents `near[near_ptr[k]..near_ptr[k + 1]]` (all int64).
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        num_features: usize,
+        d_sae: usize,
+        parent_features: PyReadonlyArray1<'_, i64>,
+        parent_latents: PyReadonlyArray1<'_, i64>,
+        child_ptr: PyReadonlyArray1<'_, i64>,
+        child_features: PyReadonlyArray1<'_, i64>,
+        child_latents: PyReadonlyArray1<'_, i64>,
+        near_ptr: PyReadonlyArray1<'_, i64>,
+        near: PyReadonlyArray1<'_, i64>,
+    ) -> PyResult<Self> {
+        let (pf, pl) = (parent_features.as_slice()?, parent_latents.as_slice()?);
+        let (cp, cf, cl) = (
+            child_ptr.as_slice()?,
+            child_features.as_slice()?,
+            child_latents.as_slice()?,
+        );
+        let (np_, nl) = (near_ptr.as_slice()?, near.as_slice()?);
+        let ptr_ok = |p: &[i64], len: usize| {
+            p.len() == pf.len() + 1
+                && p[0] == 0
+                && p.windows(2).all(|w| w[0] <= w[1])
+                && p[pf.len()] as usize == len
+        };
+        if pl.len() != pf.len()
+            || cf.len() != cl.len()
+            || !ptr_ok(cp, cf.len())
+            || !ptr_ok(np_, nl.len())
+        {
+            return Err(crate::Error::value(
+                "parents",
+                "inconsistent parent, child or near arrays",
+            )
+            .into());
+        }
+        let index = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+        let parents = (0..pf.len())
+            .map(|k| {
+                let (c, n) = (
+                    cp[k] as usize..cp[k + 1] as usize,
+                    np_[k] as usize..np_[k + 1] as usize,
+                );
+                Parent {
+                    feature: index(pf[k]),
+                    latent: if pl[k] < 0 { NONE } else { pl[k] },
+                    children: cf[c.clone()]
+                        .iter()
+                        .zip(&cl[c])
+                        .map(|(&f, &l)| (index(f), l))
+                        .collect(),
+                    near: nl[n].iter().map(|&l| index(l)).collect(),
+                }
+            })
+            .collect();
+        Ok(AbsorptionState(Absorption::new(
+            num_features,
+            d_sae,
+            parents,
+        )?))
+    }
+
+    /// Adds `b` rows: `latents` as for `EvalState.add` and the ground-truth activations as CSR.
+    fn add(
+        &mut self,
+        py: Python<'_>,
+        latents: &Bound<'_, PyAny>,
+        feature_indptr: PyReadonlyArray1<'_, i64>,
+        feature_indices: PyReadonlyArray1<'_, i32>,
+        feature_values: PyReadonlyArray1<'_, f32>,
+    ) -> PyResult<()> {
+        let latents = LatentArrays::extract(latents)?;
+        let latents = latents.view()?;
+        let features = CsrRef {
+            indptr: feature_indptr.as_slice()?,
+            indices: feature_indices.as_slice()?,
+            values: Some(feature_values.as_slice()?),
+        };
+        let acc = &mut self.0;
+        Ok(py.detach(|| acc.add(latents, features))?)
+    }
+
+    /// The counts so far: uint64 arrays per parent (`alone`, `alone_fires`, `with_child`,
+    /// `with_child_fires`) and per child slot (`both`, `absorbed`, `absorbed_near`).
+    fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.0.counts().clone();
+        let d = PyDict::new(py);
+        for (name, v) in [
+            ("alone", c.alone),
+            ("alone_fires", c.alone_fires),
+            ("with_child", c.with_child),
+            ("with_child_fires", c.with_child_fires),
+            ("both", c.both),
+            ("absorbed", c.absorbed),
+            ("absorbed_near", c.absorbed_near),
+        ] {
+            d.set_item(name, v.into_pyarray(py))?;
+        }
         Ok(d)
     }
 }
