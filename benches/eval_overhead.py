@@ -21,8 +21,8 @@ import time
 import torch
 
 import synthsae
-from synthsae.absorption import feature_parents
-from synthsae.recovery import feature_depths, random_baseline
+from synthsae.hierarchy import tree_positions
+from synthsae.recovery import random_baseline
 
 
 class TopKSAE(torch.nn.Module):
@@ -67,14 +67,14 @@ def main() -> None:
     config.orthogonalization = None
     world = synthsae.World(config)
     sae = TopKSAE(world, args.d_sae, args.k)
-    depth = feature_depths(world.hierarchy, world.num_features)
+    parent, depth = tree_positions(world.hierarchy, world.num_features)
     acc, setup = timed(
         lambda: synthsae.EvalAccumulator(
             sae.W_dec,
             world.feature_vectors,
             firing_probabilities=world.firing_probabilities,
             feature_depth=depth,
-            feature_parent=feature_parents(world.hierarchy, world.num_features),
+            feature_parent=parent,
         )
     )
     _, chance = timed(lambda: random_baseline(world, args.d_sae))

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
+from synthsae.hierarchy import tree_positions
 
 if TYPE_CHECKING:
     from synthsae.hierarchy import Hierarchy
@@ -41,12 +42,7 @@ MIN_ROWS = 20
 
 def feature_parents(hierarchy: Hierarchy | None, num_features: int) -> npt.NDArray[np.int64]:
     """int64 ``[N]``: each feature's parent feature in the forest, -1 for roots and free features."""
-    parent = np.full(num_features, -1, dtype=np.int64)
-    if hierarchy is not None:
-        for node, up, _ in hierarchy.nodes():
-            if node.feature_index is not None and up is not None:
-                parent[node.feature_index] = up
-    return parent
+    return tree_positions(hierarchy, num_features)[0]
 
 
 class AbsorptionAccumulator:

@@ -45,10 +45,10 @@ import numpy.typing as npt
 from synthsae import _core
 from synthsae._eval_inputs import csr_arrays, dense_rows, latent_arrays
 from synthsae._validate import as_bool, as_float_array, as_int, as_seed, to_numpy
-from synthsae.absorption import AbsorptionAccumulator, feature_parents
+from synthsae.absorption import AbsorptionAccumulator
 from synthsae.assignment import abs_cos_matrix, linear_sum_assignment
+from synthsae.hierarchy import tree_positions
 from synthsae.recovery import (
-    feature_depths,
     probability_deciles,
     random_baseline,
     recovery_metrics,
@@ -361,10 +361,11 @@ def evaluate(
     device = torch.device(device) if device is not None else w_dec.device
     by_world: dict[str, Any] = {}
     if extended:
+        parent, depth = tree_positions(world.hierarchy, world.num_features)
         by_world = {
             "firing_probabilities": world.firing_probabilities,
-            "feature_depth": feature_depths(world.hierarchy, world.num_features),
-            "feature_parent": feature_parents(world.hierarchy, world.num_features),
+            "feature_depth": depth,
+            "feature_parent": parent,
         }
     acc = EvalAccumulator(w_dec, world.feature_vectors, **by_world)
     was_training = getattr(sae, "training", False)

@@ -240,3 +240,19 @@ def generate_hierarchy(num_features: int, config: HierarchyConfig, seed: int | N
         for node, _ in parents:
             node.scale_children_by_parent = True
     return Hierarchy(roots)
+
+
+def tree_positions(
+    hierarchy: Hierarchy | None, num_features: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """int64 ``[N]`` arrays ``(parent, depth)``: each feature's parent feature in the forest (-1 for roots
+    and free features) and its depth (0 = root, -1 for features in no tree), from one walk."""
+    num_features = as_int("num_features", num_features)
+    parent = np.full(num_features, -1, dtype=np.int64)
+    depth = np.full(num_features, -1, dtype=np.int64)
+    if hierarchy is not None:
+        for node, up, d in hierarchy.nodes():
+            if node.feature_index is not None:
+                depth[node.feature_index] = d
+                parent[node.feature_index] = -1 if up is None else up
+    return parent, depth

@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from synthsae._validate import as_int, as_seed
 from synthsae.assignment import abs_cos_matrix, linear_sum_assignment
+from synthsae.hierarchy import tree_positions
 
 if TYPE_CHECKING:
     from synthsae.hierarchy import Hierarchy
@@ -41,12 +42,7 @@ SPLIT_THRESHOLD = 0.5
 
 def feature_depths(hierarchy: Hierarchy | None, num_features: int) -> npt.NDArray[np.int64]:
     """int64 ``[N]``: each feature's depth in the forest (0 = root), -1 for features in no tree."""
-    depth = np.full(as_int("num_features", num_features), -1, dtype=np.int64)
-    if hierarchy is not None:
-        for node, _, d in hierarchy.nodes():
-            if node.feature_index is not None:
-                depth[node.feature_index] = d
-    return depth
+    return tree_positions(hierarchy, num_features)[1]
 
 
 def probability_deciles(firing_probabilities: Any) -> npt.NDArray[np.int64]:

@@ -202,7 +202,8 @@ impl Absorption {
                 }
                 let (rec, p) = (rec as usize, &self.parents[rec as usize]);
                 let parent_fires = fires(p.latent);
-                let near_fires = || p.near.iter().any(|&l| fired[l as usize] == stamp);
+                // Only asked when the parent's latent is silent (and then once per parent and row).
+                let mut near_fires = None;
                 let mut any_child = false;
                 for (c, &(child, child_latent)) in p.children.iter().enumerate() {
                     if active[child as usize] != stamp {
@@ -213,7 +214,10 @@ impl Absorption {
                     out.both[slot] += 1;
                     if !parent_fires {
                         out.absorbed[slot] += u64::from(fires(child_latent));
-                        out.absorbed_near[slot] += u64::from(near_fires());
+                        let near = *near_fires.get_or_insert_with(|| {
+                            p.near.iter().any(|&l| fired[l as usize] == stamp)
+                        });
+                        out.absorbed_near[slot] += u64::from(near);
                     }
                 }
                 if any_child {

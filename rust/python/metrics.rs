@@ -40,6 +40,19 @@ impl<'py> LatentArrays<'py> {
     }
 }
 
+/// Ground-truth activations as CSR arrays from Python (checked in the core).
+fn features<'a>(
+    indptr: &'a PyReadonlyArray1<'_, i64>,
+    indices: &'a PyReadonlyArray1<'_, i32>,
+    values: &'a PyReadonlyArray1<'_, f32>,
+) -> PyResult<CsrRef<'a>> {
+    Ok(CsrRef {
+        indptr: indptr.as_slice()?,
+        indices: indices.as_slice()?,
+        values: Some(values.as_slice()?),
+    })
+}
+
 /// Running evaluation state; `add` releases the GIL.
 #[pyclass(module = "synthsae._core")]
 pub struct EvalState(Accumulator);
@@ -93,11 +106,7 @@ impl EvalState {
             hidden: hidden.as_slice()?,
             reconstruction: reconstruction.as_slice()?,
             latents: latents.view()?,
-            features: CsrRef {
-                indptr: feature_indptr.as_slice()?,
-                indices: feature_indices.as_slice()?,
-                values: Some(feature_values.as_slice()?),
-            },
+            features: features(&feature_indptr, &feature_indices, &feature_values)?,
         };
         let acc = &mut self.0;
         Ok(py.detach(|| acc.add(&batch))?)
@@ -212,11 +221,7 @@ impl AbsorptionState {
     ) -> PyResult<()> {
         let latents = LatentArrays::extract(latents)?;
         let latents = latents.view()?;
-        let features = CsrRef {
-            indptr: feature_indptr.as_slice()?,
-            indices: feature_indices.as_slice()?,
-            values: Some(feature_values.as_slice()?),
-        };
+        let features = features(&feature_indptr, &feature_indices, &feature_values)?;
         let acc = &mut self.0;
         Ok(py.detach(|| acc.add(latents, features))?)
     }
