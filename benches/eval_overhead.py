@@ -6,9 +6,10 @@ Scores a 4096-latent TopK SAE (decoder rows = noisy copies of ground-truth featu
 decoder's transpose, k = 25 active latents) on the SynthSAEBench-16k world (orthogonalization off,
 which only changes the dictionary). Per batch, timed separately: the data (sample features + hidden),
 the SAE forward (encode + decode) and the metrics (``EvalAccumulator.add_batch``: SAELens's set plus
-the matched classification and the absorption counts). Also timed once: the weight-side set-up (|cos|
-matrix, MCC matching, best match, recovery by decile and depth, splitting) and the chance level of a
-random dictionary, each reported as a share of a default 500,000-row evaluation's forward time.
+the matched classification, the split unions and the absorption counts and fractions). Also timed once:
+the weight-side set-up (effective decoder, |cos| matrix, MCC matching, best match, recovery by decile and
+depth, splitting, absorption candidates) and the chance level of a random dictionary, each reported as a
+share of a default 500,000-row evaluation's forward time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 import torch
 
 import synthsae
+from synthsae.evaluation import effective_decoder
 from synthsae.hierarchy import tree_positions
 from synthsae.recovery import random_baseline
 
@@ -75,10 +77,12 @@ def main() -> None:
             firing_probabilities=world.firing_probabilities,
             feature_depth=depth,
             feature_parent=parent,
+            effective_decoder=effective_decoder(sae),
         )
     )
+    plain, plain_setup = timed(lambda: synthsae.EvalAccumulator(sae.W_dec, world.feature_vectors))
     _, chance = timed(lambda: random_baseline(world, args.d_sae))
-    data, forward, metrics = [], [], []
+    data, forward, metrics, plain_metrics = [], [], [], []
     with torch.no_grad():
         for i in range(args.batches + 1):
             (feats, x), t_data = timed(
@@ -89,10 +93,12 @@ def main() -> None:
             )
             (z, y), t_fwd = timed(lambda x=x: (z := sae.encode(x), sae.decode(z)))
             _, t_met = timed(lambda feats=feats, x=x, y=y, z=z: acc.add_batch(x, y, z, feats))
+            _, t_plain = timed(lambda feats=feats, x=x, y=y, z=z: plain.add_batch(x, y, z, feats))
             if i:  # the first batch warms up
                 data.append(t_data)
                 forward.append(t_fwd)
                 metrics.append(t_met)
+                plain_metrics.append(t_plain)
     med = statistics.median
     print(
         f"16k world, SAE {args.d_sae} latents (TopK k={args.k}), "
@@ -101,17 +107,25 @@ def main() -> None:
     print(f"data (features + hidden): {med(data) * 1e3:8.1f} ms/batch")
     print(f"SAE forward:              {med(forward) * 1e3:8.1f} ms/batch")
     print(
-        f"metrics (add_batch, incl. absorption): {med(metrics) * 1e3:8.1f} ms/batch = "
+        f"metrics (add_batch, incl. unions and absorption): {med(metrics) * 1e3:8.1f} ms/batch = "
         f"{med(metrics) / med(forward):.1%} of the forward"
     )
     total_forward = med(forward) * args.eval_samples / args.batch_size
     print(
-        f"weight-side set-up (|cos|, MCC, best match, recovery, splitting): {setup:.2f} s once = "
-        f"{setup / total_forward:.1%} of the forward over {args.eval_samples:,} rows"
+        "weight-side set-up (effective decoder, |cos|, MCC, recovery, splitting, absorption): "
+        f"{setup:.2f} s once = {setup / total_forward:.1%} of the forward over {args.eval_samples:,} rows"
     )
     print(
         f"chance level (random dictionary of the same width, cached per world and width): {chance:.2f} s "
         f"once = {chance / total_forward:.1%} of that forward"
+    )
+    new = (med(metrics) - med(plain_metrics)) * args.eval_samples / args.batch_size
+    new += setup - plain_setup + chance
+    print(
+        "without the hierarchy inputs (no absorption, no by-decile/depth figures): "
+        f"{med(plain_metrics) * 1e3:.1f} ms/batch, set-up {plain_setup:.2f} s; so the extended block adds "
+        f"{new:.1f} s = {new / total_forward:.1%} to the forward over {args.eval_samples:,} rows "
+        "(batches, set-up, chance level)"
     )
     r = acc.compute()
     print(

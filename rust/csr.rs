@@ -1,6 +1,7 @@
 //! Compressed sparse rows: the batches the samplers fill ([`Csr`], row by row in parallel by
 //! [`build_rows`]), CSR arrays borrowed from Python ([`CsrRef`]) with the crate's one CSR check,
-//! and the hidden activations `a·W + b` of a batch ([`hidden`]).
+//! the non-zeros of a dense batch ([`from_dense`]) and the hidden activations `a·W + b` of a batch
+//! ([`hidden`]).
 
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -210,6 +211,24 @@ fn advise_huge_pages<T>(v: &Vec<T>) {
     }
 }
 
+/// The non-zero entries (NaN included) of `z` `[rows, cols]` row-major, one pass in parallel.
+pub fn from_dense(z: &[f32], rows: usize, cols: usize) -> Result<Csr> {
+    if rows.checked_mul(cols) != Some(z.len()) {
+        return Err(Error::value("latents", format!("must be [{rows}, {cols}]")));
+    }
+    build_rows(0, rows as u64, |range, sink| {
+        for r in range {
+            let row = &z[r as usize * cols..(r as usize + 1) * cols];
+            for (j, &v) in row.iter().enumerate() {
+                if v != 0.0 {
+                    sink.push(j as u32, v);
+                }
+            }
+            sink.end_row();
+        }
+    })
+}
+
 /// `h[r] = bias + Σ_j values[j] · vectors[indices[j]]` for every row of `csr` (`vectors` `[N, D]`
 /// row-major with `N = num_features`, `bias` `[D]`), on `num_threads` threads; returns `[n, D]`
 /// row-major. `csr` is checked first (errors name it `features`). Each row sums its entries in
@@ -281,6 +300,17 @@ unsafe fn hidden_row_avx512(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_dense_keeps_the_non_zeros_in_order() {
+        let z = [0.0, 1.5, 0.0, 0.0, 2.0, -0.5];
+        let csr = from_dense(&z, 3, 2).unwrap();
+        assert_eq!(csr.indptr, vec![0, 1, 1, 3]);
+        assert_eq!(csr.indices, vec![1, 0, 1]);
+        assert_eq!(csr.values, vec![1.5, 2.0, -0.5]);
+        assert!(from_dense(&z, 2, 2).is_err());
+        assert_eq!(from_dense(&[], 4, 0).unwrap().indptr, vec![0; 5]);
+    }
 
     #[test]
     fn check_rejects_every_malformed_csr_by_name() {

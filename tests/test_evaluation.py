@@ -17,6 +17,7 @@ from scipy.optimize import linear_sum_assignment as scipy_lsa
 import synthsae
 from synthsae import EvalAccumulator, SparseBatch
 from synthsae.absorption import feature_parents
+from synthsae.evaluation import effective_decoder
 from synthsae.recovery import feature_depths, random_baseline
 
 # Float metrics are float64 sums of float32 inputs in a different order than numpy's: they agree to
@@ -300,12 +301,15 @@ def test_evaluate_equals_manual_stream_and_restores_mode():
     sae.train()
     got = synthsae.evaluate(sae, world, num_samples=5000, batch_size=700, seed=3, show_progress=False)
     assert sae.training
+    with torch.no_grad():  # what one unit of each latent adds to the reconstruction
+        effective = sae.decode(torch.eye(256)) - sae.decode(torch.zeros(1, 256))
     acc = EvalAccumulator(
         sae.W_dec,
         world.feature_vectors,
         firing_probabilities=world.firing_probabilities,
         feature_depth=feature_depths(world.hierarchy, world.num_features),
         feature_parent=feature_parents(world.hierarchy, world.num_features),
+        effective_decoder=effective,
     )
     feats = world.sample_features(5000, seed=3)
     x = world.hidden_from_features(feats)
@@ -446,3 +450,13 @@ def test_matched_classification_of_planted_saes():
     assert got.matched_recall == pytest.approx((3 + recall_1) / 4, rel=1e-12)
     assert got.matched_precision == pytest.approx((3 + precision_1) / 4, rel=1e-12)
     assert got.to_log_dict()["matched_classification/recall"] == got.matched_recall
+
+
+def test_effective_decoder_is_what_one_unit_adds():
+    """ReLU decodes z·W_dec + b; the TopK family divides by the decoder norms (rescaled activations)."""
+    relu = synthsae.saes.ReLUSAE(8, 16, 1.0, seed=0)
+    torch.testing.assert_close(effective_decoder(relu), relu.W_dec.detach(), rtol=0, atol=1e-6)
+    topk = synthsae.saes.TopKSAE(8, 16, 3, seed=0)
+    unit = topk.W_dec.detach() / topk.W_dec.detach().norm(dim=1, keepdim=True)
+    torch.testing.assert_close(effective_decoder(topk, chunk=5), unit, rtol=0, atol=1e-6)
+    assert abs(topk.W_dec.detach().norm(dim=1) - 1).max() > 0.5  # the test can tell them apart

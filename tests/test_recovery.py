@@ -18,9 +18,10 @@ from synthsae.recovery import (
 )
 
 
-def dense_recovery(dec, gt, deciles, depths):
+def dense_recovery(dec, gt, deciles, depths, z, a):
     """The definitions of synthsae.recovery, computed densely from the float32 |cos| matrix (as the
-    library and SAELens use it, so values at a threshold fall the same side)."""
+    library and SAELens use it, so values at a threshold fall the same side) and the rows' latents
+    ``z`` and activations ``a``."""
     s = synthsae.abs_cos_matrix(dec, gt).astype(np.float64)
     rows, cols = scipy_lsa(-s)
     matched = np.zeros(len(gt))
@@ -39,6 +40,16 @@ def dense_recovery(dec, gt, deciles, depths):
     counts = np.array([((best == j) & (s.max(1) >= 0.5)).sum() for j in range(len(gt))])
     out["splitting/split_fraction"] = (counts >= 2).mean()
     out["splitting/latents_per_split_feature"] = counts[counts >= 2].mean() if (counts >= 2).any() else 0.0
+    union, single = [], []
+    for j in np.flatnonzero(counts >= 2):
+        members = (best == j) & (s.max(1) >= 0.5)
+        active = a[:, j] > 0
+        fires = z[:, members] != 0
+        rows = active.sum()
+        union.append((fires.any(1) & active).sum() / rows if rows else 0.0)
+        single.append(max((fires[:, k] & active).sum() for k in range(members.sum())) / rows if rows else 0.0)
+    out["splitting/union_recall"] = np.mean(union) if union else 0.0
+    out["splitting/best_single_recall"] = np.mean(single) if single else 0.0
     return out, counts
 
 
@@ -48,8 +59,10 @@ def dense_recovery(dec, gt, deciles, depths):
     d=st.integers(2, 6),
     d_sae=st.integers(1, 12),
     num_features=st.integers(1, 12),
+    n=st.integers(0, 60),
+    cut=st.integers(0, 60),
 )
-def test_recovery_matches_dense_definitions(seed, d, d_sae, num_features):
+def test_recovery_matches_dense_definitions(seed, d, d_sae, num_features, n, cut):
     rng = np.random.default_rng(seed)
     gt = rng.normal(size=(num_features, d)).astype(np.float32)
     # Latents near random features (some duplicated, so splits happen) plus noise of random size.
@@ -57,8 +70,13 @@ def test_recovery_matches_dense_definitions(seed, d, d_sae, num_features):
     dec = dec.astype(np.float32)
     p = rng.random(num_features)
     depths = rng.integers(-1, 3, num_features)
-    got = EvalAccumulator(dec, gt, firing_probabilities=p, feature_depth=depths).compute()
-    want, counts = dense_recovery(dec, gt, probability_deciles(p), depths)
+    acc = EvalAccumulator(dec, gt, firing_probabilities=p, feature_depth=depths)
+    z = np.where(rng.random((n, d_sae)) < 0.4, rng.random((n, d_sae)), 0.0).astype(np.float32)
+    a = np.where(rng.random((n, num_features)) < 0.5, 1.0, 0.0).astype(np.float32)
+    for lo, hi in ((0, min(cut, n)), (min(cut, n), n)):  # any split into two batches
+        acc.add_batch(a[lo:hi] @ gt, a[lo:hi] @ gt, z[lo:hi], a[lo:hi])
+    got = acc.compute()
+    want, counts = dense_recovery(dec, gt, probability_deciles(p), depths, z, a)
     np.testing.assert_array_equal(got.feature_split_count, counts)
     assert set(got.recovery) == set(want)
     for key, value in want.items():
@@ -83,6 +101,15 @@ def test_planted_saes():
     np.testing.assert_array_equal(doubled.feature_split_count, np.full(10, 2))
     assert doubled.recovery["splitting/split_fraction"] == 1.0
     assert doubled.recovery["splitting/latents_per_split_feature"] == 2.0
+    # Each copy fires on its own half of a feature's rows: the union recalls every row, either copy half.
+    a = np.kron(np.eye(10), np.ones((2, 1)))  # rows 2j, 2j + 1: feature j
+    z = np.zeros((20, 20))
+    z[np.arange(0, 20, 2), np.arange(10)] = 1.0  # copy 1 on even rows
+    z[np.arange(1, 20, 2), np.arange(10, 20)] = 1.0  # copy 2 on odd rows
+    split = EvalAccumulator(np.concatenate([gt, gt]), gt)
+    split.add_batch(a @ gt, a @ gt, z, a)
+    result = split.compute().recovery
+    assert result["splitting/union_recall"] == 1.0 and result["splitting/best_single_recall"] == 0.5
     half = EvalAccumulator(gt[:5], gt).compute()  # half the features have no latent at all
     assert half.recovery["recovery/best@0.9"] == half.recovery["recovery/matched@0.9"] == 0.5
     assert half.to_log_dict()["recovery/matched@0.9"] == 0.5

@@ -19,6 +19,7 @@ __all__ = [
     "WorldSampler",
     "__version__",
     "constant_firing_probabilities",
+    "dense_to_csr",
     "hidden_from_csr",
     "linear_firing_probabilities",
     "linear_sum_assignment",
@@ -35,6 +36,10 @@ def linear_firing_probabilities(
     num_features: int, max_prob: float, min_prob: float
 ) -> npt.NDArray[np.float32]: ...
 def constant_firing_probabilities(num_features: int, probability: float) -> npt.NDArray[np.float32]: ...
+
+_Csr: typing.TypeAlias = tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]
+
+def dense_to_csr(z: npt.NDArray[np.float32]) -> _Csr: ...
 
 @disjoint_base
 class Sampler:
@@ -93,6 +98,7 @@ class EvalState:
         d_sae: int,
         pair_latents: npt.NDArray[np.int64],
         pair_features: npt.NDArray[np.int64],
+        union_pairs: npt.NDArray[np.int64],
         mean: npt.NDArray[np.float64] | None = None,
         mean_rows: int = 8192,
     ) -> Self: ...
@@ -100,10 +106,8 @@ class EvalState:
         self,
         hidden: npt.NDArray[np.float32],
         reconstruction: npt.NDArray[np.float32],
-        latents: npt.NDArray[np.float32] | tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]],
-        feature_indptr: npt.NDArray[np.int64],
-        feature_indices: npt.NDArray[np.int32],
-        feature_values: npt.NDArray[np.float32],
+        latents: _Csr,
+        features: _Csr,
     ) -> None: ...
     def summary(self) -> dict[str, Any]: ...
 
@@ -115,17 +119,18 @@ class AbsorptionState:
         d_sae: int,
         parent_features: npt.NDArray[np.int64],
         parent_latents: npt.NDArray[np.int64],
+        parent_coefs: npt.NDArray[np.float64],
         child_ptr: npt.NDArray[np.int64],
         child_features: npt.NDArray[np.int64],
         child_latents: npt.NDArray[np.int64],
-        near_ptr: npt.NDArray[np.int64],
-        near: npt.NDArray[np.int64],
+        other_ptr: npt.NDArray[np.int64],
+        other_latents: npt.NDArray[np.int64],
+        other_coefs: npt.NDArray[np.float64],
+        other_near: npt.NDArray[np.bool_],
     ) -> Self: ...
     def add(
         self,
-        latents: npt.NDArray[np.float32] | tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]],
-        feature_indptr: npt.NDArray[np.int64],
-        feature_indices: npt.NDArray[np.int32],
-        feature_values: npt.NDArray[np.float32],
+        latents: _Csr,
+        features: _Csr,
     ) -> None: ...
-    def counts(self) -> dict[str, npt.NDArray[np.uint64]]: ...
+    def counts(self) -> dict[str, npt.NDArray[np.uint64] | npt.NDArray[np.float64]]: ...

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from synthsae import _core
 from synthsae.sparse import SparseBatch
 
 
@@ -69,15 +70,14 @@ def csr_arrays(x: Any, name: str, width: int) -> tuple[np.ndarray, np.ndarray, n
     return _indptr(rows, x.shape[0]), cols.astype(np.int32), np.asarray(values, dtype=np.float32)
 
 
-def latent_arrays(z: Any, width: int) -> Any:
-    """Latents for the Rust state: a float32 ``[b, width]`` array when they are dense on the CPU (read
-    in place), else the CSR pattern ``(indptr, indices)`` of their non-zeros."""
+def latent_arrays(z: Any, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The non-zeros of latents ``z`` ``[b, width]`` as CSR ``(indptr, indices, values)``: dense CPU
+    arrays and tensors in one Rust pass (``_core.dense_to_csr``), anything else as :func:`csr_arrays`."""
     if hasattr(z, "detach"):
         import torch
 
         if z.layout == torch.strided and z.device.type == "cpu":
             z = z.detach().float().numpy()
     if isinstance(z, np.ndarray):
-        return dense_rows(z, "latents", width)
-    indptr, indices, _ = csr_arrays(z, "latents", width)
-    return indptr, indices
+        return _core.dense_to_csr(dense_rows(z, "latents", width))
+    return csr_arrays(z, "latents", width)

@@ -13,17 +13,29 @@ it is non-zero), per parent:
   absorption", Chanin et al. 2024, arXiv 2409.14507, with the ground truth in place of probes).
 - **near absorption rate**: the same rows, the fraction where ``ℓ_p`` is silent while some other latent
   whose decoder has |cos| ≥ 0.5 with p's direction fires.
+- **absorption fraction** (partial absorption; SAEBench's ``absorption_fraction``, Demian Till's addition
+  to Chanin et al.'s metric, with p's true activation in place of the probe's). Latent l contributes
+  ``π_l = z_l·(u_l·w_p)`` along p's unit direction ``w_p``, where ``u_l = decode(e_l) − decode(0)`` is what
+  one unit of l adds to the reconstruction. On a row where p and some child are active, with target
+  ``T = a_p`` (p's activation), main ``M = π_{ℓ_p}`` (0 when ``ℓ_p`` is silent) and ``A`` = the sum of the
+  largest 3 positive ``π_l`` over latents ``l ≠ ℓ_p`` whose decoder has |cos| ≥ 0.1 with ``w_p``::
+
+      fraction = 0                      if M ≥ T or A / T < 0.4
+               = 1                      elif M ≤ 0
+               = A' / (A' + M)          else, with A' = min(A, T − M)   (clipped to [0, 1])
+
+  Per parent: the mean over those rows.
 
 A parent counts towards a figure when it has a matched latent and at least ``min_rows`` (20) rows in each
 condition the figure uses. Reported (``absorption/…``): the mean over counted parents, overall and by the
 parent's depth (``…/depth_d``), and the number of parents counted (``absorption/gap_parents``,
-``absorption/rate_parents``). The counts run in Rust in the evaluation's pass over the data
-(``synthsae._core.AbsorptionState``).
+``absorption/rate_parents``, ``absorption/fraction_parents``). The counts run in Rust in the evaluation's
+pass over the data (``synthsae._core.AbsorptionState``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -34,8 +46,19 @@ from synthsae.hierarchy import tree_positions
 if TYPE_CHECKING:
     from synthsae.hierarchy import Hierarchy
 
+#: CSR arrays ``(indptr int64, indices int32, values float32)``.
+Csr = tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]
+
 #: |cos| with the parent's direction that makes a latent "near" it.
 NEAR_THRESHOLD = 0.5
+#: |cos| with the parent's direction a latent needs to count as an absorber (SAEBench's
+#: ``absorption_fraction_probe_cos_sim_threshold``).
+ABSORBER_THRESHOLD = 0.1
+#: Share of the parent's activation the absorbers must carry, and how many count (SAEBench's
+#: ``probe_projection_proportion_threshold`` and ``absorption_fraction_max_absorbing_latents``; the
+#: Rust counts use the same values).
+ABSORBED_SHARE = 0.4
+MAX_ABSORBERS = 3
 #: Rows a parent needs in each condition of a figure to count towards it.
 MIN_ROWS = 20
 
@@ -49,7 +72,10 @@ class AbsorptionAccumulator:
     """Streams the absorption counts of one evaluation.
 
     Args:
-        abs_cos: float32 ``[d_sae, N]`` |cos| of decoder rows and features (for the near latents).
+        abs_cos: float32 ``[d_sae, N]`` |cos| of decoder rows and features (near latents, absorbers).
+        effective_decoder: float32 ``[d_sae, D]`` what one unit of each latent adds to the
+            reconstruction, ``decode(e_l) − decode(0)``.
+        gt_features: float32 ``[N, D]`` the features' directions.
         feature_latent: int64 ``[N]`` each feature's MCC-matched latent (-1 if none).
         feature_parent: int64 ``[N]`` each feature's parent (-1 if none).
         feature_depth: int64 ``[N]`` each feature's depth (-1 if in no tree), for the per-depth figures.
@@ -58,6 +84,8 @@ class AbsorptionAccumulator:
     def __init__(
         self,
         abs_cos: npt.NDArray[np.float32],
+        effective_decoder: npt.NDArray[np.float32],
+        gt_features: npt.NDArray[np.float32],
         feature_latent: npt.NDArray[np.int64],
         feature_parent: npt.NDArray[np.int64],
         feature_depth: npt.NDArray[np.int64],
@@ -70,32 +98,40 @@ class AbsorptionAccumulator:
         kids = [children[p] for p in self.parents.tolist()]
         self.child_ptr = np.concatenate([[0], np.cumsum([len(k) for k in kids])]).astype(np.int64)
         child_features = np.array([c for k in kids for c in k], dtype=np.int64)
-        near = [
-            [
-                lat
-                for lat in np.flatnonzero(abs_cos[:, p] >= NEAR_THRESHOLD).tolist()
-                if lat != feature_latent[p]
-            ]
-            for p in self.parents.tolist()
-        ]
         self.depth = feature_depth[self.parents]
         self.parent_latent = feature_latent[self.parents]
         self.child_latent = feature_latent[child_features]
+        # coef[l, k] = u_l · w_p for parent k's unit direction w_p, in float64.
+        w = gt_features[self.parents].astype(np.float64)
+        w /= np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-30)
+        coef = effective_decoder.astype(np.float64) @ w.T
+        cos = abs_cos[:, self.parents]
+        k_all = np.arange(len(self.parents))
+        matched = self.parent_latent >= 0
+        parent_coef = np.zeros(len(self.parents))
+        parent_coef[matched] = coef[self.parent_latent[matched], k_all[matched]]
+        # Candidate absorbers: latents other than the parent's own, |cos| ≥ ABSORBER_THRESHOLD.
+        candidate = cos >= ABSORBER_THRESHOLD
+        candidate[self.parent_latent[matched], k_all[matched]] = False
+        ks, other_latents = np.nonzero(candidate.T)
         self._state = _core.AbsorptionState(
             num_features,
             d_sae,
             self.parents,
             self.parent_latent,
+            parent_coef,
             self.child_ptr,
             child_features,
             self.child_latent,
-            np.concatenate([[0], np.cumsum([len(n) for n in near])]).astype(np.int64),
-            np.array([lat for n in near for lat in n], dtype=np.int64),
+            np.concatenate([[0], np.cumsum(np.bincount(ks, minlength=len(self.parents)))]).astype(np.int64),
+            other_latents.astype(np.int64),
+            coef[other_latents, ks],
+            cos[other_latents, ks] >= NEAR_THRESHOLD,
         )
 
-    def add(self, latents: Any, feat_ptr: Any, feat_idx: Any, feat_val: Any) -> None:
-        """Adds a batch: latents as for ``EvalState.add``, features as CSR arrays."""
-        self._state.add(latents, feat_ptr, feat_idx, feat_val)
+    def add(self, latents: Csr, features: Csr) -> None:
+        """Adds a batch: the latents' non-zeros and the features, as CSR ``(indptr, indices, values)``."""
+        self._state.add(latents, features)
 
     def metrics(self, min_rows: int = MIN_ROWS) -> dict[str, float]:
         """The ``absorption/…`` figures (definitions in the module docstring)."""
@@ -113,10 +149,12 @@ class AbsorptionAccumulator:
             rate = per_parent(c["absorbed"]) / both_matched
             both_all = per_parent(c["both"])
             near = per_parent(c["absorbed_near"]) / both_all
+            fraction = c["fraction"] / c["with_child"]
         figures = {
             "gap": (gap, matched & (c["alone"] >= min_rows) & (c["with_child"] >= min_rows)),
             "full_rate": (rate, matched & (both_matched >= min_rows)),
             "near_rate": (near, matched & (both_all >= min_rows)),
+            "fraction": (fraction, matched & (c["with_child"] >= min_rows)),
         }
         out: dict[str, float] = {}
         for name, (values, counted) in figures.items():
@@ -127,4 +165,5 @@ class AbsorptionAccumulator:
                     out[f"absorption/{name}/depth_{d}"] = float(values[at].mean())
         out["absorption/gap_parents"] = float(figures["gap"][1].sum())
         out["absorption/rate_parents"] = float(figures["full_rate"][1].sum())
+        out["absorption/fraction_parents"] = float(figures["fraction"][1].sum())
         return out

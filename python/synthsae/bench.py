@@ -228,6 +228,7 @@ _COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], Any], int, str], ...] = (
     ("rec@.5", _recovery("recovery/matched@0.5"), 7, ".4f"),
     ("rec@.9", _recovery("recovery/matched@0.9"), 7, ".4f"),
     ("absorb", _recovery("absorption/full_rate"), 7, ".4f"),
+    ("a.frac", _recovery("absorption/fraction"), 7, ".4f"),
     ("unique", _field("uniqueness"), 7, ".4f"),
     ("expl.var", _field("explained_variance"), 8, ".4f"),
     ("SAE L0", _field("sae_l0"), 7, ".2f"),
@@ -238,7 +239,7 @@ _COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], Any], int, str], ...] = (
 def table(report: dict[str, Any]) -> str:
     """The summary table of a report (one line per architecture × L0): SAELens's MCC and F1, the F1
     through the MCC matching (mF1), the shares of features whose matched latent has |cos| >= 0.5 / 0.9 and
-    the full absorption rate."""
+    the full absorption rate and the absorption fraction."""
     head = " ".join([f"{'architecture':<12}", f"{'L0':>5}", *(f"{h:>{w}}" for h, _, w, _ in _COLUMNS)])
     lines = [head, "-" * len(head)]
     for run in report["runs"]:

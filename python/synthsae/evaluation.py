@@ -53,7 +53,9 @@ from synthsae.recovery import (
     random_baseline,
     recovery_metrics,
     split_counts,
+    split_latents,
     splitting_metrics,
+    union_metrics,
 )
 
 if TYPE_CHECKING:
@@ -171,6 +173,10 @@ class EvalAccumulator:
             :func:`synthsae.recovery.feature_depths`), or None.
         feature_parent: int ``[N]`` each feature's parent, -1 = none (absorption;
             :func:`synthsae.absorption.feature_parents`), or None.
+        effective_decoder: ``[d_sae, D]`` what one unit of each latent adds to the reconstruction,
+            ``decode(e_l) − decode(0)`` (the absorption fraction's contributions); default ``decoder``
+            (``x̂ = z·decoder + b``); :func:`effective_decoder` measures it from an SAE, as
+            :func:`evaluate` does.
     """
 
     def __init__(
@@ -183,6 +189,7 @@ class EvalAccumulator:
         firing_probabilities: Any = None,
         feature_depth: Any = None,
         feature_parent: Any = None,
+        effective_decoder: Any = None,
     ) -> None:
         mean_rows = as_int("mean_rows", mean_rows, minimum=1)
         s = abs_cos_matrix(decoder, gt_features)
@@ -210,7 +217,12 @@ class EvalAccumulator:
         if feature_parent is not None:
             parents = self._ints(feature_parent, "feature_parent")
             depth = depths if depths is not None else np.full(self.num_features, -1, dtype=np.int64)
-            self._absorption = AbsorptionAccumulator(s, self.feature_mcc_latent, parents, depth)
+            u = decoder if effective_decoder is None else effective_decoder
+            u = dense_rows(u, "effective_decoder", self.hidden_dim)
+            if len(u) != self.d_sae:
+                raise ValueError(f"effective_decoder must have shape [{self.d_sae}, {self.hidden_dim}]")
+            w = dense_rows(gt_features, "gt_features", self.hidden_dim)
+            self._absorption = AbsorptionAccumulator(s, u, w, self.feature_mcc_latent, parents, depth)
         del s
         self.feature_split_count = split_counts(
             self.latent_matched_feature, self.latent_abs_cos, self.num_features
@@ -229,14 +241,19 @@ class EvalAccumulator:
         # Pairs scored in one pass: every latent against its argmax feature (SAELens's classification),
         # then the MCC matching's pairs. A latent without a feature (N = 0) never sees its feature fire;
         # it points at a dummy column.
+        # The split features' latents (their argmax pairs) form one union per feature.
         best = np.maximum(self.latent_matched_feature, 0)
         self._matched = rows.astype(np.int64), cols.astype(np.int64)
+        self._split_latents = split_latents(
+            self.latent_matched_feature, self.latent_abs_cos, self.feature_split_count
+        )
         self._state = _core.EvalState(
             self.hidden_dim,
             max(self.num_features, 1),
             self.d_sae,
             np.concatenate([np.arange(self.d_sae, dtype=np.int64), self._matched[0]]),
             np.concatenate([best, self._matched[1]]),
+            self._split_latents,
             mean,
             mean_rows,
         )
@@ -265,18 +282,18 @@ class EvalAccumulator:
         x = dense_rows(hidden, "hidden", self.hidden_dim)
         y = dense_rows(reconstruction, "reconstruction", self.hidden_dim)
         z = latent_arrays(latents, self.d_sae)
-        feat_ptr, feat_idx, feat_val = csr_arrays(features, "features", self.num_features)
+        feats = csr_arrays(features, "features", self.num_features)
         b = len(x)
         for name, rows in (
             ("reconstruction", len(y)),
-            ("latents", len(z) if isinstance(z, np.ndarray) else len(z[0]) - 1),
-            ("features", len(feat_ptr) - 1),
+            ("latents", len(z[0]) - 1),
+            ("features", len(feats[0]) - 1),
         ):
             if rows != b:
                 raise ValueError(f"{name} has {rows} rows but hidden has {b}")
-        self._state.add(x, y, z, feat_ptr, feat_idx, feat_val)
+        self._state.add(x, y, z, feats)
         if self._absorption is not None:
-            self._absorption.add(z, feat_ptr, feat_idx, feat_val)
+            self._absorption.add(z, feats)
 
     def compute(self) -> EvalResult:
         """The metrics over every row added so far."""
@@ -292,6 +309,10 @@ class EvalAccumulator:
         feature_recall = np.zeros(self.num_features)
         feature_precision[cols], feature_recall[cols] = m_precision, m_recall
         mean = lambda v: float(v.mean()) if len(v) else 0.0  # noqa: E731
+        split = self._split_latents
+        unions = union_metrics(
+            self.latent_matched_feature[split], s["union_hits"].astype(np.float64), tp[split], gt[split]
+        )
         return EvalResult(
             num_samples=int(n),
             true_l0=s["true_l0"],
@@ -322,7 +343,11 @@ class EvalAccumulator:
             feature_mcc_recall=feature_recall,
             feature_mcc_abs_cos=self.feature_mcc_abs_cos,
             feature_split_count=self.feature_split_count,
-            recovery={**self.recovery, **(self._absorption.metrics() if self._absorption else {})},
+            recovery={
+                **self.recovery,
+                **unions,
+                **(self._absorption.metrics() if self._absorption else {}),
+            },
         )
 
 
@@ -367,11 +392,14 @@ def evaluate(
             "feature_depth": depth,
             "feature_parent": parent,
         }
-    acc = EvalAccumulator(w_dec, world.feature_vectors, **by_world)
     was_training = getattr(sae, "training", False)
     if hasattr(sae, "eval"):
         sae.eval()
     try:
+        with torch.no_grad():
+            if extended:
+                by_world["effective_decoder"] = effective_decoder(sae)
+            acc = EvalAccumulator(w_dec, world.feature_vectors, **by_world)
         with (
             torch.no_grad(),
             tqdm(
@@ -393,6 +421,26 @@ def evaluate(
         chance = random_baseline(world, int(w_dec.shape[0]))
         result = dataclasses.replace(result, recovery={**result.recovery, **chance})
     return result
+
+
+def effective_decoder(sae: Any, chunk: int = 1024) -> Any:
+    """float32 CPU tensor ``[d_sae, D]``: ``decode(e_l) − decode(0)`` for every latent l, what one unit
+    of it adds to the reconstruction (``W_dec`` for ``z·W_dec + b``, unit rows for the TopK family's
+    rescaled decode); decoded ``chunk`` latents at a time on ``W_dec``'s device, in its dtype, without
+    gradients. Pass it as ``EvalAccumulator(effective_decoder=...)``."""
+    import torch
+
+    chunk = as_int("chunk", chunk, minimum=1)
+    d_sae, device, dtype = sae.W_dec.shape[0], sae.W_dec.device, sae.W_dec.dtype
+    with torch.no_grad():
+        zero = sae.decode(torch.zeros(1, d_sae, device=device, dtype=dtype))
+        rows = []
+        for lo in range(0, d_sae, chunk):
+            n = min(chunk, d_sae - lo)
+            eye = torch.zeros(n, d_sae, device=device, dtype=dtype)
+            eye[torch.arange(n), lo + torch.arange(n)] = 1
+            rows.append((sae.decode(eye) - zero).float().cpu())
+    return torch.cat(rows) if rows else torch.zeros(0, zero.shape[-1])
 
 
 class ReconstructionScore(NamedTuple):

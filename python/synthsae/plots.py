@@ -27,8 +27,8 @@ def write_plots(
     """Writes ``mcc_f1_vs_l0.png``, ``explained_variance_vs_l0.png``, ``feature_recovery.png`` (per-feature
     best |cos| vs firing probability, binned, for each architecture at its median L0) and
     ``recovery_by_depth.png`` (recovery at |cos| 0.5 and 0.9 by hierarchy depth) and
-    ``absorption_by_depth.png`` (absorption gap and full absorption rate by parent depth); returns the
-    names."""
+    ``absorption_by_depth.png`` (absorption gap, full absorption rate and absorption fraction by parent
+    depth); returns the names."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,20 +100,21 @@ def write_plots(
     plt.close(fig)
     names.append("recovery_by_depth.png")
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
     for ax, (key, title) in zip(
         axes,
         (
-            ("absorption/gap", "Absorption gap (parent latent's recall, alone − with a child)"),
-            ("absorption/full_rate", "Full absorption (parent silent, child's latent fires)"),
+            ("absorption/gap", "Absorption gap\n(parent latent's recall, alone − with a child)"),
+            ("absorption/full_rate", "Full absorption\n(parent silent, child's latent fires)"),
+            ("absorption/fraction", "Absorption fraction\n(share of the parent carried by other latents)"),
         ),
         strict=True,
     ):
         _bars_by_depth(
             ax, runs, key, ylabel=key.split("/")[1].replace("_", " "), title=title, empty="no parent counted"
         )
-    axes[0].set_xlabel("parent depth")
-    axes[1].set_xlabel("parent depth")
+    for ax in axes:
+        ax.set_xlabel("parent depth")
     axes[0].legend(fontsize=8)
     fig.savefig(out / "absorption_by_depth.png", dpi=120)
     plt.close(fig)

@@ -14,6 +14,11 @@ already makes (no pass over the data). With ``s[l, j] = |cos(W_dec_l, W_gt_j)|``
 - **Splitting**: ``feature_split_count[j]`` = #{l : argmax_k s[l, k] = j and s[l, j] ≥ 0.5}, the latents
   whose best match is ``j`` at |cos| ≥ 0.5; ``splitting/split_fraction`` = the fraction of features with a
   count ≥ 2, ``splitting/latents_per_split_feature`` = the mean count over those features (0 if none).
+  From the evaluated rows (counted in the evaluation's pass): ``splitting/union_recall`` = the mean over
+  split features of the recall of the union of their latents (rows where the feature is active and any
+  of them fires, over rows where it is active), ``splitting/best_single_recall`` = the same mean for the
+  best single latent among them (0 where the feature never fires; both 0 with no split feature).
+  Splitting as in Chanin et al. 2024 (arXiv 2409.14507), measured on the ground truth.
 - **Chance level** (``baseline/…``, from :func:`random_baseline`): MCC and overall recovery of a random
   dictionary of the SAE's width (rows uniform on the unit sphere, seeded), so a reader sees what a
   dictionary that learned nothing scores.
@@ -84,6 +89,43 @@ def split_counts(
     """int64 ``[N]``: latents whose best match is the feature, at |cos| ≥ :data:`SPLIT_THRESHOLD`."""
     keep = (latent_abs_cos >= SPLIT_THRESHOLD) & (latent_matched_feature >= 0)
     return np.bincount(latent_matched_feature[keep], minlength=num_features).astype(np.int64)
+
+
+def split_latents(
+    latent_matched_feature: npt.NDArray[np.int64],
+    latent_abs_cos: npt.NDArray[np.floating],
+    counts: npt.NDArray[np.int64],
+) -> npt.NDArray[np.int64]:
+    """int64, ascending: the latents counted by :func:`split_counts` for features with a count ≥ 2."""
+    keep = (latent_abs_cos >= SPLIT_THRESHOLD) & (latent_matched_feature >= 0)
+    if len(counts):
+        keep &= counts[np.maximum(latent_matched_feature, 0)] >= 2
+    return np.flatnonzero(keep).astype(np.int64)
+
+
+def union_metrics(
+    features: npt.NDArray[np.int64],
+    union_hits: npt.NDArray[np.floating],
+    true_positives: npt.NDArray[np.floating],
+    feature_fires: npt.NDArray[np.floating],
+) -> dict[str, float]:
+    """``splitting/union_recall`` and ``splitting/best_single_recall`` (module docstring) from, per
+    split latent (``features`` its feature, ``true_positives`` and ``feature_fires`` its counts against
+    it) and per split feature in ascending order (``union_hits``)."""
+    groups, inverse = np.unique(features, return_inverse=True)
+    if not len(groups):
+        return {"splitting/union_recall": 0.0, "splitting/best_single_recall": 0.0}
+    rows = np.zeros(len(groups))
+    rows[inverse] = feature_fires
+    best = np.zeros(len(groups))
+    np.maximum.at(best, inverse, true_positives)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        union = np.where(rows > 0, union_hits / rows, 0.0)
+        single = np.where(rows > 0, best / rows, 0.0)
+    return {
+        "splitting/union_recall": float(union.mean()),
+        "splitting/best_single_recall": float(single.mean()),
+    }
 
 
 def splitting_metrics(counts: npt.NDArray[np.int64]) -> dict[str, float]:

@@ -1,9 +1,9 @@
 //! Streaming evaluation reductions: L0s, dead latents, shrinkage, three explained-variance
-//! definitions and classification counts for any list of (latent, feature) pairs, accumulated
-//! batch by batch.
+//! definitions, classification counts for any list of (latent, feature) pairs and, for groups of
+//! pairs of one feature, how often any latent of the group fires with it, accumulated batch by batch.
 //!
-//! Ground-truth activations arrive as CSR, so no `[n, N]` array is ever needed; latents come dense
-//! or as the CSR pattern of their non-zeros. Counts are integers. Every floating-point sum is a
+//! Ground-truth activations and latents arrive as CSR (a dense batch of latents goes through
+//! [`crate::csr::from_dense`] first), so work follows the non-zeros and no `[n, N]` array is needed. Counts are integers. Every floating-point sum is a
 //! left fold over rows in stream order (per-dimension sums run in parallel over dimensions, per-row
 //! values are computed in parallel and folded in order), so results are bit-identical for any batch
 //! size or thread count.
@@ -21,22 +21,14 @@ pub const TINY: f64 = 1e-10;
 /// SAELens's `min_input_norm` for shrinkage.
 pub const MIN_NORM: f64 = 1e-6;
 
-/// The SAE latents of a batch; only which entries are non-zero matters.
-#[derive(Clone, Copy)]
-pub enum Latents<'a> {
-    /// `[b, d_sae]` row-major values.
-    Dense(&'a [f32]),
-    /// `[b, d_sae]` CSR pattern of the non-zero entries.
-    Pattern(CsrRef<'a>),
-}
-
 /// One batch of `b` rows.
 pub struct Batch<'a> {
     /// `[b, D]` inputs `x`.
     pub hidden: &'a [f32],
     /// `[b, D]` reconstructions `x̂`.
     pub reconstruction: &'a [f32],
-    pub latents: Latents<'a>,
+    /// `[b, d_sae]` CSR of the latents' non-zero entries (only the pattern is read here).
+    pub latents: CsrRef<'a>,
     /// `[b, N]` ground-truth activations (entries ≤ 0 count as inactive).
     pub features: CsrRef<'a>,
 }
@@ -65,6 +57,8 @@ pub struct Summary {
     pub feature_fires: Vec<u64>,
     /// `[pairs]` rows where the pair's feature is active and its latent non-zero.
     pub true_positives: Vec<u64>,
+    /// Per union feature (ascending): rows where it is active and a latent of its union fires.
+    pub union_hits: Vec<u64>,
 }
 
 /// Running state of an evaluation.
@@ -76,6 +70,10 @@ pub struct Accumulator {
     /// The pairs of each feature, as CSR over features.
     by_feature_ptr: Vec<usize>,
     by_feature: Vec<u32>,
+    /// Whether each pair belongs to its feature's union, and each feature's union slot (or MAX).
+    in_union: Vec<bool>,
+    union_slot: Vec<u32>,
+    union_hits: Vec<u64>,
     rows: u64,
     true_active: u64,
     sae_active: u64,
@@ -99,13 +97,16 @@ impl Accumulator {
     /// Pair `k` scores latent `pair_latents[k]` (in `[0, d_sae)`) as a classifier of feature
     /// `pair_features[k]` (in `[0, num_features)`); a latent may be in several pairs. The per-sample
     /// ratio is taken about `mean` `[D]` when given, else about the mean of the first `mean_rows`
-    /// rows.
+    /// rows. The pairs `union_pairs` (indices into the pairs) form, per feature, a union whose hits
+    /// are counted.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         hidden_dim: usize,
         num_features: usize,
         d_sae: usize,
         pair_latents: &[i64],
         pair_features: &[i64],
+        union_pairs: &[i64],
         mean: Option<Vec<f64>>,
         mean_rows: usize,
     ) -> Result<Self> {
@@ -136,6 +137,13 @@ impl Accumulator {
                 "must have fewer than 2**32 entries",
             ));
         }
+        let pairs = pair_latents.len();
+        if union_pairs.iter().any(|&k| k < 0 || k as usize >= pairs) {
+            return Err(Error::value(
+                "union_pairs",
+                format!("entries must be pair indices in [0, {pairs})"),
+            ));
+        }
         if mean.as_ref().is_some_and(|m| m.len() != hidden_dim) {
             return Err(Error::value(
                 "mean",
@@ -151,7 +159,17 @@ impl Accumulator {
         if mean_rows == 0 {
             return Err(Error::value("mean_rows", "must be at least 1"));
         }
-        let pairs = pair_latents.len();
+        let mut in_union = vec![false; pairs];
+        let mut union_slot = vec![u32::MAX; num_features];
+        for &k in union_pairs {
+            in_union[k as usize] = true;
+            union_slot[pair_features[k as usize] as usize] = 0;
+        }
+        let mut unions = 0;
+        for slot in union_slot.iter_mut().filter(|s| **s == 0) {
+            *slot = unions;
+            unions += 1;
+        }
         let mut by_feature_ptr = vec![0usize; num_features + 1];
         for &j in pair_features {
             by_feature_ptr[j as usize + 1] += 1;
@@ -171,6 +189,9 @@ impl Accumulator {
             pair_latent: pair_latents.iter().map(|&l| l as u32).collect(),
             by_feature_ptr,
             by_feature,
+            in_union,
+            union_slot,
+            union_hits: vec![0; unions as usize],
             rows: 0,
             true_active: 0,
             sae_active: 0,
@@ -209,16 +230,7 @@ impl Accumulator {
                 ),
             ));
         }
-        match batch.latents {
-            Latents::Dense(z) if z.len() != b * self.d_sae() => {
-                return Err(Error::value(
-                    "latents",
-                    format!("must be [{b}, {}]", self.d_sae()),
-                ))
-            }
-            Latents::Dense(_) => {}
-            Latents::Pattern(p) => p.check("latents", b, self.d_sae())?,
-        }
+        batch.latents.check("latents", b, self.d_sae())?;
         batch.features.check("features", b, self.num_features)?;
         if batch.features.values.is_none() {
             return Err(Error::value("features", "values are required"));
@@ -232,7 +244,7 @@ impl Accumulator {
 
     fn add_counts(&mut self, batch: &Batch<'_>, b: usize) {
         let d_sae = self.d_sae();
-        let pairs = self.pair_latent.len();
+        let (pairs, unions) = (self.pair_latent.len(), self.union_hits.len());
         let parts = rayon::current_num_threads().clamp(1, b.max(1));
         let (lat, feat) = (batch.latents, batch.features);
         let values = feat.values.unwrap_or(&[]);
@@ -242,51 +254,54 @@ impl Accumulator {
                 let mut fires = vec![0u64; d_sae];
                 let mut feature_fires = vec![0u64; pairs];
                 let mut tp = vec![0u64; pairs];
+                let mut union_hits = vec![0u64; unions];
                 let mut mark = vec![u32::MAX; d_sae];
                 let mut true_active = 0u64;
-                let mut credit = |r: usize, on: &dyn Fn(usize) -> bool| {
-                    for k in feat.row(r) {
-                        if values[k] > 0.0 {
-                            true_active += 1;
-                            let j = feat.indices[k] as usize;
-                            for &k in
-                                &self.by_feature[self.by_feature_ptr[j]..self.by_feature_ptr[j + 1]]
-                            {
-                                feature_fires[k as usize] += 1;
-                                tp[k as usize] +=
-                                    u64::from(on(self.pair_latent[k as usize] as usize));
-                            }
-                        }
-                    }
-                };
                 for r in b * p / parts..b * (p + 1) / parts {
-                    match lat {
-                        Latents::Dense(z) => {
-                            let row = &z[r * d_sae..(r + 1) * d_sae];
-                            for (f, &v) in fires.iter_mut().zip(row) {
-                                *f += u64::from(v != 0.0);
-                            }
-                            credit(r, &|l| row[l] != 0.0);
+                    for &l in &lat.indices[lat.row(r)] {
+                        fires[l as usize] += 1;
+                        mark[l as usize] = r as u32;
+                    }
+                    for k in feat.row(r) {
+                        if values[k] <= 0.0 {
+                            continue;
                         }
-                        Latents::Pattern(pat) => {
-                            for &l in &pat.indices[pat.row(r)] {
-                                fires[l as usize] += 1;
-                                mark[l as usize] = r as u32;
-                            }
-                            credit(r, &|l| mark[l] == r as u32);
+                        true_active += 1;
+                        let j = feat.indices[k] as usize;
+                        let mut hit = false;
+                        for &k in
+                            &self.by_feature[self.by_feature_ptr[j]..self.by_feature_ptr[j + 1]]
+                        {
+                            let k = k as usize;
+                            let fire = mark[self.pair_latent[k] as usize] == r as u32;
+                            feature_fires[k] += 1;
+                            tp[k] += u64::from(fire);
+                            hit |= fire && self.in_union[k];
+                        }
+                        let slot = self.union_slot[j];
+                        if slot != u32::MAX {
+                            union_hits[slot as usize] += u64::from(hit);
                         }
                     }
                 }
                 let sae_active = fires.iter().sum::<u64>();
-                (fires, feature_fires, tp, true_active, sae_active)
+                (
+                    fires,
+                    feature_fires,
+                    tp,
+                    union_hits,
+                    true_active,
+                    sae_active,
+                )
             })
             .collect();
-        for (fires, feature_fires, tp, true_active, sae_active) in partial {
+        for (fires, feature_fires, tp, union_hits, true_active, sae_active) in partial {
             let add =
                 |acc: &mut Vec<u64>, v: Vec<u64>| acc.iter_mut().zip(v).for_each(|(a, x)| *a += x);
             add(&mut self.fires, fires);
             add(&mut self.feature_fires, feature_fires);
             add(&mut self.true_positives, tp);
+            add(&mut self.union_hits, union_hits);
             self.true_active += true_active;
             self.sae_active += sae_active;
         }
@@ -414,6 +429,7 @@ impl Accumulator {
             fires: self.fires.clone(),
             feature_fires: self.feature_fires.clone(),
             true_positives: self.true_positives.clone(),
+            union_hits: self.union_hits.clone(),
         }
     }
 }

@@ -11,11 +11,11 @@ fn batch<'a>(
     Batch {
         hidden: x,
         reconstruction: y,
-        latents: Latents::Pattern(CsrRef {
+        latents: CsrRef {
             indptr: lat.0,
             indices: lat.1,
             values: None,
-        }),
+        },
         features: CsrRef {
             indptr: feat.0,
             indices: feat.1,
@@ -28,7 +28,7 @@ fn batch<'a>(
 fn counts_match_hand_computation() {
     // 2 latents matched to features 1 and 0, latent 0 also scored against feature 0; 3 rows,
     // D = 1.
-    let mut acc = Accumulator::new(1, 2, 2, &[0, 1, 0], &[1, 0, 0], None, 8).unwrap();
+    let mut acc = Accumulator::new(1, 2, 2, &[0, 1, 0], &[1, 0, 0], &[0, 1, 2], None, 8).unwrap();
     let x = [1.0, 2.0, 4.0];
     let y = [1.0, 1.0, 4.0];
     // latents: row0 {0}, row1 {0,1}, row2 {}
@@ -46,6 +46,8 @@ fn counts_match_hand_computation() {
     assert_eq!(s.fires, vec![2, 1]);
     assert_eq!(s.feature_fires, vec![2, 1, 1]);
     assert_eq!(s.true_positives, vec![1, 0, 0]);
+    // unions: feature 0 {latents 1, 0} active in row2 only (nothing fires); feature 1 {latent 0}
+    assert_eq!(s.union_hits, vec![0, 1]);
     assert_eq!(s.true_l0, 3.0 / 3.0);
     assert_eq!(s.sae_l0, 1.0);
     assert_eq!(s.dead_latents, 0);
@@ -73,8 +75,17 @@ fn batch_split_is_bit_identical() {
     let feat_idx: Vec<i32> = (0..b).map(|r| (r % n_feat) as i32).collect();
     let feat_val: Vec<f32> = (0..b).map(|r| r as f32).collect();
     let run = |splits: &[usize]| {
-        let mut acc =
-            Accumulator::new(d, n_feat, 4, &[0, 1, 2, 3], &[0, 1, 2, 3], None, 16).unwrap();
+        let mut acc = Accumulator::new(
+            d,
+            n_feat,
+            4,
+            &[0, 1, 2, 3],
+            &[0, 1, 2, 3],
+            &[1, 2],
+            None,
+            16,
+        )
+        .unwrap();
         for w in splits.windows(2) {
             let (lo, hi) = (w[0], w[1]);
             let lp: Vec<i64> = lat_ptr[lo..=hi].iter().map(|p| p - lat_ptr[lo]).collect();
@@ -110,11 +121,12 @@ fn batch_split_is_bit_identical() {
     assert_eq!(a.shrinkage.to_bits(), c.shrinkage.to_bits());
     assert_eq!(a.true_positives, c.true_positives);
     assert_eq!(a.feature_fires, c.feature_fires);
+    assert_eq!(a.union_hits, c.union_hits);
 }
 
 #[test]
 fn rejects_bad_csr() {
-    let mut acc = Accumulator::new(1, 2, 1, &[0], &[1], None, 4).unwrap();
+    let mut acc = Accumulator::new(1, 2, 1, &[0], &[1], &[], None, 4).unwrap();
     let x = [1.0f32];
     let e = acc
         .add(&batch(&x, &x, (&[0, 1], &[3]), (&[0, 0], &[], &[])))
@@ -129,8 +141,9 @@ fn rejects_bad_csr() {
         ))
         .unwrap_err();
     assert!(e.to_string().starts_with("features:"), "{e}");
-    assert!(Accumulator::new(1, 2, 1, &[0], &[2], None, 4).is_err());
-    assert!(Accumulator::new(1, 2, 1, &[1], &[0], None, 4).is_err());
-    assert!(Accumulator::new(1, 2, 1, &[0, 0], &[0], None, 4).is_err());
+    assert!(Accumulator::new(1, 2, 1, &[0], &[2], &[], None, 4).is_err());
+    assert!(Accumulator::new(1, 2, 1, &[1], &[0], &[], None, 4).is_err());
+    assert!(Accumulator::new(1, 2, 1, &[0, 0], &[0], &[], None, 4).is_err());
+    assert!(Accumulator::new(1, 2, 1, &[0], &[0], &[1], None, 4).is_err());
     assert_eq!(acc.summary().rows, 0);
 }

@@ -1,56 +1,47 @@
 //! Bindings of the streaming evaluation reductions.
 
 use crate::csr::CsrRef;
-use crate::metrics::absorption::{Absorption, Parent, NONE};
-use crate::metrics::{Accumulator, Batch, Latents};
+use crate::metrics::absorption::{Absorption, Other, Parent, NONE};
+use crate::metrics::{Accumulator, Batch};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-/// Latents as they arrive from Python: a dense `[b, d_sae]` float32 array or the CSR pattern
-/// `(indptr, indices)` of the non-zeros.
-enum LatentArrays<'py> {
-    Dense(PyReadonlyArray2<'py, f32>),
-    Pattern(PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, i32>),
-}
+/// CSR `(indptr int64, indices int32, values float32)` from Python (checked in the core).
+type CsrArrays<'py> = (
+    PyReadonlyArray1<'py, i64>,
+    PyReadonlyArray1<'py, i32>,
+    PyReadonlyArray1<'py, f32>,
+);
 
-impl<'py> LatentArrays<'py> {
-    fn extract(latents: &Bound<'py, PyAny>) -> PyResult<Self> {
-        if let Ok(z) = latents.extract::<PyReadonlyArray2<'py, f32>>() {
-            return Ok(LatentArrays::Dense(z));
-        }
-        match latents.extract::<(PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, i32>)>() {
-            Ok((indptr, indices)) => Ok(LatentArrays::Pattern(indptr, indices)),
-            Err(_) => Err(PyTypeError::new_err(
-                "latents must be a float32 [b, d_sae] array or (indptr, indices)",
-            )),
-        }
-    }
-
-    fn view(&self) -> PyResult<Latents<'_>> {
-        Ok(match self {
-            LatentArrays::Dense(z) => Latents::Dense(z.as_slice()?),
-            LatentArrays::Pattern(indptr, indices) => Latents::Pattern(CsrRef {
-                indptr: indptr.as_slice()?,
-                indices: indices.as_slice()?,
-                values: None,
-            }),
-        })
-    }
-}
-
-/// Ground-truth activations as CSR arrays from Python (checked in the core).
-fn features<'a>(
-    indptr: &'a PyReadonlyArray1<'_, i64>,
-    indices: &'a PyReadonlyArray1<'_, i32>,
-    values: &'a PyReadonlyArray1<'_, f32>,
-) -> PyResult<CsrRef<'a>> {
+fn csr<'a>((indptr, indices, values): &'a CsrArrays<'_>) -> PyResult<CsrRef<'a>> {
     Ok(CsrRef {
         indptr: indptr.as_slice()?,
         indices: indices.as_slice()?,
         values: Some(values.as_slice()?),
     })
+}
+
+/// The non-zeros of a dense float32 `[b, d]` batch as CSR `(indptr, indices, values)`, in one
+/// parallel pass with the GIL released.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn dense_to_csr<'py>(
+    py: Python<'py>,
+    z: PyReadonlyArray2<'py, f32>,
+) -> PyResult<(
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i32>>,
+    Bound<'py, PyArray1<f32>>,
+)> {
+    let (rows, cols) = z.as_array().dim();
+    let dense = z.as_slice()?;
+    let out = py.detach(|| crate::csr::from_dense(dense, rows, cols))?;
+    Ok((
+        out.indptr.into_pyarray(py),
+        out.indices.into_pyarray(py),
+        out.values.into_pyarray(py),
+    ))
 }
 
 /// Running evaluation state; `add` releases the GIL.
@@ -60,9 +51,10 @@ pub struct EvalState(Accumulator);
 #[pymethods]
 impl EvalState {
     /// Pair `k` scores latent `pair_latents[k]` against feature `pair_features[k]` (int64
-    /// `[pairs]` each); `mean` `[D]` float64 or None.
+    /// `[pairs]` each); the pairs `union_pairs` form one union per feature; `mean` `[D]` float64 or
+    /// None.
     #[new]
-    #[pyo3(signature = (hidden_dim, num_features, d_sae, pair_latents, pair_features, mean=None, mean_rows=8192))]
+    #[pyo3(signature = (hidden_dim, num_features, d_sae, pair_latents, pair_features, union_pairs, mean=None, mean_rows=8192))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         hidden_dim: usize,
@@ -70,6 +62,7 @@ impl EvalState {
         d_sae: usize,
         pair_latents: PyReadonlyArray1<'_, i64>,
         pair_features: PyReadonlyArray1<'_, i64>,
+        union_pairs: PyReadonlyArray1<'_, i64>,
         mean: Option<PyReadonlyArray1<'_, f64>>,
         mean_rows: usize,
     ) -> PyResult<Self> {
@@ -82,31 +75,27 @@ impl EvalState {
             d_sae,
             pair_latents.as_slice()?,
             pair_features.as_slice()?,
+            union_pairs.as_slice()?,
             mean,
             mean_rows,
         )?))
     }
 
-    /// Adds `b` rows: `hidden`/`reconstruction` `[b, D]` float32, `latents` a dense `[b, d_sae]`
-    /// float32 array or the CSR pattern `(indptr, indices)` of its non-zeros, and the ground-truth
-    /// activations as CSR.
-    #[allow(clippy::too_many_arguments)]
+    /// Adds `b` rows: `hidden`/`reconstruction` `[b, D]` float32, the latents' non-zeros and the
+    /// ground-truth activations, each as CSR `(indptr, indices, values)`.
     fn add(
         &mut self,
         py: Python<'_>,
         hidden: PyReadonlyArray2<'_, f32>,
         reconstruction: PyReadonlyArray2<'_, f32>,
-        latents: &Bound<'_, PyAny>,
-        feature_indptr: PyReadonlyArray1<'_, i64>,
-        feature_indices: PyReadonlyArray1<'_, i32>,
-        feature_values: PyReadonlyArray1<'_, f32>,
+        latents: CsrArrays<'_>,
+        features: CsrArrays<'_>,
     ) -> PyResult<()> {
-        let latents = LatentArrays::extract(latents)?;
         let batch = Batch {
             hidden: hidden.as_slice()?,
             reconstruction: reconstruction.as_slice()?,
-            latents: latents.view()?,
-            features: features(&feature_indptr, &feature_indices, &feature_values)?,
+            latents: csr(&latents)?,
+            features: csr(&features)?,
         };
         let acc = &mut self.0;
         Ok(py.detach(|| acc.add(&batch))?)
@@ -134,6 +123,7 @@ impl EvalState {
         d.set_item("fires", arr(s.fires))?;
         d.set_item("feature_fires", arr(s.feature_fires))?;
         d.set_item("true_positives", arr(s.true_positives))?;
+        d.set_item("union_hits", arr(s.union_hits))?;
         Ok(d)
     }
 }
@@ -145,8 +135,10 @@ pub struct AbsorptionState(Absorption);
 #[pymethods]
 impl AbsorptionState {
     /// Parent `k` is feature `parent_features[k]` with matched latent `parent_latents[k]` (-1: none);
-    /// its children are `child_features[child_ptr[k]..child_ptr[k + 1]]` with matched latents
-    /// `child_latents[...]`, its near latents `near[near_ptr[k]..near_ptr[k + 1]]` (all int64).
+    /// and coefficient `parent_coefs[k]` (float64); its children are
+    /// `child_features[child_ptr[k]..child_ptr[k + 1]]` with matched latents `child_latents[...]`,
+    /// its candidate absorbers `other_latents[other_ptr[k]..other_ptr[k + 1]]` with coefficients
+    /// `other_coefs[...]` (float64) and near flags `other_near[...]` (bool); the rest int64.
     #[new]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -154,19 +146,31 @@ impl AbsorptionState {
         d_sae: usize,
         parent_features: PyReadonlyArray1<'_, i64>,
         parent_latents: PyReadonlyArray1<'_, i64>,
+        parent_coefs: PyReadonlyArray1<'_, f64>,
         child_ptr: PyReadonlyArray1<'_, i64>,
         child_features: PyReadonlyArray1<'_, i64>,
         child_latents: PyReadonlyArray1<'_, i64>,
-        near_ptr: PyReadonlyArray1<'_, i64>,
-        near: PyReadonlyArray1<'_, i64>,
+        other_ptr: PyReadonlyArray1<'_, i64>,
+        other_latents: PyReadonlyArray1<'_, i64>,
+        other_coefs: PyReadonlyArray1<'_, f64>,
+        other_near: PyReadonlyArray1<'_, bool>,
     ) -> PyResult<Self> {
-        let (pf, pl) = (parent_features.as_slice()?, parent_latents.as_slice()?);
+        let (pf, pl, pc) = (
+            parent_features.as_slice()?,
+            parent_latents.as_slice()?,
+            parent_coefs.as_slice()?,
+        );
         let (cp, cf, cl) = (
             child_ptr.as_slice()?,
             child_features.as_slice()?,
             child_latents.as_slice()?,
         );
-        let (np_, nl) = (near_ptr.as_slice()?, near.as_slice()?);
+        let (op, ol, oc, on) = (
+            other_ptr.as_slice()?,
+            other_latents.as_slice()?,
+            other_coefs.as_slice()?,
+            other_near.as_slice()?,
+        );
         let ptr_ok = |p: &[i64], len: usize| {
             p.len() == pf.len() + 1
                 && p[0] == 0
@@ -174,32 +178,42 @@ impl AbsorptionState {
                 && p[pf.len()] as usize == len
         };
         if pl.len() != pf.len()
+            || pc.len() != pf.len()
             || cf.len() != cl.len()
+            || oc.len() != ol.len()
+            || on.len() != ol.len()
             || !ptr_ok(cp, cf.len())
-            || !ptr_ok(np_, nl.len())
+            || !ptr_ok(op, ol.len())
         {
             return Err(crate::Error::value(
                 "parents",
-                "inconsistent parent, child or near arrays",
+                "inconsistent parent, child or absorber arrays",
             )
             .into());
         }
         let index = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
         let parents = (0..pf.len())
             .map(|k| {
-                let (c, n) = (
+                let (c, o) = (
                     cp[k] as usize..cp[k + 1] as usize,
-                    np_[k] as usize..np_[k + 1] as usize,
+                    op[k] as usize..op[k + 1] as usize,
                 );
                 Parent {
                     feature: index(pf[k]),
                     latent: if pl[k] < 0 { NONE } else { pl[k] },
+                    coef: pc[k],
                     children: cf[c.clone()]
                         .iter()
                         .zip(&cl[c])
                         .map(|(&f, &l)| (index(f), l))
                         .collect(),
-                    near: nl[n].iter().map(|&l| index(l)).collect(),
+                    others: o
+                        .map(|i| Other {
+                            latent: index(ol[i]),
+                            coef: oc[i],
+                            near: on[i],
+                        })
+                        .collect(),
                 }
             })
             .collect();
@@ -210,27 +224,26 @@ impl AbsorptionState {
         )?))
     }
 
-    /// Adds `b` rows: `latents` as for `EvalState.add` and the ground-truth activations as CSR.
+    /// Adds `b` rows: the latents' non-zeros and the ground-truth activations as for
+    /// `EvalState.add`.
     fn add(
         &mut self,
         py: Python<'_>,
-        latents: &Bound<'_, PyAny>,
-        feature_indptr: PyReadonlyArray1<'_, i64>,
-        feature_indices: PyReadonlyArray1<'_, i32>,
-        feature_values: PyReadonlyArray1<'_, f32>,
+        latents: CsrArrays<'_>,
+        features: CsrArrays<'_>,
     ) -> PyResult<()> {
-        let latents = LatentArrays::extract(latents)?;
-        let latents = latents.view()?;
-        let features = features(&feature_indptr, &feature_indices, &feature_values)?;
+        let (latents, features) = (csr(&latents)?, csr(&features)?);
         let acc = &mut self.0;
         Ok(py.detach(|| acc.add(latents, features))?)
     }
 
     /// The counts so far: uint64 arrays per parent (`alone`, `alone_fires`, `with_child`,
-    /// `with_child_fires`) and per child slot (`both`, `absorbed`, `absorbed_near`).
+    /// `with_child_fires`), float64 `fraction` per parent and uint64 per child slot (`both`,
+    /// `absorbed`, `absorbed_near`).
     fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = self.0.counts().clone();
         let d = PyDict::new(py);
+        d.set_item("fraction", c.fraction.into_pyarray(py))?;
         for (name, v) in [
             ("alone", c.alone),
             ("alone_fires", c.alone_fires),

@@ -20,7 +20,7 @@ mod _core {
     #[pymodule_export]
     use super::lap::linear_sum_assignment;
     #[pymodule_export]
-    use super::metrics::{AbsorptionState, EvalState};
+    use super::metrics::{dense_to_csr, AbsorptionState, EvalState};
     #[pymodule_export]
     use super::sampling::{hidden_from_csr, IndependentSampler, Sampler, WorldSampler};
 
