@@ -28,11 +28,11 @@ def test_bench_writes_table_report_and_plots(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "architecture" in printed and "MCC" in printed and printed.count("batchtopk") >= 2
     report = json.loads((out / "report.json").read_text())
-    assert [(r["architecture"], r["l0"]) for r in report["runs"]] == [
-        ("batchtopk", 4.0),
-        ("batchtopk", 6.0),
-        ("mp", 4.0),
-        ("mp", 6.0),
+    assert [(r["architecture"], r["l0"], r["seed"]) for r in report["runs"]] == [
+        ("batchtopk", 4.0, 0),
+        ("batchtopk", 6.0, 0),
+        ("mp", 4.0, 0),
+        ("mp", 6.0, 0),
     ]
     fields = {f for f in synthsae.EvalResult.__dataclass_fields__}
     for run in report["runs"]:
@@ -44,7 +44,8 @@ def test_bench_writes_table_report_and_plots(tmp_path, capsys):
     for name in report["plots"]:
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
-    assert (out / "saes" / "mp-l0-4" / "cfg.json").exists()
+    assert (out / "runs" / "mp-l0-4-seed-0" / "sae" / "cfg.json").exists()
+    assert not (out / "runs" / "mp-l0-4-seed-0" / "checkpoint.pt").exists()  # removed once finished
     # the table's MCC for mp L0=6 is the one in the report
     mp6 = report["runs"][3]["result"]
     assert f"{mp6['mcc']:.4f}" in printed

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -13,10 +15,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 import synthsae
-from synthsae._files import write_json
+from synthsae._files import atomic_write, write_json
 from synthsae._validate import U64_MAX, as_int
+from synthsae.config import WorldConfig
 from synthsae.evaluation import EvalResult, evaluate
-from synthsae.training import train
+from synthsae.saes import external
+from synthsae.saes.external import Factory
+from synthsae.training import CHECKPOINT_FILE, train
 from synthsae.world import World
 
 #: The paper's five architectures (SynthSAEBench's sweep), in its order.
@@ -36,6 +41,7 @@ class Protocol:
     eval_samples: int = 500_000
     batch_size: int = 1024
     lr: float = 3e-4
+    seeds: list[int] = field(default_factory=lambda: [0])
 
 
 class PresetProtocol(NamedTuple):
@@ -62,6 +68,17 @@ PRESET_PROTOCOLS: dict[str, PresetProtocol] = {
             lr=1e-3,
         ),
         "minutes on a laptop CPU",
+    ),
+    "synthsaebench-cpu": PresetProtocol(
+        lambda: Protocol(
+            l0s=[6.0],
+            width=1024,
+            samples=4_000_000,
+            eval_samples=200_000,
+            lr=1e-3,
+            seeds=[0, 1],
+        ),
+        "the paper's five SAEs at the scaled L0 25, two seeds; about 25 minutes on 2 CPU cores",
     ),
     "synthsaebench-16k": PresetProtocol(
         lambda: Protocol(
@@ -128,87 +145,260 @@ def _versions() -> dict[str, str]:
     }
 
 
-def run_bench(
+#: Version of the layout of ``report.json`` and ``bench.json`` (README, "Report schema").
+REPORT_SCHEMA = 2
+#: A sweep's header (world, protocol, versions) and each run's finished record.
+SWEEP_FILE = "bench.json"
+RUN_FILE = "run.json"
+#: The protocol fields that say *how* runs train and are scored; sweeps may merge only when these agree
+#: (``saes``, ``l0s`` and ``seeds`` only say *which* runs there are).
+TRAINING_KEYS = ("width", "samples", "eval_samples", "batch_size", "lr")
+
+
+class RunSpec(NamedTuple):
+    """One run of a sweep: an architecture (built-in or a user's) at one L0 and seed."""
+
+    architecture: str
+    l0: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """The run's directory name, ``<arch>-l0-<L0>-seed-<seed>``."""
+        return f"{self.architecture}-l0-{self.l0:g}-seed-{self.seed}"
+
+
+def plan(
+    protocol: Protocol, custom: list[str] | None = None, shard_index: int = 0, num_shards: int = 1
+) -> list[RunSpec]:
+    """Every run of ``protocol`` (built-in architectures, then ``custom`` ones; each over L0s, then seeds),
+    or the ``shard_index``-th of ``num_shards`` interleaved shares of them."""
+    num_shards = as_int("num_shards", num_shards, minimum=1)
+    shard_index = as_int("shard_index", shard_index, maximum=num_shards - 1, maximum_name="num_shards - 1")
+    runs = [
+        RunSpec(a, l0, s)
+        for a in [*protocol.saes, *(custom or [])]
+        for l0 in protocol.l0s
+        for s in protocol.seeds
+    ]
+    return runs[shard_index::num_shards]
+
+
+def _header(world: World, protocol: Protocol, preset_name: str | None, custom: list[str]) -> dict[str, Any]:
+    return {
+        "schema": REPORT_SCHEMA,
+        "world_fingerprint": world.fingerprint(),
+        "preset": preset_name,
+        "world_config": world.config.to_dict(),
+        "protocol": {**protocol.__dict__, "custom_saes": list(custom)},
+        "versions": _versions(),
+    }
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """What makes two sweep headers incomparable: the world, or a training setting."""
+    diffs = []
+    if a["world_fingerprint"] != b["world_fingerprint"]:
+        diffs.append(f"world fingerprint {a['world_fingerprint'][:12]}… vs {b['world_fingerprint'][:12]}…")
+    for key in TRAINING_KEYS:
+        if a["protocol"].get(key) != b["protocol"].get(key):
+            diffs.append(f"protocol {key} {a['protocol'].get(key)!r} vs {b['protocol'].get(key)!r}")
+    return diffs
+
+
+def run(
     world: World,
     protocol: Protocol,
-    out: Path,
+    out: str | os.PathLike[str],
     *,
-    preset_name: str | None,
+    preset_name: str | None = None,
+    saes: dict[str, Factory] | None = None,
     device: Any = None,
-    seed: int = 0,
+    shard_index: int = 0,
+    num_shards: int = 1,
     show_progress: bool = True,
     log: Any = print,
 ) -> dict[str, Any]:
-    """Trains and scores every architecture × L0 of ``protocol``; writes ``out/report.json``, the SAEs
-    (``out/saes/<arch>-l0-<L0>/``) and the plots; returns the report."""
-    from synthsae import saes
-    from synthsae.plots import write_plots
+    """Runs the sweep ``protocol`` describes on ``world`` in ``out`` and returns its report.
 
-    seed = as_int("seed", seed, minimum=0, maximum=U64_MAX - 1)  # evaluation reads stream seed + 1
+    Each run (:class:`RunSpec`) lives in ``out/runs/<arch>-l0-<L0>-seed-<s>/``: the checkpoint while it
+    trains (written every tenth of training), then the SAE and ``run.json`` (training log and
+    :class:`~synthsae.evaluation.EvalResult`). Calling again with the same ``out`` skips finished runs
+    and resumes an unfinished one from its checkpoint, so a killed sweep loses at most a tenth of a run;
+    ``out/bench.json`` records the world and protocol, and a different world or training setting in the
+    same ``out`` is refused. ``saes`` adds users' SAEs: ``{"name": factory}`` with
+    ``factory(d_in, d_sae, l0, seed) -> module`` (:mod:`synthsae.saes.external`). ``shard_index`` /
+    ``num_shards`` run one interleaved share of the runs (merge the shares with :func:`build_report`).
+    Writes ``out/report.json`` and the plots from every finished run in ``out``."""
+    from synthsae import saes as builtin
+
+    out = Path(out)
+    saes = dict(saes or {})
+    clash = sorted(set(saes) & set(builtin.ARCHITECTURES))
+    if clash:
+        raise ValueError(f"saes names {clash} clash with built-in architectures; rename them")
+    for name in protocol.saes:
+        if name not in builtin.ARCHITECTURES:
+            raise ValueError(f"protocol.saes: unknown architecture {name!r}; pass a factory in saes=")
+    for s in protocol.seeds:
+        as_int("seeds", s, minimum=0, maximum=U64_MAX - 1)  # evaluation reads stream seed + 1
+    if not protocol.seeds:
+        raise ValueError("protocol.seeds must name at least one seed")
+    header = _header(world, protocol, preset_name, list(saes))
     out.mkdir(parents=True, exist_ok=True)
+    sweep = out / SWEEP_FILE
+    if sweep.exists():
+        diffs = _differences(json.loads(sweep.read_text()), header)
+        if diffs:
+            raise ValueError(f"{out} holds a sweep of another world or protocol: {'; '.join(diffs)}")
+    write_json(sweep, header)
     steps = protocol.samples // protocol.batch_size
-    report: dict[str, Any] = {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "versions": _versions(),
-        "preset": preset_name,
-        "world_config": world.config.to_dict(),
-        "protocol": protocol.__dict__,
-        "device": str(device or "cpu"),
-        "seed": seed,
-        "runs": [],
-    }
-    results: list[tuple[str, float, EvalResult]] = []
-    for architecture in protocol.saes:
-        for l0 in protocol.l0s:
-            sae = saes.create_sae(
-                architecture,
+    for spec in plan(protocol, list(saes), shard_index, num_shards):
+        run_dir = out / "runs" / spec.name
+        if (run_dir / RUN_FILE).exists():
+            log(f"{spec.name}: finished earlier, skipped")
+            continue
+        if spec.architecture in saes:
+            sae = external.build(
+                spec.architecture,
+                saes[spec.architecture],
                 world.hidden_dim,
                 protocol.width,
-                l0=l0,
-                seed=seed,
-                **sae_options(architecture, steps),
+                spec.l0,
+                spec.seed,
             )
-            log(f"training {architecture} L0={l0:g} ({protocol.width} latents, {protocol.samples:,} rows)")
-            history = train(
-                sae,
-                world,
-                total_samples=protocol.samples,
-                batch_size=protocol.batch_size,
-                lr=protocol.lr,
-                seed=seed,
-                device=device,
-                log_every=max(steps // 20, 1),
-                dead_window=dead_window(steps),
-                show_progress=show_progress,
+        else:
+            sae = builtin.create_sae(
+                spec.architecture,
+                world.hidden_dim,
+                protocol.width,
+                l0=spec.l0,
+                seed=spec.seed,
+                **sae_options(spec.architecture, steps),
             )
-            t0 = time.perf_counter()
-            result = evaluate(
-                sae,
-                world,
-                num_samples=protocol.eval_samples,
-                seed=seed + 1,
-                device=device,
-                show_progress=show_progress,
-            )
-            eval_seconds = time.perf_counter() - t0
-            sae.save(out / "saes" / f"{architecture}-l0-{l0:g}", overwrite=True)
-            results.append((architecture, l0, result))
-            report["runs"].append(
-                {
-                    "architecture": architecture,
-                    "l0": l0,
-                    "width": protocol.width,
-                    "train_seconds": history.seconds,
-                    "train_rows_per_second": history.samples / max(history.seconds, 1e-9),
-                    "eval_seconds": eval_seconds,
-                    "training_log": history.records,
-                    "result": result.to_dict(),
-                }
-            )
-            write_json(out / "report.json", report)  # progress is kept if a later run fails
-    report["plots"] = write_plots(out, results, world.firing_probabilities.numpy())
-    write_json(out / "report.json", report)
+        log(f"training {spec.name} ({protocol.width} latents, {protocol.samples:,} rows)")
+        history = train(
+            sae,
+            world,
+            total_samples=protocol.samples,
+            batch_size=protocol.batch_size,
+            lr=protocol.lr,
+            seed=spec.seed,
+            device=device,
+            log_every=max(steps // 20, 1),
+            dead_window=dead_window(steps),
+            checkpoint_dir=run_dir,
+            checkpoint_every=max(steps // 10, 1),
+            show_progress=show_progress,
+        )
+        t0 = time.perf_counter()
+        result = evaluate(
+            sae,
+            world,
+            num_samples=protocol.eval_samples,
+            seed=spec.seed + 1,
+            device=device,
+            show_progress=show_progress,
+        )
+        eval_seconds = time.perf_counter() - t0
+        _save_sae(sae, run_dir / "sae")
+        record = {
+            "name": spec.name,
+            "architecture": spec.architecture,
+            "l0": spec.l0,
+            "seed": spec.seed,
+            "width": protocol.width,
+            "train_seconds": history.seconds,
+            "train_rows_per_second": history.samples / max(history.seconds, 1e-9),
+            "eval_seconds": eval_seconds,
+            "training_log": history.records,
+            "result": result.to_dict(),
+        }
+        write_json(run_dir / RUN_FILE, record)
+        (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+    report = build_report([out])
+    report["plots"] = write_report(out, report)
     return report
+
+
+def _save_sae(sae: Any, path: Path) -> None:
+    """A built-in SAE in its SAELens-style layout; a user's module as ``state_dict.pt`` (atomically)."""
+    import torch
+
+    if hasattr(sae, "save"):
+        sae.save(path, overwrite=True)
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    atomic_write(path / "state_dict.pt", lambda tmp: torch.save(sae.state_dict(), tmp))
+
+
+def build_report(dirs: list[str | os.PathLike[str]]) -> dict[str, Any]:
+    """The report of the finished runs in sweep directories ``dirs`` (each with ``bench.json``): the
+    first's header, every run once (a run in several directories counts once), sorted by architecture,
+    L0 and seed, and per (architecture, L0) the mean and std over seeds. Raises ``ValueError`` when the
+    sweeps' worlds or training settings differ (naming the difference)."""
+    if not dirs:
+        raise ValueError("dirs must name at least one sweep directory")
+    header: dict[str, Any] | None = None
+    runs: dict[str, dict[str, Any]] = {}
+    for d in map(Path, dirs):
+        if not (d / SWEEP_FILE).is_file():
+            raise ValueError(f"{d} is not a sweep directory (no {SWEEP_FILE})")
+        h = json.loads((d / SWEEP_FILE).read_text())
+        if h.get("schema") != REPORT_SCHEMA:
+            raise ValueError(f"{d}: report schema {h.get('schema')!r}, this synthsae reads {REPORT_SCHEMA}")
+        if header is None:
+            header = h
+        elif diffs := _differences(header, h):
+            raise ValueError(
+                f"{dirs[0]} and {d} are sweeps of different worlds or protocols: {'; '.join(diffs)}"
+            )
+        for f in sorted((d / "runs").glob(f"*/{RUN_FILE}")):
+            record = json.loads(f.read_text())
+            runs.setdefault(record["name"], record)
+    assert header is not None
+    order = sorted(runs.values(), key=lambda r: (r["architecture"], r["l0"], r["seed"]))
+    return {
+        **header,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "runs": order,
+        "summary": summarize(order),
+    }
+
+
+def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (architecture, L0): the seeds and ``[mean, std]`` (population std; 0 for one seed) of every
+    table column's metric."""
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((r["architecture"], r["l0"]), []).append(r)
+    out = []
+    for (architecture, l0), members in groups.items():
+        metrics = {}
+        for header, get, _, _ in _COLUMNS:
+            values = np.array([float(get(m["result"])) for m in members])
+            metrics[header] = [float(values.mean()), float(values.std())]
+        out.append(
+            {
+                "architecture": architecture,
+                "l0": l0,
+                "seeds": [m["seed"] for m in members],
+                "metrics": metrics,
+            }
+        )
+    return out
+
+
+def write_report(out: Path, report: dict[str, Any]) -> list[str]:
+    """Writes ``out/report.json`` and the plots (every seed's result; error bars over seeds); returns the
+    plot names."""
+    from synthsae.plots import write_plots
+
+    results = [(r["architecture"], r["l0"], EvalResult.from_dict(r["result"])) for r in report["runs"]]
+    probabilities = World(WorldConfig.from_dict(report["world_config"])).firing_probabilities.numpy()
+    plots = write_plots(out, results, probabilities) if results else []
+    write_json(out / "report.json", {**report, "plots": plots})
+    return plots
 
 
 #: Columns of the summary table: (header, EvalResult key, width, format).
@@ -236,14 +426,79 @@ _COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], Any], int, str], ...] = (
 )
 
 
+def paper_results() -> dict[str, Any]:
+    """The paper's published SynthSAEBench-16k numbers (``synthsae/data/paper_results.json``: per L0 and
+    architecture, ``[mean, std]`` over 5 seeds of F1, MCC, uniqueness, explained variance, and the
+    source)."""
+    from importlib.resources import files
+
+    data: dict[str, Any] = json.loads(files("synthsae").joinpath("data/paper_results.json").read_text())
+    return data
+
+
+#: Table column → the paper's metric name.
+_PAPER_COLUMNS = {"MCC": "mcc", "F1": "f1", "unique": "uniqueness", "expl.var": "explained_variance"}
+
+
+def _cell(mean: float, std: float, width: int, spec: str, seeds: int) -> str:
+    """A table cell: the mean in the column's format, ``±std`` after it over several seeds."""
+    if spec == "d":
+        text = f"{mean:.0f}" if seeds == 1 else f"{mean:.1f}"
+    else:
+        text = f"{mean:{spec}}" + (f"±{std:.3f}" if seeds > 1 else "")
+    return f"{text:>{width}}"
+
+
 def table(report: dict[str, Any]) -> str:
-    """The summary table of a report (one line per architecture × L0): SAELens's MCC and F1, the F1
-    through the MCC matching (mF1), the shares of features whose matched latent has |cos| >= 0.5 / 0.9 and
-    the full absorption rate and the absorption fraction."""
-    head = " ".join([f"{'architecture':<12}", f"{'L0':>5}", *(f"{h:>{w}}" for h, _, w, _ in _COLUMNS)])
+    """The summary table of a report, one line per architecture × L0 (mean±std over seeds when there
+    are several): SAELens's MCC and F1, the F1 through the MCC matching (mF1), the shares of features
+    whose matched latent has |cos| >= 0.5 / 0.9, the full absorption rate and the absorption fraction.
+    For the 16k preset, the paper's value follows at its L0s (20 and 25); for other presets, the
+    paper's L0-25 ranking of the architectures by MCC and F1 beside ours."""
+    many = any(len(g["seeds"]) > 1 for g in report["summary"])
+    widths = [w + (6 if many and spec != "d" else 0) for _, _, w, spec in _COLUMNS]
+    name = max([12, *(len(g["architecture"]) for g in report["summary"])])
+    head = " ".join(
+        [f"{'architecture':<{name}}", f"{'L0':>5}", f"{'seeds':>5}"]
+        + [f"{h:>{w}}" for (h, _, _, _), w in zip(_COLUMNS, widths, strict=True)]
+    )
     lines = [head, "-" * len(head)]
-    for run in report["runs"]:
-        cells = [f"{run['architecture']:<12}", f"{run['l0']:>5g}"]
-        cells += [f"{get(run['result']):>{w}{spec}}" for _, get, w, spec in _COLUMNS]
+    paper = paper_results()
+    for g in report["summary"]:
+        seeds = len(g["seeds"])
+        cells = [f"{g['architecture']:<{name}}", f"{g['l0']:>5g}", f"{seeds:>5}"]
+        cells += [
+            _cell(g["metrics"][h][0], g["metrics"][h][1], w, spec, seeds)
+            for (h, _, _, spec), w in zip(_COLUMNS, widths, strict=True)
+        ]
         lines.append(" ".join(cells))
+        published = paper["results"].get(f"{g['l0']:g}", {}).get(g["architecture"])
+        if report.get("preset") == paper["world"] and published:
+            cells = [f"{'  paper':<{name}}", f"{g['l0']:>5g}", f"{paper['seeds']:>5}"]
+            for (h, _, _, spec), w in zip(_COLUMNS, widths, strict=True):
+                value = published.get(_PAPER_COLUMNS.get(h, ""))
+                cells.append(_cell(value[0], value[1], w, spec, 2) if value else f"{'':>{w}}")
+            lines.append(" ".join(cells))
+    if report.get("preset") != paper["world"]:
+        lines += ["", *ranking_lines(report, paper)]
+    lines.append(f"(paper: {paper['source']})")
     return "\n".join(lines)
+
+
+def ranking_lines(report: dict[str, Any], paper: dict[str, Any]) -> list[str]:
+    """Per target L0 of the report, the architectures the paper also ran ranked by mean MCC, F1 and
+    explained variance, beside the paper's L0-25 ranking of the same architectures."""
+    published = paper["results"]["25"]
+    out = []
+    for l0 in sorted({g["l0"] for g in report["summary"]}):
+        ours = [g for g in report["summary"] if g["l0"] == l0 and g["architecture"] in published]
+        if len(ours) < 2:
+            continue
+        for header, metric in (("MCC", "mcc"), ("F1", "f1"), ("expl.var", "explained_variance")):
+            mine = sorted(ours, key=lambda g: -g["metrics"][header][0])
+            theirs = sorted((g["architecture"] for g in ours), key=lambda a: -published[a][metric][0])
+            out.append(
+                f"ranking by {header} at L0 {l0:g}: ours {' > '.join(g['architecture'] for g in mine)}; "
+                f"paper (16k, L0 25) {' > '.join(theirs)}"
+            )
+    return out

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -63,6 +64,13 @@ def _l0_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _seed_list(text: str) -> list[int]:
+    seeds = [_seed(v.strip()) for v in text.split(",") if v.strip()]
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"expected comma-separated seeds, got {text!r}")
+    return seeds
+
+
 def _sae_list(text: str) -> list[str]:
     from synthsae.saes import ARCHITECTURES
 
@@ -87,46 +95,89 @@ def _fresh_file(path: Path, overwrite: bool) -> None:
 # ---------------------------------------------------------------------------------------------- commands
 
 
+def _bench_dir(out: Path, overwrite: bool) -> None:
+    """``out`` may be new, empty, or an earlier sweep (resumed); anything else needs ``--overwrite``,
+    which clears the earlier sweep's runs, header and report first."""
+    from synthsae.bench import SWEEP_FILE
+
+    if overwrite and out.is_dir():
+        shutil.rmtree(out / "runs", ignore_errors=True)
+        for name in (SWEEP_FILE, "report.json"):
+            (out / name).unlink(missing_ok=True)
+    elif not (out / SWEEP_FILE).is_file():
+        _fresh_dir(out, overwrite)
+
+
 def _bench(args: argparse.Namespace) -> int:
-    from synthsae.bench import default_protocol, run_bench, table
+    from synthsae.bench import default_protocol, run, table
+    from synthsae.saes.external import load_factory, saelens_factory
 
     out = Path(args.out or f"synthsae-bench-{Path(args.preset).name}")
-    _fresh_dir(out, args.overwrite)
+    _bench_dir(out, args.overwrite)
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA device is available")
+    if (args.shard_index is None) != (args.num_shards is None):
+        raise UsageError("--shard-index and --num-shards go together")
+    shard_index, num_shards = (args.shard_index or 0), (args.num_shards or 1)
+    if shard_index >= num_shards:
+        raise UsageError(f"--shard-index must be below --num-shards ({num_shards}), got {shard_index}")
+    try:
+        custom = dict(load_factory(spec) for spec in args.sae)
+    except ValueError as e:
+        raise UsageError(f"--sae: {e}") from None
+    for class_name in args.saelens:
+        custom[f"saelens-{class_name}"] = saelens_factory(class_name)
     t0 = time.perf_counter()
     world, preset_name = resolve_world(
         args.preset, orthogonalize=not args.no_orthogonalize, device=args.device
     )
     protocol = default_protocol(preset_name, world.num_features)
-    for name in ("saes", "width", "samples", "eval_samples", "batch_size", "lr"):
+    for name in ("saes", "width", "samples", "eval_samples", "batch_size", "lr", "seeds"):
         if getattr(args, name) is not None:
             setattr(protocol, name, getattr(args, name))
     if args.l0 is not None:
         protocol.l0s = args.l0
+    if (args.sae or args.saelens) and args.saes is None:
+        protocol.saes = []  # only the user's SAEs unless --saes names built-ins too
     if protocol.width < 1 or protocol.samples < protocol.batch_size:
         raise UsageError("--samples must be at least --batch-size")
     print(f"world: {world!r} ({args.preset}), built in {time.perf_counter() - t0:.1f} s")
     print(
-        f"protocol: SAEs {','.join(protocol.saes)}; L0 {','.join(f'{v:g}' for v in protocol.l0s)}; "
-        f"{protocol.width} latents; {protocol.samples:,} training rows; {protocol.eval_samples:,} eval rows"
+        f"protocol: SAEs {','.join([*protocol.saes, *custom])}; "
+        f"L0 {','.join(f'{v:g}' for v in protocol.l0s)}; "
+        f"seeds {','.join(map(str, protocol.seeds))}; {protocol.width} latents; "
+        f"{protocol.samples:,} training rows; {protocol.eval_samples:,} eval rows"
     )
-    report = run_bench(
+    report = run(
         world,
         protocol,
         out,
         preset_name=preset_name,
+        saes=custom,
         device=args.device,
-        seed=args.seed,
+        shard_index=shard_index,
+        num_shards=num_shards,
         show_progress=not args.quiet,
     )
     print()
     print(table(report))
     print(f"\nreport: {out / 'report.json'}; plots: {', '.join(str(out / p) for p in report['plots'])}")
     print(f"total time {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from synthsae.bench import build_report, table, write_report
+
+    out = Path(args.out or args.dirs[0])
+    report = build_report(args.dirs)
+    out.mkdir(parents=True, exist_ok=True)
+    report["plots"] = write_report(out, report)
+    print(table(report))
+    print(f"\n{len(report['runs'])} runs from {len(args.dirs)} sweep(s); report: {out / 'report.json'}")
     return 0
 
 
@@ -352,14 +403,44 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=_positive_int, default=None, help="training batch size (1024)")
     bench.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate")
     bench.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="training device (cpu)")
-    bench.add_argument("--seed", type=_seed, default=0, help="seed (0)")
+    bench.add_argument(
+        "--seeds", type=_seed_list, default=None, help="comma-separated seeds; each run once per seed (0)"
+    )
+    bench.add_argument(
+        "--sae",
+        action="append",
+        default=[],
+        metavar="[NAME=]MODULE:CALLABLE",
+        help="your own SAE: a factory (d_in, d_sae, l0, seed) -> module (repeatable; see the README)",
+    )
+    bench.add_argument(
+        "--saelens",
+        action="append",
+        default=[],
+        metavar="CLASS",
+        help="a SAELens training SAE with k = L0, e.g. BatchTopKTrainingSAE (repeatable; needs sae-lens)",
+    )
+    bench.add_argument("--shard-index", type=_nonnegative_int, default=None, help="run only runs i ≡ this")
+    bench.add_argument("--num-shards", type=_positive_int, default=None, help="... mod this")
     bench.add_argument("--out", default=None, help="output directory (synthsae-bench-<preset>)")
-    bench.add_argument("--overwrite", action="store_true", help="replace the contents of an existing --out")
+    bench.add_argument(
+        "--overwrite", action="store_true", help="start afresh in an existing --out (default: resume a sweep)"
+    )
     bench.add_argument(
         "--no-orthogonalize", action="store_true", help="skip the dictionary orthogonalization"
     )
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
     bench.set_defaults(run=_bench)
+
+    report = commands.add_parser(
+        "report",
+        help="table, report.json and plots from the finished runs of one or more bench sweeps",
+        description="Merges the finished runs of bench sweep directories (refusing different worlds or "
+        "training settings) and writes report.json and the plots into --out.",
+    )
+    report.add_argument("dirs", nargs="+", help="bench --out directories")
+    report.add_argument("--out", default=None, help="where to write (default: the first directory)")
+    report.set_defaults(run=_report)
 
     world = commands.add_parser("world", help="create, describe or measure a world")
     world_commands = world.add_subparsers(dest="world_command", required=True)

@@ -78,6 +78,20 @@ _CLASSIFICATION = {"precision": "precision", "recall": "recall", "f1": "f1_score
 _MATCHED = {"matched_precision": "precision", "matched_recall": "recall", "matched_f1": "f1_score"}
 
 
+#: dtype of each array field of EvalResult.
+_ARRAY_DTYPES: dict[str, Any] = {
+    **dict.fromkeys(
+        ("latent_matched_feature", "latent_mcc_feature", "feature_mcc_latent", "feature_split_count"),
+        np.int64,
+    ),
+    **dict.fromkeys(("latent_abs_cos", "feature_best_abs_cos", "feature_mcc_abs_cos"), np.float32),
+    **dict.fromkeys(
+        ("latent_precision", "latent_recall", "latent_f1", "feature_mcc_precision", "feature_mcc_recall"),
+        np.float64,
+    ),
+}
+
+
 @dataclass(frozen=True, eq=False)
 class EvalResult:
     """Every metric of one evaluation (definitions in the module docstring).
@@ -131,6 +145,19 @@ class EvalResult:
             f.name: (v.tolist() if isinstance(v := getattr(self, f.name), np.ndarray) else v)
             for f in dataclasses.fields(self)
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalResult:
+        """The inverse of :meth:`to_dict` (arrays back to numpy in their dtypes)."""
+        missing = {f.name for f in dataclasses.fields(cls)} - set(data)
+        if missing:
+            raise ValueError(f"data lacks the EvalResult fields {sorted(missing)}")
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            v = data[f.name]
+            dtype = _ARRAY_DTYPES.get(f.name)
+            values[f.name] = np.asarray(v, dtype=dtype) if dtype is not None else v
+        return cls(**values)
 
     def to_log_dict(self, prefix: str = "") -> dict[str, float]:
         """Scalar metrics under SAELens's log keys (``prefix + "mcc"``, ``prefix +

@@ -15,17 +15,37 @@ if TYPE_CHECKING:
 def _by_architecture(
     results: list[tuple[str, float, EvalResult]],
 ) -> dict[str, list[tuple[float, EvalResult]]]:
-    out: dict[str, list[tuple[float, EvalResult]]] = {}
+    """Per architecture, ``(L0, result)`` sorted by L0, one per L0 (the first seed's)."""
+    out: dict[str, dict[float, EvalResult]] = {}
     for architecture, l0, result in results:
-        out.setdefault(architecture, []).append((l0, result))
-    return {a: sorted(runs, key=lambda r: r[0]) for a, runs in out.items()}
+        out.setdefault(architecture, {}).setdefault(l0, result)
+    return {a: sorted(runs.items(), key=lambda r: r[0]) for a, runs in out.items()}
+
+
+def _over_seeds(
+    results: list[tuple[str, float, EvalResult]], metric: str
+) -> dict[str, tuple[list[float], list[float], list[float]]]:
+    """Per architecture: L0s, and the mean and std over seeds of ``metric`` at each."""
+    values: dict[str, dict[float, list[float]]] = {}
+    for architecture, l0, result in results:
+        values.setdefault(architecture, {}).setdefault(l0, []).append(float(getattr(result, metric)))
+    out = {}
+    for architecture, by_l0 in values.items():
+        l0s = sorted(by_l0)
+        out[architecture] = (
+            l0s,
+            [float(np.mean(by_l0[v])) for v in l0s],
+            [float(np.std(by_l0[v])) for v in l0s],
+        )
+    return out
 
 
 def write_plots(
     out: Path, results: list[tuple[str, float, EvalResult]], firing_probabilities: npt.NDArray[np.float32]
 ) -> list[str]:
-    """Writes ``mcc_f1_vs_l0.png``, ``explained_variance_vs_l0.png``, ``feature_recovery.png`` (per-feature
-    best |cos| vs firing probability, binned, for each architecture at its median L0) and
+    """Writes ``mcc_f1_vs_l0.png``, ``explained_variance_vs_l0.png`` (means over seeds, std as error
+    bars), ``feature_recovery.png`` (per-feature best |cos| vs firing probability, binned, for each
+    architecture at its median L0, first seed; so are the bar plots) and
     ``recovery_by_depth.png`` (recovery at |cos| 0.5 and 0.9 by hierarchy depth) and
     ``absorption_by_depth.png`` (absorption gap, full absorption rate and absorption fraction by parent
     depth); returns the names."""
@@ -38,10 +58,9 @@ def write_plots(
     names = []
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for architecture, points in runs.items():
-        l0s = [p[0] for p in points]
-        axes[0].plot(l0s, [p[1].mcc for p in points], "o-", label=architecture)
-        axes[1].plot(l0s, [p[1].f1 for p in points], "o-", label=architecture)
+    for ax, metric in zip(axes, ("mcc", "f1"), strict=True):
+        for architecture, (l0s, mean, std) in _over_seeds(results, metric).items():
+            ax.errorbar(l0s, mean, yerr=std, fmt="o-", capsize=3, label=architecture)
     for ax, title in zip(axes, ("MCC", "F1 (latents as feature classifiers)"), strict=True):
         ax.set(xlabel="target L0", ylabel=title.split()[0], title=f"{title} vs L0")
         ax.grid(alpha=0.3)
@@ -51,8 +70,8 @@ def write_plots(
     names.append("mcc_f1_vs_l0.png")
 
     fig, ax = plt.subplots(figsize=(5.5, 4), constrained_layout=True)
-    for architecture, points in runs.items():
-        ax.plot([p[0] for p in points], [p[1].explained_variance for p in points], "o-", label=architecture)
+    for architecture, (l0s, mean, std) in _over_seeds(results, "explained_variance").items():
+        ax.errorbar(l0s, mean, yerr=std, fmt="o-", capsize=3, label=architecture)
     ax.set(xlabel="target L0", ylabel="explained variance (pooled)", title="Explained variance vs L0")
     ax.grid(alpha=0.3)
     ax.legend()

@@ -33,19 +33,20 @@ def _synthsaebench(
     hidden_dim: int,
     *,
     min_prob: float,
+    max_prob: float = 0.4,
     trees: tuple[int, int, int],
     rank: int,
     seed: int,
     orthogonalization: tuple[int, float] | None = None,
 ) -> WorldConfig:
-    """SynthSAEBench's recipe at a given size: Zipf 0.5 on ``[min_prob, 0.4]``; ``trees = (roots,
+    """SynthSAEBench's recipe at a given size: Zipf 0.5 on ``[min_prob, max_prob]``; ``trees = (roots,
     branching, depth)`` all mutually exclusive, compensated, children scaled by parents; a rank-``rank``
     copula of scale 0.1; magnitudes linear 5→4 with folded-normal(0.5, 0.5) std; bias 0.5;
     ``orthogonalization = (num_steps, lr)`` or none."""
     return WorldConfig(
         num_features=num_features,
         hidden_dim=hidden_dim,
-        firing_probability=ZipfianFiringProbabilityConfig(exponent=0.5, max_prob=0.4, min_prob=min_prob),
+        firing_probability=ZipfianFiringProbabilityConfig(exponent=0.5, max_prob=max_prob, min_prob=min_prob),
         hierarchy=HierarchyConfig(*trees, 1.0, 0, None, True, True),
         orthogonalization=None if orthogonalization is None else OrthogonalizationConfig(*orthogonalization),
         correlation=LowRankCorrelationConfig(rank=rank, correlation_scale=0.1),
@@ -69,6 +70,18 @@ PRESETS: dict[str, Callable[[], WorldConfig]] = {
         seed=42,
         orthogonalization=(100, 3e-4),
     ),
+    # The 16k world at a quarter of its width (see preset()'s docstring for the scaling rules).
+    "synthsaebench-cpu": partial(
+        _synthsaebench,
+        4096,
+        192,
+        min_prob=5e-4,
+        max_prob=0.2,
+        trees=(32, 4, 3),
+        rank=6,
+        seed=42,
+        orthogonalization=(100, 3e-4),
+    ),
 }
 
 
@@ -84,6 +97,10 @@ def preset(name: str) -> WorldConfig:
     [5e-4, 0.4], 128 trees of branching 4 and depth 3, all exclusive, compensated, children scaled by
     parents; rank-25 copula; magnitudes linear 5→4 with folded-normal std; bias 0.5; 100
     orthogonalization steps at lr 3e-4; seed 42).
+    ``"synthsaebench-cpu"``: the 16k world at a quarter of its width, for CPU benchmarks (4,096 features,
+    192 dims, Zipf 0.5 on [5e-4, 0.2] so that the true L0 per dimension stays the 16k world's 0.045, 32
+    trees of branching 4 and depth 3, rank-6 copula, the rest as the 16k world; README, "The CPU
+    benchmark", gives the rules).
     ``"tiny"``: 1,024 features in 64 dims with hierarchy (16 trees of branching 3, depth 2), rank-8
     correlation and magnitudes on, no orthogonalization, seed 0; for demos and tests.
     """

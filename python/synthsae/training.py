@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from synthsae._files import atomic_write
 from synthsae._validate import as_bool, as_float, as_int, as_nonnegative, as_positive, as_seed
 from synthsae.evaluation import EvalResult, evaluate
+from synthsae.saes import external
 from synthsae.stream import ActivationStream
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def _batch_stats(x: torch.Tensor, x_hat: torch.Tensor, latents: torch.Tensor) ->
 
 
 def train(
-    sae: SAE,
+    sae: SAE | torch.nn.Module,
     world: World,
     *,
     total_samples: int,
@@ -96,13 +97,15 @@ def train(
     show_progress: bool = True,
     num_threads: int | None = None,
 ) -> TrainHistory:
-    """Trains ``sae`` (a :mod:`synthsae.saes` module) for ``total_samples // batch_size`` steps on
-    batches ``0, 1, ...`` of the world's stream ``seed`` (:class:`ActivationStream`, prefetched).
+    """Trains ``sae`` (a :mod:`synthsae.saes` module, or any module :mod:`synthsae.saes.external`
+    accepts) for ``total_samples // batch_size`` steps on batches ``0, 1, ...`` of the world's stream
+    ``seed`` (:class:`ActivationStream`, prefetched).
 
-    Each step: ``sae.training_forward(x, dead_mask=...)``, backward, gradient clipping to
-    ``max_grad_norm``, Adam (``adam_betas``) at :func:`learning_rate`, then ``sae.after_step`` (decoder
-    norms, thresholds, coefficient controllers). A latent is dead for AuxK once it has not fired for
-    ``dead_window`` steps. ``autocast`` (default: on for CUDA) runs the forward in bfloat16.
+    Each step: ``sae.training_forward(x, dead_mask=...)`` (or ``sae.loss(x)``), backward, gradient
+    clipping to ``max_grad_norm``, Adam (``adam_betas``) at :func:`learning_rate`, then
+    ``sae.after_step`` if it has one (decoder norms, thresholds, coefficient controllers). A latent is
+    dead for AuxK once it has not fired for ``dead_window`` steps. ``autocast`` (default: on for CUDA)
+    runs the forward in bfloat16.
 
     ``eval_every`` steps (and after the last step) :func:`evaluate` scores the SAE on ``eval_samples``
     rows of stream ``seed + 1`` (never the training rows). With ``checkpoint_dir``, a checkpoint (SAE,
@@ -113,9 +116,7 @@ def train(
     import torch
     from tqdm.auto import tqdm
 
-    for attr in ("training_forward", "after_step", "config"):
-        if not hasattr(sae, attr):
-            raise TypeError(f"sae must be a synthsae.saes SAE (it has no {attr!r})")
+    external.check_trainable(sae, "sae")
     batch_size = as_int("batch_size", batch_size, minimum=1)
     total_steps = as_int("total_samples", total_samples, minimum=0) // batch_size
     seed = as_seed(seed)
@@ -134,15 +135,17 @@ def train(
     adam_betas = _betas(adam_betas)
     resume = as_bool("resume", resume)
     log_to_wandb = as_bool("log_to_wandb", log_to_wandb)
-    if sae.d_in != world.hidden_dim:
-        raise ValueError(f"sae.d_in ({sae.d_in}) must equal the world's hidden_dim ({world.hidden_dim})")
+    d_sae, d_in = (int(n) for n in cast("torch.Tensor", sae.W_dec).shape)
+    if d_in != world.hidden_dim:
+        raise ValueError(f"sae's input dim ({d_in}) must equal the world's hidden_dim ({world.hidden_dim})")
+    sae_config = external.config(sae)
 
     if device is not None:
         sae.to(device)
     device = sae.W_dec.device
     autocast = device.type == "cuda" if autocast is None else as_bool("autocast", autocast)
     optimizer = torch.optim.Adam(sae.parameters(), lr=lr, betas=adam_betas)
-    since_fired = torch.zeros(sae.d_sae, dtype=torch.int64, device=device)
+    since_fired = torch.zeros(d_sae, dtype=torch.int64, device=device)
     history = TrainHistory()
 
     checkpoint = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
@@ -150,7 +153,7 @@ def train(
         if not resume:
             raise FileExistsError(f"{checkpoint} exists; pass resume=True to continue from it")
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["sae_config"] != sae.config() or state["batch_size"] != batch_size or state["seed"] != seed:
+        if state["sae_config"] != sae_config or state["batch_size"] != batch_size or state["seed"] != seed:
             raise ValueError(
                 f"{checkpoint} was written for another SAE, batch size or seed; use a new checkpoint_dir"
             )
@@ -164,7 +167,7 @@ def train(
             return
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         state = {
-            "sae_config": sae.config(),
+            "sae_config": sae_config,
             "sae": sae.state_dict(),
             "optimizer": optimizer.state_dict(),
             "since_fired": since_fired,
@@ -182,7 +185,7 @@ def train(
             raise ImportError("log_to_wandb=True needs wandb: pip install 'synthsae[wandb]'") from None
 
         run = wandb.init(
-            project=wandb_project, config={"sae": sae.config(), "batch_size": batch_size, "lr": lr}
+            project=wandb_project, config={"sae": sae_config, "batch_size": batch_size, "lr": lr}
         )
 
     def run_eval(step: int) -> None:
@@ -214,7 +217,7 @@ def train(
         total=total_steps,
         initial=start_step,
         unit="step",
-        desc=f"train {sae.architecture}",
+        desc=f"train {getattr(sae, 'architecture', type(sae).__name__)}",
         disable=not show_progress,
     )
     batches = iter(stream)
@@ -231,12 +234,13 @@ def train(
                     lr_end=lr_end,
                 )
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                out = sae.training_forward(x, dead_mask=since_fired > dead_window)
+                out = external.training_forward(sae, x, since_fired > dead_window)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(sae.parameters(), max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            sae.after_step(out)
+            if hasattr(sae, "after_step"):
+                cast("Any", sae).after_step(out)
             with torch.no_grad():
                 fired = (out.latents != 0).any(0)
                 since_fired.add_(1).masked_fill_(fired, 0)

@@ -1,0 +1,186 @@
+"""bench sweeps: users' own SAEs (the README's example), seeds, resuming after SIGKILL, merging
+shards with `synthsae report`, refusing sweeps of other worlds or protocols."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import synthsae
+from synthsae import bench
+from synthsae.cli import main
+from synthsae.saes import external
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "custom_sae.py"
+SMALL = ["--samples", "20480", "--eval-samples", "4096", "--width", "32", "--quiet"]
+
+
+def _results(out: Path) -> dict[str, dict]:
+    report = json.loads((out / "report.json").read_text())
+    return {r["name"]: r["result"] for r in report["runs"]}
+
+
+def test_readme_shows_the_example_verbatim():
+    assert EXAMPLE.read_text().strip() in (ROOT / "README.md").read_text()
+
+
+def test_custom_sae_runs_through_the_cli_and_the_api(tmp_path, capsys):
+    spec = f"{EXAMPLE}:make_sae"
+    assert (
+        main(["bench", "--sae", spec, "--saes", "topk", "--l0", "4", "--out", str(tmp_path / "cli"), *SMALL])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "make_sae" in printed and "topk" in printed
+    cli = _results(tmp_path / "cli")
+    assert set(cli) == {"make_sae-l0-4-seed-0", "topk-l0-4-seed-0"}
+    assert (tmp_path / "cli" / "runs" / "make_sae-l0-4-seed-0" / "sae" / "state_dict.pt").is_file()
+
+    name, factory = external.load_factory(spec)
+    world = synthsae.World(synthsae.preset("tiny"))
+    protocol = bench.Protocol(saes=[], l0s=[4.0], width=32, samples=20480, eval_samples=4096, lr=1e-3)
+    report = bench.run(
+        world, protocol, tmp_path / "api", saes={name: factory}, show_progress=False, log=lambda _: None
+    )
+    assert report["runs"][0]["result"] == cli["make_sae-l0-4-seed-0"]  # same training, same numbers
+    assert 0 < report["runs"][0]["result"]["mcc"] < 1
+
+
+def test_custom_modules_missing_parts_are_refused():
+    class NoLoss(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.W_dec = torch.nn.Parameter(torch.zeros(4, 2))
+
+        def encode(self, x):
+            return x
+
+    with pytest.raises(TypeError, match=r"'mine' lacks decode, training_forward"):
+        external.check_trainable(NoLoss(), "mine")
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
+        external.build("mine", lambda *a: object(), 2, 4, 1.0, 0)
+    with pytest.raises(ValueError, match="W_dec must be"):
+        external.build("mine", lambda *a: synthsae.saes.TopKSAE(2, 8, 1), 2, 4, 1.0, 0)
+    with pytest.raises(ValueError, match="cannot import"):
+        external.load_factory("no_such_module_here:f")
+
+
+def test_seeds_give_mean_and_std(tmp_path, capsys):
+    assert (
+        main(["bench", "--saes", "topk", "--l0", "4", "--seeds", "0,1", "--out", str(tmp_path), *SMALL]) == 0
+    )
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [r["seed"] for r in report["runs"]] == [0, 1]
+    mcc = [r["result"]["mcc"] for r in report["runs"]]
+    assert mcc[0] != mcc[1]
+    (group,) = report["summary"]
+    assert group["seeds"] == [0, 1]
+    assert group["metrics"]["MCC"] == pytest.approx([sum(mcc) / 2, abs(mcc[0] - mcc[1]) / 2])
+    assert f"{sum(mcc) / 2:.4f}±" in capsys.readouterr().out
+
+
+def test_killed_sweep_resumes_without_duplicates(tmp_path):
+    """SIGKILL while the second run trains; the rerun skips the first, resumes the second from its
+    checkpoint and ends with the same results as an uninterrupted sweep."""
+    args = [
+        "--saes",
+        "batchtopk",
+        "--l0",
+        "4,5",
+        "--samples",
+        "409600",
+        "--eval-samples",
+        "4096",
+        "--width",
+        "32",
+    ]
+    args += ["--quiet"]
+    command = [sys.executable, "-m", "synthsae", "bench", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*command, "--out", str(killed)], env=env, stdout=subprocess.DEVNULL)
+    second = killed / "runs" / "batchtopk-l0-5-seed-0" / "checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while not second.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the sweep ended before it could be killed; raise --samples"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (killed / "runs" / "batchtopk-l0-4-seed-0" / "run.json").exists()
+    assert not (killed / "runs" / "batchtopk-l0-5-seed-0" / "run.json").exists()
+    rerun = subprocess.run(
+        [*command, "--out", str(killed)], env=env, capture_output=True, text=True, check=True
+    )
+    assert "batchtopk-l0-4-seed-0: finished earlier, skipped" in rerun.stdout
+    full = tmp_path / "full"
+    subprocess.run([*command, "--out", str(full)], env=env, capture_output=True, check=True)
+    assert _results(killed) == _results(full)
+    assert len(json.loads((killed / "report.json").read_text())["runs"]) == 2
+
+
+def test_report_merges_shards_like_one_sweep(tmp_path, capsys):
+    args = ["bench", "--saes", "topk,mp", "--l0", "4", *SMALL]
+    assert main([*args, "--out", str(tmp_path / "full")]) == 0
+    for i in (0, 1):
+        assert (
+            main([*args, "--out", str(tmp_path / f"part{i}"), "--shard-index", str(i), "--num-shards", "2"])
+            == 0
+        )
+    capsys.readouterr()
+    assert (
+        main(["report", str(tmp_path / "part0"), str(tmp_path / "part1"), "--out", str(tmp_path / "merged")])
+        == 0
+    )
+    merged = capsys.readouterr().out
+    assert main(["report", str(tmp_path / "full")]) == 0
+    full = capsys.readouterr().out
+    assert merged.split("\n\n2 runs")[0] == full.split("\n\n2 runs")[0]
+    assert _results(tmp_path / "merged") == _results(tmp_path / "full")
+    assert (tmp_path / "merged" / "mcc_f1_vs_l0.png").is_file()
+
+
+def test_sweeps_of_other_protocols_are_refused(tmp_path, capsys):
+    assert main(["bench", "--saes", "topk", "--l0", "4", "--out", str(tmp_path / "a"), *SMALL]) == 0
+    with pytest.raises(SystemExit) as e:  # resuming with another learning rate
+        main(["bench", "--saes", "topk", "--l0", "4", "--lr", "0.01", "--out", str(tmp_path / "a"), *SMALL])
+    assert e.value.code == 2 and "protocol lr" in capsys.readouterr().err
+    assert (
+        main(["bench", "--saes", "topk", "--l0", "4", "--lr", "0.01", "--out", str(tmp_path / "b"), *SMALL])
+        == 0
+    )
+    with pytest.raises(ValueError, match=r"protocol lr 0\.001 vs 0\.01"):
+        bench.build_report([tmp_path / "a", tmp_path / "b"])
+
+
+def test_table_puts_the_paper_beside_16k_results_and_its_ranking_elsewhere(tmp_path, capsys):
+    assert main(["bench", "--saes", "batchtopk,mp", "--l0", "25", "--out", str(tmp_path), *SMALL]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    elsewhere = bench.table(report)
+    assert "ranking by MCC at L0 25: ours" in elsewhere and "paper (16k, L0 25) batchtopk > mp" in elsewhere
+    assert "  paper" not in elsewhere
+    as_16k = bench.table({**report, "preset": "synthsaebench-16k"})
+    paper_lines = [line for line in as_16k.splitlines() if line.startswith("  paper")]
+    assert len(paper_lines) == 2 and "0.7574±0.000" in paper_lines[0] and "0.8351" in paper_lines[1]
+    assert "ranking by" not in as_16k
+
+
+def test_a_saelens_batchtopk_runs_through_bench(tmp_path, capsys):
+    pytest.importorskip("sae_lens")
+    args = ["bench", "--saelens", "BatchTopKTrainingSAE", "--l0", "4", "--out", str(tmp_path), *SMALL]
+    assert main([*args, "--samples", "204800"]) == 0  # 200 steps
+    (run,) = json.loads((tmp_path / "report.json").read_text())["runs"]
+    assert run["architecture"] == "saelens-BatchTopKTrainingSAE"
+    assert 0 < run["result"]["mcc"] < 1 and run["result"]["explained_variance"] > 0
+    assert 2 < run["result"]["sae_l0"] < 8  # BatchTopK's eval threshold keeps L0 near k = 4
+    with pytest.raises(SystemExit):
+        main(["bench", "--saelens", "StandardTrainingSAE", "--out", str(tmp_path / "x"), *SMALL])
+    assert "has no k" in capsys.readouterr().err
