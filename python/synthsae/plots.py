@@ -25,15 +25,19 @@ def _by_architecture(
 def _over_seeds(
     results: list[tuple[str, float, EvalResult]], metric: str
 ) -> dict[str, tuple[list[float], list[float], list[float]]]:
-    """Per architecture: L0s, and the mean and std over seeds of ``metric`` at each."""
+    """Per architecture: L0s (dodged a little per architecture), and the mean and std over seeds of
+    ``metric`` at each."""
     values: dict[str, dict[float, list[float]]] = {}
     for architecture, l0, result in results:
         values.setdefault(architecture, {}).setdefault(l0, []).append(float(getattr(result, metric)))
+    every = sorted({l0 for _, l0, _ in results})
+    span = (every[-1] - every[0]) if len(every) > 1 else 1.0
     out = {}
-    for architecture, by_l0 in values.items():
+    for i, (architecture, by_l0) in enumerate(values.items()):
         l0s = sorted(by_l0)
+        dodge = (i - (len(values) - 1) / 2) * 0.15 * span / max(len(values), 1)  # so points do not overlap
         out[architecture] = (
-            l0s,
+            [v + dodge for v in l0s],
             [float(np.mean(by_l0[v])) for v in l0s],
             [float(np.std(by_l0[v])) for v in l0s],
         )
@@ -61,8 +65,9 @@ def write_plots(
     for ax, metric in zip(axes, ("mcc", "f1"), strict=True):
         for architecture, (l0s, mean, std) in _over_seeds(results, metric).items():
             ax.errorbar(l0s, mean, yerr=std, fmt="o-", capsize=3, label=architecture)
+    ticks = sorted({l0 for _, l0, _ in results})  # the L0s themselves, not the dodged positions
     for ax, title in zip(axes, ("MCC", "F1 (latents as feature classifiers)"), strict=True):
-        ax.set(xlabel="target L0", ylabel=title.split()[0], title=f"{title} vs L0")
+        ax.set(xlabel="target L0", ylabel=title.split()[0], title=f"{title} vs L0", xticks=ticks)
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.savefig(out / "mcc_f1_vs_l0.png", dpi=120)
@@ -72,7 +77,12 @@ def write_plots(
     fig, ax = plt.subplots(figsize=(5.5, 4), constrained_layout=True)
     for architecture, (l0s, mean, std) in _over_seeds(results, "explained_variance").items():
         ax.errorbar(l0s, mean, yerr=std, fmt="o-", capsize=3, label=architecture)
-    ax.set(xlabel="target L0", ylabel="explained variance (pooled)", title="Explained variance vs L0")
+    ax.set(
+        xlabel="target L0",
+        ylabel="explained variance (pooled)",
+        title="Explained variance vs L0",
+        xticks=ticks,
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.savefig(out / "explained_variance_vs_l0.png", dpi=120)

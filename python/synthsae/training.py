@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, cast
 from synthsae._files import atomic_write
 from synthsae._validate import as_bool, as_float, as_int, as_nonnegative, as_positive, as_seed
 from synthsae.evaluation import EvalResult, evaluate
-from synthsae.saes import external
 from synthsae.stream import ActivationStream
 
 if TYPE_CHECKING:
@@ -116,6 +115,8 @@ def train(
     import torch
     from tqdm.auto import tqdm
 
+    from synthsae.saes import external
+
     external.check_trainable(sae, "sae")
     batch_size = as_int("batch_size", batch_size, minimum=1)
     total_steps = as_int("total_samples", total_samples, minimum=0) // batch_size
@@ -137,7 +138,9 @@ def train(
     log_to_wandb = as_bool("log_to_wandb", log_to_wandb)
     d_sae, d_in = (int(n) for n in cast("torch.Tensor", sae.W_dec).shape)
     if d_in != world.hidden_dim:
-        raise ValueError(f"sae's input dim ({d_in}) must equal the world's hidden_dim ({world.hidden_dim})")
+        raise ValueError(
+            f"the sae's d_in ({d_in}, from W_dec) must equal the world's hidden_dim ({world.hidden_dim})"
+        )
     sae_config = external.config(sae)
 
     if device is not None:
