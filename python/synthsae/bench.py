@@ -326,7 +326,7 @@ def run(
         write_json(run_dir / RUN_FILE, record)
         (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
     report = build_report([out])
-    report["plots"] = write_report(out, report)
+    report["plots"] = write_report(out, report, world.firing_probabilities.numpy())
     return report
 
 
@@ -398,15 +398,17 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def write_report(out: Path, report: dict[str, Any]) -> list[str]:
+def write_report(out: Path, report: dict[str, Any], firing_probabilities: Any = None) -> list[str]:
     """Writes ``out/report.json`` and the plots (every seed's result; error bars over seeds); returns the
-    plot names."""
+    plot names. ``firing_probabilities`` ``[N]`` (default: rebuilt from the report's world config)."""
     from synthsae.plots import write_plots
 
     results = [(r["architecture"], r["l0"], EvalResult.from_dict(r["result"])) for r in report["runs"]]
-    config = WorldConfig.from_dict(report["world_config"])
-    config.orthogonalization = None  # the firing probabilities do not depend on it
-    probabilities = World(config).firing_probabilities.numpy()
+    probabilities = firing_probabilities
+    if probabilities is None:
+        config = WorldConfig.from_dict(report["world_config"])
+        config.orthogonalization = None  # the firing probabilities do not depend on it
+        probabilities = World(config).firing_probabilities.numpy()
     plots = write_plots(out, results, probabilities) if results else []
     write_json(out / "report.json", {**report, "plots": plots})
     return plots

@@ -423,10 +423,9 @@ def evaluate(
     if hasattr(sae, "eval"):
         sae.eval()
     try:
-        with torch.no_grad():
-            if extended:
-                by_world["effective_decoder"] = effective_decoder(sae)
-            acc = EvalAccumulator(w_dec, world.feature_vectors, **by_world)
+        if extended:
+            by_world["effective_decoder"] = effective_decoder(sae)
+        acc = EvalAccumulator(w_dec, world.feature_vectors, **by_world)
         with (
             torch.no_grad(),
             tqdm(
