@@ -1,7 +1,14 @@
 """Training benchmarks.
 
-    python benches/training.py [--part stream,tiny] [--steps 20] [--seconds 55]
+    python benches/training.py [--part step,stream,tiny,curves] [--steps 20] [--tiny-rows N]
 
+* step: one training step (forward, backward, Adam, after_step, a dead-latent mask of 5 % so that AuxK
+  runs) of a 4096-latent BatchTopK (k = 25, batch 1024) on rows of the SynthSAEBench-16k world: synthsae's
+  sparse step, its dense step (``sparse=False``), and SAELens's ``BatchTopKTrainingSAE`` (when sae-lens is
+  installed), timed in turns in one run (median of ``--steps``); prints rows/s and the ratios.
+* curves: ``synthsae bench``'s default ``tiny`` protocol for the TopK family (BatchTopK, Matryoshka, TopK;
+  3 L0s) over seeds 0 and 1, once with sparse steps and once dense; prints MCC and F1 of both, averaged
+  over the seeds, and the largest |difference|.
 * stream: on the SynthSAEBench-16k world (orthogonalization off), rows/s of the ActivationStream alone
   (features + hidden on the CPU, batch 1024) against the rows/s a 4096-latent BatchTopK (k = 25) training
   step consumes on the CPU (forward, backward, Adam, after_step, on pre-drawn batches), and the ratio.
@@ -14,14 +21,127 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 import synthsae
 from synthsae import saes
+
+
+def _step_timer(forward: Any, params: Any, after: Any, xs: list[torch.Tensor]) -> Callable[[int], float]:
+    """A function timing ``i`` -> seconds of one training step on batch ``xs[i % len]``."""
+    opt = torch.optim.Adam(params, lr=3e-4)
+
+    def step(i: int) -> float:
+        x = xs[i % len(xs)]
+        t0 = time.perf_counter()
+        out = forward(x)
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        after(out)
+        return time.perf_counter() - t0
+
+    return step
+
+
+def step_part(args: argparse.Namespace) -> None:
+    config = synthsae.preset("synthsaebench-16k")
+    config.orthogonalization = None
+    world = synthsae.World(config, show_progress=False)
+    xs = [world.sample(1024, seed=i) for i in range(4)]
+    d_in, d_sae, k = world.hidden_dim, 4096, 25
+    dead = torch.zeros(d_sae, dtype=torch.bool)
+    dead[torch.randperm(d_sae, generator=torch.Generator().manual_seed(0))[: d_sae // 20]] = True
+    timers: dict[str, Callable[[int], float]] = {}
+    for name, sparse in (("synthsae sparse", True), ("synthsae dense", False)):
+        sae = saes.BatchTopKSAE(d_in, d_sae, k, seed=0, sparse=sparse)
+        timers[name] = _step_timer(
+            lambda x, sae=sae: sae.training_forward(x, dead_mask=dead), sae.parameters(), sae.after_step, xs
+        )
+    try:
+        from synthsae.saes.external import saelens_factory
+
+        ref = saelens_factory("BatchTopKTrainingSAE")(d_in, d_sae, k, 0)
+        timers["SAELens BatchTopKTrainingSAE"] = _step_timer(
+            lambda x: ref.training_forward(x, dead_mask=dead), ref.parameters(), lambda out: None, xs
+        )
+    except ValueError as e:
+        print(f"(SAELens not timed: {e})")
+    times: dict[str, list[float]] = {name: [] for name in timers}
+    for i in range(args.steps + 2):  # in turns, so that every contender sees the same machine state
+        for name, timer in timers.items():
+            seconds = timer(i)
+            if i >= 2:
+                times[name].append(seconds)
+    rates = {name: 1024 / statistics.median(t) for name, t in times.items()}
+    print(f"\n== training step: 16k world, BatchTopK {d_sae} latents k={k}, batch 1024, 5 % dead (AuxK on)")
+    for name, rate in rates.items():
+        print(f"{name:32s} {rate:>10,.0f} rows/s  ({1024 / rate * 1e3:7.1f} ms/step)")
+    sparse_rate = rates["synthsae sparse"]
+    for name, rate in rates.items():
+        if name != "synthsae sparse":
+            print(f"sparse / {name}: {sparse_rate / rate:.2f}x")
+
+
+def curves_part(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from synthsae import bench
+
+    world = synthsae.World(synthsae.preset("tiny"), show_progress=False)
+    protocol = bench.default_protocol("tiny", world.num_features)
+    protocol.saes, protocol.seeds = ["batchtopk", "matryoshka", "topk"], [0, 1]
+
+    def dense(arch: str) -> Callable[[int, int, float, int], saes.SAE]:
+        return lambda d_in, d_sae, l0, seed: saes.create_sae(
+            arch, d_in, d_sae, l0=l0, seed=seed, sparse=False
+        )
+
+    means: dict[tuple[str, float, str], tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        report = bench.run(world, protocol, out, preset_name="tiny", show_progress=False, log=lambda *a: None)
+        sparse_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        custom = {f"{arch}-dense": dense(arch) for arch in protocol.saes}
+        dense_protocol = dataclasses.replace(protocol, saes=[])
+        with tempfile.TemporaryDirectory() as out2:
+            report2 = bench.run(
+                world,
+                dense_protocol,
+                out2,
+                preset_name="tiny",
+                saes=custom,
+                show_progress=False,
+                log=lambda *a: None,
+            )
+        dense_s = time.perf_counter() - t0
+    for row in report["summary"] + report2["summary"]:
+        arch = row["architecture"].removesuffix("-dense")
+        mode = "dense" if row["architecture"].endswith("-dense") else "sparse"
+        means[(arch, row["l0"], mode)] = (row["metrics"]["MCC"][0], row["metrics"]["F1"][0])
+    print(
+        f"\n== curves: tiny protocol, seeds 0,1; sparse sweep {sparse_s:.0f} s, dense sweep {dense_s:.0f} s"
+    )
+    print(
+        f"{'architecture':12s} {'L0':>4s} {'MCC sparse':>11s} {'MCC dense':>10s} "
+        f"{'F1 sparse':>10s} {'F1 dense':>9s}"
+    )
+    worst = 0.0
+    for arch, l0, mode in sorted(means):
+        if mode != "sparse":
+            continue
+        (ms, fs), (md, fd) = means[(arch, l0, "sparse")], means[(arch, l0, "dense")]
+        worst = max(worst, abs(ms - md), abs(fs - fd))
+        print(f"{arch:12s} {l0:4g} {ms:11.4f} {md:10.4f} {fs:10.4f} {fd:9.4f}")
+    print(f"largest |sparse - dense| of a seed-mean MCC or F1: {worst:.4f}")
 
 
 def stream_part(args: argparse.Namespace) -> None:
@@ -82,7 +202,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--part", default="stream,tiny")
+    parser.add_argument("--part", default="step,stream,tiny")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--tiny-rows", type=int, default=3_000_000)
     args = parser.parse_args()
@@ -90,8 +210,12 @@ def main() -> None:
         f"machine: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} torch threads"
     )
     parts = args.part.split(",")
+    if "step" in parts:
+        step_part(args)
     if "stream" in parts:
         stream_part(args)
+    if "curves" in parts:
+        curves_part(args)
     if "tiny" in parts:
         tiny_part(args)
 

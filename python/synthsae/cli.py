@@ -131,9 +131,7 @@ def _bench(args: argparse.Namespace) -> int:
     for class_name in args.saelens:
         custom[f"saelens-{class_name}"] = saelens_factory(class_name)
     t0 = time.perf_counter()
-    world, preset_name = resolve_world(
-        args.preset, orthogonalize=not args.no_orthogonalize, device=args.device
-    )
+    world, preset_name = resolve_world(args.preset, **_orthogonalization(args), device=args.device)
     protocol = default_protocol(preset_name, world.num_features)
     for name in ("saes", "width", "samples", "eval_samples", "batch_size", "lr", "seeds"):
         if getattr(args, name) is not None:
@@ -184,7 +182,7 @@ def _report(args: argparse.Namespace) -> int:
 def _world_create(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _fresh_dir(out, args.overwrite)
-    world, _ = resolve_world(args.world, orthogonalize=not args.no_orthogonalize)
+    world, _ = resolve_world(args.world, **_orthogonalization(args))
     world.save(out, overwrite=args.overwrite)
     print(f"saved {world!r} to {out}")
     return 0
@@ -198,7 +196,7 @@ def _world_info(args: argparse.Namespace) -> int:
 
 
 def _world_stats(args: argparse.Namespace) -> int:
-    world, _ = resolve_world(args.world, orthogonalize=not args.no_orthogonalize)
+    world, _ = resolve_world(args.world, **_orthogonalization(args))
     print(json.dumps(world.stats(num_samples=args.samples, seed=args.seed), indent=1))
     return 0
 
@@ -208,7 +206,7 @@ def _sample(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _fresh_file(out, args.overwrite)
-    world, _ = resolve_world(args.world, orthogonalize=not args.no_orthogonalize)
+    world, _ = resolve_world(args.world, **_orthogonalization(args))
     t0 = time.perf_counter()
     features = world.sample_features(args.rows, seed=args.seed, start=args.start)
     tensors: dict[str, Any] = {
@@ -265,7 +263,7 @@ def _generate_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     if args.world is None:
         world = synthsae.World.load(out / WORLD_DIR)
     else:
-        world, _ = resolve_world(args.world, orthogonalize=not args.no_orthogonalize)
+        world, _ = resolve_world(args.world, **_orthogonalization(args))
     return world, settings
 
 
@@ -335,7 +333,7 @@ def _load_any_sae(path: Path, device: str | None) -> Any:
 def _eval(args: argparse.Namespace) -> int:
     from synthsae._files import write_json
 
-    world, _ = resolve_world(args.world, orthogonalize=not args.no_orthogonalize)
+    world, _ = resolve_world(args.world, **_orthogonalization(args))
     sae = _load_any_sae(Path(args.sae), args.device)
     result = synthsae.evaluate(sae, world, num_samples=args.samples, seed=args.seed, device=args.device)
     for key, value in result.to_log_dict().items():
@@ -369,13 +367,28 @@ def _demo(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- parser
 
 
+def _orthogonalization_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-orthogonalize", action="store_true", help="skip the dictionary orthogonalization")
+    p.add_argument(
+        "--orthogonalization",
+        choices=("gram", "chunked"),
+        default="gram",
+        help="gram (fast, default) or chunked (SAELens's computation, for exact replication)",
+    )
+
+
+def _orthogonalization(args: argparse.Namespace) -> dict[str, Any]:
+    """``resolve_world``'s orthogonalization options from the command line."""
+    return {"orthogonalize": not args.no_orthogonalize, "orthogonalization": args.orthogonalization}
+
+
 def _world_arg(p: argparse.ArgumentParser, flag: bool = True) -> None:
     text = f"preset ({preset_names()}), world directory or config JSON"
     if flag:
         p.add_argument("--world", required=True, help=text)
     else:
         p.add_argument("world", help=text)
-    p.add_argument("--no-orthogonalize", action="store_true", help="skip the dictionary orthogonalization")
+    _orthogonalization_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -426,9 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--overwrite", action="store_true", help="start afresh in an existing --out (default: resume a sweep)"
     )
-    bench.add_argument(
-        "--no-orthogonalize", action="store_true", help="skip the dictionary orthogonalization"
-    )
+    _orthogonalization_args(bench)
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
     bench.set_defaults(run=_bench)
 
@@ -479,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--world", metavar="W", default=None, help="preset, world directory or config JSON (resume: DIR's)"
     )
-    gen.add_argument("--no-orthogonalize", action="store_true", help="skip the dictionary orthogonalization")
+    _orthogonalization_args(gen)
     gen.add_argument("--rows", metavar="N", type=_positive_int, default=None, help="rows in the dataset")
     gen.add_argument("--out", metavar="DIR", required=True, help="dataset directory")
     gen.add_argument("--shard-rows", type=_positive_int, default=None, help="rows per shard (1,000,000)")

@@ -112,14 +112,19 @@ def preset(name: str) -> WorldConfig:
 
 
 def resolve_world(
-    world: str | os.PathLike[str], *, orthogonalize: bool = True, device: Any = "cpu"
+    world: str | os.PathLike[str],
+    *,
+    orthogonalize: bool = True,
+    orthogonalization: str = "gram",
+    device: Any = "cpu",
 ) -> tuple[World, str | None]:
     """The world a spec names: ``world`` is a preset name, a world directory (synthsae or SAELens
     layout) or a ``synthetic_model_config.json``-style config file. Returns it with the preset name
     (None for paths).
 
     Presets and config files are built on ``device`` (without the dictionary orthogonalization unless
-    ``orthogonalize``); a world directory is loaded as saved.
+    ``orthogonalize``; ``orthogonalization`` is :class:`~synthsae.World`'s); a world directory is
+    loaded as saved.
     """
     from synthsae.world import World
 
@@ -142,4 +147,4 @@ def resolve_world(
             raise ValueError(f"{path}: not a JSON world config ({e})") from None
     if not orthogonalize:
         config.orthogonalization = None
-    return World(config, device=device), name
+    return World(config, device=device, orthogonalization=orthogonalization), name

@@ -40,10 +40,13 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CONFIG_FILE",
     "HIERARCHY_FILE",
+    "ORTHOGONALIZATION_METHODS",
     "WEIGHTS_FILE",
     "World",
     "csr_tensors",
     "firing_thresholds",
+    "orthogonality_gradient",
+    "orthogonality_objective",
     "orthogonalize",
     "preset",
 ]
@@ -77,31 +80,73 @@ def _sub(seed: int | None, k: int) -> int | None:
     return None if seed is None else seed + k
 
 
+#: How :func:`orthogonalize` evaluates the objective's gradient (``World(..., orthogonalization=)``).
+ORTHOGONALIZATION_METHODS = ("gram", "chunked")
+
+
 def orthogonalize(
-    vectors: torch.Tensor, config: OrthogonalizationConfig, show_progress: bool = True
+    vectors: torch.Tensor,
+    config: OrthogonalizationConfig,
+    show_progress: bool = True,
+    method: str = "gram",
 ) -> torch.Tensor:
-    """Adam on SAELens's objective ``Σ_{i≠j} (e_i·e_j)² + N Σ_i (|e_i|² - 1)²``, chunked so memory is
-    ``[chunk_size, N]``; returns unit rows ``[N, D]``."""
+    """Adam on SAELens's objective ``L(E) = Σ_{i≠j} (e_i·e_j)² + N Σ_i (|e_i|² - 1)²`` from the unit rows
+    of ``vectors [N, D]``; returns unit rows ``[N, D]``.
+
+    ``method="gram"`` (default) uses ``L = ‖EᵀE‖_F² - Σ_i |e_i|⁴ + N Σ_i (|e_i|² - 1)²`` and its gradient
+    ``4·E(EᵀE) - 4·diag(|e_i|²)·E + 4N·diag(|e_i|² - 1)·E``: ``O(N·D²)`` per step through the ``[D, D]``
+    Gram matrix. ``"chunked"`` is SAELens's ``orthogonalize_embeddings`` (autograd over ``[chunk_size,
+    N]`` blocks of ``EEᵀ``, ``O(N²·D)`` per step), for exact replication. Same objective, same Adam
+    trajectory up to float rounding."""
     import torch
     from tqdm.auto import tqdm
+
+    if method not in ORTHOGONALIZATION_METHODS:
+        raise ValueError(f"orthogonalization must be one of {ORTHOGONALIZATION_METHODS}, got {method!r}")
 
     def unit(x: torch.Tensor) -> torch.Tensor:
         return x / x.norm(dim=1, keepdim=True).clamp(min=1e-8)
 
     e = unit(vectors.detach()).clone().requires_grad_(True)
     optimizer = torch.optim.Adam([e], lr=config.lr)
-    n = e.shape[0]
     for _ in tqdm(range(config.num_steps), desc="orthogonalizing features", disable=not show_progress):
         optimizer.zero_grad()
-        for lo in range(0, n, config.chunk_size):
-            chunk = e[lo : lo + config.chunk_size]
-            dots = chunk @ e.T
-            own = torch.arange(chunk.shape[0], device=e.device)
-            diag = dots[own, lo + own]
-            loss = (dots.pow(2).sum() - diag.pow(2).sum()) + n * (diag - 1).pow(2).sum()
-            loss.backward()
+        if method == "gram":
+            e.grad = orthogonality_gradient(e.detach())
+        else:
+            for chunk_loss in _chunked_losses(e, config.chunk_size):
+                chunk_loss.backward()
         optimizer.step()
     return unit(e.detach())
+
+
+def orthogonality_objective(e: torch.Tensor) -> torch.Tensor:
+    """``L(E) = ‖EᵀE‖_F² - Σ_i |e_i|⁴ + N Σ_i (|e_i|² - 1)²`` of ``e [N, D]`` (scalar; the Gram form)."""
+    sq = e.pow(2).sum(dim=1)
+    return (e.T @ e).pow(2).sum() - sq.pow(2).sum() + e.shape[0] * (sq - 1).pow(2).sum()
+
+
+def orthogonality_gradient(e: torch.Tensor) -> torch.Tensor:
+    """``∇L = 4·E(EᵀE) - 4·diag(|e_i|²)·E + 4N·diag(|e_i|² - 1)·E`` ``[N, D]`` of ``e [N, D]``."""
+    sq = e.pow(2).sum(dim=1, keepdim=True)
+    return 4 * (e @ (e.T @ e)) + 4 * ((e.shape[0] - 1) * sq - e.shape[0]) * e
+
+
+def _chunked_losses(e: torch.Tensor, chunk_size: int) -> Iterator[torch.Tensor]:
+    """SAELens's per-chunk parts of ``L(E)``, computed as SAELens does (bit for bit): for rows ``[lo, lo +
+    chunk)``, the squares of their dot products with every other row (a masked sum), plus
+    ``N·Σ(diag - 1)²``."""
+    import torch
+
+    n = e.shape[0]
+    for lo in range(0, n, chunk_size):
+        chunk = e[lo : lo + chunk_size]
+        dots = chunk @ e.T
+        own = torch.arange(chunk.shape[0], device=e.device)
+        off_diagonal = torch.ones_like(dots, dtype=torch.bool)
+        off_diagonal[own, lo + own] = False
+        diag = dots[own, lo + own]
+        yield dots[off_diagonal].pow(2).sum() + n * (diag - 1).pow(2).sum()
 
 
 def _dictionary(cfg: WorldConfig, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,15 +186,22 @@ class World:
         *,
         correlation_matrix: Any = None,
         device: Any = "cpu",
+        orthogonalization: str = "gram",
         show_progress: bool = True,
     ) -> None:
         """Builds the world from ``config``. ``correlation_matrix`` (dense ``[N, N]``, small N) replaces
-        the config's correlation with that exact copula (stored in factor form, as SAELens loads it)."""
+        the config's correlation with that exact copula (stored in factor form, as SAELens loads it).
+        ``orthogonalization`` says how ``config.orthogonalization`` is run (:func:`orthogonalize`):
+        ``"gram"`` (fast, the default) or ``"chunked"`` (SAELens's computation, for exact replication)."""
         import torch
 
         if not isinstance(config, WorldConfig):
             raise TypeError(f"config must be a WorldConfig, got {type(config).__name__}")
         show_progress = as_bool("show_progress", show_progress)
+        if orthogonalization not in ORTHOGONALIZATION_METHODS:
+            raise ValueError(
+                f"orthogonalization must be one of {ORTHOGONALIZATION_METHODS}, got {orthogonalization!r}"
+            )
         n, seed = config.num_features, config.seed
         with _temporary_seed(seed, device):
             hierarchy = None
@@ -167,7 +219,7 @@ class World:
                 correlation = low_rank_correlation(n, config.correlation, _sub(seed, 4), device, dtype)
             vectors, bias = _dictionary(config, device)
             if config.orthogonalization is not None:
-                vectors = orthogonalize(vectors, config.orthogonalization, show_progress)
+                vectors = orthogonalize(vectors, config.orthogonalization, show_progress, orthogonalization)
             p = config.firing_probability.generate(n, seed)
             if (
                 hierarchy is not None

@@ -16,6 +16,7 @@ import torch
 
 from synthsae._validate import as_fraction, as_int, as_positive
 from synthsae.saes.base import TrainOutput
+from synthsae.saes.sparse_ops import Entries, top_indices
 from synthsae.saes.topk_family import TopKFamilySAE
 
 
@@ -36,6 +37,7 @@ class BatchTopKSAE(TopKFamilySAE):
         aux_coefficient: float = 1.0,
         rescale_acts_by_decoder_norm: bool = True,
         decoder_init_norm: float = 0.1,
+        sparse: bool = True,
         seed: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
@@ -46,6 +48,7 @@ class BatchTopKSAE(TopKFamilySAE):
             aux_coefficient=aux_coefficient,
             rescale_acts_by_decoder_norm=rescale_acts_by_decoder_norm,
             decoder_init_norm=decoder_init_norm,
+            sparse=sparse,
             seed=seed,
             device=device,
         )
@@ -58,12 +61,10 @@ class BatchTopKSAE(TopKFamilySAE):
             return as_int("k", k, minimum=1, maximum=self.d_sae, maximum_name="d_sae")
         return as_positive("k", k, maximum=self.d_sae, maximum_name="d_sae")
 
-    def select(self, pre: torch.Tensor) -> torch.Tensor:
-        """The ``int(k·b)`` largest ``relu(pre)`` of the batch, the rest zero ``[b, d_sae]``."""
-        acts = pre.relu()
-        flat = acts.flatten()
-        values, indices = flat.topk(int(self.k * pre.shape[0]), sorted=False)
-        return torch.zeros_like(flat).scatter(-1, indices, values).reshape(acts.shape)
+    def select_entries(self, pre: torch.Tensor) -> Entries:
+        """The ``int(k·b)`` largest ``relu(pre)`` of the batch."""
+        flat = top_indices(pre.relu().flatten(), int(self.k * pre.shape[0]))
+        return Entries.from_flat(flat, (pre.shape[0], pre.shape[1]))
 
     def _threshold_activation(self, pre: torch.Tensor) -> torch.Tensor:
         return pre.relu() * (pre > self.topk_threshold.to(pre.dtype)).to(pre.dtype)

@@ -19,6 +19,8 @@ import torch
 from synthsae._validate import as_bool, as_int
 from synthsae.saes.base import TrainOutput, mse
 from synthsae.saes.batchtopk import BatchTopKSAE
+from synthsae.saes.sparse_ops import densify
+from synthsae.saes.topk_family import Selected
 
 
 def default_matryoshka_widths(d_sae: int) -> list[int]:
@@ -50,6 +52,7 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
         aux_coefficient: float = 1.0,
         rescale_acts_by_decoder_norm: bool = True,
         decoder_init_norm: float = 0.1,
+        sparse: bool = True,
         seed: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
@@ -61,6 +64,7 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
             aux_coefficient=aux_coefficient,
             rescale_acts_by_decoder_norm=rescale_acts_by_decoder_norm,
             decoder_init_norm=decoder_init_norm,
+            sparse=sparse,
             seed=seed,
             device=device,
         )
@@ -91,16 +95,47 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
             lo = width
         return out
 
+    def _segments(self) -> list[tuple[int, int]]:
+        """The level segments ``[w_prev, w)`` of the prefix widths."""
+        return list(itertools.pairwise([0, *self.widths]))
+
+    def _sparse_prefix_reconstructions(self, sel: Selected) -> list[torch.Tensor]:
+        """:meth:`prefix_reconstructions` from the sparse step's selection."""
+        out = []
+        current = self.b_dec.expand(sel.xc.shape[0], self.d_in)
+        cols = sel.entries.cols
+        for lo, hi in self._segments():
+            keep = (cols >= lo) & (cols < hi)
+            current = current + self.decode_entries(sel, sel.z[keep], sel.entries.select(keep))
+            out.append(current)
+        return out
+
+    def _losses(self, x: torch.Tensor, recons: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        losses: dict[str, torch.Tensor] = {"mse": mse(recons[-1], x)}
+        for width, inner in zip(self.widths[:-1], recons[:-1], strict=True):
+            losses[f"mse_{width}"] = mse(inner, x)
+        return losses
+
     def training_forward(self, x: torch.Tensor, *, dead_mask: torch.Tensor | None = None) -> TrainOutput:
         x = self._check_input(x)
         dead_mask = self._check_dead_mask(dead_mask)
+        if self.sparse:
+            sel = self.selected(x)
+            recons = self._sparse_prefix_reconstructions(sel)
+            losses = self._losses(x, recons)
+            if self.use_matryoshka_aux_loss:
+                auxk = self._sparse_auxk(x, recons, sel, dead_mask, self._segments())
+            else:
+                auxk = self._sparse_auxk(x, recons[-1], sel, dead_mask, [(0, self.d_sae)])
+            loss = torch.stack(list(losses.values())).sum() + auxk
+            losses["auxk"] = auxk
+            z = densify(sel.z, sel.entries, (x.shape[0], self.d_sae))
+            return self._output(loss, losses, z, recons[-1])
         pre = self.scaled_pre(x)
         z = self.select(pre)
         recons = self.prefix_reconstructions(z)
         x_hat = recons[-1]
-        losses: dict[str, torch.Tensor] = {"mse": mse(x_hat, x)}
-        for width, inner in zip(self.widths[:-1], recons[:-1], strict=True):
-            losses[f"mse_{width}"] = mse(inner, x)
+        losses = self._losses(x, recons)
         if self.use_matryoshka_aux_loss:
             auxk = self._matryoshka_auxk(x, recons, pre, dead_mask)
         else:

@@ -10,13 +10,14 @@ from typing import Any, ClassVar
 import torch
 
 from synthsae._validate import as_int
+from synthsae.saes.sparse_ops import Entries
 from synthsae.saes.topk_family import TopKFamilySAE
 
 
 class TopKSAE(TopKFamilySAE):
     """TopK SAE: keep the ``k`` largest (decoder-norm-scaled) pre-activations per row, then ReLU.
     Loss = MSE + AuxK. ``TopKSAE(d_in, d_sae, k, *, aux_coefficient=1.0, rescale_acts_by_decoder_norm=True,
-    decoder_init_norm=0.1, seed=None, device=None)`` (the family's constructor)."""
+    decoder_init_norm=0.1, sparse=True, seed=None, device=None)`` (the family's constructor)."""
 
     architecture: ClassVar[str] = "topk"
 
@@ -24,9 +25,9 @@ class TopKSAE(TopKFamilySAE):
         """An integer in ``[1, d_sae]``."""
         return as_int("k", k, minimum=1, maximum=self.d_sae, maximum_name="d_sae")
 
-    def select(self, pre: torch.Tensor) -> torch.Tensor:
-        values, indices = pre.topk(int(self.k), dim=-1, sorted=False)
-        return torch.zeros_like(pre).scatter(-1, indices, values.relu())
+    def select_entries(self, pre: torch.Tensor) -> Entries:
+        """The ``k`` largest of each row."""
+        return Entries.per_row(pre.topk(int(self.k), dim=-1, sorted=False).indices)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.select(self.scaled_pre(x))

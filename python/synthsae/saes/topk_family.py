@@ -11,23 +11,42 @@
   residual ``e = x - x̂``: ``aux_coefficient · min(n_dead / k_aux, 1) · mean_b Σ_d (ê - e)²``. Zero when
   no latent is dead or ``dead_mask`` is None. ``aux_coefficient`` defaults to **1.0**, SAELens's default
   (OpenAI's paper used 1/32).
+* **Sparse steps** (``sparse=True``, the default): only the encoder's forward product is dense; the
+  decoder, AuxK's dead-latent reconstruction and every backward product touch only the selected latents
+  (:mod:`synthsae.saes.sparse_ops`). ``sparse=False`` is the dense reference: the same loss and gradients
+  up to float rounding.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from synthsae._validate import as_bool, as_nonnegative
 from synthsae.saes.base import SAE, TrainOutput, mse
+from synthsae.saes.sparse_ops import Entries, densify, gather_pre, sparse_decode
+
+
+class Selected(NamedTuple):
+    """A sparse step's selection: centred input ``xc [b, d_in]``, pre-activations ``hidden [b, d_sae]``
+    and their decoder-norm-scaled ``pre [b, d_sae]`` (both without gradient), the decoder row norms
+    ``norms [d_sae]`` (None without rescaling), the selected ``entries`` and their latents ``z [nnz]``."""
+
+    xc: torch.Tensor
+    hidden: torch.Tensor
+    pre: torch.Tensor
+    norms: torch.Tensor | None
+    entries: Entries
+    z: torch.Tensor
 
 
 class TopKFamilySAE(SAE):
     """Base of the TopK family: ``k`` latents per row (on average, for the batch variants). Subclasses
-    implement ``check_k`` (what ``k`` may be) and ``select(pre) -> z`` (the training-mode latents of scaled
-    pre-activations ``pre [b, d_sae]``); the constructor, training step, decoding and AuxK live here."""
+    implement ``check_k`` (what ``k`` may be) and ``select_entries(pre)`` (which of the scaled
+    pre-activations ``pre [b, d_sae]`` are kept in training); the constructor, training step (sparse or
+    dense), decoding and AuxK live here."""
 
     k: float
 
@@ -40,10 +59,12 @@ class TopKFamilySAE(SAE):
         aux_coefficient: float = 1.0,
         rescale_acts_by_decoder_norm: bool = True,
         decoder_init_norm: float = 0.1,
+        sparse: bool = True,
         seed: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__(d_in, d_sae, decoder_init_norm=decoder_init_norm, seed=seed, device=device)
+        self.sparse = as_bool("sparse", sparse)
         self.aux_coefficient = as_nonnegative("aux_coefficient", aux_coefficient)
         self.rescale_acts_by_decoder_norm = as_bool(
             "rescale_acts_by_decoder_norm", rescale_acts_by_decoder_norm
@@ -55,9 +76,16 @@ class TopKFamilySAE(SAE):
         """``k`` checked against ``d_sae`` (TypeError/ValueError naming ``k``)."""
         raise NotImplementedError
 
-    def select(self, pre: torch.Tensor) -> torch.Tensor:
-        """Training-mode latents ``[b, d_sae]`` of scaled pre-activations ``pre [b, d_sae]``."""
+    def select_entries(self, pre: torch.Tensor) -> Entries:
+        """The entries of scaled pre-activations ``pre [b, d_sae]`` kept in training (their latents are
+        ``relu(pre)`` there, zero elsewhere)."""
         raise NotImplementedError
+
+    def select(self, pre: torch.Tensor) -> torch.Tensor:
+        """Training-mode latents ``[b, d_sae]``: ``relu(pre)`` at :meth:`select_entries`, zero elsewhere
+        (differentiable in ``pre``)."""
+        e = self.select_entries(pre.detach())
+        return torch.zeros_like(pre).index_put((e.rows, e.cols), pre[e.rows, e.cols].relu())
 
     def scaled_pre(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-activations, times ``‖W_dec_l‖`` when ``rescale_acts_by_decoder_norm`` ``[b, d_sae]``."""
@@ -74,9 +102,37 @@ class TopKFamilySAE(SAE):
         """``(z / ‖W_dec_l‖)·W_dec + b_dec`` when rescaling (unit directions), else ``z·W_dec + b_dec``."""
         return self._unit_latents(z) @ self.W_dec + self.b_dec
 
+    def selected(self, x: torch.Tensor) -> Selected:
+        """The sparse step's selection for input ``x [b, d_in]``: one dense product without gradient,
+        then the kept latents as a differentiable ``[nnz]``."""
+        xc = x - self.b_dec
+        with torch.no_grad():
+            hidden = xc @ self.W_enc + self.b_enc
+            pre = hidden * self.W_dec.norm(dim=-1) if self.rescale_acts_by_decoder_norm else hidden
+        entries = self.select_entries(pre)
+        norms = self.W_dec.norm(dim=-1) if self.rescale_acts_by_decoder_norm else None
+        z = self._scaled(gather_pre(xc, self.W_enc, self.b_enc, hidden, entries), norms, entries).relu()
+        return Selected(xc, hidden, pre, norms, entries, z)
+
+    def _scaled(self, values: torch.Tensor, norms: torch.Tensor | None, entries: Entries) -> torch.Tensor:
+        return values if norms is None else values * norms[entries.cols]
+
+    def decode_entries(self, sel: Selected, values: torch.Tensor, entries: Entries) -> torch.Tensor:
+        """``Σ_entries value·W_dec[col]`` per row, in unit decoder directions when rescaling; no
+        ``b_dec`` ``[b, d_in]``."""
+        unit = values if sel.norms is None else values / sel.norms[entries.cols]
+        return sparse_decode(unit, self.W_dec, entries)
+
     def training_forward(self, x: torch.Tensor, *, dead_mask: torch.Tensor | None = None) -> TrainOutput:
         x = self._check_input(x)
         dead_mask = self._check_dead_mask(dead_mask)
+        if self.sparse:
+            sel = self.selected(x)
+            x_hat = self.decode_entries(sel, sel.z, sel.entries) + self.b_dec
+            loss_mse = mse(x_hat, x)
+            auxk = self._sparse_auxk(x, x_hat, sel, dead_mask, [(0, self.d_sae)])
+            z = densify(sel.z, sel.entries, (x.shape[0], self.d_sae))
+            return self._output(loss_mse + auxk, {"mse": loss_mse, "auxk": auxk}, z, x_hat)
         pre = self.scaled_pre(x)
         z = self.select(pre)
         x_hat = self.decode(z)
@@ -109,6 +165,39 @@ class TopKFamilySAE(SAE):
             acts = acts / w.norm(dim=-1)
         return scale * mse(acts @ w, residual)
 
+    def _sparse_auxk(
+        self,
+        x: torch.Tensor,
+        x_hat: torch.Tensor | list[torch.Tensor],
+        sel: Selected,
+        dead_mask: torch.Tensor | None,
+        segments: list[tuple[int, int]],
+    ) -> torch.Tensor:
+        """AuxK as :meth:`_auxk_term`, summed over ``segments`` ``[lo, hi)`` (each with its own
+        reconstruction when ``x_hat`` is a list), touching only the dead latents."""
+        total = x.new_zeros(())
+        if dead_mask is None:
+            return total
+        recons = x_hat if isinstance(x_hat, list) else [x_hat]
+        for (lo, hi), recon in zip(segments, recons, strict=True):
+            dead = dead_mask[lo:hi].nonzero().squeeze(1) + lo
+            if dead.numel() == 0:
+                continue
+            scale = min(dead.numel() / self.k_aux, 1.0)
+            if dead.numel() <= self.k_aux:  # every dead latent is kept: dense over the dead columns
+                acts = sel.xc @ self.W_enc[:, dead] + self.b_enc[dead]
+                w_dec = self.W_dec[dead]
+                if sel.norms is not None:
+                    acts = acts * sel.norms[dead] / sel.norms[dead]
+                aux = acts @ w_dec
+            else:  # the k_aux largest dead pre-activations of each row
+                local = sel.pre[:, dead].topk(self.k_aux, dim=-1, sorted=False).indices
+                entries = Entries.per_row(dead[local])
+                pre = gather_pre(sel.xc, self.W_enc, self.b_enc, sel.hidden, entries)
+                aux = self.decode_entries(sel, self._scaled(pre, sel.norms, entries), entries)
+            total = total + scale * mse(aux, (x - recon).detach())
+        return self.aux_coefficient * total
+
     def _auxk(
         self, x: torch.Tensor, x_hat: torch.Tensor, pre: torch.Tensor, dead_mask: torch.Tensor | None
     ) -> torch.Tensor:
@@ -135,4 +224,5 @@ class TopKFamilySAE(SAE):
         return {
             "aux_coefficient": self.aux_coefficient,
             "rescale_acts_by_decoder_norm": self.rescale_acts_by_decoder_norm,
+            "sparse": self.sparse,
         }

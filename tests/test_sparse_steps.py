@@ -1,0 +1,130 @@
+"""The TopK family's sparse training steps equal the dense reference (``sparse=False``): same loss, same
+gradient of every parameter, same latents; and the sparse ops they are built from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from synthsae.saes import BatchTopKSAE, MatryoshkaBatchTopKSAE, TopKSAE, create_sae
+from synthsae.saes.sparse_ops import Entries, gather_pre, sparse_decode, top_indices
+
+D_IN, D_SAE, BATCH = 24, 96, 40
+
+
+@pytest.fixture(autouse=True)
+def _single_thread() -> Any:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _pair(arch: str, dtype: torch.dtype, **kwargs: Any) -> tuple[Any, Any]:
+    """A dense and a sparse SAE with the same random (not initial) weights."""
+    if arch == "matryoshka":
+        kwargs.setdefault("widths", [8, 32, D_SAE])
+    dense = create_sae(arch, D_IN, D_SAE, l0=6, seed=3, sparse=False, **kwargs).to(dtype)
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in dense.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=generator, dtype=dtype))
+    sparse = create_sae(arch, D_IN, D_SAE, l0=6, seed=3, **kwargs).to(dtype)
+    sparse.load_state_dict(dense.state_dict())
+    assert sparse.sparse and not dense.sparse
+    return dense, sparse
+
+
+CASES = [
+    ("topk", {}),
+    ("batchtopk", {}),
+    ("batchtopk", {"rescale_acts_by_decoder_norm": False}),
+    ("matryoshka", {}),
+    ("matryoshka", {"use_matryoshka_aux_loss": False}),
+    ("topk", {"rescale_acts_by_decoder_norm": False}),
+]
+
+
+@pytest.mark.parametrize(("dtype", "rtol"), [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+@pytest.mark.parametrize(("arch", "kwargs"), CASES)
+@pytest.mark.parametrize("num_dead", [0, 5, 60])  # none; all kept by AuxK (≤ k_aux = 12); top k_aux of 60
+def test_sparse_step_equals_dense(
+    arch: str, kwargs: dict[str, Any], dtype: torch.dtype, rtol: float, num_dead: int
+):
+    dense, sparse = _pair(arch, dtype, **kwargs)
+    generator = torch.Generator().manual_seed(11)
+    x = torch.randn(BATCH, D_IN, generator=generator, dtype=dtype) * 2
+    dead = torch.zeros(D_SAE, dtype=torch.bool)
+    dead[torch.randperm(D_SAE, generator=generator)[:num_dead]] = True
+    outs = []
+    for sae in (dense, sparse):
+        out = sae.training_forward(x, dead_mask=dead)
+        out.loss.backward()
+        outs.append(out)
+    a, b = outs
+    assert torch.equal(a.latents, b.latents)
+    assert a.losses.keys() == b.losses.keys()
+    for name in a.losses:
+        torch.testing.assert_close(b.losses[name], a.losses[name], rtol=rtol, atol=0)
+    assert (float(a.losses["auxk"]) > 0) == (num_dead > 0)
+    torch.testing.assert_close(
+        b.reconstruction, a.reconstruction, rtol=rtol, atol=rtol * float(x.abs().max())
+    )
+    for (name, p), q in zip(dense.named_parameters(), sparse.parameters(), strict=True):
+        assert p.grad is not None and q.grad is not None, name
+        scale = float(p.grad.abs().max())
+        assert scale > 0, name
+        assert float((p.grad - q.grad).abs().max()) <= rtol * scale, name
+
+
+def test_sparse_is_the_default_saved_and_loaded(tmp_path):
+    for cls, args in ((TopKSAE, (4,)), (BatchTopKSAE, (4.5,)), (MatryoshkaBatchTopKSAE, (4, [8, 32]))):
+        sae = cls(D_IN, D_SAE, *args)
+        assert sae.sparse and sae.config()["sparse"] is True
+        dense = cls(D_IN, D_SAE, *args, sparse=False)
+        dense.save(tmp_path / cls.architecture)
+        assert not type(sae).load(tmp_path / cls.architecture).sparse
+    with pytest.raises(TypeError, match="sparse"):
+        TopKSAE(D_IN, D_SAE, 4, sparse="yes")  # type: ignore[arg-type]
+
+
+def test_top_indices_is_exactly_topk():
+    generator = torch.Generator().manual_seed(0)
+    for n, k in ((10, 3), (5000, 0), (5000, 1), (4096, 4096), (65536, 500), (300_000, 7000)):
+        values = torch.randn(n, generator=generator).relu()  # half the values tie at zero
+        got = top_indices(values, k)
+        assert got.shape == (k,) and got.unique().numel() == k
+        want = values.topk(k).values
+        torch.testing.assert_close(values[got].sort().values, want.sort().values, rtol=0, atol=0)
+    # Every 16th value huge: the sampled threshold is exceeded by fewer than k values, so all are searched.
+    values = torch.rand(20_000, generator=generator)
+    values[::16] += 100.0
+    got = top_indices(values, 2000)
+    torch.testing.assert_close(
+        values[got].sort().values, values.topk(2000).values.sort().values, rtol=0, atol=0
+    )
+
+
+def test_gather_pre_and_sparse_decode_gradients():
+    generator = torch.Generator().manual_seed(1)
+    b, d_in, d_sae = 6, 5, 9
+    xc = torch.randn(b, d_in, dtype=torch.float64, generator=generator, requires_grad=True)
+    w_enc = torch.randn(d_in, d_sae, dtype=torch.float64, generator=generator, requires_grad=True)
+    b_enc = torch.randn(d_sae, dtype=torch.float64, generator=generator, requires_grad=True)
+    w_dec = torch.randn(d_sae, d_in, dtype=torch.float64, generator=generator, requires_grad=True)
+    # Rows with 0, 1 and several entries, a column chosen twice in different rows, columns never chosen.
+    entries = Entries.from_flat(torch.tensor([1, 3, 4, 9 + 3, 3 * 9 + 3, 3 * 9 + 8, 5 * 9]), (b, d_sae))
+    assert entries.offsets.tolist() == [0, 3, 4, 4, 6, 6]
+
+    def pre(xc: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor) -> torch.Tensor:
+        dense = (xc @ w_enc + b_enc).detach()
+        return gather_pre(xc, w_enc, b_enc, dense, entries)
+
+    torch.testing.assert_close(pre(xc, w_enc, b_enc), (xc @ w_enc + b_enc)[entries.rows, entries.cols])
+    assert torch.autograd.gradcheck(pre, (xc, w_enc, b_enc))
+    weights = torch.randn(entries.rows.numel(), dtype=torch.float64, generator=generator, requires_grad=True)
+    dense_z = torch.zeros(b, d_sae, dtype=torch.float64).index_put((entries.rows, entries.cols), weights)
+    torch.testing.assert_close(sparse_decode(weights, w_dec, entries), dense_z @ w_dec)
+    assert torch.autograd.gradcheck(lambda v, w: sparse_decode(v, w, entries), (weights, w_dec))
