@@ -128,3 +128,38 @@ def test_gather_pre_and_sparse_decode_gradients():
     dense_z = torch.zeros(b, d_sae, dtype=torch.float64).index_put((entries.rows, entries.cols), weights)
     torch.testing.assert_close(sparse_decode(weights, w_dec, entries), dense_z @ w_dec)
     assert torch.autograd.gradcheck(lambda v, w: sparse_decode(v, w, entries), (weights, w_dec))
+
+
+@pytest.mark.parametrize("rescale", [True, False])
+def test_sparse_step_under_bfloat16_autocast(rescale: bool):
+    # The encoder product runs in bfloat16 under autocast; the sparse ops take their tables' dtype, so
+    # the step runs and its gradients keep the parameters' float32. Loss within bfloat16 rounding.
+    dense, sparse = _pair("batchtopk", torch.float32, rescale_acts_by_decoder_norm=rescale)
+    x = torch.randn(BATCH, D_IN, generator=torch.Generator().manual_seed(2)) * 2
+    dead = torch.zeros(D_SAE, dtype=torch.bool)
+    dead[:30] = True
+    losses = []
+    for sae in (dense, sparse):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = sae.training_forward(x, dead_mask=dead)
+        out.loss.backward()
+        losses.append(float(out.loss.detach()))
+        for p in sae.parameters():
+            assert p.grad is not None and p.grad.dtype == torch.float32 and bool(p.grad.isfinite().all())
+    assert losses[1] == pytest.approx(losses[0], rel=0.05)
+
+
+def test_sparse_step_is_bit_reproducible_on_two_threads():
+    # 1,024 rows each choosing its k_aux = 96 of 100 dead latents repeat every dead column ~1,000 times
+    # in AuxK's gathers; their gradients must still sum in a fixed order (with advanced indexing, whose
+    # backward accumulates in thread order on CPU, the decoder's gradient varied between calls).
+    torch.set_num_threads(2)
+    x = torch.randn(1024, 192, generator=torch.Generator().manual_seed(4))
+    dead = torch.zeros(1024, dtype=torch.bool)
+    dead[:100] = True
+    grads = []
+    for _ in range(4):
+        sae = create_sae("batchtopk", 192, 1024, l0=6, seed=3)
+        sae.training_forward(x, dead_mask=dead).loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in sae.parameters()]))
+    assert all(torch.equal(grads[0], g) for g in grads[1:])

@@ -131,7 +131,9 @@ def _bench(args: argparse.Namespace) -> int:
     for class_name in args.saelens:
         custom[f"saelens-{class_name}"] = saelens_factory(class_name)
     t0 = time.perf_counter()
-    world, preset_name = resolve_world(args.preset, **_orthogonalization(args), device=args.device)
+    world, preset_name = resolve_world(
+        args.preset, **_orthogonalization(args), device=args.device, show_progress=not args.quiet
+    )
     protocol = default_protocol(preset_name, world.num_features)
     for name in ("saes", "width", "samples", "eval_samples", "batch_size", "lr", "seeds"):
         if getattr(args, name) is not None:

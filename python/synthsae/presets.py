@@ -117,14 +117,15 @@ def resolve_world(
     orthogonalize: bool = True,
     orthogonalization: str = "gram",
     device: Any = "cpu",
+    show_progress: bool = True,
 ) -> tuple[World, str | None]:
     """The world a spec names: ``world`` is a preset name, a world directory (synthsae or SAELens
     layout) or a ``synthetic_model_config.json``-style config file. Returns it with the preset name
     (None for paths).
 
     Presets and config files are built on ``device`` (without the dictionary orthogonalization unless
-    ``orthogonalize``; ``orthogonalization`` is :class:`~synthsae.World`'s); a world directory is
-    loaded as saved.
+    ``orthogonalize``; ``orthogonalization`` and ``show_progress`` are :class:`~synthsae.World`'s); a
+    world directory is loaded as saved.
     """
     from synthsae.world import World
 
@@ -147,4 +148,5 @@ def resolve_world(
             raise ValueError(f"{path}: not a JSON world config ({e})") from None
     if not orthogonalize:
         config.orthogonalization = None
-    return World(config, device=device, orthogonalization=orthogonalization), name
+    built = World(config, device=device, orthogonalization=orthogonalization, show_progress=show_progress)
+    return built, name

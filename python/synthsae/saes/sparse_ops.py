@@ -81,8 +81,9 @@ def top_indices(values: torch.Tensor, k: int) -> torch.Tensor:
 def _bag(
     index: torch.Tensor, table: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor
 ) -> torch.Tensor:
-    """``out[i] = Σ_{j in bag i} weights[j] · table[index[j]]`` ``[bags, table.shape[1]]``."""
-    return F.embedding_bag(index, table, offsets, mode="sum", per_sample_weights=weights)
+    """``out[i] = Σ_{j in bag i} weights[j] · table[index[j]]`` ``[bags, table.shape[1]]``, in
+    ``table``'s dtype (under autocast the weights may come in bfloat16)."""
+    return F.embedding_bag(index, table, offsets, mode="sum", per_sample_weights=weights.to(table.dtype))
 
 
 class _GatherPre(torch.autograd.Function):
@@ -90,7 +91,7 @@ class _GatherPre(torch.autograd.Function):
     forms only the entries' contributions."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         xc: torch.Tensor,
         w_enc: torch.Tensor,
@@ -104,19 +105,20 @@ class _GatherPre(torch.autograd.Function):
         return values
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         xc, w_enc, rows, cols, offsets = ctx.saved_tensors
         d_sae = w_enc.shape[1]
         grad = grad.contiguous()
         grad_xc = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:  # Σ_entries g · W_enc[:, col] per row
-            grad_xc = _bag(cols, w_enc.T.contiguous(), offsets, grad)
+            grad_xc = _bag(cols, w_enc.T.contiguous(), offsets, grad).to(xc.dtype)
         if ctx.needs_input_grad[1]:  # column c of the gradient: Σ_{entries in column c} g · xc[row]
             order = torch.argsort(cols, stable=True)
             by_col = Entries.from_rows(cols[order], rows[order], d_sae)
-            grad_w = _bag(by_col.cols, xc, by_col.offsets, grad[order]).T
+            grad_w = _bag(by_col.cols, xc.to(w_enc.dtype), by_col.offsets, grad[order]).T
         if ctx.needs_input_grad[2]:
-            grad_b = torch.zeros(d_sae, dtype=grad.dtype, device=grad.device).index_add_(0, cols, grad)
+            grad_b = torch.zeros(d_sae, dtype=w_enc.dtype, device=grad.device)
+            grad_b.index_add_(0, cols, grad.to(w_enc.dtype))
         return grad_xc, grad_w, grad_b, None, None, None, None
 
 

@@ -29,6 +29,8 @@ from synthsae.saes.base import SAE, TrainOutput, mse
 from synthsae.saes.sparse_ops import Entries, densify, gather_pre, sparse_decode
 
 
+# Gathers that carry gradient use ``index_select``: its backward (``index_add_``) sums repeated indices
+# in a fixed order, where advanced indexing's (``index_put_(accumulate=True)``) does not on CPU threads.
 class Selected(NamedTuple):
     """A sparse step's selection: centred input ``xc [b, d_in]``, pre-activations ``hidden [b, d_sae]``
     and their decoder-norm-scaled ``pre [b, d_sae]`` (both without gradient), the decoder row norms
@@ -115,12 +117,12 @@ class TopKFamilySAE(SAE):
         return Selected(xc, hidden, pre, norms, entries, z)
 
     def _scaled(self, values: torch.Tensor, norms: torch.Tensor | None, entries: Entries) -> torch.Tensor:
-        return values if norms is None else values * norms[entries.cols]
+        return values if norms is None else values * norms.index_select(0, entries.cols)
 
     def decode_entries(self, sel: Selected, values: torch.Tensor, entries: Entries) -> torch.Tensor:
         """``Σ_entries value·W_dec[col]`` per row, in unit decoder directions when rescaling; no
         ``b_dec`` ``[b, d_in]``."""
-        unit = values if sel.norms is None else values / sel.norms[entries.cols]
+        unit = values if sel.norms is None else values / sel.norms.index_select(0, entries.cols)
         return sparse_decode(unit, self.W_dec, entries)
 
     def training_forward(self, x: torch.Tensor, *, dead_mask: torch.Tensor | None = None) -> TrainOutput:
@@ -185,10 +187,11 @@ class TopKFamilySAE(SAE):
                 continue
             scale = min(dead.numel() / self.k_aux, 1.0)
             if dead.numel() <= self.k_aux:  # every dead latent is kept: dense over the dead columns
-                acts = sel.xc @ self.W_enc[:, dead] + self.b_enc[dead]
-                w_dec = self.W_dec[dead]
+                acts = sel.xc @ self.W_enc.index_select(1, dead) + self.b_enc.index_select(0, dead)
+                w_dec = self.W_dec.index_select(0, dead)
                 if sel.norms is not None:
-                    acts = acts * sel.norms[dead] / sel.norms[dead]
+                    norms = sel.norms.index_select(0, dead)
+                    acts = acts * norms / norms
                 aux = acts @ w_dec
             else:  # the k_aux largest dead pre-activations of each row
                 local = sel.pre[:, dead].topk(self.k_aux, dim=-1, sorted=False).indices
