@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
@@ -20,6 +22,17 @@ def assert_csr_equal(a: synthsae.SparseBatch, b: synthsae.SparseBatch) -> None:
     np.testing.assert_array_equal(a.indptr, b.indptr)
     np.testing.assert_array_equal(a.indices, b.indices)
     np.testing.assert_array_equal(a.values, b.values)
+
+
+@pytest.fixture
+def single_thread() -> Iterator[None]:
+    """One intra-op torch thread for the test (tiny tensors: faster, immune to CPU contention)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -31,13 +31,7 @@ from synthsae.saes import (
 D_IN, D_SAE = 16, 32
 
 
-@pytest.fixture(autouse=True)
-def _single_thread() -> Any:
-    """The tensors here are tiny: one intra-op thread is faster and immune to CPU contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def make(arch: str, d_in: int = D_IN, d_sae: int = D_SAE, seed: int = 0, **kwargs: Any) -> SAE:

@@ -14,12 +14,7 @@ from synthsae.saes.sparse_ops import Entries, gather_pre, sparse_decode, top_ind
 D_IN, D_SAE, BATCH = 24, 96, 40
 
 
-@pytest.fixture(autouse=True)
-def _single_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _pair(arch: str, dtype: torch.dtype, **kwargs: Any) -> tuple[Any, Any]:
