@@ -122,27 +122,23 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
         if self.sparse:
             sel = self.selected(x)
             recons = self._sparse_prefix_reconstructions(sel)
-            losses = self._losses(x, recons)
             if self.use_matryoshka_aux_loss:
                 auxk = self._sparse_auxk(x, recons, sel, dead_mask, self._segments())
             else:
                 auxk = self._sparse_auxk(x, recons[-1], sel, dead_mask, [(0, self.d_sae)])
-            loss = torch.stack(list(losses.values())).sum() + auxk
-            losses["auxk"] = auxk
             z = densify(sel.z, sel.entries, (x.shape[0], self.d_sae))
-            return self._output(loss, losses, z, recons[-1])
-        pre = self.scaled_pre(x)
-        z = self.select(pre)
-        recons = self.prefix_reconstructions(z)
-        x_hat = recons[-1]
-        losses = self._losses(x, recons)
-        if self.use_matryoshka_aux_loss:
-            auxk = self._matryoshka_auxk(x, recons, pre, dead_mask)
         else:
-            auxk = self._auxk(x, x_hat, pre, dead_mask)
+            pre = self.scaled_pre(x)
+            z = self.select(pre)
+            recons = self.prefix_reconstructions(z)
+            if self.use_matryoshka_aux_loss:
+                auxk = self._matryoshka_auxk(x, recons, pre, dead_mask)
+            else:
+                auxk = self._auxk(x, recons[-1], pre, dead_mask)
+        losses = self._losses(x, recons)
         loss = torch.stack(list(losses.values())).sum() + auxk
         losses["auxk"] = auxk
-        return self._output(loss, losses, z, x_hat)
+        return self._output(loss, losses, z, recons[-1])
 
     def _matryoshka_auxk(
         self, x: torch.Tensor, recons: list[torch.Tensor], pre: torch.Tensor, dead_mask: torch.Tensor | None
