@@ -198,6 +198,8 @@ fn append(out: &mut Csr, sinks: &[RowSink], n: u64) {
 /// Asks Linux to back `v`'s buffer with huge pages: the output is written once, and first touches
 /// of 4 KiB pages (one fault each) cost more than the copying itself on virtual machines.
 fn advise_huge_pages<T>(v: &Vec<T>) {
+    #[cfg(not(target_os = "linux"))]
+    let _ = v; // other systems: no advice
     #[cfg(target_os = "linux")]
     {
         const PAGE: usize = 4096;
@@ -258,12 +260,13 @@ fn hidden_in_pool(csr: &CsrRef<'_>, values: &[f32], vectors: &[f32], bias: &[f32
     if d == 0 {
         return out;
     }
-    let wide = cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(target_arch = "x86_64")]
+    let wide = crate::kernel::kernel() >= crate::kernel::Kernel::Avx512;
     out.par_chunks_mut(d).enumerate().for_each(|(r, h)| {
         let (indices, values) = (&csr.indices[csr.row(r)], &values[csr.row(r)]);
         #[cfg(target_arch = "x86_64")]
         if wide {
-            // SAFETY: the CPU supports AVX-512F (checked above).
+            // SAFETY: the kernel in use runs here, and has AVX-512F.
             return unsafe { hidden_row_avx512(h, indices, values, vectors, bias) };
         }
         hidden_row(h, indices, values, vectors, bias)

@@ -9,6 +9,7 @@ pub mod firing;
 pub mod groups;
 pub mod hazard;
 pub mod independent;
+pub mod kernel;
 pub mod lap;
 pub mod metrics;
 pub mod rng;

@@ -161,8 +161,8 @@ impl WorldSampler {
             build_rows(start, n, |rows, sink| {
                 SCRATCH.with_borrow_mut(|s| {
                     #[cfg(target_arch = "x86_64")]
-                    if wide_vectors() {
-                        // SAFETY: the CPU has rows_avx512's features (checked above).
+                    if crate::kernel::kernel() >= crate::kernel::Kernel::Avx512 {
+                        // SAFETY: the kernel in use runs here, and has rows_avx512's features.
                         return unsafe { self.rows_avx512(s, &bases, rows, sink) };
                     }
                     self.rows(s, &bases, rows, sink)
@@ -463,13 +463,6 @@ fn skip_blocks(totals: &[f64], x: &mut f64) -> usize {
     k
 }
 
-/// Whether [`WorldSampler::rows_avx512`] can run here.
-#[cfg(target_arch = "x86_64")]
-fn wide_vectors() -> bool {
-    use std::arch::is_x86_feature_detected as has;
-    has!("avx512f") && has!("avx512vl") && has!("avx512bw") && has!("avx512dq") && has!("avx2")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,7 +534,7 @@ mod tests {
         assert!(portable.values.len() > 3000, "too few entries to compare");
         assert_eq!(portable, s.sample(7, 0, 3000, Some(1)).unwrap());
         #[cfg(target_arch = "x86_64")]
-        if wide_vectors() {
+        if crate::kernel::Kernel::detected() >= crate::kernel::Kernel::Avx512 {
             // SAFETY: the CPU has rows_avx512's features (checked above).
             let wide = build_rows(0, 3000, |rows, sink| unsafe {
                 s.rows_avx512(&mut Scratch::default(), &bases, rows, sink)

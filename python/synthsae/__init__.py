@@ -35,6 +35,8 @@ from synthsae.firing import (
 )
 from synthsae.generation import GenerateReport, generate
 from synthsae.hierarchy import Hierarchy, HierarchyNode
+from synthsae.kernels import apply_environment as _apply_kernel_environment
+from synthsae.kernels import build_info, set_kernel
 from synthsae.presets import PRESETS, preset, resolve_world
 from synthsae.sampling import sample_independent
 from synthsae.shards import VerifyReport, verify
@@ -73,6 +75,7 @@ __all__ = [
     "ZipfianFiringProbabilityConfig",
     "__version__",
     "abs_cos_matrix",
+    "build_info",
     "constant_firing_probabilities",
     "evaluate",
     "feature_uniqueness",
@@ -89,10 +92,13 @@ __all__ = [
     "resolve_world",
     "saes",
     "sample_independent",
+    "set_kernel",
     "train",
     "verify",
     "zipfian_firing_probabilities",
 ]
+
+_apply_kernel_environment()
 
 
 def __getattr__(name: str) -> object:

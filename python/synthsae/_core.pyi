@@ -12,6 +12,7 @@ from typing_extensions import disjoint_base
 
 __all__ = [
     "RNG_ALGORITHM",
+    "TARGET",
     "AbsorptionState",
     "EvalState",
     "IndependentSampler",
@@ -21,14 +22,21 @@ __all__ = [
     "constant_firing_probabilities",
     "dense_to_csr",
     "hidden_from_csr",
+    "kernel",
+    "kernels",
     "linear_firing_probabilities",
     "linear_sum_assignment",
+    "set_kernel",
     "zipfian_firing_probabilities",
 ]
 
 __version__: str
 RNG_ALGORITHM: str
+TARGET: str
 
+def kernel() -> str: ...
+def kernels() -> list[str]: ...
+def set_kernel(name: str | None) -> None: ...
 def zipfian_firing_probabilities(
     num_features: int, exponent: float, max_prob: float, min_prob: float
 ) -> npt.NDArray[np.float32]: ...

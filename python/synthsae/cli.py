@@ -397,7 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     from synthsae.bench import describe_protocols
 
     parser = argparse.ArgumentParser(prog="synthsae", description=synthsae.__doc__)
-    parser.add_argument("--version", action="version", version=f"synthsae {synthsae.__version__}")
+    build = synthsae.build_info()
+    version = f"synthsae {build['version']} ({build['target']}, kernel {build['kernel']}, rng {build['rng']})"
+    parser.add_argument("--version", action="version", version=version)
     commands = parser.add_subparsers(dest="command", required=True)
 
     bench = commands.add_parser(

@@ -4,6 +4,8 @@
 
 use super::thinning::{hazard, log2_hazard_slope, tangent_point, LOG2_CAP, LOG2_MARGIN};
 use super::Copula;
+#[cfg(target_arch = "x86_64")]
+use crate::kernel::Kernel;
 
 /// Upper bounds of the top-level hazards, per row, from 16-bit integer copies of F and ε.
 ///
@@ -93,13 +95,6 @@ fn f32_up(x: f64) -> f32 {
 
 fn f32_down(x: f64) -> f32 {
     -f32_up(-x)
-}
-
-/// The rate from the rate line, the same f32 operations on every path (no fused multiply-adds).
-#[inline(always)]
-pub(super) fn rate(c: f32, p: f32, q: f32, dot: i32, m: f32) -> f32 {
-    let bits = (c - m * (dot as f32 * p + q)).clamp(BITS_LO, BITS_HI);
-    f32::from_bits(bits as u32)
 }
 
 impl FactorColumns {
@@ -232,9 +227,13 @@ impl FactorColumns {
         out.lam.resize(rows * padded, 0.0);
         out.sums.resize(rows * blocks * PARTS, 0.0);
         #[cfg(target_arch = "x86_64")]
-        if let Some(vnni) = super::kernels::wide_integer_dots() {
+        let kernel = crate::kernel::kernel();
+        #[cfg(target_arch = "x86_64")]
+        if kernel >= Kernel::Avx512 {
+            let vnni = kernel == Kernel::Avx512Vnni;
             for k in (0..rows).step_by(Self::ROWS_AT_ONCE) {
-                // SAFETY: the CPU has the kernel's features (checked above); rows are in range.
+                // SAFETY: the kernel in use runs here (`kernel::set_kernel` refuses others); rows
+                // are in range.
                 unsafe {
                     match ((rows - k).min(Self::ROWS_AT_ONCE), vnni) {
                         (4, true) => self.avx512_vnni::<4>(k, out),
@@ -251,9 +250,9 @@ impl FactorColumns {
             return;
         }
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if kernel == Kernel::Avx2 {
             for k in 0..rows {
-                // SAFETY: the CPU supports AVX2 (checked above).
+                // SAFETY: as above.
                 unsafe { self.avx2(k, out) };
             }
             return;

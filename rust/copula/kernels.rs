@@ -3,43 +3,48 @@
 //! compute the same exact integer dot products and the same f32/f64 operations in the same order
 //! (Rust never fuses multiplies and adds), so every machine gets the same bits.
 
-use super::bounds::{rate, BITS_HI, BITS_LO, BLOCK, GROUP, PART, PARTS, TILE};
+use super::bounds::{BITS_HI, BITS_LO, BLOCK, GROUP, PART, PARTS, TILE};
 use super::{FactorColumns, RowBounds};
 
 impl FactorColumns {
-    /// One row without vector instructions: the reference the others match bit for bit.
+    /// One row in plain Rust, written for LLVM's vectorizer on any instruction set (fixed-width
+    /// lanes, no branches in the lanes): the reference the other kernels match bit for bit.
     pub(super) fn portable(&self, row: usize, out: &mut RowBounds) {
         let (padded, pairs, blocks) = (self.padded(), self.pairs, self.num_blocks());
         let eps = &out.quantized[row * pairs..(row + 1) * pairs];
         let m = out.max_eps[row];
         let lam = &mut out.lam[row * padded..(row + 1) * padded];
-        for (t, lt) in lam.chunks_mut(TILE).enumerate() {
+        let sums = &mut out.sums[row * blocks * PARTS..(row + 1) * blocks * PARTS];
+        // A group line's running sums: lane g belongs to block g of the group.
+        let mut line = [0.0f64; GROUP];
+        for (t, lt) in lam.chunks_exact_mut(TILE).enumerate() {
             let tile = &self.tiles[2 * t * pairs * TILE..2 * (t + 1) * pairs * TILE];
             let mut acc = [0i32; TILE];
-            for (col, &e) in tile.chunks(2 * TILE).zip(eps) {
-                let (e0, e1) = (e as i16 as i32, e >> 16);
-                for (a, f) in acc.iter_mut().zip(col.chunks_exact(2)) {
-                    *a += f[0] as i32 * e0 + f[1] as i32 * e1;
+            for (col, &e) in tile.chunks_exact(2 * TILE).zip(eps) {
+                dot_pairs(&mut acc, col.try_into().expect("a tile column"), e);
+            }
+            let at = t * TILE..(t + 1) * TILE;
+            let lt: &mut [f32; TILE] = lt.try_into().expect("a tile");
+            rates(
+                lt,
+                &acc,
+                &self.c[at.clone()],
+                &self.p[at.clone()],
+                &self.q[at],
+                m,
+            );
+            for (k, lane) in lt.chunks_exact(GROUP).enumerate() {
+                for (s, &l) in line.iter_mut().zip(lane) {
+                    *s += l as f64;
                 }
-            }
-            for (l, out) in lt.iter_mut().enumerate() {
-                let j = t * TILE + l;
-                *out = rate(self.c[j], self.p[j], self.q[j], acc[l], m);
-            }
-        }
-        let sums = &mut out.sums[row * blocks * PARTS..(row + 1) * blocks * PARTS];
-        for (group, sums) in lam
-            .chunks(GROUP * BLOCK)
-            .zip(sums.chunks_mut(PARTS * GROUP))
-        {
-            let mut acc = [0.0f64; GROUP];
-            for (lines, end) in group.chunks(PART * GROUP).zip(sums.chunks_mut(GROUP)) {
-                for line in lines.chunks(GROUP) {
-                    for (a, &l) in acc.iter_mut().zip(line) {
-                        *a += l as f64;
+                let j = t * TILE + (k + 1) * GROUP; // positions done
+                if j.is_multiple_of(PART * GROUP) {
+                    let end = j / (PART * GROUP) * GROUP - GROUP;
+                    sums[end..end + GROUP].copy_from_slice(&line);
+                    if j.is_multiple_of(GROUP * BLOCK) {
+                        line = [0.0; GROUP];
                     }
                 }
-                end.copy_from_slice(&acc);
             }
         }
     }
@@ -72,7 +77,7 @@ impl FactorColumns {
                 }
             }
             for (v, &a) in acc.iter().enumerate() {
-                // rate(), lane by lane.
+                // rates(), lane by lane.
                 let j = t * TILE + v * V;
                 let c = _mm256_loadu_ps(self.c.as_ptr().add(j));
                 let p = _mm256_loadu_ps(self.p.as_ptr().add(j));
@@ -155,7 +160,7 @@ impl FactorColumns {
                 }
             }
             for v in 0..TILE / V {
-                // rate(), lane by lane; the lanes' constants serve all R rows.
+                // rates(), lane by lane; the lanes' constants serve all R rows.
                 let j = t * TILE + v * V;
                 let c = _mm512_loadu_ps(self.c.as_ptr().add(j));
                 let p = _mm512_loadu_ps(self.p.as_ptr().add(j));
@@ -186,11 +191,32 @@ impl FactorColumns {
     }
 }
 
-/// Whether the wide integer kernels run here: `Some(true)` with VNNI, `Some(false)` without.
-#[cfg(target_arch = "x86_64")]
-pub(super) fn wide_integer_dots() -> Option<bool> {
-    use std::arch::is_x86_feature_detected as has;
-    (has!("avx512f") && has!("avx512bw")).then(|| has!("avx512vnni"))
+/// `acc[l] += col[2l]·e₀ + col[2l+1]·e₁` with `e = (e₀, e₁)` packed as [`FactorColumns::quantize`]
+/// packs them: exact i32 sums, what `vpmaddwd` computes (LLVM emits it, or its equivalent).
+#[inline(always)]
+fn dot_pairs(acc: &mut [i32; TILE], col: &[i16; 2 * TILE], e: i32) {
+    let (e0, e1) = (e as i16 as i32, e >> 16);
+    for (l, a) in acc.iter_mut().enumerate() {
+        *a += col[2 * l] as i32 * e0 + col[2 * l + 1] as i32 * e1;
+    }
+}
+
+/// The rates of a tile's lanes from their rate lines: the float whose bits are
+/// `C - m·(dot·P + Q)` clamped to `[BITS_LO, BITS_HI]`, with the same f32 operations as the vector
+/// kernels (no fused multiply-adds; the clamp as their `max` then `min`).
+#[inline(always)]
+fn rates(out: &mut [f32; TILE], dot: &[i32; TILE], c: &[f32], p: &[f32], q: &[f32], m: f32) {
+    let (c, p, q): (&[f32; TILE], &[f32; TILE], &[f32; TILE]) = (
+        c.try_into().expect("a tile"),
+        p.try_into().expect("a tile"),
+        q.try_into().expect("a tile"),
+    );
+    for l in 0..TILE {
+        let bits = c[l] - m * (dot[l] as f32 * p[l] + q[l]);
+        let bits = if bits > BITS_LO { bits } else { BITS_LO };
+        let bits = if bits < BITS_HI { bits } else { BITS_HI };
+        out[l] = f32::from_bits(bits as i32 as u32);
+    }
 }
 
 #[cfg(test)]
@@ -231,7 +257,7 @@ mod tests {
                 );
             }
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if crate::kernel::Kernel::detected() >= crate::kernel::Kernel::Avx2 {
                 let mut avx2 = RowBounds::default();
                 cols.bounds(&eps, &mut avx2);
                 avx2.lam.fill(0.0);
@@ -243,7 +269,7 @@ mod tests {
                 assert_eq!(bits64(&avx2.sums), bits64(&all.sums), "rank {r}");
             }
             #[cfg(target_arch = "x86_64")]
-            if wide_integer_dots().is_some() {
+            if crate::kernel::Kernel::detected() >= crate::kernel::Kernel::Avx512 {
                 // vpmaddwd + vpaddd instead of VNNI: the same exact sums.
                 let mut madd = RowBounds::default();
                 cols.bounds(&eps, &mut madd);

@@ -112,6 +112,8 @@ impl Copula {
     /// Asks the cache for the factor rows of features `first..first + count`.
     #[inline(always)]
     pub fn prefetch_rows(&self, first: u32, count: u32) {
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (first, count); // a hint only: none on other architectures
         #[cfg(target_arch = "x86_64")]
         if count > 0 {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};

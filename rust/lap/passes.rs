@@ -89,12 +89,9 @@ fn rows_per_task(rows: usize) -> usize {
     rows.div_ceil(rayon::current_num_threads()).max(CHUNK)
 }
 
-/// Whether the AVX2 screens can run.
+/// Whether the AVX2 screens run (the kernel in use has AVX2).
 fn avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx2");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    crate::kernel::kernel() >= crate::kernel::Kernel::Avx2
 }
 
 /// The block of [`LANES`] entries of `line` at `at` and the bits of its real lanes: a short last
@@ -156,6 +153,7 @@ pub(super) fn first_core<T: Entry>(view: &View<'_, T>, rows: usize) -> Result<(A
                 // SAFETY: the CPU supports AVX2 (checked by `avx2`).
                 return unsafe { scan_avx2(view, lo, hi) };
             }
+            let _ = simd;
             scan::<T, false>(view, lo, hi)
         })
         .collect();

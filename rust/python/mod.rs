@@ -3,6 +3,7 @@
 
 mod errors;
 mod firing;
+mod kernel;
 mod lap;
 mod metrics;
 mod sampling;
@@ -18,6 +19,8 @@ mod _core {
         constant_firing_probabilities, linear_firing_probabilities, zipfian_firing_probabilities,
     };
     #[pymodule_export]
+    use super::kernel::{kernel, kernels, set_kernel};
+    #[pymodule_export]
     use super::lap::linear_sum_assignment;
     #[pymodule_export]
     use super::metrics::{dense_to_csr, AbsorptionState, EvalState};
@@ -27,6 +30,10 @@ mod _core {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-        m.add("RNG_ALGORITHM", crate::rng::RNG_ALGORITHM)
+        m.add("RNG_ALGORITHM", crate::rng::RNG_ALGORITHM)?;
+        m.add(
+            "TARGET",
+            format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
+        )
     }
 }
