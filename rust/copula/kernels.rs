@@ -5,10 +5,12 @@
 
 use super::bounds::{BITS_HI, BITS_LO, BLOCK, GROUP, PART, PARTS, TILE};
 use super::{FactorColumns, RowBounds};
+use wide::{f32x4, i16x8, i32x4};
 
 impl FactorColumns {
-    /// One row in plain Rust, written for LLVM's vectorizer on any instruction set (fixed-width
-    /// lanes, no branches in the lanes): the reference the other kernels match bit for bit.
+    /// One row in portable SIMD ([`wide`]: `pmaddwd` on SSE2, `smull` + `addp` on NEON, plain
+    /// lanes elsewhere; chosen when the crate is compiled, so it serves every build target): the
+    /// reference the other kernels match bit for bit.
     pub(super) fn portable(&self, row: usize, out: &mut RowBounds) {
         let (padded, pairs, blocks) = (self.padded(), self.pairs, self.num_blocks());
         let eps = &out.quantized[row * pairs..(row + 1) * pairs];
@@ -19,9 +21,14 @@ impl FactorColumns {
         let mut line = [0.0f64; GROUP];
         for (t, lt) in lam.chunks_exact_mut(TILE).enumerate() {
             let tile = &self.tiles[2 * t * pairs * TILE..2 * (t + 1) * pairs * TILE];
-            let mut acc = [0i32; TILE];
+            let mut acc = [i32x4::ZERO; TILE / 4];
             for (col, &e) in tile.chunks_exact(2 * TILE).zip(eps) {
-                dot_pairs(&mut acc, col.try_into().expect("a tile column"), e);
+                // acc[l] += col[2l]·e₀ + col[2l+1]·e₁, e = (e₀, e₁) packed as `quantize` packs it.
+                let (e0, e1) = (e as i16, (e >> 16) as i16);
+                let e = i16x8::new([e0, e1, e0, e1, e0, e1, e0, e1]);
+                for (a, c) in acc.iter_mut().zip(col.chunks_exact(8)) {
+                    *a += i16x8::new(c.try_into().expect("8 lanes")).dot(e);
+                }
             }
             let at = t * TILE..(t + 1) * TILE;
             let lt: &mut [f32; TILE] = lt.try_into().expect("a tile");
@@ -191,31 +198,24 @@ impl FactorColumns {
     }
 }
 
-/// `acc[l] += col[2l]·e₀ + col[2l+1]·e₁` with `e = (e₀, e₁)` packed as [`FactorColumns::quantize`]
-/// packs them: exact i32 sums, what `vpmaddwd` computes (LLVM emits it, or its equivalent).
-#[inline(always)]
-fn dot_pairs(acc: &mut [i32; TILE], col: &[i16; 2 * TILE], e: i32) {
-    let (e0, e1) = (e as i16 as i32, e >> 16);
-    for (l, a) in acc.iter_mut().enumerate() {
-        *a += col[2 * l] as i32 * e0 + col[2 * l + 1] as i32 * e1;
-    }
-}
-
 /// The rates of a tile's lanes from their rate lines: the float whose bits are
 /// `C - m·(dot·P + Q)` clamped to `[BITS_LO, BITS_HI]`, with the same f32 operations as the vector
-/// kernels (no fused multiply-adds; the clamp as their `max` then `min`).
+/// kernels (no fused multiply-adds; the clamp as their `max` then `min`, NaN giving `BITS_LO`).
 #[inline(always)]
-fn rates(out: &mut [f32; TILE], dot: &[i32; TILE], c: &[f32], p: &[f32], q: &[f32], m: f32) {
-    let (c, p, q): (&[f32; TILE], &[f32; TILE], &[f32; TILE]) = (
-        c.try_into().expect("a tile"),
-        p.try_into().expect("a tile"),
-        q.try_into().expect("a tile"),
+fn rates(out: &mut [f32; TILE], dot: &[i32x4; TILE / 4], c: &[f32], p: &[f32], q: &[f32], m: f32) {
+    let (lo, hi, m) = (
+        f32x4::splat(BITS_LO),
+        f32x4::splat(BITS_HI),
+        f32x4::splat(m),
     );
-    for l in 0..TILE {
-        let bits = c[l] - m * (dot[l] as f32 * p[l] + q[l]);
-        let bits = if bits > BITS_LO { bits } else { BITS_LO };
-        let bits = if bits < BITS_HI { bits } else { BITS_HI };
-        out[l] = f32::from_bits(bits as i32 as u32);
+    for (l, (d, out)) in dot.iter().zip(out.chunks_exact_mut(4)).enumerate() {
+        let lanes = |x: &[f32]| f32x4::new(x[4 * l..4 * l + 4].try_into().expect("4 lanes"));
+        let x = d.round_float() * lanes(p) + lanes(q);
+        // After the clamp every lane is finite and in (0, 2³¹): truncation is exact everywhere.
+        let bits = (lanes(c) - m * x).max(lo).min(hi).fast_trunc_int();
+        for (o, b) in out.iter_mut().zip(bits.to_array()) {
+            *o = f32::from_bits(b as u32);
+        }
     }
 }
 
