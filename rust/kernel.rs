@@ -7,7 +7,7 @@
 //! | `avx512-vnni` | AVX-512 F/BW/VL/DQ + VNNI (`vpdpwssd`)  | copula bounds, row loop, hidden rows   |
 //! | `avx512`      | AVX-512 F/BW/VL/DQ (`vpmaddwd`)         | as above                               |
 //! | `avx2`        | AVX2                                    | copula bounds, assignment screens      |
-//! | `portable`    | whatever the build targets (SSE2 on baseline x86-64, NEON on arm64) | everywhere |
+//! | `portable`    | `wide`'s lanes for the build target (SSE2 on baseline x86-64, NEON on arm64) | everywhere |
 
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 /// A set of vector instructions the kernels can use, narrowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kernel {
-    /// Plain Rust, auto-vectorized for the build's target.
+    /// Portable SIMD (`wide`) and plain Rust, vectorized for the build's target.
     Portable = 0,
     /// AVX2 (x86-64).
     Avx2 = 1,

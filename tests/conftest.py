@@ -17,6 +17,12 @@ settings.register_profile(
 settings.load_profile("default")
 
 
+def pytest_report_header() -> str:
+    """Which synthsae the session imports (``.ci/wheel`` checks it is the installed wheel)."""
+    info = synthsae.build_info()
+    return f"synthsae {info['version']} from {synthsae.__file__} (kernel {info['kernel']})"
+
+
 def assert_csr_equal(a: synthsae.SparseBatch, b: synthsae.SparseBatch) -> None:
     assert a.shape == b.shape
     np.testing.assert_array_equal(a.indptr, b.indptr)

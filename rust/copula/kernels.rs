@@ -8,7 +8,7 @@ use super::{FactorColumns, RowBounds};
 use wide::{f32x4, i16x8, i32x4};
 
 impl FactorColumns {
-    /// One row in portable SIMD ([`wide`]: `pmaddwd` on SSE2, `smull` + `addp` on NEON, plain
+    /// One row in portable SIMD ([`wide`]: `pmaddwd` on SSE2, widening `smull` on NEON, plain
     /// lanes elsewhere; chosen when the crate is compiled, so it serves every build target): the
     /// reference the other kernels match bit for bit.
     pub(super) fn portable(&self, row: usize, out: &mut RowBounds) {
