@@ -4,6 +4,7 @@
 //! ([`hidden`]).
 
 use crate::error::{Error, Result};
+use crate::memory;
 use rayon::prelude::*;
 
 /// A batch of sparse rows: row r holds `indices[indptr[r]..indptr[r+1]]` (ascending) with `values`.
@@ -116,7 +117,9 @@ const ROWS_PER_TASK: u64 = 256;
 /// Builds the CSR of rows `start .. start + n`. `rows(range, sink)` writes the rows of a range of
 /// global row indices in order, calling `sink.end_row()` after each. Each row must be a pure
 /// function of its global index for the result to be independent of threading. Rows past 2^63 - 1
-/// are rejected (indptr and row indices are i64 in Python).
+/// are rejected (indptr and row indices are i64 in Python), and so is an output that would not fit
+/// in this machine's memory ([`crate::memory`]): the row pointers are checked first, the entries as
+/// soon as the first rows tell their density. Both errors name `n`.
 ///
 /// Work proceeds in rounds of a few tasks per thread: tasks fill recycled scratch sinks in
 /// parallel while the previous round is appended to the output in row order (two sets of sinks, so
@@ -135,7 +138,7 @@ where
     let num_tasks = n.div_ceil(ROWS_PER_TASK);
     let per_round = 4 * rayon::current_num_threads() as u64;
     let mut out = Csr {
-        indptr: Vec::with_capacity(n as usize + 1),
+        indptr: memory::with_capacity("n", n + 1, &format!("the row pointers of {n} rows"))?,
         indices: Vec::new(),
         values: Vec::new(),
     };
@@ -147,7 +150,7 @@ where
         // This round (empty once all tasks are done) is sampled while the last one is appended.
         let round = per_round.min(num_tasks - first);
         filling.resize_with(round as usize, RowSink::default);
-        rayon::join(
+        let (appended, ()) = rayon::join(
             || append(&mut out, &filled, n),
             || {
                 filling.par_iter_mut().enumerate().for_each(|(k, sink)| {
@@ -159,6 +162,7 @@ where
                 })
             },
         );
+        appended?;
         std::mem::swap(&mut filling, &mut filled);
         if round == 0 {
             break;
@@ -171,8 +175,9 @@ where
 }
 
 /// Appends finished sinks to `out` (of `n` rows in all), in order. After the first rows, reserves
-/// the whole output from their density, on huge pages.
-fn append(out: &mut Csr, sinks: &[RowSink], n: u64) {
+/// the whole output from their density, on huge pages, or refuses `n` if it would not fit in
+/// memory. Every growth is reserved fallibly.
+fn append(out: &mut Csr, sinks: &[RowSink], n: u64) -> Result<()> {
     let before = out.num_rows();
     let mut total = *out.indptr.last().expect("indptr starts with 0");
     for sink in sinks {
@@ -180,19 +185,35 @@ fn append(out: &mut Csr, sinks: &[RowSink], n: u64) {
             total += c as i64;
             total
         }));
+        grow(&mut out.indices, sink.indices.len(), n)?;
+        grow(&mut out.values, sink.values.len(), n)?;
         out.indices.extend_from_slice(&sink.indices);
         out.values.extend_from_slice(&sink.values);
     }
     let done = out.num_rows();
     if before == 0 && done > 0 && (done as u64) < n {
-        let expected = (out.indices.len() as f64 * n as f64 / done as f64 * 1.02) as usize;
-        out.indices
-            .reserve(expected.saturating_sub(out.indices.len()) + 1024);
-        out.values
-            .reserve(expected.saturating_sub(out.values.len()) + 1024);
+        let per_row = out.indices.len() as f64 / done as f64;
+        let bytes = 8.0 * n as f64 + (4 + 4) as f64 * per_row * n as f64;
+        let what =
+            format!("{n} rows (measured {per_row:.2} entries per row over the first {done})");
+        memory::check("n", bytes, &what)?;
+        let more = ((per_row * n as f64 * 1.02) as usize).saturating_sub(out.indices.len()) + 1024;
+        grow(&mut out.indices, more, n)?;
+        grow(&mut out.values, more, n)?;
         advise_huge_pages(&out.indices);
         advise_huge_pages(&out.values);
     }
+    Ok(())
+}
+
+/// Room for `more` items in `v`, or an error naming `n` if the system refuses it.
+fn grow<T>(v: &mut Vec<T>, more: usize, n: u64) -> Result<()> {
+    v.try_reserve(more).map_err(|_| {
+        Error::value(
+            "n",
+            format!("the entries of {n} rows would need more memory than the system could give"),
+        )
+    })
 }
 
 /// Asks Linux to back `v`'s buffer with huge pages: the output is written once, and first touches
@@ -248,6 +269,9 @@ pub fn hidden(
         let values = csr
             .values
             .ok_or_else(|| Error::value("features", "values are required"))?;
+        let bytes = 4.0 * csr.num_rows() as f64 * bias.len() as f64;
+        let what = format!("hidden activations [{}, {}]", csr.num_rows(), bias.len());
+        memory::check("features", bytes, &what)?;
         Ok(hidden_in_pool(csr, values, vectors, bias))
     })?
 }

@@ -6,12 +6,15 @@
 //! (`random` draws from torch's generator and therefore lives in the Python layer.)
 
 use crate::error::{Error, Result};
+use crate::memory;
 
 fn check_len(num_features: usize) -> Result<()> {
     if num_features == 0 {
         return Err(Error::value("num_features", "must be at least 1"));
     }
-    Ok(())
+    // The probabilities and one float32 scratch vector of the same length.
+    let what = format!("{num_features} firing probabilities");
+    memory::check("num_features", 8.0 * num_features as f64, &what)
 }
 
 /// `0 < min_prob (<|<=) max_prob <= 1`, with the comparison SAELens uses for each generator.

@@ -11,6 +11,7 @@ pub mod hazard;
 pub mod independent;
 pub mod kernel;
 pub mod lap;
+pub mod memory;
 pub mod metrics;
 pub mod rng;
 pub mod threads;

@@ -11,6 +11,7 @@ import numpy.typing as npt
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "MEMORY_LIMIT",
     "RNG_ALGORITHM",
     "TARGET",
     "AbsorptionState",
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 __version__: str
+MEMORY_LIMIT: int  # bytes one request may allocate: physical memory on Linux, else isize::MAX
 RNG_ALGORITHM: str
 TARGET: str
 

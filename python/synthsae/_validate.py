@@ -15,6 +15,38 @@ import numpy as np
 import numpy.typing as npt
 
 U64_MAX = 2**64 - 1
+COUNT_MAX = 2**63 - 1  # rows, features, batch sizes: i64 in numpy and torch
+
+
+def _size(num_bytes: float) -> str:
+    """``num_bytes`` as the core writes sizes (``"1.5 GiB"``)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if num_bytes < 1024 or unit == "PiB":
+            return f"{num_bytes:.0f} B" if unit == "B" else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_memory(name: str, num_bytes: float, what: str) -> None:
+    """Refuses, before anything is allocated, a request whose ``what`` needs ``num_bytes`` bytes,
+    more than this machine's memory (``_core.MEMORY_LIMIT``, the limit the Rust core applies):
+    ``ValueError`` starting with ``name``, the argument that sized it."""
+    from synthsae import _core
+
+    if not num_bytes <= _core.MEMORY_LIMIT:
+        raise ValueError(
+            f"{name}: {what} would need {_size(num_bytes)} of memory, more than this machine has "
+            f"({_size(_core.MEMORY_LIMIT)})"
+        )
+
+
+def as_count(name: str, value: Any, *, minimum: int = 0, bytes_each: float = 0.0, what: str = "") -> int:
+    """A count (rows, features) in ``[minimum, 2**63 - 1]``; with ``bytes_each``, one whose
+    ``count · bytes_each`` bytes (for ``what``) fit in memory (:func:`check_memory`)."""
+    value = as_int(name, value, minimum=minimum, maximum=COUNT_MAX)
+    if bytes_each:
+        check_memory(name, value * bytes_each, f"{value:,} {what}")
+    return value
 
 
 def _bound(bound: float, label: str | None) -> str:

@@ -5,11 +5,13 @@ Each returns a float32 array ``[num_features]``, descending where the generator 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
-from synthsae._validate import as_float, as_fraction, as_int, as_optional_seed, as_positive
+from synthsae._validate import as_count, as_float, as_fraction, as_optional_seed, as_positive
 
 
 def check_probability_range(
@@ -28,12 +30,17 @@ def check_probability_range(
     return hi, lo
 
 
+def _num_features(value: Any) -> int:
+    """A feature count whose probabilities (and one float32 scratch vector) fit in memory."""
+    return as_count("num_features", value, minimum=1, bytes_each=8, what="firing probabilities")
+
+
 def zipfian_firing_probabilities(
     num_features: int, exponent: float = 1.0, max_prob: float = 0.3, min_prob: float = 0.01
 ) -> npt.NDArray[np.float32]:
     """``p_k ∝ k^-exponent`` rescaled so ``p_1 = max_prob`` and ``p_N = min_prob``; shape ``[N]``."""
     return _core.zipfian_firing_probabilities(
-        as_int("num_features", num_features, minimum=1),
+        _num_features(num_features),
         as_float("exponent", exponent),
         as_float("max_prob", max_prob),
         as_float("min_prob", min_prob),
@@ -45,7 +52,7 @@ def linear_firing_probabilities(
 ) -> npt.NDArray[np.float32]:
     """Evenly spaced from ``max_prob`` down to ``min_prob`` (torch ``linspace``); shape ``[N]``."""
     return _core.linear_firing_probabilities(
-        as_int("num_features", num_features, minimum=1),
+        _num_features(num_features),
         as_float("max_prob", max_prob),
         as_float("min_prob", min_prob),
     )
@@ -54,7 +61,7 @@ def linear_firing_probabilities(
 def constant_firing_probabilities(num_features: int, probability: float = 0.1) -> npt.NDArray[np.float32]:
     """The same probability for every feature; shape ``[N]``."""
     return _core.constant_firing_probabilities(
-        as_int("num_features", num_features, minimum=1), as_float("probability", probability)
+        _num_features(num_features), as_float("probability", probability)
     )
 
 
@@ -68,7 +75,7 @@ def random_firing_probabilities(
     """
     import torch
 
-    num_features = as_int("num_features", num_features, minimum=1)
+    num_features = _num_features(num_features)
     max_prob, min_prob = check_probability_range(max_prob, min_prob, strict=True)
     seed = as_optional_seed(seed)
     generator = torch.Generator()

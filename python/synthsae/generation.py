@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthsae._validate import as_bool, as_int, as_num_threads, as_seed
+from synthsae._validate import as_bool, as_int, as_num_threads, as_seed, check_memory
 from synthsae.shards import (
     HIDDEN_DTYPES,
     LOCK_FILE,
@@ -115,6 +115,10 @@ def generate(
     if client is not None and not callable(getattr(client, "submit", None)):
         raise TypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
     part, parts = _split(split)
+    # One shard is sampled in memory: its row pointers, and its hidden rows in float32 and in dtype.
+    hidden_bytes = 4 + (4 if dtype == "float32" else 2)
+    per_row = 8 + (world.hidden_dim * hidden_bytes if hidden else 0)
+    check_memory("shard_rows", min(rows, shard_rows) * per_row, f"shards of {min(rows, shard_rows):,} rows")
 
     t0 = time.perf_counter()
     out = Path(out).absolute()

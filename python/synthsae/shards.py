@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from synthsae import _core
 from synthsae._files import HOST, atomic_write, write_json
+from synthsae._validate import as_int, check_memory
 from synthsae.sparse import SparseBatch
 
 if TYPE_CHECKING:
@@ -123,9 +125,7 @@ class Manifest:
                 raise ValueError(f"format_version {d.get('format_version')!r} is not {FORMAT_VERSION}")
             shards = [Shard(**s) for s in d["shards"]]
             manifest = cls(**{**d, "shards": shards})
-            planned = _plan_shards(manifest.rows, manifest.shard_rows)
-            if [(s.index, s.start, s.stop) for s in shards] != [(s.index, s.start, s.stop) for s in planned]:
-                raise ValueError("shard row ranges do not tile [0, rows) in shard_rows steps")
+            _check_tiling(shards, manifest.rows, manifest.shard_rows)
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path} is not a valid synthsae manifest: {e}") from None
         return manifest
@@ -147,8 +147,31 @@ class Manifest:
             raise ValueError(f"{path} holds a dataset made with different settings: {', '.join(diff)}")
 
 
+def _check_tiling(shards: list[Shard], rows: Any, shard_rows: Any) -> None:
+    """The shard list must be exactly the plan of ``rows`` and ``shard_rows`` (checked against the
+    list itself, so an edited ``rows`` cannot make a plan bigger than the file)."""
+    rows, shard_rows = as_int("rows", rows, minimum=1), as_int("shard_rows", shard_rows, minimum=1)
+    if len(shards) != -(-rows // shard_rows):
+        raise ValueError(f"{len(shards)} shards listed, but rows / shard_rows gives {-(-rows // shard_rows)}")
+    for i, s in enumerate(shards):
+        if (s.index, s.start, s.stop) != (i, i * shard_rows, min((i + 1) * shard_rows, rows)):
+            raise ValueError("shard row ranges do not tile [0, rows) in shard_rows steps")
+
+
+def _shard_bytes() -> int:
+    """The memory one shard's entry takes while a plan is built and written: the object, its file
+    name, and its dict and JSON forms."""
+    shard = Shard(0, "shard-000000.safetensors", 0, 1)
+    entry = asdict(shard)
+    sizes = (shard, vars(shard), shard.file, entry)
+    return sum(sys.getsizeof(x) for x in sizes) + len(json.dumps(entry))
+
+
 def _plan_shards(rows: int, shard_rows: int) -> list[Shard]:
-    """Shard i holds rows ``[i·shard_rows, min((i+1)·shard_rows, rows))``; none written yet."""
+    """Shard i holds rows ``[i·shard_rows, min((i+1)·shard_rows, rows))``; none written yet. A plan
+    that would not fit in memory is refused (``ValueError`` naming ``rows``) before it is built."""
+    count = -(-rows // shard_rows)
+    check_memory("rows", count * _shard_bytes(), f"a plan of {count:,} shards of {shard_rows:,} rows")
     return [
         Shard(i, f"shard-{i:06d}.safetensors", start, min(start + shard_rows, rows))
         for i, start in enumerate(range(0, rows, shard_rows))

@@ -7,14 +7,12 @@ import threading
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from synthsae._validate import as_bool, as_int, as_num_threads, as_seed
+from synthsae._validate import as_bool, as_count, as_int, as_num_threads, as_seed
 from synthsae.sparse import SparseBatch
-from synthsae.world import csr_tensors
+from synthsae.world import World, csr_tensors
 
 if TYPE_CHECKING:
     import torch
-
-    from synthsae.world import World
 
 
 class ActivationStream:
@@ -46,10 +44,19 @@ class ActivationStream:
     ) -> None:
         import torch
 
+        if not isinstance(world, World):
+            raise TypeError(f"world must be a synthsae.World, got {type(world).__name__}")
         self.world = world
-        self.batch_size = as_int("batch_size", batch_size, minimum=1)
-        self.seed = as_seed(seed)
         self.prefetch = as_int("prefetch", prefetch, minimum=1)
+        # Each batch in flight holds its row pointers and dense hidden activations at least.
+        self.batch_size = as_count(
+            "batch_size",
+            batch_size,
+            minimum=1,
+            bytes_each=(self.prefetch + 1) * (8 + 4 * world.hidden_dim),
+            what=f"rows in each of {self.prefetch + 1} batches in flight",
+        )
+        self.seed = as_seed(seed)
         self.start_batch = as_int("start_batch", start_batch, minimum=0)
         self.num_batches = None if num_batches is None else as_int("num_batches", num_batches, minimum=0)
         self.num_threads = as_num_threads(num_threads)

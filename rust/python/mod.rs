@@ -31,6 +31,7 @@ mod _core {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add("RNG_ALGORITHM", crate::rng::RNG_ALGORITHM)?;
+        m.add("MEMORY_LIMIT", crate::memory::limit())?;
         m.add(
             "TARGET",
             format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
