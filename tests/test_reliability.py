@@ -1,16 +1,21 @@
-"""Absurd sizes are refused fast and by name (issue 24's audit, findings 1-2): checked against this
-machine's memory (``_core.MEMORY_LIMIT``) before anything is allocated or written, never an abort."""
+"""Issue 24's audit: absurd sizes are refused fast and by name, checked against this machine's memory
+(``_core.MEMORY_LIMIT``) before anything is allocated or written, never an abort (findings 1-2);
+corrupt world files are refused by file and tensor (finding 4)."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import numpy as np
 import pytest
+from safetensors.torch import load_file, save_file
 
 import synthsae
 from synthsae import _core
 
+WEIGHTS = "synthetic_model.safetensors"
 HUGE = 10**15  # rows or features: petabytes, on any machine this suite runs on
 
 
@@ -83,3 +88,76 @@ def test_a_manifest_whose_rows_were_edited_is_refused_without_building_its_plan(
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=r"3 shards listed, but rows / shard_rows gives 10000000000"):
         synthsae.verify(out)
+
+
+# Finding 4: a corrupt world file is refused by file and tensor, never loaded into wrong rates.
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, world):
+    path = tmp_path_factory.mktemp("world") / "tiny"
+    world.save(path)
+    return path
+
+
+def _corrupt(saved, tmp_path, edit):
+    path = tmp_path / "corrupt"
+    shutil.copytree(saved, path)
+    tensors = load_file(str(path / WEIGHTS))
+    edit(tensors)
+    save_file(tensors, str(path / WEIGHTS))
+    return path
+
+
+def _set(key, index, value):
+    def edit(tensors):
+        tensors[key][index] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_set("feature_vectors", (3, 2), float("nan")), "feature_vectors has NaN or infinite entries"),
+        (_set("bias", 0, float("inf")), "bias has NaN or infinite entries"),
+        (
+            lambda t: t.update(feature_vectors=t["feature_vectors"].int()),
+            "feature_vectors must be a floating",
+        ),
+        (_set("correlation_factor", (5, 0), 10.0), "correlation_factor row 5 and correlation_diag"),
+        (_set("correlation_diag", 7, 0.0), r"correlation_factor row 7 and correlation_diag\[7\]"),
+    ],
+)
+def test_corrupt_tensors_are_refused_by_file_and_tensor(saved, tmp_path, edit, message):
+    path = _corrupt(saved, tmp_path, edit)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path / WEIGHTS))}: {message}"):
+        synthsae.World.load(path)
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "message"),
+    [
+        ("hierarchy.json", b'{"roots": "x"}', ""),
+        ("hierarchy.json", b'{"roots": [', "JSONDecodeError"),
+        ("hierarchy.json", b"[" * 1500 + b"]" * 1500, ""),
+        ("synthetic_model_config.json", b'{"num_features": "\xff\xfe"}', "UnicodeDecodeError"),
+        ("synthetic_model_config.json", b"[1]", ""),
+        ("synthetic_model_config.json", b"{", "JSONDecodeError"),
+    ],
+)
+def test_malformed_json_names_its_file(saved, tmp_path, file, content, message):
+    path = tmp_path / "bad"
+    shutil.copytree(saved, path)
+    (path / file).write_bytes(content)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path / file))}: .*{message}"):
+        synthsae.World.load(path)
+
+
+def test_a_hierarchy_that_does_not_fit_the_world_names_its_file(saved, tmp_path):
+    path = tmp_path / "bad"
+    shutil.copytree(saved, path)
+    tree = {"roots": [{"feature_index": 10**6, "children": []}]}
+    (path / "hierarchy.json").write_text(json.dumps(tree))
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path / 'hierarchy.json'))}: .*out of range"):
+        synthsae.World.load(path)

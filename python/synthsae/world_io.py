@@ -4,8 +4,9 @@ and ``hierarchy.json``, written atomically and read back with every tensor's sha
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from synthsae._files import atomic_write, check_fresh_dir
 from synthsae.config import WorldConfig
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 CONFIG_FILE = "synthetic_model_config.json"
 WEIGHTS_FILE = "synthetic_model.safetensors"
 HIERARCHY_FILE = "hierarchy.json"
+T = TypeVar("T")
 
 
 def save_world(world: World, path: Path, *, overwrite: bool) -> None:
@@ -54,10 +56,7 @@ def read_world_files(path: Path) -> tuple[WorldConfig, dict[str, torch.Tensor], 
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path} is not a world directory: {name} is missing")
-    try:
-        config = WorldConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
-    except (json.JSONDecodeError, TypeError) as e:
-        raise ValueError(f"{path / CONFIG_FILE}: {e}") from None
+    config = _read_json(path / CONFIG_FILE, WorldConfig.from_dict)
     try:
         tensors = load_file(str(path / WEIGHTS_FILE))
     except Exception as e:
@@ -65,9 +64,21 @@ def read_world_files(path: Path) -> tuple[WorldConfig, dict[str, torch.Tensor], 
     _check_tensors(path / WEIGHTS_FILE, tensors, config.num_features, config.hidden_dim)
     hierarchy = None
     if (path / HIERARCHY_FILE).is_file():
-        # Validated against N when the sampler flattens it (Hierarchy.groups).
-        hierarchy = Hierarchy.from_dict(json.loads((path / HIERARCHY_FILE).read_text()))
+        hierarchy = _read_json(path / HIERARCHY_FILE, Hierarchy.from_dict)
+        try:
+            hierarchy.validate(config.num_features)
+        except ValueError as e:
+            raise ValueError(f"{path / HIERARCHY_FILE}: {e}") from None
     return config, tensors, hierarchy
+
+
+def _read_json(file: Path, parse: Callable[[Any], T]) -> T:
+    """``parse`` of the JSON in ``file``; any way the file is unreadable or malformed (bad UTF-8 or
+    JSON, too deeply nested, wrong structure) is a ValueError starting with the file's path."""
+    try:
+        return parse(json.loads(file.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as e:
+        raise ValueError(f"{file}: {type(e).__name__}: {e}") from None
 
 
 def _check_tensors(file: Path, tensors: dict[str, Any], n: int, d: int) -> None:
@@ -82,6 +93,23 @@ def _check_tensors(file: Path, tensors: dict[str, Any], n: int, d: int) -> None:
             raise ValueError(f"{file}: missing tensor {key!r}")
         if tuple(tensors[key].shape) != shape:
             raise ValueError(f"{file}: {key} has shape {tuple(tensors[key].shape)}, config says {shape}")
+    for key, tensor in tensors.items():
+        if key in expect and not tensor.is_floating_point():
+            raise ValueError(f"{file}: {key} must be a floating-point tensor, got {tensor.dtype}")
+        if key in expect and not bool(tensor.isfinite().all()):
+            raise ValueError(f"{file}: {key} has NaN or infinite entries")
     p = tensors["firing_probabilities"].float()
     if not bool(((p >= 0) & (p <= 1)).all()):
         raise ValueError(f"{file}: firing_probabilities must be in [0, 1]")
+    if "correlation_factor" in tensors:
+        # C = F Fᵀ + diag(d) has a unit diagonal: |F_i|² + d_i = 1, with d_i > 0 (float32 rounding).
+        norms = tensors["correlation_factor"].double().square().sum(dim=1)
+        diag = tensors["correlation_diag"].double()
+        bad = ((norms + diag - 1).abs() > 1e-4) | (diag <= 0)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"{file}: correlation_factor row {i} and correlation_diag[{i}] do not give a unit "
+                f"diagonal (|F_i|² = {float(norms[i]):.6g}, d_i = {float(diag[i]):.6g}; "
+                "need |F_i|² + d_i = 1 and d_i > 0)"
+            )
