@@ -249,7 +249,7 @@ def test_zero_latents_zero_rows_and_constant_data():
         ((np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 4)), np.ones((2, 6))), ValueError, "latents"),
         ((np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 5)), np.ones((1, 6))), ValueError, "features"),
         ((np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 5)), np.ones((2, 7))), ValueError, "features"),
-        (([[1.0] * 3] * 2, np.ones((2, 3)), np.ones((2, 5)), np.ones((2, 6))), TypeError, "hidden"),
+        (([[1.0] * 3, [1.0] * 2], np.ones((2, 3)), np.ones((2, 5)), np.ones((2, 6))), TypeError, "hidden"),
         ((np.ones((2, 3)), np.ones((2, 3)), "z", np.ones((2, 6))), TypeError, "latents"),
         (
             (np.ones((2, 3)), np.full((2, 3), "a"), np.ones((2, 5)), np.ones((2, 6))),

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 
 import synthsae
 from synthsae import _core
+from tests.conftest import assert_csr_equal
 
 WEIGHTS = "synthetic_model.safetensors"
 HUGE = 10**15  # rows or features: petabytes, on any machine this suite runs on
@@ -161,3 +162,113 @@ def test_a_hierarchy_that_does_not_fit_the_world_names_its_file(saved, tmp_path)
     (path / "hierarchy.json").write_text(json.dumps(tree))
     with pytest.raises(ValueError, match=f"^{re.escape(str(path / 'hierarchy.json'))}: .*out of range"):
         synthsae.World.load(path)
+
+
+# Findings 5-9, 11: metric inputs, wrong types, seeds, an SAE that starts at the answer, odd dtypes.
+
+
+@pytest.fixture(scope="module")
+def dictionary():
+    return np.random.default_rng(0).standard_normal((128, 64)).astype(np.float32)
+
+
+def test_any_layout_and_byte_order_gives_the_same_mcc(world, dictionary):
+    g = world.feature_vectors.numpy()
+    expected = synthsae.mcc(dictionary, g)
+    assert synthsae.mcc(dictionary[::-1], g) == pytest.approx(expected, abs=1e-6)  # rows reversed
+    assert synthsae.mcc(dictionary.astype(">f4"), g) == expected
+    assert synthsae.mcc(np.asfortranarray(dictionary), g) == expected
+    small = np.round(dictionary * 20)
+    assert synthsae.mcc(small.astype(np.int8), g) == synthsae.mcc(small.astype(np.int64), g)
+    assert synthsae.mcc(small.astype(np.int16), g) == synthsae.mcc(small.astype(np.int32), g)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.array([object()] * 4), "abc", None, [[1.0, 2.0], [1.0]], np.ones((4, 64), dtype=np.complex64)],
+)
+def test_non_numeric_metric_inputs_name_the_argument(world, dictionary, bad):
+    g = world.feature_vectors.numpy()
+    with pytest.raises(TypeError, match=r"^decoder must be"):
+        synthsae.mcc(bad, g)
+    with pytest.raises(TypeError, match=r"^gt_features must be"):
+        synthsae.feature_uniqueness(dictionary, bad)
+
+
+def test_nan_in_a_decoder_row_is_refused_by_every_metric(world, dictionary):
+    d = dictionary.copy()
+    d[3, 0] = np.nan
+    g = world.feature_vectors.numpy()
+    for metric in (synthsae.mcc, synthsae.feature_uniqueness):
+        with pytest.raises(ValueError, match=r"^decoder must be finite"):
+            metric(d, g)
+
+
+def test_evaluate_and_its_accumulator_refuse_wrong_types_by_name(world, dictionary):
+    sae = synthsae.saes.BatchTopKSAE(64, 128, k=8, seed=0)
+
+    class NumpySAE:
+        W_dec = dictionary
+
+        def encode(self, x):
+            return x
+
+        def decode(self, z):
+            return z
+
+    with pytest.raises(TypeError, match=r"^sae.W_dec must be a floating-point torch tensor"):
+        synthsae.evaluate(NumpySAE(), world, num_samples=16)
+    with pytest.raises(TypeError, match=r"^world must be a synthsae.World"):
+        synthsae.evaluate(sae, "tiny", num_samples=16)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^batch_size: .* rows per batch would need"):
+        synthsae.evaluate(sae, world, num_samples=16, batch_size=HUGE)
+    g = world.feature_vectors
+    acc = synthsae.EvalAccumulator(dictionary, g, mean=[0.0] * 64)  # a list is a fine mean
+    x = np.zeros((2, 64), dtype=np.complex64)
+    z, a = np.zeros((2, 128), np.float32), world.sample_features(2, seed=0)
+    with pytest.raises(TypeError, match=r"^hidden must be an array of real numbers"):
+        acc.add_batch(x, x.real, z, a)
+
+
+def test_world_seeds_leave_room_for_their_sub_seeds():
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match=r"^WorldConfig.seed must be <= 18446744073709551611"):
+        replace(synthsae.preset("tiny"), seed=2**64 - 4)
+    with pytest.raises(ValueError, match=r"^seed must be <= 18446744073709551615"):
+        synthsae.random_correlation_matrix(5, seed=2**64)
+
+
+def test_an_unseeded_sae_does_not_start_at_a_world_built_under_the_same_manual_seed():
+    import torch
+
+    from synthsae.recovery import random_baseline
+
+    # The audit's reproducer: d_sae = N, torch.manual_seed before both. Drawing the init's normals
+    # from the global generator reproduced the dictionary (MCC 1.000). Chance is 0.401 here, with a
+    # spread of 0.003 over random dictionaries (seeds 0-4): 0.03 is ten spreads, 1.0 is far outside.
+    torch.manual_seed(0)
+    world = synthsae.World(synthsae.preset("tiny"), show_progress=False)
+    sae = synthsae.saes.BatchTopKSAE(64, 1024, k=15)
+    chance = random_baseline(world, 1024)["baseline/mcc"]
+    assert synthsae.mcc(sae.W_dec, world.feature_vectors) < chance + 0.03
+    # torch.manual_seed still reproduces an unseeded init.
+    torch.manual_seed(1)
+    first = synthsae.saes.BatchTopKSAE(64, 1024, k=15).W_dec
+    torch.manual_seed(1)
+    assert torch.equal(synthsae.saes.BatchTopKSAE(64, 1024, k=15).W_dec, first)
+
+
+def test_bfloat16_inputs_are_read_as_float32_and_dates_are_not_numbers():
+    import torch
+
+    p = torch.full((10,), 0.25, dtype=torch.bfloat16)
+    assert_csr_equal(
+        synthsae.sample_independent(p, 50, seed=0), synthsae.sample_independent(p.float(), 50, seed=0)
+    )
+    cost = torch.rand(5, 5, generator=torch.Generator().manual_seed(0)).bfloat16()
+    rows, cols = synthsae.linear_sum_assignment(cost)
+    expected = synthsae.linear_sum_assignment(cost.float())
+    assert np.array_equal(rows, expected[0]) and np.array_equal(cols, expected[1])
+    with pytest.raises(TypeError, match=r"^cost_matrix must be real numbers, got dtype timedelta64"):
+        synthsae.linear_sum_assignment(np.arange(16).astype("timedelta64[s]").reshape(4, 4))

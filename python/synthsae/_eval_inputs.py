@@ -9,18 +9,15 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
+from synthsae._validate import as_native
 from synthsae.sparse import SparseBatch
 
 
 def dense_rows(x: Any, name: str, width: int) -> npt.NDArray[np.float32]:
-    """``x`` (numpy or torch on any device) as a C-contiguous float32 ``[b, width]`` CPU array."""
-    if hasattr(x, "detach"):
-        x = x.detach().to("cpu").float().numpy()
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
+    """``x`` (numpy, torch on any device, or nested lists of real numbers) as a C-contiguous float32
+    ``[b, width]`` CPU array."""
+    x = as_native(name, x)
     _check_width(x, name, width)
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise TypeError(f"{name} must be real numbers, got dtype {x.dtype}")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 

@@ -144,10 +144,31 @@ def as_num_threads(value: Any) -> int | None:
 
 
 def to_numpy(value: Any) -> Any:
-    """torch tensors (any device) to numpy without importing torch; anything else unchanged."""
+    """torch tensors (any device) to numpy without importing torch (bfloat16, which numpy lacks, as
+    float32); anything else unchanged."""
     if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
-        return value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+        return value.numpy()
     return value
+
+
+def is_real(dtype: np.dtype[Any]) -> bool:
+    """Integer or floating numbers (not bool, complex, dates, timedeltas, strings or objects)."""
+    return dtype.kind in "iuf"
+
+
+def as_native(name: str, value: Any) -> npt.NDArray[Any]:
+    """A numpy array of real numbers (see :func:`is_real`) in native byte order and C layout: any
+    layout, stride or byte order is accepted (copied); anything else is a TypeError naming ``name``."""
+    try:
+        arr = np.asarray(to_numpy(value))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name} must be an array of real numbers: {e}") from None
+    if not is_real(arr.dtype):
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
 
 
 def as_float_array(name: str, value: Any, dtype: type[np.floating], ndim: int) -> npt.NDArray[Any]:

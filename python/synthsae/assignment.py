@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
-from synthsae._validate import as_bool, to_numpy
+from synthsae._validate import as_bool, as_native, is_real, to_numpy
 
 if TYPE_CHECKING:
     import torch
@@ -39,7 +39,7 @@ def linear_sum_assignment(
     if cost.ndim != 2:
         raise ValueError(f"cost_matrix: expected a matrix (2-D array), got a {cost.ndim}-D array")
     if cost.dtype not in (np.float32, np.float64):
-        if not (np.issubdtype(cost.dtype, np.number) or cost.dtype == np.bool_) or np.iscomplexobj(cost):
+        if not (is_real(cost.dtype) or cost.dtype == np.bool_):
             raise TypeError(f"cost_matrix must be real numbers, got dtype {cost.dtype}")
         cost = cost.astype(np.float64)
     maximize = as_bool("maximize", maximize)
@@ -57,11 +57,14 @@ class Matching(NamedTuple):
 def _unit_rows(x: Any, name: str, device: Any = None) -> torch.Tensor:
     import torch
 
-    t = x.detach() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+        if t.dtype == torch.bool or t.is_complex():
+            raise TypeError(f"{name} must be real numbers, got {t.dtype}")
+    else:
+        t = torch.from_numpy(as_native(name, x))
     if t.ndim != 2:
         raise ValueError(f"{name} must be 2-D [rows, D], got shape {tuple(t.shape)}")
-    if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
-        raise TypeError(f"{name} must be real numbers, got {t.dtype}")
     t = t.to(device if device is not None else t.device, torch.float32)
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} must be finite (no NaN or inf)")

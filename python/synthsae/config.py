@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import firing
-from synthsae._validate import as_bool, as_float, as_int, as_optional_seed
+from synthsae._validate import U64_MAX, as_bool, as_float, as_int, as_optional_seed
 
 if TYPE_CHECKING:
     import torch
@@ -443,7 +443,9 @@ class WorldConfig:
             raise TypeError(f"WorldConfig.dtype must be a str, got {type(self.dtype).__name__}")
         if self.dtype not in DTYPES:
             raise ValueError(f"WorldConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
-        self.seed = as_optional_seed(self.seed, "WorldConfig.seed")
+        # The world draws its parts from seed .. seed + 4 (SAELens's sub-seeds): all must be seeds.
+        if self.seed is not None:
+            self.seed = as_int("WorldConfig.seed", self.seed, minimum=0, maximum=U64_MAX - 4)
 
     def to_dict(self) -> dict[str, Any]:
         """The dict SAELens writes to ``synthetic_model_config.json`` (same keys and order)."""

@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from synthsae import _core
 from synthsae._eval_inputs import csr_arrays, dense_rows, latent_arrays
-from synthsae._validate import as_bool, as_float_array, as_int, as_seed, to_numpy
+from synthsae._validate import as_bool, as_count, as_float_array, as_int, as_native, as_seed, to_numpy
 from synthsae.absorption import AbsorptionAccumulator
 from synthsae.assignment import abs_cos_matrix, linear_sum_assignment
 from synthsae.hierarchy import tree_positions
@@ -223,7 +223,8 @@ class EvalAccumulator:
         self.d_sae, self.num_features = s.shape
         self.hidden_dim = int(decoder.shape[1])
         if mean is not None:
-            mean = dense_rows(mean.reshape(1, -1), "mean", self.hidden_dim)[0].astype(np.float64)
+            mean = dense_rows(as_native("mean", mean).reshape(1, -1), "mean", self.hidden_dim)[0]
+            mean = mean.astype(np.float64)
         if self.num_features == 0:
             self.latent_matched_feature = np.full(self.d_sae, -1, dtype=np.int64)
             self.latent_abs_cos = np.zeros(self.d_sae, dtype=np.float32)
@@ -378,6 +379,11 @@ class EvalAccumulator:
         )
 
 
+def _num_latents(w_dec: Any) -> int:
+    shape = getattr(w_dec, "shape", ())
+    return int(shape[0]) if len(shape) == 2 else 0
+
+
 def evaluate(
     sae: Any,
     world: World,
@@ -403,10 +409,22 @@ def evaluate(
     for attr in ("encode", "decode", "W_dec"):
         if not hasattr(sae, attr):
             raise TypeError(f"sae must have encode(x), decode(z) and W_dec; it has no {attr!r}")
+    from synthsae.world import World
+
+    if not isinstance(world, World):
+        raise TypeError(
+            f"world must be a synthsae.World, got {type(world).__name__} "
+            "(for a preset: synthsae.World(synthsae.preset(name)))"
+        )
     num_samples = as_int("num_samples", num_samples)
-    batch_size = as_int("batch_size", batch_size, minimum=1)
+    # A batch holds its hidden rows, reconstructions and dense latents (float32) at once.
+    row_bytes = 4 * (2 * world.hidden_dim + _num_latents(sae.W_dec))
+    batch_size = as_count("batch_size", batch_size, minimum=1, bytes_each=row_bytes, what="rows per batch")
     seed = as_seed(seed)
     extended = as_bool("extended", extended)
+    if not isinstance(sae.W_dec, torch.Tensor) or not sae.W_dec.is_floating_point():
+        what = sae.W_dec.dtype if isinstance(sae.W_dec, torch.Tensor) else type(sae.W_dec).__name__
+        raise TypeError(f"sae.W_dec must be a floating-point torch tensor [d_sae, D], got {what}")
     w_dec = sae.W_dec.detach()
     if w_dec.ndim != 2 or w_dec.shape[1] != world.hidden_dim:
         raise ValueError(f"sae.W_dec must be [d_sae, {world.hidden_dim}], got {list(w_dec.shape)}")

@@ -65,10 +65,14 @@ def batch_l0(latents: torch.Tensor) -> float:
 
 
 def random_unit_rows(rows: int, cols: int, seed: int | None) -> torch.Tensor:
-    """``[rows, cols]`` float32 rows uniform on the unit sphere (CPU; seeded generator if ``seed``). The seed
-    is salted so that an SAE seeded ``s`` never starts from the dictionary of a world seeded ``s`` (both
-    would otherwise draw the same normals)."""
-    generator = None if seed is None else torch.Generator().manual_seed(seed ^ _INIT_SALT)
+    """``[rows, cols]`` float32 rows uniform on the unit sphere (CPU). The normals come from a generator
+    seeded with ``seed`` XOR a salt, so an SAE seeded ``s`` never starts from the dictionary of a world
+    seeded ``s`` (both would otherwise draw the same normals). ``seed=None`` draws the seed from torch's
+    global generator (``torch.manual_seed`` still reproduces the init), never the normals themselves:
+    under the common ``torch.manual_seed(s)`` those would repeat a world's dictionary drawn the same way."""
+    if seed is None:
+        seed = int(torch.randint(0, 2**63 - 1, (), dtype=torch.int64))
+    generator = torch.Generator().manual_seed(seed ^ _INIT_SALT)
     w = torch.randn(rows, cols, generator=generator, dtype=torch.float32)
     return w / w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
