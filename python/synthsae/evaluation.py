@@ -380,7 +380,8 @@ class EvalAccumulator:
 
 
 def _num_latents(w_dec: Any) -> int:
-    shape = getattr(w_dec, "shape", ())
+    """``d_sae`` of a ``[d_sae, D]`` decoder (0 for anything else: it is checked later)."""
+    shape: tuple[int, ...] = tuple(getattr(w_dec, "shape", ()))
     return int(shape[0]) if len(shape) == 2 else 0
 
 
