@@ -272,3 +272,47 @@ def test_bfloat16_inputs_are_read_as_float32_and_dates_are_not_numbers():
     assert np.array_equal(rows, expected[0]) and np.array_equal(cols, expected[1])
     with pytest.raises(TypeError, match=r"^cost_matrix must be real numbers, got dtype timedelta64"):
         synthsae.linear_sum_assignment(np.arange(16).astype("timedelta64[s]").reshape(4, 4))
+
+
+# Finding 10: usage errors on the command line exit 2 with a message, not a traceback.
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("[1]", "must hold a JSON object, got list"),
+        ('{"architecture": "batchtopk", "d_in": 64, "d_sae": 128, "bogus": 1}', "unexpected keyword"),
+        ("{", "JSONDecodeError"),
+    ],
+)
+def test_eval_of_a_malformed_sae_directory_is_a_usage_error(tmp_path, capsys, config, message):
+    from synthsae.cli import main
+
+    (tmp_path / "cfg.json").write_text(config)
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--sae", str(tmp_path), "--world", "tiny"])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["sample", "--world", "tiny", "--rows", "10", "--out", "{tmp}/missing/x.safetensors"],
+            "does not exist",
+        ),
+        (["demo", "--features", str(2**64)], "num_features must be <="),
+        (
+            ["sample", "--world", "tiny", "--rows", str(HUGE), "--out", "{tmp}/x.safetensors"],
+            "n: the row pointers",
+        ),
+        (["bench", "--l0", "inf", "--out", "{tmp}/sweep"], "L0 must be finite"),
+    ],
+)
+def test_impossible_requests_exit_2_and_write_nothing(tmp_path, capsys, argv, message):
+    from synthsae.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

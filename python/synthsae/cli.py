@@ -208,6 +208,8 @@ def _sample(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _fresh_file(out, args.overwrite)
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: directory {out.parent} does not exist")
     world, _ = resolve_world(args.world, **_orthogonalization(args))
     t0 = time.perf_counter()
     features = world.sample_features(args.rows, seed=args.seed, start=args.start)
@@ -321,7 +323,13 @@ def _load_any_sae(path: Path, device: str | None) -> Any:
     cfg_file = path / "cfg.json"
     if not cfg_file.is_file():
         raise UsageError(f"--sae {path}: no cfg.json there")
-    if json.loads(cfg_file.read_text()).get("architecture") in saes.ARCHITECTURES:
+    try:
+        config = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as e:
+        raise UsageError(f"--sae {cfg_file}: {type(e).__name__}: {e}") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"--sae {cfg_file}: must hold a JSON object, got {type(config).__name__}")
+    if config.get("architecture") in saes.ARCHITECTURES:
         return saes.load_sae(path, device=device)
     try:
         from sae_lens import SAE
@@ -329,7 +337,10 @@ def _load_any_sae(path: Path, device: str | None) -> Any:
         raise UsageError(
             f"--sae {path}: not a synthsae SAE, and sae-lens is not installed to read it"
         ) from None
-    return SAE.load_from_disk(str(path), device=device or "cpu")
+    try:
+        return SAE.load_from_disk(str(path), device=device or "cpu")
+    except (KeyError, TypeError, ValueError) as e:  # SAELens's own complaints about the config
+        raise UsageError(f"--sae {path}: SAELens cannot load it: {type(e).__name__}: {e}") from None
 
 
 def _eval(args: argparse.Namespace) -> int:

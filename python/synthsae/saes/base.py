@@ -235,15 +235,26 @@ class SAE(nn.Module):
         from synthsae.saes.registry import ARCHITECTURES
 
         path = Path(path)
-        config = json.loads((path / CONFIG_FILE).read_text())
+        try:
+            config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (ValueError, RecursionError) as e:  # bad JSON or UTF-8
+            raise ValueError(f"{path / CONFIG_FILE}: {type(e).__name__}: {e}") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{path / CONFIG_FILE}: must hold a JSON object, got {type(config).__name__}")
         architecture = config.pop("architecture", None)
-        if architecture not in ARCHITECTURES:
+        if not isinstance(architecture, str) or architecture not in ARCHITECTURES:
             raise ValueError(f"{path / CONFIG_FILE}: unknown architecture {architecture!r}")
         target = ARCHITECTURES[architecture]
         if cls is not SAE and not issubclass(target, cls):
             raise ValueError(f"{path} holds a {architecture!r} SAE, not {cls.architecture!r}")
         with torch.random.fork_rng(devices=[]):  # building the module must not consume global RNG state
-            sae = target(**config, device=device)
-        state = load_file(str(path / WEIGHTS_FILE), device=str(sae.W_dec.device))
-        sae.load_state_dict(state, strict=True)
+            try:
+                sae = target(**config, device=device)
+            except TypeError as e:  # unknown or missing settings
+                raise ValueError(f"{path / CONFIG_FILE}: {e}") from None
+        try:
+            state = load_file(str(path / WEIGHTS_FILE), device=str(sae.W_dec.device))
+            sae.load_state_dict(state, strict=True)
+        except Exception as e:  # unreadable file, or tensors that do not fit the config
+            raise ValueError(f"{path / WEIGHTS_FILE}: {type(e).__name__}: {e}") from None
         return sae
