@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthsae._validate import as_fraction, as_int, as_optional_seed, as_positive
+from synthsae._validate import as_count, as_fraction, as_optional_seed, as_positive, check_memory
 
 if TYPE_CHECKING:
     import torch
@@ -76,7 +76,11 @@ def random_correlation_matrix(
     uniform strength; repaired to positive definite if needed. float32 ``[N, N]``."""
     import torch
 
-    num_features = as_int("num_features", num_features, minimum=0)
+    num_features = as_count("num_features", num_features)
+    # The [N, N] float32 matrix and the pairs' three float32 draws: 10 bytes per entry at least.
+    check_memory(
+        "num_features", 10 * num_features**2, f"a [{num_features:,}, {num_features:,}] correlation matrix"
+    )
     positive_ratio = as_fraction("positive_ratio", positive_ratio, allow_zero=True)
     uncorrelated_ratio = as_fraction("uncorrelated_ratio", uncorrelated_ratio, allow_zero=True)
     lo = as_fraction("min_correlation_strength", min_correlation_strength, allow_zero=True)
