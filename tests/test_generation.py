@@ -378,7 +378,7 @@ def test_read_shard_reads_any_row_range(world, reference):
 def test_a_killed_writer_counts_as_dead_before_it_is_reaped():
     # A worker killed with SIGKILL is a zombie until its parent reaps it; its temporary files are
     # stale from the moment it died (found by a Dask test whose run outpaced the reaping).
-    from synthsae.shards import _alive
+    from synthsae.shards import writer_alive as _alive
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

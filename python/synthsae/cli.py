@@ -254,7 +254,10 @@ def _generate_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     out = Path(args.out)
     old = read_manifest(out) if (out / MANIFEST_FILE).is_file() else None
     if old is None and (args.world is None or args.rows is None):
-        raise UsageError(f"{out} holds no dataset yet: --world and --rows are required")
+        raise UsageError(
+            f"{out} holds no dataset yet (a run stopped before it wrote manifest.json leaves none): "
+            "--world and --rows are required"
+        )
     if args.dtype is not None and not (args.hidden or (old and old.hidden)):
         raise UsageError("--dtype sets the hidden activations' type: pass --hidden with it")
     settings = {

@@ -8,6 +8,7 @@ rerun only redoes shards that are missing or corrupt. See ``synthsae.shards`` fo
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 import warnings
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthsae._files import HOST
 from synthsae._validate import as_bool, as_int, as_num_threads, as_seed, check_memory
 from synthsae.shards import (
     HIDDEN_DTYPES,
@@ -32,6 +34,7 @@ from synthsae.shards import (
     stale_temporaries,
     write_manifest,
     write_shard,
+    writer_alive,
 )
 from synthsae.world import World
 
@@ -131,6 +134,9 @@ def generate(
     good = intact(out, mine, num_threads)
     todo = [s for s, ok in zip(mine, good, strict=True) if not ok]
     skipped = [s for s, ok in zip(mine, good, strict=True) if ok]
+    for s in todo:
+        if (out / s.file).is_dir():
+            raise FileExistsError(f"{out / s.file} is a directory where shard {s.index} belongs: move it")
 
     from tqdm.auto import tqdm
 
@@ -156,7 +162,8 @@ def generate(
                 stacklevel=2,
             )
     state = consolidate(out)
-    for path in stale_temporaries(out, mine):
+    # Including those beside the shards this run rewrote: a killed writer's half-written file.
+    for path in stale_temporaries(out, [s for s in state.shards if s.index % parts == part]):
         path.unlink(missing_ok=True)
     return GenerateReport(
         path=out,
@@ -180,8 +187,11 @@ def _split(split: Any) -> tuple[int, int]:
 
 
 def _prepare(out: Path, plan: Manifest, world: World) -> None:
-    """Creates the dataset directory (manifest, then world/) or checks an existing one against ``plan``.
-    A directory that holds anything but a synthsae dataset is refused before anything is written."""
+    """Creates the dataset directory (world/, then the manifest) or checks an existing one against
+    ``plan``. world/ is written to a temporary directory and renamed, and the manifest only after it:
+    once manifest.json exists world/ is complete, so ``generate --out DIR`` alone can always resume.
+    A directory that holds anything but a synthsae dataset, or the beginnings of one for this plan,
+    is refused before anything is written; temporaries of writers that died are removed."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory")
     if out.is_dir():
@@ -190,16 +200,60 @@ def _prepare(out: Path, plan: Manifest, world: World) -> None:
         if MANIFEST_FILE in names or (out / MANIFEST_FILE).exists():
             _check_matches(out, plan)
         else:
-            _check_empty(out, names, ignore=(LOCK_FILE, f".{MANIFEST_FILE}.tmp-"))
+            _check_unstarted(out, names, plan)
     out.mkdir(parents=True, exist_ok=True)
     with manifest_lock(out):
-        if (out / MANIFEST_FILE).exists():
+        started = (out / MANIFEST_FILE).exists()
+        if started:
             _check_matches(out, plan)
         else:
-            _check_empty(out, [p.name for p in out.iterdir()], ignore=(LOCK_FILE,))
-            write_manifest(out, plan)
+            _check_unstarted(out, [p.name for p in out.iterdir()], plan)
         if not _has_world(out / WORLD_DIR, plan.world_sha256):
-            world.save(out / WORLD_DIR, overwrite=True)
+            _write_world(out, world)
+        if not started:
+            write_manifest(out, plan)
+        for path in _dead_temporaries(out):
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+# Temporaries beside the manifest and world/: name prefix -> fields after the host (pid[, thread]).
+_TEMPORARIES = {f".{MANIFEST_FILE}.tmp-": 2, f".{WORLD_DIR}.tmp-": 1}
+
+
+def _check_unstarted(out: Path, names: list[str], plan: Manifest) -> None:
+    """A directory without a manifest may hold only what an interrupted start of this same dataset
+    leaves: the lock, temporaries, and this plan's world/."""
+    for name in names:
+        if name == LOCK_FILE or name.startswith(tuple(_TEMPORARIES)):
+            continue
+        if name == WORLD_DIR and _has_world(out / WORLD_DIR, plan.world_sha256):
+            continue
+        raise FileExistsError(f"{out} is not empty and holds no synthsae dataset; choose another directory")
+
+
+def _write_world(out: Path, world: World) -> None:
+    """world/ by rename of a complete temporary copy (under the manifest lock: one writer at a time)."""
+    tmp = out / f".{WORLD_DIR}.tmp-{HOST}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    world.save(tmp, overwrite=True)
+    target = out / WORLD_DIR
+    if target.is_dir():  # incomplete or damaged: _has_world said it is not this plan's world
+        shutil.rmtree(target)
+    elif target.exists():
+        target.unlink()
+    os.rename(tmp, target)
+
+
+def _dead_temporaries(out: Path) -> list[Path]:
+    """The manifest's and world/'s temporaries left by writers on this host that have died."""
+    dead = []
+    for path in out.iterdir():
+        for prefix, fields in _TEMPORARIES.items():
+            if path.name.startswith(prefix):
+                host, pid, *_ = path.name.removeprefix(prefix).rsplit("-", fields)
+                if host == HOST and pid.isdigit() and not writer_alive(int(pid)):
+                    dead.append(path)
+    return dead
 
 
 def _check_matches(out: Path, plan: Manifest) -> None:

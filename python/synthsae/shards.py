@@ -326,12 +326,13 @@ def stale_temporaries(out: Path, shards: Iterable[Shard]) -> list[Path]:
             continue
         for path in out.glob(f".{s.file}.tmp-*"):
             host, pid, _ = path.name.removeprefix(f".{s.file}.tmp-").rsplit("-", 2)
-            if host == HOST and pid.isdigit() and not _alive(int(pid)):
+            if host == HOST and pid.isdigit() and not writer_alive(int(pid)):
                 stale.append(path)
     return stale
 
 
-def _alive(pid: int) -> bool:
+def writer_alive(pid: int) -> bool:
+    """Whether process ``pid`` on this host can still write (a zombie cannot)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
