@@ -340,10 +340,10 @@ def _stages(shards: int) -> list[tuple[str, Any]]:
         return lambda out: any(out.glob(pattern))
 
     stages = [
-        ("world/ being written", has(".world.tmp-*/*")),
-        ("world/ renamed", has("world/synthetic_model.safetensors")),
         ("manifest being written", has(".manifest.json.tmp-*")),
         ("manifest written", has("manifest.json")),
+        ("world/ being written", has(".world.tmp-*/*")),
+        ("world/ renamed", has("world/synthetic_model.safetensors")),
     ]
     for i in range(0, shards, 2):
         stages.append((f"shard {i} being written", has(f".shard-{i:06d}.safetensors.tmp-*")))
@@ -380,11 +380,34 @@ def test_generate_resumes_to_identical_bytes_after_a_kill_at_any_point(world, tm
         proc.wait()
         started = (out / "manifest.json").is_file()
         landed.append((stage, started))
-        # The documented resume once manifest.json exists; before, no record of the settings exists
-        # and the original command carries on from what is there (a finished world/ is kept).
+        # The documented resume once manifest.json exists (it is written before world/, with what
+        # rebuilds the world); a run killed before that recorded nothing, and its command reruns.
         assert main(["generate", *quiet, "--out", str(out), *([] if started else flags)]) == 0, stage
         assert synthsae.verify(out).ok, stage
         assert _files(out) == expected, stage
         assert not [p.name for p in out.iterdir() if ".tmp-" in p.name], stage  # the dead writer's leftovers
     capsys.readouterr()
-    assert sum(started for _, started in landed) >= 12, landed  # most kills land mid-run
+    assert all(started for stage, started in landed if not stage.startswith("manifest")), landed
+
+
+def test_the_documented_resume_rebuilds_a_world_that_was_never_finished(tmp_path, capsys):
+    from synthsae.cli import main
+
+    out = tmp_path / "data"
+    flags = ["--world", "tiny", "--rows", "6000", "--shard-rows", "2000", "--quiet"]
+    assert main(["generate", *flags, "--out", str(out)]) == 0
+    expected = _files(out)
+    # What a kill while world/ was written leaves: the manifest, no world/, a dead writer's temporary.
+    shutil.rmtree(out / "world")
+    (out / "shard-000001.safetensors").unlink()
+    assert main(["generate", "--quiet", "--out", str(out)]) == 0  # rebuilt from the manifest's config
+    assert synthsae.verify(out).ok and _files(out) == expected
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["world_source"]["config"] == synthsae.preset("tiny").to_dict()
+    # A world that cannot be rebuilt (its source gone) is named, with what to do.
+    manifest["world_source"] = None
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(out / "world")
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "--quiet", "--out", str(out)])
+    assert e.value.code == 2 and "pass --world" in capsys.readouterr().err

@@ -249,7 +249,7 @@ def _slurm_split() -> tuple[int, int] | None:
 
 def _generate_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The world and generate() keywords: flags, filled from --out's manifest when resuming."""
-    from synthsae.shards import MANIFEST_FILE, WORLD_DIR, read_manifest
+    from synthsae.shards import MANIFEST_FILE, dataset_world, read_manifest
 
     out = Path(args.out)
     old = read_manifest(out) if (out / MANIFEST_FILE).is_file() else None
@@ -268,7 +268,8 @@ def _generate_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         "dtype": args.dtype or (old.dtype if old and old.dtype else "float32"),
     }
     if args.world is None:
-        world = synthsae.World.load(out / WORLD_DIR)
+        assert old is not None
+        world = dataset_world(out, old)
     else:
         world, _ = resolve_world(args.world, **_orthogonalization(args))
     return world, settings

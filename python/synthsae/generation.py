@@ -187,11 +187,12 @@ def _split(split: Any) -> tuple[int, int]:
 
 
 def _prepare(out: Path, plan: Manifest, world: World) -> None:
-    """Creates the dataset directory (world/, then the manifest) or checks an existing one against
-    ``plan``. world/ is written to a temporary directory and renamed, and the manifest only after it:
-    once manifest.json exists world/ is complete, so ``generate --out DIR`` alone can always resume.
-    A directory that holds anything but a synthsae dataset, or the beginnings of one for this plan,
-    is refused before anything is written; temporaries of writers that died are removed."""
+    """Creates the dataset directory (the manifest, then world/) or checks an existing one against
+    ``plan``. The manifest records the settings and how to rebuild the world (``world_source``), and
+    world/ is written to a temporary directory and renamed, so ``generate --out DIR`` alone resumes
+    any run that got as far as its manifest (:func:`~synthsae.shards.dataset_world`). A directory
+    that holds anything but a synthsae dataset, or the beginnings of one for this plan, is refused
+    before anything is written; temporaries of writers that died are removed."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory")
     if out.is_dir():
@@ -208,10 +209,10 @@ def _prepare(out: Path, plan: Manifest, world: World) -> None:
             _check_matches(out, plan)
         else:
             _check_unstarted(out, [p.name for p in out.iterdir()], plan)
-        if not _has_world(out / WORLD_DIR, plan.world_sha256):
-            _write_world(out, world)
         if not started:
             write_manifest(out, plan)
+        if not _has_world(out / WORLD_DIR, plan.world_sha256):
+            _write_world(out, world)
         for path in _dead_temporaries(out):
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 

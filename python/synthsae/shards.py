@@ -82,6 +82,8 @@ class Manifest:
     rng_algorithm: str
     synthsae_version: str
     shards: list[Shard] = field(default_factory=list)
+    #: ``World.source`` of the dataset's world: what rebuilds it if world/ was never finished.
+    world_source: dict[str, Any] | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -104,6 +106,7 @@ class Manifest:
             rng_algorithm=_core.RNG_ALGORITHM,
             synthsae_version=_core.__version__,
             shards=_plan_shards(rows, shard_rows),
+            world_source=world.source,
         )
 
     @property
@@ -249,6 +252,36 @@ def load_fingerprinted_world(path: Path, fingerprint: str) -> World:
     world = World.load(path)
     if world.fingerprint() != fingerprint:
         raise ValueError(f"{path} is not the world this dataset was made for")
+    return world
+
+
+def dataset_world(out: Path, manifest: Manifest) -> World:
+    """The world of the dataset in ``out``: its world/, or, if a run was stopped before world/ was
+    finished, the world rebuilt from the manifest's ``world_source``; either way checked against the
+    manifest's fingerprint. ValueError naming what is missing when neither is possible."""
+    from synthsae.world import World
+
+    try:
+        return load_fingerprinted_world(out / WORLD_DIR, manifest.world_sha256)
+    except (OSError, ValueError) as e:
+        problem = e
+    source = manifest.world_source or {}
+    if "config" in source:
+        from synthsae.config import WorldConfig
+
+        world = World(
+            WorldConfig.from_dict(source["config"]),
+            orthogonalization=source.get("orthogonalization", "gram"),
+        )
+    elif "directory" in source:
+        world = World.load(source["directory"])
+    else:
+        raise ValueError(f"{out / WORLD_DIR}: {problem}; pass --world to name the dataset's world")
+    if world.fingerprint() != manifest.world_sha256:
+        raise ValueError(
+            f"{out / WORLD_DIR}: {problem}, and the world rebuilt from the manifest's world_source is "
+            "not this dataset's; pass --world to name it"
+        )
     return world
 
 

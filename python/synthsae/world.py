@@ -178,7 +178,12 @@ class World:
         mean_magnitudes, std_magnitudes: torch float32 ``[N]``.
         correlation_factor, correlation_diag: ``[N, r]`` and ``[N]`` torch tensors, or None.
         hierarchy: Hierarchy or None.
+        source: how to get this world again: ``{"config", "orthogonalization"}`` when built on the
+            CPU from a config, ``{"directory"}`` when loaded; None otherwise (a dense
+            ``correlation_matrix``, another device). ``generate`` records it in its manifest.
     """
+
+    source: dict[str, Any] | None
 
     def __init__(
         self,
@@ -230,6 +235,9 @@ class World:
                 if clamped:
                     logger.warning("hierarchy compensation clamped %d firing probabilities to 1", clamped)
         self._init(config, vectors, bias, torch.from_numpy(p), hierarchy, correlation)
+        if correlation_matrix is None and torch.device(device).type == "cpu":
+            # Enough to build this world again (bit for bit: same config, method and device).
+            self.source = {"config": config.to_dict(), "orthogonalization": orthogonalization}
 
     def _init(
         self,
@@ -262,6 +270,7 @@ class World:
         )
         self._on_device: dict[tuple[str, Any], tuple[torch.Tensor, torch.Tensor]] = {}
         self._fingerprint: str | None = None
+        self.source = None
         self._sampler = self._make_sampler()
 
     def _make_sampler(self) -> _core.WorldSampler:
@@ -443,6 +452,7 @@ class World:
         world = cls.__new__(cls)
         p = tensors["firing_probabilities"].float()
         world._init(config, tensors["feature_vectors"], tensors["bias"], p, hierarchy, correlation)
+        world.source = {"directory": str(path.absolute())}
         return world
 
     # ------------------------------------------------------------------ statistics
