@@ -223,6 +223,8 @@ def test_evaluate_and_its_accumulator_refuse_wrong_types_by_name(world, dictiona
         synthsae.evaluate(sae, "tiny", num_samples=16)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^batch_size: .* rows per batch would need"):
         synthsae.evaluate(sae, world, num_samples=16, batch_size=HUGE)
+    with pytest.raises(ValueError, match=r"^num_samples must be <= 9223372036854775807"):
+        synthsae.evaluate(sae, world, num_samples=2**64)  # rows are streamed: only their index is bounded
     g = world.feature_vectors
     acc = synthsae.EvalAccumulator(dictionary, g, mean=[0.0] * 64)  # a list is a fine mean
     x = np.zeros((2, 64), dtype=np.complex64)

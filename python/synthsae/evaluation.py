@@ -417,7 +417,7 @@ def evaluate(
             f"world must be a synthsae.World, got {type(world).__name__} "
             "(for a preset: synthsae.World(synthsae.preset(name)))"
         )
-    num_samples = as_int("num_samples", num_samples)
+    num_samples = as_count("num_samples", num_samples)  # rows 0 .. num_samples of the stream, streamed
     # A batch holds its hidden rows, reconstructions and dense latents (float32) at once.
     row_bytes = 4 * (2 * world.hidden_dim + _num_latents(sae.W_dec))
     batch_size = as_count("batch_size", batch_size, minimum=1, bytes_each=row_bytes, what="rows per batch")
