@@ -266,17 +266,21 @@ def dataset_world(out: Path, manifest: Manifest) -> World:
     except (OSError, ValueError) as e:
         problem = e
     source = manifest.world_source or {}
-    if "config" in source:
-        from synthsae.config import WorldConfig
+    try:
+        if "config" in source:
+            from synthsae.config import WorldConfig
 
-        world = World(
-            WorldConfig.from_dict(source["config"]),
-            orthogonalization=source.get("orthogonalization", "gram"),
-        )
-    elif "directory" in source:
-        world = World.load(source["directory"])
-    else:
-        raise ValueError(f"{out / WORLD_DIR}: {problem}; pass --world to name the dataset's world")
+            config = WorldConfig.from_dict(source["config"])
+            world = World(config, orthogonalization=source.get("orthogonalization", "gram"))
+        elif "directory" in source:
+            world = World.load(source["directory"])
+        else:
+            raise ValueError("the manifest records no world_source to rebuild it from")
+    except (OSError, TypeError, ValueError) as e:
+        raise ValueError(
+            f"{out / WORLD_DIR}: {problem}; and the world cannot be rebuilt ({e}): "
+            "pass --world to name the dataset's world"
+        ) from None
     if world.fingerprint() != manifest.world_sha256:
         raise ValueError(
             f"{out / WORLD_DIR}: {problem}, and the world rebuilt from the manifest's world_source is "
