@@ -161,6 +161,7 @@ TRAIN_CASES = [
     ({"max_grad_norm": 0}, ValueError, "max_grad_norm"),
     ({"max_grad_norm": INF}, ValueError, "max_grad_norm"),
     ({"adam_betas": (0.9, 1.0)}, ValueError, "adam_betas"),
+    ({"adam_betas": (2.0, 0.9)}, ValueError, "adam_betas"),  # issue 24: once torch's message
     ({"adam_betas": (0.9, NAN)}, ValueError, "adam_betas"),
     ({"adam_betas": 0.9}, TypeError, "adam_betas"),
     ({"resume": "yes"}, TypeError, "resume"),
