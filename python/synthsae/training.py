@@ -92,6 +92,9 @@ def train(
     adam_betas: tuple[float, float] = (0.9, 0.999),
     max_grad_norm: float = 1.0,
     dead_window: int = 1000,
+    ortho_coef: float = 0.0,
+    ortho_power: float = 2.0,
+    ortho_refresh: int = 10,
     log_every: int = 100,
     show_progress: bool = True,
     num_threads: int | None = None,
@@ -106,6 +109,12 @@ def train(
     dead for AuxK once it has not fired for ``dead_window`` steps. ``autocast`` (default: on for CUDA)
     runs the forward in bfloat16.
 
+    ``ortho_coef`` > 0 adds the decoder-orthogonality penalty (:mod:`synthsae.saes.orthogonality`):
+    ``ortho_coef`` times the mean, over latents that fired in the batch, of ``|cos|^ortho_power`` to
+    their nearest decoder row, found again every ``ortho_refresh`` steps. The log then records the
+    penalty (``ortho``) and the decoder's mean max ``|cos|`` (``decoder_rho_mm``). 0 (the default)
+    trains exactly as without it.
+
     ``eval_every`` steps (and after the last step) :func:`evaluate` scores the SAE on ``eval_samples``
     rows of stream ``seed + 1`` (never the training rows). With ``checkpoint_dir``, a checkpoint (SAE,
     optimiser, step, dead-latent counters, history) is written atomically every ``checkpoint_every``
@@ -115,7 +124,7 @@ def train(
     import torch
     from tqdm.auto import tqdm
 
-    from synthsae.saes import external
+    from synthsae.saes import external, orthogonality
 
     external.check_trainable(sae, "sae")
     batch_size = as_int("batch_size", batch_size, minimum=1)
@@ -132,6 +141,9 @@ def train(
         checkpoint_every = as_int("checkpoint_every", checkpoint_every, minimum=1)
     dead_window = as_int("dead_window", dead_window, minimum=1)
     log_every = as_int("log_every", log_every, minimum=1)
+    ortho_coef = as_nonnegative("ortho_coef", ortho_coef)
+    ortho_power = as_float("ortho_power", ortho_power, minimum=1.0)  # < 1: infinite slope at 0
+    ortho_refresh = as_int("ortho_refresh", ortho_refresh, minimum=1)
     max_grad_norm = as_positive("max_grad_norm", max_grad_norm)
     adam_betas = _betas(adam_betas)
     resume = as_bool("resume", resume)
@@ -150,6 +162,10 @@ def train(
     optimizer = torch.optim.Adam(sae.parameters(), lr=lr, betas=adam_betas)
     since_fired = torch.zeros(d_sae, dtype=torch.int64, device=device)
     history = TrainHistory()
+    pairs: orthogonality.NeighbourPairs | None = None
+
+    def w_dec() -> torch.Tensor:
+        return cast("torch.Tensor", sae.W_dec)
 
     checkpoint = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
     if checkpoint is not None and checkpoint.exists():
@@ -164,6 +180,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         since_fired.copy_(state["since_fired"])
         history = state["history"]
+        pairs = state.get("ortho_pairs")
 
     def save_checkpoint() -> None:
         if checkpoint is None:
@@ -175,6 +192,7 @@ def train(
             "optimizer": optimizer.state_dict(),
             "since_fired": since_fired,
             "history": history,
+            "ortho_pairs": pairs,
             "batch_size": batch_size,
             "seed": seed,
         }
@@ -238,7 +256,13 @@ def train(
                 )
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 out = external.training_forward(sae, x, since_fired > dead_window)
-            out.loss.backward()
+            loss, ortho = out.loss, None
+            if ortho_coef > 0:
+                if pairs is None or step % ortho_refresh == 0:
+                    pairs = orthogonality.nearest_pairs(w_dec())
+                ortho = orthogonality.ortho_penalty(w_dec(), (out.latents != 0).any(0), pairs, ortho_power)
+                loss = loss + ortho_coef * ortho
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(sae.parameters(), max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -260,6 +284,9 @@ def train(
                     "explained_variance": ev,
                     "dead_latents": int((since_fired > dead_window).sum()),
                 }
+                if ortho is not None:
+                    record["ortho"] = float(ortho.detach())
+                    record["decoder_rho_mm"] = orthogonality.mean_max_abs_cos(w_dec())
                 history.records.append(record)
                 bar.set_postfix(loss=f"{record['loss']:.4g}", l0=f"{l0:.1f}", ev=f"{ev:.3f}")
                 if run is not None:
