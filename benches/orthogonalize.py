@@ -20,18 +20,8 @@ import time
 import torch
 
 import synthsae
+from synthsae.assignment import mean_max_abs_cos
 from synthsae.world import orthogonalize
-
-
-def mean_max_abs_cos(e: torch.Tensor, block: int = 2048) -> float:
-    """ρ_mm of the rows of ``e [N, D]``, in row blocks (memory ``[block, N]``)."""
-    unit = e / e.norm(dim=1, keepdim=True)
-    best = []
-    for lo in range(0, unit.shape[0], block):
-        cos = (unit[lo : lo + block] @ unit.T).abs()
-        cos[torch.arange(cos.shape[0]), lo + torch.arange(cos.shape[0])] = 0
-        best.append(cos.max(dim=1).values)
-    return float(torch.cat(best).double().mean())
 
 
 def main() -> None:

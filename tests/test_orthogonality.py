@@ -8,7 +8,8 @@ import torch
 
 import synthsae
 from synthsae import saes
-from synthsae.saes.orthogonality import mean_max_abs_cos, nearest_pairs, ortho_penalty
+from synthsae.assignment import mean_max_abs_cos
+from synthsae.saes.orthogonality import nearest_pairs, ortho_penalty
 
 
 def dense_penalty(w: torch.Tensor, active: torch.Tensor, power: float) -> torch.Tensor:

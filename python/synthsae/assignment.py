@@ -92,6 +92,23 @@ def abs_cos_matrix(decoder: Any, gt_features: Any) -> npt.NDArray[np.float32]:
     return out
 
 
+def mean_max_abs_cos(rows: Any, block: int = 2048) -> float:
+    """ρ_mm of a dictionary ``[n, D]`` (numpy or torch): the mean over rows of the largest ``|cos|``
+    with another row, in blocks of ``block`` rows (memory ``[block, n]``); 0.0 below two rows."""
+    import torch
+
+    u = _unit_rows(rows, "rows")
+    if u.shape[0] < 2:
+        return 0.0
+    best = []
+    with torch.no_grad():
+        for lo in range(0, u.shape[0], block):
+            cos = (u[lo : lo + block] @ u.T).abs_()
+            cos[torch.arange(cos.shape[0]), lo + torch.arange(cos.shape[0])] = 0
+            best.append(cos.max(dim=1).values)
+    return float(torch.cat(best).double().mean())
+
+
 def mcc(decoder: Any, gt_features: Any, *, return_matching: bool = False) -> float | tuple[float, Matching]:
     """Mean correlation coefficient: the mean ``|cos|`` over the ``min(d_sae, N)`` pairs of an optimal
     one-to-one matching of decoder rows ``[d_sae, D]`` to ground-truth features ``[N, D]`` (SAELens's

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from synthsae._files import atomic_write
 from synthsae._validate import as_bool, as_float, as_int, as_nonnegative, as_positive, as_seed
+from synthsae.assignment import mean_max_abs_cos
 from synthsae.evaluation import EvalResult, evaluate
 from synthsae.stream import ActivationStream
 
@@ -286,7 +287,7 @@ def train(
                 }
                 if ortho is not None:
                     record["ortho"] = float(ortho.detach())
-                    record["decoder_rho_mm"] = orthogonality.mean_max_abs_cos(w_dec())
+                    record["decoder_rho_mm"] = mean_max_abs_cos(w_dec())
                 history.records.append(record)
                 bar.set_postfix(loss=f"{record['loss']:.4g}", l0=f"{l0:.1f}", ev=f"{ev:.3f}")
                 if run is not None:

@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from synthsae import _core
 from synthsae._validate import as_bool, as_int, as_num_threads
+from synthsae.assignment import mean_max_abs_cos
 from synthsae.config import OrthogonalizationConfig, WorldConfig, generate_magnitudes
 from synthsae.correlation import low_rank_correlation, low_rank_from_dense
 from synthsae.hierarchy import Hierarchy, compensate, generate_hierarchy
@@ -460,7 +461,6 @@ class World:
     def stats(self, num_samples: int = 20_000, seed: int = 0) -> dict[str, Any]:
         """World statistics: L0 and per-depth firing rates from ``num_samples`` rows (with standard
         errors), RMS copula correlation (exact, O(N r²)) and mean max |cos| between features."""
-        import torch
 
         num_samples = as_int("num_samples", num_samples, minimum=1)
         batch = self.sample_features(num_samples, seed=seed)
@@ -488,13 +488,7 @@ class World:
             sq = (f * f).sum(1)
             off = float((f.T @ f).pow(2).sum() - sq.pow(2).sum())
             out["rms_correlation"] = math.sqrt(max(off, 0.0) / (n * (n - 1))) if n > 1 else 0.0
-        w = self.feature_vectors
-        best = torch.empty(w.shape[0])
-        for lo in range(0, w.shape[0], 2048):
-            cos = (w[lo : lo + 2048] @ w.T).abs()
-            cos[torch.arange(cos.shape[0]), lo + torch.arange(cos.shape[0])] = 0
-            best[lo : lo + 2048] = cos.max(1).values
-        out["mean_max_abs_cos"] = float(best.mean()) if w.shape[0] > 1 else 0.0
+        out["mean_max_abs_cos"] = mean_max_abs_cos(self.feature_vectors)
         return out
 
 

@@ -63,12 +63,3 @@ def ortho_penalty(
     u = unit_rows(w_dec)
     cos = (u[latents] * u[neighbours]).sum(dim=1).abs()
     return (pairs.weights[keep] * cos.pow(power)).sum() / active.sum()
-
-
-def mean_max_abs_cos(w_dec: torch.Tensor, chunk: int = 1024) -> float:
-    """ρ_mm of a decoder: the mean over latents of the largest ``|cos|`` to another latent."""
-    pairs = nearest_pairs(w_dec, chunk)
-    with torch.no_grad():
-        u = unit_rows(w_dec)
-        cos = (u[pairs.latents] * u[pairs.neighbours]).sum(dim=1).abs()
-        return float((pairs.weights * cos).sum() / u.shape[0])
