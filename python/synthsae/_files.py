@@ -35,6 +35,15 @@ def write_json(target: Path, data: Any) -> None:
     atomic_write(target, lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
 
 
+def read_json(file: Path) -> Any:
+    """The JSON in ``file``; bad UTF-8, bad JSON or nesting too deep for Python is a ValueError
+    starting with the file's path."""
+    try:
+        return json.loads(Path(file).read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{file}: {type(e).__name__}: {e}") from None
+
+
 def check_fresh_dir(
     path: Path, *, overwrite: bool, hint: str = "pass overwrite=True to replace its contents"
 ) -> None:

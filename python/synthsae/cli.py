@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 import synthsae
-from synthsae._files import atomic_write, check_fresh_dir
+from synthsae._files import atomic_write, check_fresh_dir, read_json
 from synthsae._validate import U64_MAX, as_int, as_positive
 from synthsae.presets import preset_names, resolve_world
 
@@ -328,9 +328,9 @@ def _load_any_sae(path: Path, device: str | None) -> Any:
     if not cfg_file.is_file():
         raise UsageError(f"--sae {path}: no cfg.json there")
     try:
-        config = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as e:
-        raise UsageError(f"--sae {cfg_file}: {type(e).__name__}: {e}") from None
+        config = read_json(cfg_file)
+    except ValueError as e:
+        raise UsageError(f"--sae {e}") from None
     if not isinstance(config, dict):
         raise UsageError(f"--sae {cfg_file}: must hold a JSON object, got {type(config).__name__}")
     if config.get("architecture") in saes.ARCHITECTURES:

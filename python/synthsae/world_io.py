@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from synthsae._files import atomic_write, check_fresh_dir
+from synthsae._files import atomic_write, check_fresh_dir, read_json
 from synthsae.config import WorldConfig
 from synthsae.hierarchy import Hierarchy
 
@@ -75,8 +75,9 @@ def read_world_files(path: Path) -> tuple[WorldConfig, dict[str, torch.Tensor], 
 def _read_json(file: Path, parse: Callable[[Any], T]) -> T:
     """``parse`` of the JSON in ``file``; any way the file is unreadable or malformed (bad UTF-8 or
     JSON, too deeply nested, wrong structure) is a ValueError starting with the file's path."""
+    data = read_json(file)
     try:
-        return parse(json.loads(file.read_text(encoding="utf-8")))
+        return parse(data)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as e:
         raise ValueError(f"{file}: {type(e).__name__}: {e}") from None
 

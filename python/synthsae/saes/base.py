@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from synthsae._files import atomic_write, check_fresh_dir
+from synthsae._files import atomic_write, check_fresh_dir, read_json
 from synthsae._validate import as_int, as_optional_seed, as_positive
 
 CONFIG_FILE = "cfg.json"
@@ -235,10 +235,7 @@ class SAE(nn.Module):
         from synthsae.saes.registry import ARCHITECTURES
 
         path = Path(path)
-        try:
-            config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-        except (ValueError, RecursionError) as e:  # bad JSON or UTF-8
-            raise ValueError(f"{path / CONFIG_FILE}: {type(e).__name__}: {e}") from None
+        config = read_json(path / CONFIG_FILE)
         if not isinstance(config, dict):
             raise ValueError(f"{path / CONFIG_FILE}: must hold a JSON object, got {type(config).__name__}")
         architecture = config.pop("architecture", None)
