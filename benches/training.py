@@ -1,6 +1,6 @@
 """Training benchmarks.
 
-    python benches/training.py [--part step,stream,tiny,curves] [--steps 20] [--tiny-rows N]
+    python benches/training.py [--part step,stream,tiny,curves,ortho] [--steps 20] [--tiny-rows N]
 
 * step: one training step (forward, backward, Adam, after_step, a dead-latent mask of 5 % so that AuxK
   runs) of a 4096-latent BatchTopK (k = 25, batch 1024) on rows of the SynthSAEBench-16k world: synthsae's
@@ -12,6 +12,12 @@
 * stream: on the SynthSAEBench-16k world (orthogonalization off), rows/s of the ActivationStream alone
   (features + hidden on the CPU, batch 1024) against the rows/s a 4096-latent BatchTopK (k = 25) training
   step consumes on the CPU (forward, backward, Adam, after_step, on pre-drawn batches), and the ratio.
+* ortho: the decoder-orthogonality penalty's cost on the step above (4096-latent BatchTopK, k = 25, batch
+  1024, 16k world, ``--steps`` steps of ``synthsae.train``-style training with the penalty on): the plain
+  step, one neighbour refresh (``nearest_pairs``, ``d_sae² · D``), the per-step penalty on refreshed pairs,
+  and the alternative of searching only the active latents' neighbours every step (``[active, d_sae]``);
+  the overhead per step at refresh intervals 1, 10 and 100; and how many latents' nearest neighbour
+  changed between refreshes 1 and 10 steps apart (how stale a 10-step-old index is).
 * tiny: a BatchTopK SAE (256 latents, k = 8 ≈ the true L0 of the tiny world's 256 most frequent features,
   as the paper's k = 25 is that of the 16k world's first 4,096; the whole world's L0 is 15.4) trained by
   ``synthsae.train`` for a fixed number of rows chosen to take under a minute on 2 cores, then scored on
@@ -175,6 +181,72 @@ def stream_part(args: argparse.Namespace) -> None:
     print(f"data / step: {data_rate / step_rate:.1f}x")
 
 
+def ortho_part(args: argparse.Namespace) -> None:
+    from synthsae.saes import orthogonality
+
+    config = synthsae.preset("synthsaebench-16k")
+    config.orthogonalization = None
+    world = synthsae.World(config, show_progress=False)
+    sae = saes.BatchTopKSAE(world.hidden_dim, 4096, 25, seed=0)
+    opt = torch.optim.Adam(sae.parameters(), lr=3e-4)
+    steps = max(args.steps, 11)
+    xs = [world.sample(1024, seed=i) for i in range(steps)]
+    plain, refresh, penalty, active_search, history = [], [], [], [], []
+    for x in xs:
+        t0 = time.perf_counter()
+        out = sae.training_forward(x)
+        t1 = time.perf_counter()
+        pairs = orthogonality.nearest_pairs(sae.W_dec)
+        t2 = time.perf_counter()
+        active = (out.latents != 0).any(0)
+        loss = out.loss + 1.0 * orthogonality.ortho_penalty(sae.W_dec, active, pairs, 2.0)
+        t3 = time.perf_counter()
+        with torch.no_grad():  # the alternative: |cos| of the active rows only, [active, d_sae]
+            u = orthogonality.unit_rows(sae.W_dec)
+            c = (u[active] @ u.T).abs_()
+            c[torch.arange(c.shape[0]), active.nonzero().squeeze(1)] = -1.0
+            c.max(dim=1)
+        t4 = time.perf_counter()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sae.after_step(out)
+        t5 = time.perf_counter()
+        plain.append((t1 - t0) + (t5 - t4))
+        refresh.append(t2 - t1)
+        penalty.append(t3 - t2)
+        active_search.append(t4 - t3)
+        history.append(pairs)
+    med = {
+        k: statistics.median(v[2:])
+        for k, v in (("plain", plain), ("refresh", refresh), ("penalty", penalty), ("active", active_search))
+    }
+    print(f"\n== ortho penalty cost: BatchTopK 4096 latents k=25, batch 1024, 16k world, {steps} steps")
+    print(f"plain step (forward, backward, Adam, after_step): {med['plain'] * 1e3:8.1f} ms")
+    print(f"neighbour refresh (nearest_pairs, 4096^2 x 768):  {med['refresh'] * 1e3:8.1f} ms")
+    print(f"penalty on refreshed pairs (per step):            {med['penalty'] * 1e3:8.1f} ms")
+    print(f"active-only neighbour search (per step):          {med['active'] * 1e3:8.1f} ms")
+    for r in (1, 10, 100):
+        extra = med["penalty"] + med["refresh"] / r
+        print(f"overhead at refresh every {r:3d} steps: {extra / med['plain'] * 100:6.1f} % of a step")
+    active_extra = (med["penalty"] + med["active"]) / med["plain"]
+    print(f"overhead of the active-only search: {active_extra * 100:6.1f} %")
+
+    def nearest(p: orthogonality.NeighbourPairs) -> torch.Tensor:
+        first = torch.full((4096,), -1, dtype=torch.int64)
+        first[p.latents.flip(0)] = p.neighbours.flip(0)  # each latent's first-listed neighbour
+        return first
+
+    for lag in (1, 10):
+        changed = [
+            float((nearest(history[i]) != nearest(history[i + lag])).float().mean())
+            for i in range(len(history) - lag)
+        ]
+        share = statistics.mean(changed) * 100
+        print(f"latents whose nearest neighbour changed over {lag:2d} steps: {share:.2f} %")
+
+
 def tiny_part(args: argparse.Namespace) -> None:
     world = synthsae.World(synthsae.preset("tiny"))
     sae = saes.BatchTopKSAE(world.hidden_dim, 256, 8, seed=0)
@@ -216,6 +288,8 @@ def main() -> None:
         stream_part(args)
     if "curves" in parts:
         curves_part(args)
+    if "ortho" in parts:
+        ortho_part(args)
     if "tiny" in parts:
         tiny_part(args)
 

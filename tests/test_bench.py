@@ -16,6 +16,7 @@ import torch
 
 import synthsae
 from synthsae import bench
+from synthsae.assignment import mean_max_abs_cos
 from synthsae.cli import main
 from synthsae.saes import external
 
@@ -184,3 +185,38 @@ def test_a_saelens_batchtopk_runs_through_bench(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["bench", "--saelens", "StandardTrainingSAE", "--out", str(tmp_path / "x"), *SMALL])
     assert "has no k" in capsys.readouterr().err
+
+
+def test_ortho_penalty_flags_reach_training_and_the_report(tmp_path, capsys):
+    """--ortho-coef/--ortho-power go into the protocol and train(); each run records its decoder's mean
+    max |cos| (the table's dec.ρmm column), the penalty's log, and a sweep of another C is refused."""
+    args = ["bench", "--saes", "batchtopk", "--l0", "4", *SMALL]
+    assert main([*args, "--ortho-coef", "5", "--ortho-power", "3", "--out", str(tmp_path / "on")]) == 0
+    assert "ortho penalty C=5, P=3" in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "off")]) == 0
+    table = capsys.readouterr().out
+    on, off = (json.loads((tmp_path / d / "report.json").read_text()) for d in ("on", "off"))
+    assert (on["protocol"]["ortho_coef"], on["protocol"]["ortho_power"]) == (5.0, 3.0)
+    (run_on,), (run_off,) = on["runs"], off["runs"]
+    assert "ortho" in run_on["training_log"][-1] and "ortho" not in run_off["training_log"][-1]
+    sae = synthsae.saes.load_sae(tmp_path / "on" / "runs" / run_on["name"] / "sae")
+    assert run_on["decoder_rho_mm"] == pytest.approx(mean_max_abs_cos(sae.W_dec))
+    assert run_on["decoder_rho_mm"] < run_off["decoder_rho_mm"]
+    assert "dec.ρmm" in table and f"{run_off['decoder_rho_mm']:.4f}" in table
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--ortho-coef", "1", "--out", str(tmp_path / "on")])
+    assert e.value.code == 2 and "protocol ortho_coef 5.0 vs 1.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--ortho-power", "0.5", "--out", str(tmp_path / "bad")])
+    assert e.value.code == 2 and "--ortho-power" in capsys.readouterr().err
+
+
+def test_sweeps_from_before_the_ortho_settings_still_resume(tmp_path):
+    """A bench.json written before ortho_coef/ortho_power existed compares as their defaults."""
+    assert main(["bench", "--saes", "topk", "--l0", "4", "--out", str(tmp_path), *SMALL]) == 0
+    header = json.loads((tmp_path / "bench.json").read_text())
+    for key in ("ortho_coef", "ortho_power"):
+        del header["protocol"][key]
+    (tmp_path / "bench.json").write_text(json.dumps(header))
+    assert main(["bench", "--saes", "topk", "--l0", "4", "--out", str(tmp_path), *SMALL]) == 0
+    assert len(bench.build_report([tmp_path])["runs"]) == 1

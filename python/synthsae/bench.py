@@ -10,19 +10,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
 import synthsae
 from synthsae._files import atomic_write, write_json
-from synthsae._validate import U64_MAX, as_int
+from synthsae._validate import U64_MAX, as_float, as_int, as_nonnegative
+from synthsae.assignment import mean_max_abs_cos
 from synthsae.config import WorldConfig
 from synthsae.evaluation import EvalResult, evaluate
 from synthsae.training import CHECKPOINT_FILE, train
 from synthsae.world import World
 
 if TYPE_CHECKING:
+    import torch
+
     from synthsae.saes.external import Factory
 
 #: The paper's five architectures (SynthSAEBench's sweep), in its order.
@@ -45,6 +48,9 @@ class Protocol:
     seeds: list[int] = field(default_factory=lambda: [0])
     #: Per architecture, an L0 autotuner gain in place of :func:`sae_options`'s scaled default.
     autotune_gains: dict[str, float] = field(default_factory=dict)
+    #: Decoder-orthogonality penalty of :func:`~synthsae.training.train` (0: off) and its power.
+    ortho_coef: float = 0.0
+    ortho_power: float = 2.0
 
 
 class PresetProtocol(NamedTuple):
@@ -162,7 +168,16 @@ SWEEP_FILE = "bench.json"
 RUN_FILE = "run.json"
 #: The protocol fields that say *how* runs train and are scored; sweeps may merge only when these agree
 #: (``saes``, ``l0s`` and ``seeds`` only say *which* runs there are).
-TRAINING_KEYS = ("width", "samples", "eval_samples", "batch_size", "lr", "autotune_gains")
+TRAINING_KEYS = (
+    "width",
+    "samples",
+    "eval_samples",
+    "batch_size",
+    "lr",
+    "autotune_gains",
+    "ortho_coef",
+    "ortho_power",
+)
 
 
 class RunSpec(NamedTuple):
@@ -208,11 +223,13 @@ def _header(world: World, protocol: Protocol, preset_name: str | None, custom: l
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """What makes two sweep headers incomparable: the world, or a training setting."""
     diffs = []
+    default = Protocol().__dict__  # a key an older sweep lacks had its default
     if a["world_fingerprint"] != b["world_fingerprint"]:
         diffs.append(f"world fingerprint {a['world_fingerprint'][:12]}… vs {b['world_fingerprint'][:12]}…")
     for key in TRAINING_KEYS:
-        if a["protocol"].get(key) != b["protocol"].get(key):
-            diffs.append(f"protocol {key} {a['protocol'].get(key)!r} vs {b['protocol'].get(key)!r}")
+        x, y = (h["protocol"].get(key, default[key]) for h in (a, b))
+        if x != y:
+            diffs.append(f"protocol {key} {x!r} vs {y!r}")
     return diffs
 
 
@@ -255,6 +272,8 @@ def run(
         as_int("seeds", s, minimum=0, maximum=U64_MAX - 1)  # evaluation reads stream seed + 1
     if not protocol.seeds:
         raise ValueError("protocol.seeds must name at least one seed")
+    as_nonnegative("protocol.ortho_coef", protocol.ortho_coef)
+    as_float("protocol.ortho_power", protocol.ortho_power, minimum=1.0)
     header = _header(world, protocol, preset_name, list(saes))
     out.mkdir(parents=True, exist_ok=True)
     sweep = out / SWEEP_FILE
@@ -298,6 +317,8 @@ def run(
             device=device,
             log_every=max(steps // 20, 1),
             dead_window=dead_window(steps),
+            ortho_coef=protocol.ortho_coef,
+            ortho_power=protocol.ortho_power,
             checkpoint_dir=run_dir,
             checkpoint_every=max(steps // 10, 1),
             show_progress=show_progress,
@@ -322,6 +343,7 @@ def run(
             "train_seconds": history.seconds,
             "train_rows_per_second": history.samples / max(history.seconds, 1e-9),
             "eval_seconds": eval_seconds,
+            "decoder_rho_mm": mean_max_abs_cos(cast("torch.Tensor", sae.W_dec)),
             "training_log": history.records,
             "result": result.to_dict(),
         }
@@ -387,7 +409,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (architecture, l0), members in groups.items():
         metrics = {}
         for header, get, _, _ in _COLUMNS:
-            values = np.array([float(get(m["result"])) for m in members])
+            values = np.array([float(get(m)) for m in members])
             metrics[header] = [float(values.mean()), float(values.std())]
         out.append(
             {
@@ -416,16 +438,15 @@ def write_report(out: Path, report: dict[str, Any], firing_probabilities: Any = 
     return plots
 
 
-#: Columns of the summary table: (header, EvalResult key, width, format).
 def _field(key: str) -> Callable[[dict[str, Any]], Any]:
-    return lambda result: result[key]
+    return lambda run: run["result"][key]
 
 
 def _recovery(key: str) -> Callable[[dict[str, Any]], Any]:
-    return lambda result: result.get("recovery", {}).get(key, float("nan"))
+    return lambda run: run["result"].get("recovery", {}).get(key, float("nan"))
 
 
-#: Table columns: header, value of a result dict, width, format.
+#: Table columns: header, value of a run record, width, format.
 _COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], Any], int, str], ...] = (
     ("MCC", _field("mcc"), 7, ".4f"),
     ("F1", _field("f1"), 7, ".4f"),
@@ -438,6 +459,7 @@ _COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], Any], int, str], ...] = (
     ("expl.var", _field("explained_variance"), 8, ".4f"),
     ("SAE L0", _field("sae_l0"), 7, ".2f"),
     ("dead", _field("dead_latents"), 6, "d"),
+    ("dec.ρmm", lambda run: run.get("decoder_rho_mm", float("nan")), 7, ".4f"),
 )
 
 
@@ -467,7 +489,8 @@ def _cell(mean: float, std: float, width: int, spec: str, seeds: int) -> str:
 def table(report: dict[str, Any]) -> str:
     """The summary table of a report, one line per architecture × L0 (mean±std over seeds when there
     are several): SAELens's MCC and F1, the F1 through the MCC matching (mF1), the shares of features
-    whose matched latent has |cos| >= 0.5 / 0.9, the full absorption rate and the absorption fraction.
+    whose matched latent has |cos| >= 0.5 / 0.9, the full absorption rate and the absorption fraction,
+    and last the SAE decoder's mean max |cos| between its own rows (dec.ρmm).
     For the 16k preset, the paper's value follows at its L0s (20 and 25); for other presets, the
     paper's L0-25 ranking of the architectures by MCC and F1 beside ours."""
     many = any(len(g["seeds"]) > 1 for g in report["summary"])

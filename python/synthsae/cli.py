@@ -18,7 +18,7 @@ import numpy as np
 
 import synthsae
 from synthsae._files import atomic_write, check_fresh_dir, read_json
-from synthsae._validate import U64_MAX, as_int, as_positive
+from synthsae._validate import U64_MAX, as_float, as_int, as_nonnegative, as_positive
 from synthsae.presets import preset_names, resolve_world
 
 
@@ -49,6 +49,8 @@ _positive_int = _number_arg(int, as_int, minimum=1)
 _nonnegative_int = _number_arg(int, as_int, minimum=0)
 _seed = _number_arg(int, as_int, minimum=0, maximum=U64_MAX)
 _positive_float = _number_arg(float, as_positive)
+_nonnegative_float = _number_arg(float, as_nonnegative)
+_ortho_power = _number_arg(float, as_float, minimum=1.0)
 
 
 def _l0_list(text: str) -> list[float]:
@@ -135,7 +137,17 @@ def _bench(args: argparse.Namespace) -> int:
         args.preset, **_orthogonalization(args), device=args.device, show_progress=not args.quiet
     )
     protocol = default_protocol(preset_name, world.num_features)
-    for name in ("saes", "width", "samples", "eval_samples", "batch_size", "lr", "seeds"):
+    for name in (
+        "saes",
+        "width",
+        "samples",
+        "eval_samples",
+        "batch_size",
+        "lr",
+        "seeds",
+        "ortho_coef",
+        "ortho_power",
+    ):
         if getattr(args, name) is not None:
             setattr(protocol, name, getattr(args, name))
     if args.l0 is not None:
@@ -150,6 +162,11 @@ def _bench(args: argparse.Namespace) -> int:
         f"L0 {','.join(f'{v:g}' for v in protocol.l0s)}; "
         f"seeds {','.join(map(str, protocol.seeds))}; {protocol.width} latents; "
         f"{protocol.samples:,} training rows; {protocol.eval_samples:,} eval rows"
+        + (
+            f"; ortho penalty C={protocol.ortho_coef:g}, P={protocol.ortho_power:g}"
+            if protocol.ortho_coef > 0
+            else ""
+        )
     )
     report = run(
         world,
@@ -434,6 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--eval-samples", type=_nonnegative_int, default=None, help="evaluation rows per SAE")
     bench.add_argument("--batch-size", type=_positive_int, default=None, help="training batch size (1024)")
     bench.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate")
+    bench.add_argument(
+        "--ortho-coef",
+        type=_nonnegative_float,
+        default=None,
+        help="decoder-orthogonality penalty C (0: off; README, 'Decoder orthogonality')",
+    )
+    bench.add_argument(
+        "--ortho-power", type=_ortho_power, default=None, help="its power P on |cos| (2, at least 1)"
+    )
     bench.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="training device (cpu)")
     bench.add_argument(
         "--seeds", type=_seed_list, default=None, help="comma-separated seeds; each run once per seed (0)"
