@@ -35,7 +35,7 @@ pass over the data (``synthsae._core.AbsorptionState``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -68,11 +68,37 @@ def feature_parents(hierarchy: Hierarchy | None, num_features: int) -> npt.NDArr
     return tree_positions(hierarchy, num_features)[0]
 
 
+def parent_features(feature_parent: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """int64 ``[P]``, ascending: the features that are some feature's parent."""
+    return np.unique(feature_parent[feature_parent >= 0]).astype(np.int64)
+
+
+class NearParents(NamedTuple):
+    """The ``|cos|`` entries of latents and parents at or above :data:`ABSORBER_THRESHOLD`: latent
+    ``latents[e]`` and parent ``parents[ks[e]]`` (of :func:`parent_features`) have ``|cos|`` ``cos[e]``;
+    ``[entries]`` each, in any order."""
+
+    ks: npt.NDArray[np.int64]
+    latents: npt.NDArray[np.int64]
+    cos: npt.NDArray[np.float32]
+
+    @classmethod
+    def of(cls, parent_abs_cos: npt.NDArray[np.float32], first_latent: int = 0) -> NearParents:
+        """The entries of ``parent_abs_cos`` ``[k, P]`` (latents ``first_latent …`` × parents)."""
+        latents, ks = np.nonzero(parent_abs_cos >= ABSORBER_THRESHOLD)
+        return cls(ks.astype(np.int64), latents.astype(np.int64) + first_latent, parent_abs_cos[latents, ks])
+
+    @classmethod
+    def concat(cls, parts: list[NearParents]) -> NearParents:
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls._fields))
+
+
 class AbsorptionAccumulator:
     """Streams the absorption counts of one evaluation.
 
     Args:
-        abs_cos: float32 ``[d_sae, N]`` |cos| of decoder rows and features (near latents, absorbers).
+        near: the latents near each parent (:class:`NearParents`; candidate absorbers, and with
+            |cos| ≥ :data:`NEAR_THRESHOLD` the near latents).
         effective_decoder: float32 ``[d_sae, D]`` what one unit of each latent adds to the
             reconstruction, ``decode(e_l) − decode(0)``.
         gt_features: float32 ``[N, D]`` the features' directions.
@@ -83,37 +109,35 @@ class AbsorptionAccumulator:
 
     def __init__(
         self,
-        abs_cos: npt.NDArray[np.float32],
+        near: NearParents,
         effective_decoder: npt.NDArray[np.float32],
         gt_features: npt.NDArray[np.float32],
         feature_latent: npt.NDArray[np.int64],
         feature_parent: npt.NDArray[np.int64],
         feature_depth: npt.NDArray[np.int64],
     ) -> None:
-        d_sae, num_features = abs_cos.shape
-        children: dict[int, list[int]] = {}
-        for child in np.flatnonzero(feature_parent >= 0).tolist():
-            children.setdefault(int(feature_parent[child]), []).append(child)
-        self.parents = np.array(sorted(children), dtype=np.int64)
-        kids = [children[p] for p in self.parents.tolist()]
-        self.child_ptr = np.concatenate([[0], np.cumsum([len(k) for k in kids])]).astype(np.int64)
-        child_features = np.array([c for k in kids for c in k], dtype=np.int64)
+        d_sae, num_features = len(effective_decoder), len(feature_parent)
+        self.parents = parent_features(feature_parent)
+        children = np.flatnonzero(feature_parent >= 0)
+        child_features = children[np.argsort(feature_parent[children], kind="stable")].astype(np.int64)
+        position = np.searchsorted(self.parents, feature_parent[child_features])
+        counts = np.bincount(position, minlength=len(self.parents))
+        self.child_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.depth = feature_depth[self.parents]
         self.parent_latent = feature_latent[self.parents]
         self.child_latent = feature_latent[child_features]
-        # coef[l, k] = u_l · w_p for parent k's unit direction w_p, in float64.
+        # coef(l, k) = u_l · w_p for parent k's unit direction w_p, in float64, where needed.
         w = gt_features[self.parents].astype(np.float64)
         w /= np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-30)
-        coef = effective_decoder.astype(np.float64) @ w.T
-        cos = abs_cos[:, self.parents]
-        k_all = np.arange(len(self.parents))
+        u = effective_decoder.astype(np.float64)
         matched = self.parent_latent >= 0
         parent_coef = np.zeros(len(self.parents))
-        parent_coef[matched] = coef[self.parent_latent[matched], k_all[matched]]
-        # Candidate absorbers: latents other than the parent's own, |cos| ≥ ABSORBER_THRESHOLD.
-        candidate = cos >= ABSORBER_THRESHOLD
-        candidate[self.parent_latent[matched], k_all[matched]] = False
-        ks, other_latents = np.nonzero(candidate.T)
+        parent_coef[matched] = np.einsum("ij,ij->i", u[self.parent_latent[matched]], w[matched])
+        # Candidate absorbers: latents other than the parent's own, by parent then latent.
+        other = near.latents != self.parent_latent[near.ks]
+        ks, other_latents, cos = near.ks[other], near.latents[other], near.cos[other]
+        order = np.lexsort((other_latents, ks))
+        ks, other_latents, cos = ks[order], other_latents[order], cos[order]
         self._state = _core.AbsorptionState(
             num_features,
             d_sae,
@@ -125,8 +149,8 @@ class AbsorptionAccumulator:
             self.child_latent,
             np.concatenate([[0], np.cumsum(np.bincount(ks, minlength=len(self.parents)))]).astype(np.int64),
             other_latents.astype(np.int64),
-            coef[other_latents, ks],
-            cos[other_latents, ks] >= NEAR_THRESHOLD,
+            np.einsum("ij,ij->i", u[other_latents], w[ks]),
+            cos >= NEAR_THRESHOLD,
         )
 
     def add(self, latents: Csr, features: Csr) -> None:

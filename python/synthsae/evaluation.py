@@ -45,9 +45,10 @@ import numpy.typing as npt
 from synthsae import _core
 from synthsae._eval_inputs import csr_arrays, dense_rows, latent_arrays
 from synthsae._validate import as_bool, as_count, as_float_array, as_int, as_native, as_seed, to_numpy
-from synthsae.absorption import AbsorptionAccumulator
-from synthsae.assignment import abs_cos_matrix, linear_sum_assignment
+from synthsae.absorption import AbsorptionAccumulator, parent_features
+from synthsae.assignment import unit_pair
 from synthsae.hierarchy import tree_positions
+from synthsae.matching import weight_side
 from synthsae.recovery import (
     probability_deciles,
     random_baseline,
@@ -217,41 +218,46 @@ class EvalAccumulator:
         feature_depth: Any = None,
         feature_parent: Any = None,
         effective_decoder: Any = None,
+        streaming: bool | None = None,
+        show_progress: bool = False,
     ) -> None:
         mean_rows = as_int("mean_rows", mean_rows, minimum=1)
-        s = abs_cos_matrix(decoder, gt_features)
-        self.d_sae, self.num_features = s.shape
-        self.hidden_dim = int(decoder.shape[1])
+        d, g = unit_pair(decoder, gt_features)
+        (self.d_sae, self.hidden_dim), self.num_features = d.shape, g.shape[0]
         if mean is not None:
             mean = dense_rows(as_native("mean", mean).reshape(1, -1), "mean", self.hidden_dim)[0]
             mean = mean.astype(np.float64)
-        if self.num_features == 0:
-            self.latent_matched_feature = np.full(self.d_sae, -1, dtype=np.int64)
-            self.latent_abs_cos = np.zeros(self.d_sae, dtype=np.float32)
-        else:
-            self.latent_matched_feature = s.argmax(axis=1).astype(np.int64)
-            self.latent_abs_cos = s.max(axis=1) if self.d_sae else np.zeros(0, np.float32)
-        self.feature_best_abs_cos = s.max(axis=0) if self.d_sae else np.zeros(self.num_features, np.float32)
-        rows, cols = linear_sum_assignment(s, maximize=True)
-        self.mcc = float(s[rows, cols].mean()) if len(rows) else 0.0
+        depths = None if feature_depth is None else self._ints(feature_depth, "feature_depth")
+        parents = None if feature_parent is None else self._ints(feature_parent, "feature_parent")
+        side = weight_side(
+            d,
+            g,
+            None if parents is None else parent_features(parents),
+            streaming=streaming,
+            show_progress=as_bool("show_progress", show_progress),
+        )
+        self.latent_matched_feature, self.latent_abs_cos = side.latent_matched_feature, side.latent_abs_cos
+        self.feature_best_abs_cos = side.feature_best_abs_cos
+        rows, cols, values = side.matching
+        self.mcc = float(values.mean()) if len(rows) else 0.0
         self.latent_mcc_feature = np.full(self.d_sae, -1, dtype=np.int64)
         self.latent_mcc_feature[rows] = cols
         self.feature_mcc_latent = np.full(self.num_features, -1, dtype=np.int64)
         self.feature_mcc_latent[cols] = rows
         self.feature_mcc_abs_cos = np.zeros(self.num_features, dtype=np.float32)
-        self.feature_mcc_abs_cos[cols] = s[rows, cols]
-        depths = None if feature_depth is None else self._ints(feature_depth, "feature_depth")
+        self.feature_mcc_abs_cos[cols] = values
         self._absorption = None
-        if feature_parent is not None:
-            parents = self._ints(feature_parent, "feature_parent")
+        if parents is not None:
+            assert side.near_parents is not None
             depth = depths if depths is not None else np.full(self.num_features, -1, dtype=np.int64)
             u = decoder if effective_decoder is None else effective_decoder
             u = dense_rows(u, "effective_decoder", self.hidden_dim)
             if len(u) != self.d_sae:
                 raise ValueError(f"effective_decoder must have shape [{self.d_sae}, {self.hidden_dim}]")
             w = dense_rows(gt_features, "gt_features", self.hidden_dim)
-            self._absorption = AbsorptionAccumulator(s, u, w, self.feature_mcc_latent, parents, depth)
-        del s
+            self._absorption = AbsorptionAccumulator(
+                side.near_parents, u, w, self.feature_mcc_latent, parents, depth
+            )
         self.feature_split_count = split_counts(
             self.latent_matched_feature, self.latent_abs_cos, self.num_features
         )
@@ -395,6 +401,7 @@ def evaluate(
     device: Any = None,
     show_progress: bool = True,
     extended: bool = True,
+    streaming: bool | None = None,
 ) -> EvalResult:
     """Scores ``sae`` on ``num_samples`` fresh rows of ``world`` (rows ``0 .. num_samples`` of stream
     ``seed``): any object with ``encode(x)``, ``decode(z)`` and ``W_dec`` ``[d_sae, D]``, SAELens SAEs
@@ -403,7 +410,9 @@ def evaluate(
     default) recovery is broken down by the world's firing-probability deciles and hierarchy depths,
     absorption is counted on its hierarchy, and the chance level of a random dictionary of the same width
     joins ``recovery`` (:func:`synthsae.recovery.random_baseline`, seed 0, cached per world and width);
-    ``extended=False`` keeps SAELens's metrics, the matched classification and overall recovery."""
+    ``extended=False`` keeps SAELens's metrics, the matched classification and overall recovery.
+    ``streaming`` (default: by size) scores the weights without the ``[d_sae, N]`` |cos| matrix
+    (:func:`synthsae.mcc`), the random baseline too."""
     import torch
     from tqdm.auto import tqdm
 
@@ -444,7 +453,9 @@ def evaluate(
     try:
         if extended:
             by_world["effective_decoder"] = effective_decoder(sae)
-        acc = EvalAccumulator(w_dec, world.feature_vectors, **by_world)
+        acc = EvalAccumulator(
+            w_dec, world.feature_vectors, **by_world, streaming=streaming, show_progress=show_progress
+        )
         with (
             torch.no_grad(),
             tqdm(
@@ -463,7 +474,7 @@ def evaluate(
             sae.train()
     result = acc.compute()
     if extended:
-        chance = random_baseline(world, int(w_dec.shape[0]))
+        chance = random_baseline(world, int(w_dec.shape[0]), streaming=streaming)
         result = dataclasses.replace(result, recovery={**result.recovery, **chance})
     return result
 

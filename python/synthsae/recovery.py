@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae._validate import as_int, as_seed
-from synthsae.assignment import abs_cos_matrix, linear_sum_assignment
+from synthsae.assignment import unit_pair
 from synthsae.hierarchy import tree_positions
 
 if TYPE_CHECKING:
@@ -140,21 +140,25 @@ def splitting_metrics(counts: npt.NDArray[np.int64]) -> dict[str, float]:
 _BASELINES: dict[tuple[str, int, int], dict[str, float]] = {}
 
 
-def random_baseline(world: World, width: int, seed: int = 0) -> dict[str, float]:
+def random_baseline(
+    world: World, width: int, seed: int = 0, *, streaming: bool | None = None
+) -> dict[str, float]:
     """Chance level: ``baseline/mcc`` and ``baseline/recovery/{best,matched}@τ`` of a random dictionary
     of ``width`` unit rows (seeded normal rows, normalised) against ``world``'s features. Cached per
-    (world fingerprint, width, seed)."""
+    (world fingerprint, width, seed); ``streaming`` as in :func:`synthsae.mcc`."""
+    from synthsae.matching import weight_side
+
     width, seed = as_int("width", width, minimum=1), as_seed(seed)
     key = (world.fingerprint(), width, seed)
     if key not in _BASELINES:
         rows = np.random.default_rng(seed).normal(size=(width, world.hidden_dim)).astype(np.float32)
-        s = abs_cos_matrix(rows, world.feature_vectors)
-        r, c = linear_sum_assignment(s, maximize=True)
-        matched = np.zeros(s.shape[1], dtype=np.float32)
-        matched[c] = s[r, c]
-        recovery = recovery_metrics(s.max(axis=0), matched)
+        side = weight_side(*unit_pair(rows, world.feature_vectors), streaming=streaming)
+        r, c, values = side.matching
+        matched = np.zeros(world.num_features, dtype=np.float32)
+        matched[c] = values
+        recovery = recovery_metrics(side.feature_best_abs_cos, matched)
         _BASELINES[key] = {
-            "baseline/mcc": float(s[r, c].mean()) if len(r) else 0.0,
+            "baseline/mcc": float(values.mean()) if len(r) else 0.0,
             **{f"baseline/{k}": v for k, v in recovery.items()},
         }
     return dict(_BASELINES[key])

@@ -15,21 +15,27 @@
 //! row's floor, so `c - v >= floor - max v`), which spares most rows of the first check. A search
 //! that finds no augmenting path makes its rows dense (all their entries); if they already were,
 //! the matrix is infeasible (Hall's condition fails on the rows of that search).
+//!
+//! [`Streamed`] runs the same iteration on a matrix that is never stored: its caller computes
+//! blocks of rows on demand (the first core from every row once, each certificate round from the
+//! rows it names).
 
 mod entry;
 mod passes;
 mod paths;
+mod rounds;
+mod streamed;
 
 pub use entry::Entry;
+pub use streamed::Streamed;
 
 use crate::error::{Error, Result};
-use passes::{certificate, first_core, lower_bound};
+use passes::{check, CoreBuilder};
 use paths::State;
+use rounds::Rounds;
 
 /// Per working row: (column, cost) entries.
 type Arcs = Vec<Vec<(u32, f64)>>;
-/// Violating entries a row gains per certificate round before it goes dense.
-const ADD_PER_ROUND: usize = 128;
 const NONE: usize = usize::MAX;
 
 /// An optimal assignment: `rows[k]` (ascending) is matched to `cols[k]`.
@@ -41,7 +47,8 @@ pub struct Assignment {
     pub rounds: usize,
 }
 
-/// A `[rows, cols]` row-major matrix seen as the working problem (n ≤ m, minimisation).
+/// A `[rows, cols]` row-major matrix seen as the working problem (n ≤ m, minimisation); `data`
+/// may also hold only some of its rows (a block), or none (when no entry is read through it).
 struct View<'a, T> {
     data: &'a [T],
     cols: usize,
@@ -108,77 +115,27 @@ fn solve_in_pool<T: Entry>(
         n: rows.min(cols),
         m: rows.max(cols),
     };
-    let (arcs, floor) = first_core(&view, rows)?;
-    let mut core = Core {
-        arcs,
-        dense: vec![false; view.n],
-    };
-    let mut state = State::new(view.n, view.m);
-    // Per working row: a lower bound on c - v over its entries outside the core (`certificate`).
-    let mut bound = vec![f64::NEG_INFINITY; view.n];
-    let mut rounds = 0;
-    // Rows that gained arcs in the last round (None: solve from scratch).
-    let mut changed: Option<Vec<usize>> = None;
+    let mut builder = CoreBuilder::new(cols);
+    builder.add(&view, rows)?;
+    let (arcs, floor) = builder.finish(&view);
+    let mut rounds = Rounds::new(view.n, view.m, arcs, floor);
     loop {
-        rounds += 1;
-        let warm = match changed.take() {
-            Some(rows) => state.repair(&view, &core, &rows).is_ok(),
-            None => false,
-        };
-        if !warm {
-            while let Err(stuck) = state.solve(&view, &core) {
-                if stuck.iter().all(|&i| core.dense[i]) {
+        let rows = match rounds.solve(&view) {
+            Ok(rows) => rows,
+            Err(stuck) => {
+                // A search found no free column: its rows go dense, unless they already were.
+                if stuck.iter().all(|&i| rounds.core.dense[i]) {
                     return Err(Error::value("cost_matrix", "cost matrix is infeasible"));
                 }
-                stuck.into_iter().for_each(|i| core.dense[i] = true);
+                stuck.into_iter().for_each(|i| rounds.core.dense[i] = true);
+                continue;
             }
+        };
+        let (violations, mins) = check(&view, &rounds.state, &rounds.core, &rows);
+        if rounds.certify(&rows, &mins, violations) {
+            return Ok(rounds.assignment(transposed));
         }
-        if state.fresh {
-            // A cold solve reset v: no bound holds.
-            bound.fill(f64::NEG_INFINITY);
-            state.fresh = false;
-        }
-        // c - v >= floor - max v outside the first core, and stays so while v only decreases.
-        let v_max = state.v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        for (b, &f) in bound.iter_mut().zip(&floor) {
-            *b = b.max(lower_bound(f - v_max));
-        }
-        let violations = certificate(&view, &state, &core, &mut bound);
-        if violations.is_empty() {
-            break;
-        }
-        let mut by_row: Vec<Vec<(f64, u32, f64)>> = vec![Vec::new(); view.n];
-        for (i, j, c, rc) in violations {
-            by_row[i].push((rc, j, c));
-        }
-        let mut gained = Vec::new();
-        for (i, mut v) in by_row.into_iter().enumerate() {
-            if !v.is_empty() {
-                v.sort_by(|a, b| a.0.total_cmp(&b.0));
-                v.truncate(ADD_PER_ROUND);
-                core.arcs[i].extend(v.into_iter().map(|(_, j, c)| (j, c)));
-                core.arcs[i].sort_by_key(|e| e.0);
-                gained.push(i);
-            }
-        }
-        changed = Some(gained);
     }
-    let mut pairs: Vec<(usize, usize)> = (0..view.n)
-        .map(|i| {
-            let j = state.col4row[i];
-            if transposed {
-                (j, i)
-            } else {
-                (i, j)
-            }
-        })
-        .collect();
-    pairs.sort_unstable();
-    Ok(Assignment {
-        rows: pairs.iter().map(|p| p.0).collect(),
-        cols: pairs.iter().map(|p| p.1).collect(),
-        rounds,
-    })
 }
 
 /// The candidate entries of each working row: `arcs[i]` sorted by column, or every entry of the

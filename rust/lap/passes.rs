@@ -136,93 +136,140 @@ fn screen_rc<T: Entry, const SIMD: bool>(
     }
 }
 
-/// Validates every entry and returns each working row's core, sorted by column: (a superset of) its
-/// K cheapest entries and those of the working columns that list it among their K cheapest. Also
-/// returns each working row's floor: no entry of the row outside its core costs less.
-pub(super) fn first_core<T: Entry>(view: &View<'_, T>, rows: usize) -> Result<(Arcs, Vec<f64>)> {
-    let cols = view.cols;
-    let step = rows_per_task(rows);
-    let simd = avx2();
-    // Per task: its matrix rows' top-K and its top-K per matrix column.
-    let parts: Vec<Result<(TopK<T, ROW_K>, TopK<T, COL_K>)>> = (0..rows.div_ceil(step))
-        .into_par_iter()
-        .map(|q| {
-            let (lo, hi) = (q * step, ((q + 1) * step).min(rows));
-            #[cfg(target_arch = "x86_64")]
-            if simd {
-                // SAFETY: the CPU supports AVX2 (checked by `avx2`).
-                return unsafe { scan_avx2(view, lo, hi) };
-            }
-            let _ = simd;
-            scan::<T, false>(view, lo, hi)
-        })
-        .collect();
-    let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
-    // Each matrix column's K cheapest over all tasks, merged in parallel: `[cols, COL_K]`, empty
-    // slots with index u32::MAX; and its floor. An entry left out was either at or above its task's
-    // threshold or cut here, at or above the K-th cheapest.
-    const COLS_PER_TASK: usize = 256;
-    let mut col_best = vec![(T::INFINITY, u32::MAX); cols * COL_K];
-    let mut col_floor = vec![T::INFINITY; cols];
-    col_best
-        .par_chunks_mut(COL_K * COLS_PER_TASK)
-        .zip(col_floor.par_chunks_mut(COLS_PER_TASK))
-        .enumerate()
-        .for_each(|(q, (out, floors))| {
-            let mut pool = Vec::new();
-            for (db, (slots, floor)) in out.chunks_mut(COL_K).zip(floors).enumerate() {
-                let b = q * COLS_PER_TASK + db;
-                pool.clear();
-                pool.extend(parts.iter().flat_map(|(_, col_top)| col_top.line(b)));
-                *floor = min_of(parts.iter().map(|(_, col_top)| col_top.worst[b]));
-                if pool.len() > COL_K {
-                    pool.select_nth_unstable_by(COL_K - 1, |x, y| {
-                        x.0.to_f64().total_cmp(&y.0.to_f64())
-                    });
-                    *floor = min_of([*floor, pool[COL_K - 1].0]);
-                }
-                slots.iter_mut().zip(&pool).for_each(|(s, &e)| *s = e);
-            }
-        });
-    let floor: Vec<f64> = if view.transposed {
-        col_floor.iter().map(|x| x.to_f64()).collect()
-    } else {
-        parts
-            .iter()
-            .flat_map(|(row_top, _)| row_top.worst[..row_top.len.len()].iter())
-            .map(|x| x.to_f64())
-            .collect()
-    };
-    // Every kept entry as (matrix row, matrix column, cost).
-    let entries = || {
-        let by_rows = parts.iter().enumerate().flat_map(|(q, (row_top, _))| {
-            (0..row_top.len.len()).flat_map(move |da| {
-                row_top
-                    .line(da)
-                    .map(move |(c, b)| (q * step + da, b as usize, c))
-            })
-        });
-        let by_cols = col_best.chunks(COL_K).enumerate().flat_map(|(b, slots)| {
-            slots
-                .iter()
-                .filter(|e| e.1 != u32::MAX)
-                .map(move |&(c, a)| (a as usize, b, c))
-        });
-        by_rows.chain(by_cols)
-    };
-    // Sized first: each working row's vector is allocated once.
-    let mut count = vec![0usize; view.n];
-    entries().for_each(|(a, b, _)| count[view.working(a, b).0] += 1);
-    let mut core: Arcs = count.par_iter().map(|&k| Vec::with_capacity(k)).collect();
-    for (a, b, c) in entries() {
-        let (i, j) = view.working(a, b);
-        core[i].push((j as u32, c.to_f64()));
+/// The first core, gathered from blocks of whole matrix rows (all of them at once for a stored
+/// matrix, a few at a time when the entries are computed on the fly): each matrix row's kept
+/// entries and floor, and each matrix column's [`COL_K`] cheapest entries so far and floor.
+pub(super) struct CoreBuilder<T> {
+    /// (matrix row, matrix column, cost) kept by the rows' top-K.
+    by_rows: Vec<(usize, u32, T)>,
+    /// Per matrix row added: no entry of the row left out costs less.
+    row_floor: Vec<T>,
+    /// `[cols, COL_K]`: each column's cheapest entries so far (row index u32::MAX: empty slot).
+    col_best: Vec<(T, u32)>,
+    col_floor: Vec<T>,
+}
+
+impl<T: Entry> CoreBuilder<T> {
+    pub(super) fn new(cols: usize) -> Self {
+        CoreBuilder {
+            by_rows: Vec::new(),
+            row_floor: Vec::new(),
+            col_best: vec![(T::INFINITY, u32::MAX); cols * COL_K],
+            col_floor: vec![T::INFINITY; cols],
+        }
     }
-    core.par_iter_mut().for_each(|arcs| {
-        arcs.sort_unstable_by_key(|e| e.0);
-        arcs.dedup_by_key(|e| e.0);
-    });
-    Ok((core, floor))
+
+    /// Matrix rows added so far.
+    pub(super) fn rows(&self) -> usize {
+        self.row_floor.len()
+    }
+
+    /// Validates and adds the next `rows` matrix rows, held by `block` (a view whose data are those
+    /// rows only).
+    pub(super) fn add(&mut self, block: &View<'_, T>, rows: usize) -> Result<()> {
+        let offset = self.rows();
+        if offset + rows > u32::MAX as usize {
+            return Err(Error::value("cost_matrix", "more than 2^32 - 1 rows"));
+        }
+        let step = rows_per_task(rows);
+        let simd = avx2();
+        // Per task: its matrix rows' top-K and its top-K per matrix column.
+        let parts: Vec<Result<(TopK<T, ROW_K>, TopK<T, COL_K>)>> = (0..rows.div_ceil(step))
+            .into_par_iter()
+            .map(|q| {
+                let (lo, hi) = (q * step, ((q + 1) * step).min(rows));
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: the CPU supports AVX2 (checked by `avx2`).
+                    return unsafe { scan_avx2(block, lo, hi) };
+                }
+                let _ = simd;
+                scan::<T, false>(block, lo, hi)
+            })
+            .collect();
+        let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
+        // Each matrix column's K cheapest over what it kept and all tasks, merged in parallel. An
+        // entry left out was either at or above its task's threshold or cut here, at or above the
+        // K-th cheapest.
+        const COLS_PER_TASK: usize = 256;
+        self.col_best
+            .par_chunks_mut(COL_K * COLS_PER_TASK)
+            .zip(self.col_floor.par_chunks_mut(COLS_PER_TASK))
+            .enumerate()
+            .for_each(|(q, (out, floors))| {
+                let mut pool = Vec::new();
+                for (db, (slots, floor)) in out.chunks_mut(COL_K).zip(floors).enumerate() {
+                    let b = q * COLS_PER_TASK + db;
+                    pool.clear();
+                    pool.extend(slots.iter().filter(|e| e.1 != u32::MAX));
+                    pool.extend(parts.iter().flat_map(|(_, col_top)| {
+                        col_top.line(b).map(|(c, a)| (c, a + offset as u32))
+                    }));
+                    *floor = min_of(
+                        std::iter::once(*floor)
+                            .chain(parts.iter().map(|(_, col_top)| col_top.worst[b])),
+                    );
+                    if pool.len() > COL_K {
+                        pool.select_nth_unstable_by(COL_K - 1, |x, y| {
+                            x.0.to_f64().total_cmp(&y.0.to_f64())
+                        });
+                        *floor = min_of([*floor, pool[COL_K - 1].0]);
+                    }
+                    slots.iter_mut().zip(&pool).for_each(|(s, &e)| *s = e);
+                }
+            });
+        for (q, (row_top, _)) in parts.iter().enumerate() {
+            for da in 0..row_top.len.len() {
+                let a = offset + q * step + da;
+                self.row_floor.push(row_top.worst[da]);
+                self.by_rows
+                    .extend(row_top.line(da).map(|(c, b)| (a, b, c)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each working row's core of `view`'s problem, sorted by column: (a superset of) its K
+    /// cheapest entries and those of the working columns that list it among their K cheapest; and
+    /// each working row's floor: no entry of the row outside its core costs less.
+    pub(super) fn finish(self, view: &View<'_, T>) -> (Arcs, Vec<f64>) {
+        let floor: Vec<f64> = if view.transposed {
+            &self.col_floor
+        } else {
+            &self.row_floor
+        }
+        .iter()
+        .map(|x| x.to_f64())
+        .collect();
+        // Every kept entry as (matrix row, matrix column, cost).
+        let entries = || {
+            let by_rows = self.by_rows.iter().map(|&(a, b, c)| (a, b as usize, c));
+            let by_cols = self
+                .col_best
+                .chunks(COL_K)
+                .enumerate()
+                .flat_map(|(b, slots)| {
+                    slots
+                        .iter()
+                        .filter(|e| e.1 != u32::MAX)
+                        .map(move |&(c, a)| (a as usize, b, c))
+                });
+            by_rows.chain(by_cols)
+        };
+        // Sized first: each working row's vector is allocated once.
+        let mut count = vec![0usize; view.n];
+        entries().for_each(|(a, b, _)| count[view.working(a, b).0] += 1);
+        let mut core: Arcs = count.par_iter().map(|&k| Vec::with_capacity(k)).collect();
+        for (a, b, c) in entries() {
+            let (i, j) = view.working(a, b);
+            core[i].push((j as u32, c.to_f64()));
+        }
+        core.par_iter_mut().for_each(|arcs| {
+            arcs.sort_unstable_by_key(|e| e.0);
+            arcs.dedup_by_key(|e| e.0);
+        });
+        (core, floor)
+    }
 }
 
 /// First-core pass over matrix rows `lo..hi`: their top-K, and the top-K of every matrix column
@@ -301,39 +348,49 @@ unsafe fn scan_avx2<T: Entry>(
 /// A violating entry: working row, working column, cost, reduced cost.
 pub(super) type Violation = (usize, u32, f64, f64);
 
-/// A certificate round: the entries `(i, j, c, reduced cost)` outside the core whose reduced cost
-/// is negative beyond rounding.
-///
-/// `bound[i]` is a lower bound on `c_ij - v_j` over the entries outside the core of working row
-/// `i`, at the duals of the row's last check. Between checks (warm repairs) `v` only decreases, so
-/// the bound stays valid, and a row with `u_i < bound[i]` has no negative reduced cost outside the
-/// core: only the other rows (all of them when `bound` is `-inf`) are checked, and their bounds
-/// renewed.
-pub(super) fn certificate<T: Entry>(
-    view: &View<'_, T>,
-    s: &State,
-    core: &Core,
-    bound: &mut [f64],
-) -> Vec<Violation> {
-    let rows: Vec<usize> = (0..view.n)
+/// The working rows a certificate round must check: `bound[i]` is a lower bound on `c_ij - v_j`
+/// over the entries outside the core of working row `i`, at the duals of the row's last check.
+/// Between checks (warm repairs) `v` only decreases, so the bound stays valid, and a row with
+/// `u_i < bound[i]` has no negative reduced cost outside the core: only the other rows (all of them
+/// when `bound` is `-inf`) are checked ([`check`], [`check_rows`]), and their bounds renewed
+/// ([`set_bounds`]).
+pub(super) fn rows_to_check(s: &State, core: &Core, bound: &[f64]) -> Vec<usize> {
+    (0..s.u.len())
         .filter(|&i| !core.dense[i] && s.u[i] >= bound[i])
-        .collect();
-    if rows.is_empty() {
-        return Vec::new();
-    }
-    let simd = avx2();
-    let (found, mins) = if view.transposed {
-        check_columns(view, s, core, &rows, simd)
-    } else {
-        check_rows(view, s, core, &rows, simd)
-    };
-    for (&i, m) in rows.iter().zip(mins) {
+        .collect()
+}
+
+/// Renews the bounds of the checked `rows` from the smallest `fl(c - v)` outside the core that
+/// their check saw (`mins`).
+pub(super) fn set_bounds<T: Entry>(bound: &mut [f64], rows: &[usize], mins: &[T]) {
+    for (&i, &m) in rows.iter().zip(mins) {
         // fl(c - v↑) may exceed c - v by one rounding (relative 2^-24 in f32, or one subnormal
         // step), or overflow to +inf when c - v is near the top of T's range (or the row has no
         // finite entry outside the core): then T::MAX still bounds c - v from below.
         bound[i] = lower_bound(if m < T::INFINITY { m } else { T::MAX }.to_f64());
     }
-    found
+}
+
+/// A certificate round on a stored matrix: the entries `(i, j, c, reduced cost)` outside the core
+/// of working `rows` whose reduced cost is negative beyond rounding, and the rows' `mins` (see
+/// [`set_bounds`]).
+pub(super) fn check<T: Entry>(
+    view: &View<'_, T>,
+    s: &State,
+    core: &Core,
+    rows: &[usize],
+) -> (Vec<Violation>, Vec<T>) {
+    if rows.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let simd = avx2();
+    if view.transposed {
+        check_columns(view, s, core, rows, simd)
+    } else {
+        let cols = view.cols;
+        let line = |k: usize| &view.data[rows[k] * cols..(rows[k] + 1) * cols];
+        check_rows(view, s, core, rows, line, simd)
+    }
 }
 
 /// A value below `m` by more than the rounding of an f32 or f64 computation of it; `+inf` (an
@@ -373,14 +430,18 @@ fn check_line_in<T: Entry, const SIMD: bool, const BY_COLUMN: bool>(
     view: &View<'_, T>,
     s: &State,
     core: &Core,
-    Line { a, sub, cmp }: Line<'_, T>,
+    Line {
+        a,
+        data: line,
+        sub,
+        cmp,
+    }: Line<'_, T>,
     core_cols: impl Iterator<Item = usize>,
     acc: &mut [T],
     found: &mut Vec<Violation>,
 ) {
     let cols = view.cols;
     let negate = view.sign < 0.0;
-    let line = &view.data[a * cols..(a + 1) * cols];
     let mut core_cols = core_cols.peekable();
     let mut pad = [T::INFINITY; LANES];
     for at in (0..cols).step_by(LANES) {
@@ -416,29 +477,34 @@ fn check_line_in<T: Entry, const SIMD: bool, const BY_COLUMN: bool>(
     }
 }
 
-/// [`certificate`] when working rows are matrix rows: reads the checked rows only.
-fn check_rows<T: Entry>(
+/// [`check`] when working rows are matrix rows: reads the checked rows only, row `rows[k]` from
+/// `line(k)`.
+pub(super) fn check_rows<'a, T: Entry>(
     view: &View<'_, T>,
     s: &State,
     core: &Core,
     rows: &[usize],
+    line: impl Fn(usize) -> &'a [T] + Sync,
     simd: bool,
 ) -> (Vec<Violation>, Vec<T>) {
     // Duals rounded up: an entry with `c - u - v < 0` has `fl(c - v↑) <= u↑` (rounding is monotone
     // and `u↑` is representable), so the screen flags it. Padded to whole blocks.
     let mut sub: Vec<T> = s.v.iter().map(|&d| T::round_up(d)).collect();
     sub.resize(view.cols.next_multiple_of(LANES), T::INFINITY);
+    let step = rows_per_task(rows.len());
     let parts: Vec<(Vec<Violation>, Vec<T>)> = rows
-        .par_chunks(rows_per_task(rows.len()))
-        .map(|chunk| {
+        .par_chunks(step)
+        .enumerate()
+        .map(|(q, chunk)| {
             let mut found = Vec::new();
             let mut mins = Vec::with_capacity(chunk.len());
-            for &a in chunk {
+            for (dk, &a) in chunk.iter().enumerate() {
                 let cmp = [T::round_up(s.u[a]); LANES];
                 let mut acc = [T::INFINITY; LANES];
                 let core_cols = core.arcs[a].iter().map(|e| e.0 as usize);
                 let line = Line {
                     a,
+                    data: line(q * step + dk),
                     sub: &sub,
                     cmp: &cmp,
                 };
@@ -457,7 +523,7 @@ fn check_rows<T: Entry>(
     (found, mins)
 }
 
-/// [`certificate`] when working rows are matrix columns: one pass over every matrix row, where the
+/// [`check`] when working rows are matrix columns: one pass over every matrix row, where the
 /// columns not checked compare against `-inf` (never flagged) and are not read back.
 fn check_columns<T: Entry>(
     view: &View<'_, T>,
@@ -488,6 +554,7 @@ fn check_columns<T: Entry>(
                 let core_cols = in_core.iter().map(|&b| b as usize);
                 let line = Line {
                     a,
+                    data: &view.data[a * cols..(a + 1) * cols],
                     sub: &sub,
                     cmp: &cmp,
                 };
@@ -521,9 +588,11 @@ fn max_of<T: Entry>(xs: impl IntoIterator<Item = T>) -> T {
         .fold(T::NEG_INFINITY, |m, x| if x > m { x } else { m })
 }
 
-/// A matrix row to check, with the `sub` and `cmp` operands of its screen (see [`check_line_in`]).
+/// A matrix row to check (its index and entries), with the `sub` and `cmp` operands of its screen
+/// (see [`check_line_in`]).
 struct Line<'a, T> {
     a: usize,
+    data: &'a [T],
     sub: &'a [T],
     cmp: &'a [T],
 }

@@ -21,7 +21,7 @@ mod _core {
     #[pymodule_export]
     use super::kernel::{kernel, kernels, set_kernel};
     #[pymodule_export]
-    use super::lap::linear_sum_assignment;
+    use super::lap::{linear_sum_assignment, StreamedAssignment};
     #[pymodule_export]
     use super::metrics::{dense_to_csr, AbsorptionState, EvalState};
     #[pymodule_export]
