@@ -14,10 +14,37 @@ from .test_config import PRESET_16K
 
 
 def test_registry_names_and_re_exports():
-    assert list(PRESETS) == ["tiny", "synthsaebench-16k", "synthsaebench-cpu"]
+    assert list(PRESETS) == [
+        "tiny",
+        "synthsaebench-16k",
+        "synthsaebench-cpu",
+        "synthsaebench-65k",
+        "synthsaebench-262k",
+        "synthsaebench-1m",
+    ]
     assert synthsae.preset is preset and world.preset is preset and synthsae.PRESETS is PRESETS
     assert preset("synthsaebench-16k").to_dict() == PRESET_16K
     assert set(bench.PRESET_PROTOCOLS) <= set(PRESETS)
+
+
+@pytest.mark.parametrize(
+    ("name", "n", "dim"), [("65k", 65536, 896), ("262k", 262144, 1024), ("1m", 2**20, 1152)]
+)
+def test_scale_presets_follow_the_stated_rules(name, n, dim):
+    """The 16k world scaled by r = N / 16,384: D = 768 + 128 log4 r, Zipf on [5e-4 / r, 0.4 / sqrt r]
+    keeping the expected active count (0.5 % of the 16k world's 59.1), 128 r trees, no
+    orthogonalization, the rest unchanged."""
+    big, base = preset(f"synthsaebench-{name}"), preset("synthsaebench-16k")
+    r = n // 16384
+    assert (big.num_features, big.hidden_dim, big.orthogonalization) == (n, dim, None)
+    assert big.hierarchy.total_root_nodes == 128 * r and big.hierarchy.max_depth == base.hierarchy.max_depth
+    p = big.firing_probability
+    assert (p.min_prob, p.max_prob) == pytest.approx((5e-4 / r, 0.4 / r**0.5))
+    expected = synthsae.zipfian_firing_probabilities(n, p.exponent, p.max_prob, p.min_prob).sum(dtype=float)
+    want = synthsae.zipfian_firing_probabilities(16384, 0.5, 0.4, 5e-4).sum(dtype=float)
+    assert expected == pytest.approx(want, rel=5e-3)
+    for key in ("correlation", "std_firing_magnitudes", "mean_firing_magnitudes", "bias", "seed"):
+        assert getattr(big, key) == getattr(base, key), key
 
 
 def test_preset_returns_a_fresh_config():
@@ -41,7 +68,9 @@ def test_resolve_world_from_a_preset_a_directory_and_a_config_file(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ValueError, match="not a JSON world config"):
         resolve_world(tmp_path / "bad.json")
-    with pytest.raises(ValueError, match="neither a preset \\(tiny, synthsaebench-16k, synthsaebench-cpu\\)"):
+    with pytest.raises(
+        ValueError, match="neither a preset \\(tiny, synthsaebench-16k, synthsaebench-cpu, synth"
+    ):
         resolve_world("huge")
 
 
@@ -50,7 +79,7 @@ def test_help_texts_list_the_registry(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["bench", "--help"])
     text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # argparse wraps at hyphens
-    assert "tiny, synthsaebench-16k, synthsaebench-cpu" in text
+    assert "tiny, synthsaebench-16k, synthsaebench-cpu, synthsaebench-65k" in text
     for name in bench.PRESET_PROTOCOLS:
         assert f"{name} = SAEs" in text
 

@@ -7,6 +7,7 @@ messages list the names from it.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from functools import partial
@@ -85,6 +86,30 @@ PRESETS: dict[str, Callable[[], WorldConfig]] = {
 }
 
 
+def _scaled(num_features: int) -> WorldConfig:
+    """The 16k world scaled to ``num_features`` = 16,384 · 4^k (rules in :func:`preset`)."""
+    ratio = num_features / 16384
+    return _synthsaebench(
+        num_features,
+        768 + 64 * round(math.log2(ratio)),
+        min_prob=5e-4 / ratio,
+        max_prob=0.4 / ratio**0.5,
+        trees=(round(128 * ratio), 4, 3),
+        rank=25,
+        seed=42,
+    )
+
+
+# Scale worlds (:func:`preset`): 65,536, 262,144 and 1,048,576 features.
+PRESETS.update(
+    {
+        "synthsaebench-65k": partial(_scaled, 65536),
+        "synthsaebench-262k": partial(_scaled, 262144),
+        "synthsaebench-1m": partial(_scaled, 1048576),
+    }
+)
+
+
 def preset_names() -> str:
     """The preset names, comma-separated (for help texts and messages)."""
     return ", ".join(PRESETS)
@@ -101,6 +126,12 @@ def preset(name: str) -> WorldConfig:
     192 dims, Zipf 0.5 on [5e-4, 0.2] so that the true L0 per dimension stays the 16k world's 0.045, 32
     trees of branching 4 and depth 3, rank-6 copula, the rest as the 16k world; README, "The CPU
     benchmark", gives the rules).
+    ``"synthsaebench-65k"``, ``"synthsaebench-262k"``, ``"synthsaebench-1m"``: the 16k world scaled up
+    by r = N / 16,384 = 4, 16, 64 (README, "Worlds of a million features"): hidden dim 768 + 128 ·
+    log₄ r (896, 1,024, 1,152), Zipf 0.5 on [5e-4 / r, 0.4 / √r] (so the expected number of
+    active features Σp stays the 16k world's 59.1), 128 · r trees of branching 4 and depth 3 (the same
+    share of features in trees), rank-25 copula, no orthogonalization (its N² · D Gram steps would
+    take hours on a CPU), the rest as the 16k world.
     ``"tiny"``: 1,024 features in 64 dims with hierarchy (16 trees of branching 3, depth 2), rank-8
     correlation and magnitudes on, no orthogonalization, seed 0; for demos and tests.
     """
