@@ -159,6 +159,8 @@ def test_misuse_is_a_named_error():
     with pytest.raises(ValueError, match="rows"):
         _core.StreamedAssignment(3, 2)
     s = _core.StreamedAssignment(2, 3)
+    with pytest.raises(ValueError, match="no rows were asked for"):
+        s.supply(np.ones((0, 3), np.float32))
     with pytest.raises(ValueError, match="whole rows"):
         s.add_rows(np.ones((1, 2), np.float32))
     with pytest.raises(ValueError, match="only 0 of 2 rows"):

@@ -157,14 +157,14 @@ def streamed_matching(
     block_entries: int | None = None,
     on_block: BlockHook | None = None,
     show_progress: bool = False,
-) -> tuple[Matching, bool]:
+) -> Matching:
     """The optimal ``|cos|`` matching of unit rows ``d`` ``[n, D]`` and ``g`` ``[m, D]`` without the
     ``[n, m]`` matrix: blocks of about ``block_entries`` (:data:`STREAM_BLOCK_ENTRIES`; whole tiles
     of :data:`TILE` rows) ``|cos|`` values (GEMMs on the rows' device, as :func:`unit_abs_cos`) go to
     the solver (:class:`synthsae._core.StreamedAssignment`), every row of the smaller side once for
     the first core, then the rows each certificate round checks. Same optimum as
     :func:`linear_sum_assignment` on the stored matrix. Returns the matching (``d``'s rows as
-    latents) and whether the smaller side was ``g`` (then ``on_block`` saw blocks of ``g``'s rows).
+    latents); ``on_block`` sees the blocks of the smaller side's rows (``g``'s when ``d`` has more).
 
     Memory, besides the inputs: one block, the core (about 16 bytes × (32 · min(n, m) + 8 · max(n,
     m)) plus what certificate rounds add) and the duals and search state (about 40 bytes × (n + m)).
@@ -202,8 +202,8 @@ def streamed_matching(
     abs_cos = values.astype(np.float32)
     if swapped:
         order = np.argsort(cols, kind="stable")
-        return Matching(cols[order], rows[order], abs_cos[order]), True
-    return Matching(rows, cols, abs_cos), False
+        return Matching(cols[order], rows[order], abs_cos[order])
+    return Matching(rows, cols, abs_cos)
 
 
 def mean_max_abs_cos(rows: Any, block: int = 2048) -> float:
@@ -242,7 +242,7 @@ def mcc(
     return_matching = as_bool("return_matching", return_matching)
     d, g = unit_pair(decoder, gt_features)
     if streams(d.shape[0], g.shape[0], streaming):
-        matching, _ = streamed_matching(d, g, show_progress=as_bool("show_progress", show_progress))
+        matching = streamed_matching(d, g, show_progress=as_bool("show_progress", show_progress))
     else:
         s = unit_abs_cos(d, g)
         rows, cols = linear_sum_assignment(s, maximize=True)

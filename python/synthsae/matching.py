@@ -99,7 +99,7 @@ def _streamed(
                 part = NearParents.of(block[parent_index[here] - lo].T.cpu().numpy())
                 near.append(part._replace(ks=here.cpu().numpy()[part.ks]))
 
-    matching, _ = streamed_matching(d, g, on_block=on_block, show_progress=show_progress)
+    matching = streamed_matching(d, g, on_block=on_block, show_progress=show_progress)
     if parents is not None and not near:
         near.append(NearParents.of(np.zeros((d_sae, 0), np.float32)))
     return WeightSide(

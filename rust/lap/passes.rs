@@ -90,7 +90,7 @@ fn rows_per_task(rows: usize) -> usize {
 }
 
 /// Whether the AVX2 screens run (the kernel in use has AVX2).
-fn avx2() -> bool {
+pub(super) fn avx2() -> bool {
     crate::kernel::kernel() >= crate::kernel::Kernel::Avx2
 }
 

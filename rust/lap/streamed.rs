@@ -4,7 +4,7 @@
 //! or rows whose search got stuck, which then join the core whole. The iteration and its result
 //! are those of [`super::solve`] on the stored matrix.
 
-use super::passes::{check_rows, CoreBuilder, Violation};
+use super::passes::{avx2, check_rows, CoreBuilder, Violation};
 use super::rounds::Rounds;
 use super::{Assignment, View};
 use crate::error::{Error, Result};
@@ -202,13 +202,15 @@ impl Streamed {
         }
         let rows = &self.asked[self.supplied..self.supplied + k];
         let view = self.view(block);
-        let rounds = self
-            .rounds
-            .as_mut()
-            .expect("rows are asked for after the first core");
+        let Some(rounds) = self.rounds.as_mut() else {
+            return Err(Error::value(
+                "block",
+                "no rows were asked for yet: call next_rows",
+            ));
+        };
         match self.purpose {
             Purpose::Check => {
-                let simd = crate::kernel::kernel() >= crate::kernel::Kernel::Avx2;
+                let simd = avx2();
                 let line = |q: usize| &block[q * cols..(q + 1) * cols];
                 let (found, mins) = crate::threads::install(None, || {
                     check_rows(&view, &rounds.state, &rounds.core, rows, line, simd)
