@@ -2,6 +2,7 @@
 
     python benches/scale.py [--sizes 16384,65536,262144,1048576] [--saelens-python PATH]
                             [--saelens-max 262144] [--rows 16384] [--json scale.json] [--plot scale.png]
+                            [--no-copula]
 
 For each N, the SynthSAEBench-16k world scaled to N (``synthsae.preset``'s scale rules; at 16k the
 16k preset itself; orthogonalization off everywhere, it only changes the dictionary) is built in a
@@ -12,6 +13,8 @@ world build time, its peak RSS, and sampler rows/s: feature activations and hidd
 CPU, synthsae over ``--rows`` rows (median of 3 after a warm-up), SAELens at its training batch 1,024
 (median of 3 batches after a warm-up). Prints per N the true L0, both rates, the ratio, and the
 growth of each one's cost per row from the smallest N; writes the numbers as JSON and a log-log PNG.
+``--no-copula`` also times synthsae on each world without its correlation (the copula's exact rates
+need every top-level feature's ``F_i · ε``, O(N · rank) per row; this shows what the rest costs).
 """
 
 from __future__ import annotations
@@ -54,7 +57,11 @@ def _name(n: int) -> str:
 
 
 def _peak_rss() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux -> GiB
+    """This process's peak RSS (VmHWM: unlike ru_maxrss, not inherited from the parent across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20  # kB -> GiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def child_ours(config: dict[str, Any], rows: int) -> dict[str, Any]:
@@ -95,7 +102,7 @@ def _run_child(python: str, kind: str, config: dict[str, Any], rows: int) -> dic
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(config, f)
     done = subprocess.run(
-        [python, __file__, "--child", kind, "--config", f.name, "--rows", str(rows)],
+        [python, "-P", __file__, "--child", kind, "--config", f.name, "--rows", str(rows)],
         capture_output=True,
         text=True,
     )
@@ -112,20 +119,21 @@ def _plot(results: list[dict[str, Any]], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for who, style in (("synthsae", "-o"), ("saelens", "--s")):
+    for who, style in (("synthsae", "-o"), ("synthsae_no_copula", ":^"), ("saelens", "--s")):
         for what, label in (("features_rows_per_s", "features"), ("hidden_rows_per_s", "hidden")):
             pts = [(r["n"], 1e6 / r[who][what]) for r in results if isinstance(r.get(who), dict)]
             if pts:
-                ax.plot(
-                    *zip(*pts, strict=True), style, label=f"{'SAELens' if who == 'saelens' else who} {label}"
+                name = {"saelens": "SAELens", "synthsae_no_copula": "synthsae without the copula"}.get(
+                    who, who
                 )
+                ax.plot(*zip(*pts, strict=True), style, label=f"{name} {label}")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("features N")
-    ax.set_ylabel("µs per row (CPU)")
+    ax.set_ylabel("µs per row (wall, 2 CPU threads)")
     ax.set_title("Sampling cost per row vs N (SynthSAEBench-16k scaled, L0 ≈ 35)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="center right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -140,6 +148,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=16384)
     parser.add_argument("--json", default=None)
     parser.add_argument("--plot", default=None)
+    parser.add_argument("--no-copula", action="store_true", help="also time synthsae without the copula")
     parser.add_argument("--child", choices=["ours", "saelens"], help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -155,6 +164,10 @@ def main() -> None:
         config = _config(n)
         row: dict[str, Any] = {"n": n, "hidden_dim": config["hidden_dim"]}
         row["synthsae"] = _run_child(sys.executable, "ours", config, args.rows)
+        if args.no_copula:
+            row["synthsae_no_copula"] = _run_child(
+                sys.executable, "ours", {**config, "correlation": None}, args.rows
+            )
         if args.saelens_python and n <= args.saelens_max:
             row["saelens"] = _run_child(args.saelens_python, "saelens", config, args.rows)
         else:
@@ -193,6 +206,15 @@ def main() -> None:
         else:
             line += f"{'SAELens ' + theirs:>37} | {grow:>15}"
         print(line)
+    for r in results:
+        if isinstance(r.get("synthsae_no_copula"), dict):
+            q, b = r["synthsae_no_copula"], base["synthsae_no_copula"]
+            print(
+                f"synthsae without the copula, N={r['n']:,}: L0 {q['l0']:.1f}, features "
+                f"{q['features_rows_per_s']:,.0f} rows/s, hidden {q['hidden_rows_per_s']:,.0f} rows/s "
+                f"(growth {b['features_rows_per_s'] / q['features_rows_per_s']:.2f}/"
+                f"{b['hidden_rows_per_s'] / q['hidden_rows_per_s']:.2f})"
+            )
     for r in results:
         if isinstance(r["saelens"], dict):
             s = r["saelens"]

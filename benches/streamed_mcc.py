@@ -7,7 +7,7 @@ Builds the world's features (orthogonalization off) and a planted decoder of ``-
 (seed 0): 40 % noisy copies of distinct features (|cos| ≈ 0.9), 20 % second, noisier copies of some
 of those (split features), 20 % mixtures of two features, 20 % random directions; saves both as
 ``.npy`` and, in a fresh process that only loads them, times ``synthsae.mcc(streaming=True)`` and
-reports its peak RSS (``ru_maxrss``) beside the RSS of the inputs alone. First, on the first
+reports its peak RSS (``VmHWM``) beside the RSS of the inputs alone. First, on the first
 ``--check-latents`` × ``--check-features`` rows (where the stored matrix fits), the streamed and the
 stored MCC and matchings are compared, each timed.
 """
@@ -50,6 +50,10 @@ def planted_decoder(features: np.ndarray, latents: int, seed: int = 0) -> np.nda
 
 
 def _peak_gib() -> float:
+    """This process's peak RSS (VmHWM: unlike ru_maxrss, not inherited from the parent across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20  # kB -> GiB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
