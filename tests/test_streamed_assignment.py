@@ -155,6 +155,16 @@ def test_the_default_streams_only_large_matrices():
         synthsae.mcc(np.eye(2), np.eye(2), streaming="yes")
 
 
+def test_infeasible_streamed_matrices_raise_instead_of_asking_forever():
+    inf = np.inf
+    for cost in ([[inf, inf], [1, 2]], [[inf, 1], [inf, 2]]):
+        c = np.array(cost, np.float32)
+        with pytest.raises(ValueError, match="infeasible"):
+            synthsae.linear_sum_assignment(c)
+        with pytest.raises(ValueError, match="infeasible"):
+            stream_solve(c, False, 1)
+
+
 def test_misuse_is_a_named_error():
     with pytest.raises(ValueError, match="rows"):
         _core.StreamedAssignment(3, 2)

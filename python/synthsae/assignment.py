@@ -15,9 +15,11 @@ from synthsae._validate import as_bool, as_native, is_real, to_numpy
 if TYPE_CHECKING:
     import torch
 
-#: Rows of every ``|cos|`` GEMM: each entry, stored or streamed, comes from the same ``[TILE, D] ×
-#: [D, m]`` product (zero rows pad a short tile), whatever rows share its tile, so both modes see the
-#: same bits.
+#: Rows of every ``|cos|`` GEMM: each entry, stored or streamed, comes from a ``[TILE, D] × [D, m]``
+#: product (zero rows pad a short tile), so both modes see the same bits as long as the BLAS gives a
+#: row the same result wherever it sits in the tile (true of the CPU builds measured here, and checked
+#: by the tests on the machine running them; BLAS does not promise it, and where it fails the two
+#: modes can differ by a few ulps of an entry).
 TILE = 256
 #: Above this size (bytes of float32 ``|cos|``) :func:`mcc` and :func:`~synthsae.evaluate` stream the
 #: matrix instead of storing it (``streaming=None``).
@@ -166,8 +168,10 @@ def streamed_matching(
     :func:`linear_sum_assignment` on the stored matrix. Returns the matching (``d``'s rows as
     latents); ``on_block`` sees the blocks of the smaller side's rows (``g``'s when ``d`` has more).
 
-    Memory, besides the inputs: one block, the core (about 16 bytes × (32 · min(n, m) + 8 · max(n,
-    m)) plus what certificate rounds add) and the duals and search state (about 40 bytes × (n + m)).
+    Memory, besides the inputs: one block, the first core while it is built (up to 64 entries per row
+    of the smaller side and 8 per row of the other, 16 bytes each, then as many again while it becomes
+    the solver's core, plus what certificate rounds add) and the duals and search state (about 40 bytes
+    per row of either side).
     """
     import torch
     from tqdm.auto import tqdm

@@ -5,7 +5,7 @@
 use super::passes::{lower_bound, rows_to_check, set_bounds, Violation};
 use super::{Arcs, Assignment, Core, Entry, State, View};
 
-/// Violating entries a row gains per certificate round before it goes dense.
+/// Violating entries a row gains per certificate round (its most violating ones).
 const ADD_PER_ROUND: usize = 128;
 
 pub(super) struct Rounds {

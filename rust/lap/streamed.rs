@@ -1,8 +1,10 @@
 //! The certified core on a matrix that is never stored: the caller computes its entries in blocks
 //! of whole rows, every row once for the first core ([`Streamed::add_rows`]), then the rows each
 //! step names ([`Streamed::next_rows`], [`Streamed::supply`]): the rows a certificate round checks,
-//! or rows whose search got stuck, which then join the core whole. The iteration and its result
-//! are those of [`super::solve`] on the stored matrix.
+//! or rows whose search got stuck, which then join the core whole (and are never asked for again:
+//! no entry of theirs is outside the core). The iteration is [`super::solve`]'s, so the optimum is
+//! the stored matrix's; under ties either optimum may come out, since the first core's kept
+//! supersets depend on how the rows were split into blocks.
 
 use super::passes::{avx2, check_rows, CoreBuilder, Violation};
 use super::rounds::Rounds;
@@ -33,6 +35,8 @@ pub struct Streamed {
     purpose: Purpose,
     found: Vec<Violation>,
     mins: Vec<f32>,
+    /// Per row: every finite entry is in the core (supplied whole).
+    whole: Vec<bool>,
     done: bool,
 }
 
@@ -62,6 +66,7 @@ impl Streamed {
             purpose: Purpose::Check,
             found: Vec::new(),
             mins: Vec::new(),
+            whole: vec![false; rows],
             done: false,
         })
     }
@@ -150,21 +155,22 @@ impl Streamed {
             return Ok(&self.asked);
         }
         match rounds.solve(&view) {
-            Ok(rows) if rows.is_empty() => {
-                self.done = rounds.certify::<f32>(&[], &[], Vec::new());
-            }
             Ok(rows) => {
+                // A whole row has no entry outside the core to check.
+                let rows: Vec<usize> = rows.into_iter().filter(|&i| !self.whole[i]).collect();
+                if rows.is_empty() {
+                    self.done = rounds.certify::<f32>(&[], &[], Vec::new());
+                }
                 self.asked = rows;
                 self.purpose = Purpose::Check;
             }
             Err(stuck) => {
-                if stuck
-                    .iter()
-                    .all(|&i| rounds.core.arcs[i].len() == self.cols)
-                {
+                // Rows already whole cannot gain entries: if all are, Hall's condition fails.
+                let rows: Vec<usize> = stuck.into_iter().filter(|&i| !self.whole[i]).collect();
+                if rows.is_empty() {
                     return Err(Error::value("cost_matrix", "cost matrix is infeasible"));
                 }
-                self.asked = stuck;
+                self.asked = rows;
                 self.purpose = Purpose::Whole;
             }
         }
@@ -220,6 +226,7 @@ impl Streamed {
             }
             Purpose::Whole => {
                 for (q, &i) in rows.iter().enumerate() {
+                    self.whole[i] = true;
                     rounds.core.arcs[i] = block[q * cols..(q + 1) * cols]
                         .iter()
                         .enumerate()
@@ -371,6 +378,51 @@ mod tests {
         let (a, _, whole) = streamed(&c, rows, cols, false, 32).unwrap();
         assert!(whole, "no search got stuck");
         assert_eq!((a.rows, a.cols), (dense.rows, dense.cols));
+    }
+
+    #[test]
+    fn infeasible_matrices_are_errors_not_endless_requests() {
+        let inf = f32::INFINITY;
+        for c in [[inf, inf, 1.0, 2.0], [inf, 1.0, inf, 2.0]] {
+            assert!(super::super::solve(&c, 2, 2, false).is_err());
+            let err = streamed(&c, 2, 2, false, 1).unwrap_err();
+            assert!(err.to_string().contains("infeasible"), "{err}");
+        }
+        // Forbidden pairs that still leave an assignment: solved, rows asked for whole at most once.
+        let c = [inf, 1.0, 2.0, 3.0, inf, 4.0];
+        let (a, _, _) = streamed(&c, 2, 3, false, 1).unwrap();
+        assert_eq!(a.cols, super::super::solve(&c, 2, 3, false).unwrap().cols);
+    }
+
+    #[test]
+    fn whole_rows_are_never_asked_for_again() {
+        let (rows, cols) = (100usize, 300usize);
+        let c: Vec<f32> = (0..rows * cols)
+            .map(|k| {
+                if k % cols < 40 {
+                    (k % cols) as f32
+                } else {
+                    1000.0 + (k % cols) as f32
+                }
+            })
+            .collect();
+        let mut s = Streamed::new(rows, cols, false).unwrap();
+        s.add_rows(&c).unwrap();
+        let mut seen = vec![false; rows];
+        loop {
+            let asked = s.next_rows().unwrap().to_vec();
+            if asked.is_empty() {
+                break;
+            }
+            for &i in &asked {
+                assert!(!seen[i], "row {i} asked for after it was supplied whole");
+                s.supply(&c[i * cols..(i + 1) * cols]).unwrap();
+            }
+            if s.purpose == Purpose::Whole {
+                asked.iter().for_each(|&i| seen[i] = true);
+            }
+        }
+        assert!(seen.iter().any(|&w| w));
     }
 
     #[test]
