@@ -17,27 +17,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
+from bench_timing import rows_per_second
 
 import synthsae
 
 # `batch_size` default of SAELens's `train_toy_sae` and `SyntheticSAERunnerConfig`, and the batch of the
 # benchmark's recommended training setup.
 SAELENS_TRAINING_BATCH = 1024
-
-
-def rows_per_second(fn, rows: int, repeats: int) -> float:
-    """Median rows/s of ``repeats`` timed calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return rows / statistics.median(times)
 
 
 def independent(args: argparse.Namespace) -> None:

@@ -23,7 +23,6 @@ import argparse
 import json
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,17 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_timing import rows_per_second
+
 SAELENS_BATCH = 1024
-
-
-def _rate(fn: Any, rows: int, repeats: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return rows / statistics.median(times)
+#: Timed calls per rate (after a warm-up call).
+REPEATS = 3
 
 
 def _config(n: int) -> dict[str, Any]:
@@ -76,8 +69,8 @@ def child_ours(config: dict[str, Any], rows: int) -> dict[str, Any]:
         "build_s": build,
         "build_peak_rss_gib": build_rss,
         "l0": l0,
-        "features_rows_per_s": _rate(lambda: world.sample_features(rows, seed=1), rows),
-        "hidden_rows_per_s": _rate(lambda: world.sample(rows, seed=2), rows),
+        "features_rows_per_s": rows_per_second(lambda: world.sample_features(rows, seed=1), rows, REPEATS),
+        "hidden_rows_per_s": rows_per_second(lambda: world.sample(rows, seed=2), rows, REPEATS),
         "peak_rss_gib": _peak_rss(),
     }
 
@@ -92,8 +85,10 @@ def child_saelens(config: dict[str, Any], rows: int) -> dict[str, Any]:
     return {
         "build_s": build,
         "build_peak_rss_gib": build_rss,
-        "features_rows_per_s": _rate(lambda: model.activation_generator.sample(SAELENS_BATCH), SAELENS_BATCH),
-        "hidden_rows_per_s": _rate(lambda: model.sample(SAELENS_BATCH), SAELENS_BATCH),
+        "features_rows_per_s": rows_per_second(
+            lambda: model.activation_generator.sample(SAELENS_BATCH), SAELENS_BATCH, REPEATS
+        ),
+        "hidden_rows_per_s": rows_per_second(lambda: model.sample(SAELENS_BATCH), SAELENS_BATCH, REPEATS),
         "peak_rss_gib": _peak_rss(),
     }
 
@@ -102,7 +97,7 @@ def _run_child(python: str, kind: str, config: dict[str, Any], rows: int) -> dic
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(config, f)
     done = subprocess.run(
-        [python, "-P", __file__, "--child", kind, "--config", f.name, "--rows", str(rows)],
+        [python, __file__, "--child", kind, "--config", f.name, "--rows", str(rows)],
         capture_output=True,
         text=True,
     )

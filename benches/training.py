@@ -240,12 +240,12 @@ def ortho_part(args: argparse.Namespace) -> None:
         first[p.latents.flip(0)] = p.neighbours.flip(0)  # each latent's first-listed neighbour
         return first
 
+    everyone = torch.ones(4096, dtype=torch.bool)
     for lag in (1, 10):
         changed, kept = [], []
         for i in range(len(history) - lag):
             old, new = history[i], history[i + lag]
             changed.append(float((nearest(old) != nearest(new)).float().mean()))
-            everyone = torch.ones(4096, dtype=torch.bool)
             with torch.no_grad():
                 stale = orthogonality.ortho_penalty(weights[i + lag], everyone, old, 2.0)
                 exact = orthogonality.ortho_penalty(weights[i + lag], everyone, new, 2.0)

@@ -183,12 +183,9 @@ def streamed_matching(
     block_entries = STREAM_BLOCK_ENTRIES if block_entries is None else block_entries
     step = TILE * max(1, block_entries // max(TILE * m, 1))
 
-    def block(rows: torch.Tensor | slice) -> torch.Tensor:
-        return cos_rows(a, b, rows)
-
     with tqdm(total=n, unit="row", desc="MCC first core", disable=not show_progress) as bar:
         for lo in range(0, n, step):
-            x = block(slice(lo, lo + step))
+            x = cos_rows(a, b, slice(lo, lo + step))
             if on_block is not None:
                 on_block(lo, x)
             solver.add_rows(x.cpu().numpy())
@@ -200,7 +197,7 @@ def streamed_matching(
         desc = f"MCC certificate round {rounds}"
         with tqdm(total=len(asked), unit="row", desc=desc, disable=not show_progress) as bar:
             for lo in range(0, len(asked), step):
-                solver.supply(block(index[lo : lo + step]).cpu().numpy())
+                solver.supply(cos_rows(a, b, index[lo : lo + step]).cpu().numpy())
                 bar.update(min(step, len(asked) - lo))
     rows, cols, values = solver.assignment()
     abs_cos = values.astype(np.float32)
@@ -208,6 +205,12 @@ def streamed_matching(
         order = np.argsort(cols, kind="stable")
         return Matching(cols[order], rows[order], abs_cos[order])
     return Matching(rows, cols, abs_cos)
+
+
+def stored_matching(s: npt.NDArray[np.float32]) -> Matching:
+    """The optimal matching of a stored ``|cos|`` matrix ``[d_sae, N]``."""
+    rows, cols = linear_sum_assignment(s, maximize=True)
+    return Matching(rows, cols, s[rows, cols])
 
 
 def mean_max_abs_cos(rows: Any, block: int = 2048) -> float:
@@ -248,9 +251,7 @@ def mcc(
     if streams(d.shape[0], g.shape[0], streaming):
         matching = streamed_matching(d, g, show_progress=as_bool("show_progress", show_progress))
     else:
-        s = unit_abs_cos(d, g)
-        rows, cols = linear_sum_assignment(s, maximize=True)
-        matching = Matching(rows, cols, s[rows, cols])
+        matching = stored_matching(unit_abs_cos(d, g))
     value = float(matching.abs_cos.mean()) if len(matching.abs_cos) else 0.0
     return (value, matching) if return_matching else value
 

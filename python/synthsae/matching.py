@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae.absorption import NearParents
-from synthsae.assignment import Matching, linear_sum_assignment, streamed_matching, streams, unit_abs_cos
+from synthsae.assignment import Matching, stored_matching, streamed_matching, streams, unit_abs_cos
 
 if TYPE_CHECKING:
     import torch
@@ -58,9 +58,8 @@ def _stored(d: torch.Tensor, g: torch.Tensor, parents: npt.NDArray[np.int64] | N
     else:
         latent, latent_cos = s.argmax(axis=1).astype(np.int64), s.max(axis=1)
     feature_best = s.max(axis=0) if d_sae else np.zeros(n, np.float32)
-    rows, cols = linear_sum_assignment(s, maximize=True)
     near = None if parents is None else NearParents.of(s[:, parents])
-    return WeightSide(latent, latent_cos, feature_best, Matching(rows, cols, s[rows, cols]), near)
+    return WeightSide(latent, latent_cos, feature_best, stored_matching(s), near)
 
 
 def _streamed(

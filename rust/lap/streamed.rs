@@ -352,6 +352,18 @@ mod tests {
         }
     }
 
+    /// 100 equal rows over 300 columns whose 40 cheapest are shared: the core (each row's 32
+    /// cheapest, each column's 8) leaves Hall's condition unmet until rows join it whole.
+    fn shared_cheap_columns() -> (usize, usize, Vec<f32>) {
+        let (rows, cols) = (100usize, 300usize);
+        let cost = |j: usize| if j < 40 { j as f32 } else { 1000.0 + j as f32 };
+        (
+            rows,
+            cols,
+            (0..rows * cols).map(|k| cost(k % cols)).collect(),
+        )
+    }
+
     #[test]
     fn optimum_far_outside_every_core_and_stuck_searches() {
         // c_ij = -(i+1)(j+1): the identity is optimal, far outside the first core (several rounds).
@@ -362,18 +374,7 @@ mod tests {
         let (a, _, _) = streamed(&c, n, n, false, 16).unwrap();
         assert!(a.rounds >= 2);
         assert_eq!(a.cols, (0..n).collect::<Vec<_>>());
-        // 100 equal rows over 300 columns whose 40 cheapest are shared: the core (each row's 32
-        // cheapest, each column's 8) leaves Hall's condition unmet until rows join it whole.
-        let (rows, cols) = (100usize, 300usize);
-        let c: Vec<f32> = (0..rows * cols)
-            .map(|k| {
-                if k % cols < 40 {
-                    (k % cols) as f32
-                } else {
-                    1000.0 + (k % cols) as f32
-                }
-            })
-            .collect();
+        let (rows, cols, c) = shared_cheap_columns();
         let dense = super::super::solve(&c, rows, cols, false).unwrap();
         let (a, _, whole) = streamed(&c, rows, cols, false, 32).unwrap();
         assert!(whole, "no search got stuck");
@@ -396,16 +397,7 @@ mod tests {
 
     #[test]
     fn whole_rows_are_never_asked_for_again() {
-        let (rows, cols) = (100usize, 300usize);
-        let c: Vec<f32> = (0..rows * cols)
-            .map(|k| {
-                if k % cols < 40 {
-                    (k % cols) as f32
-                } else {
-                    1000.0 + (k % cols) as f32
-                }
-            })
-            .collect();
+        let (rows, cols, c) = shared_cheap_columns();
         let mut s = Streamed::new(rows, cols, false).unwrap();
         s.add_rows(&c).unwrap();
         let mut seen = vec![false; rows];

@@ -1,7 +1,7 @@
 """The sampler's vector kernels side by side: µs per row of world features, 1 thread, each kernel
 this CPU runs (``synthsae.set_kernel``), with the ratio to AVX2 and a check that all give the same bits.
 
-    python benches/kernels.py [--world synthsaebench-16k] [--rows 20000] [--repeats 5]
+    python benches/kernel_speed.py [--world synthsaebench-16k] [--rows 20000] [--repeats 5]
 
 The world is built without orthogonalization: feature sampling never reads the dictionary.
 """
