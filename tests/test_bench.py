@@ -44,7 +44,7 @@ def test_custom_sae_runs_through_the_cli_and_the_api(tmp_path, capsys):
     assert "make_sae" in printed and "topk" in printed
     cli = _results(tmp_path / "cli")
     assert set(cli) == {"make_sae-l0-4-seed-0", "topk-l0-4-seed-0"}
-    assert (tmp_path / "cli" / "runs" / "make_sae-l0-4-seed-0" / "sae" / "state_dict.pt").is_file()
+    assert (tmp_path / "cli" / "runs" / "make_sae-l0-4-seed-0" / "sae" / "state_dict.safetensors").is_file()
 
     name, factory = external.load_factory(spec)
     world = synthsae.World(synthsae.preset("tiny"))
@@ -109,7 +109,7 @@ def test_killed_sweep_resumes_without_duplicates(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
     proc = subprocess.Popen([*command, "--out", str(killed)], env=env, stdout=subprocess.DEVNULL)
-    second = killed / "runs" / "batchtopk-l0-5-seed-0" / "checkpoint.pt"
+    second = killed / "runs" / "batchtopk-l0-5-seed-0" / "checkpoint.safetensors"
     deadline = time.monotonic() + 300
     while not second.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -162,12 +162,16 @@ def test_sweeps_of_other_protocols_are_refused(tmp_path, capsys):
         bench.build_report([tmp_path / "a", tmp_path / "b"])
 
 
-def test_table_puts_the_paper_beside_16k_results_and_its_ranking_elsewhere(tmp_path, capsys):
+def test_table_puts_the_paper_beside_16k_results_its_ranking_elsewhere_and_tiny_is_a_smoke_test(
+    tmp_path, capsys
+):
     assert main(["bench", "--saes", "batchtopk,mp", "--l0", "25", "--out", str(tmp_path), *SMALL]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
-    elsewhere = bench.table(report)
+    smoke = bench.table(report)  # the tiny preset
+    assert "ranking by" not in smoke and "tiny is a smoke test" in smoke
+    elsewhere = bench.table({**report, "preset": "synthsaebench-cpu"})
     assert "ranking by MCC at L0 25: ours" in elsewhere and "paper (16k, L0 25) batchtopk > mp" in elsewhere
-    assert "  paper" not in elsewhere
+    assert "  paper" not in elsewhere and "smoke test" not in elsewhere
     as_16k = bench.table({**report, "preset": "synthsaebench-16k"})
     paper_lines = [line for line in as_16k.splitlines() if line.startswith("  paper")]
     assert len(paper_lines) == 2 and "0.7574±0.000" in paper_lines[0] and "0.8351" in paper_lines[1]

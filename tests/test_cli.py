@@ -45,7 +45,7 @@ def test_bench_writes_table_report_and_plots(tmp_path, capsys):
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert (out / "runs" / "mp-l0-4-seed-0" / "sae" / "cfg.json").exists()
-    assert not (out / "runs" / "mp-l0-4-seed-0" / "checkpoint.pt").exists()  # removed once finished
+    assert not (out / "runs" / "mp-l0-4-seed-0" / "checkpoint.safetensors").exists()  # removed once finished
     # the table's MCC for mp L0=6 is the one in the report
     mp6 = report["runs"][3]["result"]
     assert f"{mp6['mcc']:.4f}" in printed
@@ -57,10 +57,11 @@ def test_bench_refuses_existing_output(tmp_path, capsys):
     (out / "mine.txt").write_text("keep me")
     with pytest.raises(SystemExit) as e:
         main(["bench", "--saes", "topk", "--l0", "4", "--out", str(out), *SMALL_BENCH])
-    assert e.value.code == 2 and "--overwrite" in capsys.readouterr().err
-    assert (out / "mine.txt").read_text() == "keep me"
-    assert main(["bench", "--saes", "topk", "--l0", "4", "--out", str(out), "--overwrite", *SMALL_BENCH]) == 0
-    assert (out / "report.json").exists()
+    assert e.value.code == 2 and "not a bench sweep" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # --overwrite replaces sweeps only
+        main(["bench", "--saes", "topk", "--l0", "4", "--out", str(out), "--overwrite", *SMALL_BENCH])
+    assert e.value.code == 2 and "not a bench sweep" in capsys.readouterr().err
+    assert (out / "mine.txt").read_text() == "keep me" and not (out / "report.json").exists()
 
 
 def test_world_create_info_stats(tmp_path, capsys):
@@ -142,6 +143,83 @@ def test_eval_scores_a_saved_sae(tmp_path, capsys):
     )
     assert json.loads(js.read_text())["mcc"] == want.mcc
     assert "classification/f1_score" in printed
+
+
+@pytest.fixture
+def no_eval_work(monkeypatch):
+    """Makes building the world or evaluating fail the test: what must be refused before any work."""
+
+    def fail(*args, **kwargs):
+        raise AssertionError("eval did work before refusing its arguments")
+
+    monkeypatch.setattr(synthsae, "evaluate", fail)
+    monkeypatch.setattr("synthsae.cli.resolve_world", fail)
+
+
+def _saved_sae(path):
+    from synthsae import saes
+
+    saes.TopKSAE(64, 32, 4, seed=0).save(path)
+    return str(path)
+
+
+def test_eval_refuses_an_existing_json_before_any_work(tmp_path, capsys, no_eval_work):
+    js = tmp_path / "result.json"
+    js.write_text("{}")
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--sae", _saved_sae(tmp_path / "sae"), "--world", "tiny", "--json", str(js)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert str(js) in err and "--overwrite" in err
+    assert js.read_text() == "{}"
+
+
+def test_eval_refuses_a_json_in_a_missing_directory_before_any_work(tmp_path, capsys, no_eval_work):
+    js = tmp_path / "missing" / "result.json"
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--sae", _saved_sae(tmp_path / "sae"), "--world", "tiny", "--json", str(js)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--json" in err and f"directory {tmp_path / 'missing'} does not exist" in err
+    assert ".tmp" not in err
+
+
+def test_eval_names_the_cfg_json_of_a_bad_synthsae_config(tmp_path, capsys):
+    sae_dir = tmp_path / "sae"
+    _saved_sae(sae_dir)
+    cfg = json.loads((sae_dir / "cfg.json").read_text())
+    (sae_dir / "cfg.json").write_text(json.dumps({**cfg, "d_sae": -5}))
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--sae", str(sae_dir), "--world", "tiny", "--samples", "64"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert str(sae_dir / "cfg.json") in err and "d_sae" in err
+
+
+def test_eval_of_a_saelens_topk_dir_without_sae_lens_says_to_install_it(tmp_path, capsys, monkeypatch):
+    """A SAELens directory whose architecture is also a synthsae one (topk) is SAELens's, by its fields."""
+    sae_dir = tmp_path / "sae"
+    sae_dir.mkdir()
+    config = {
+        "d_in": 64,
+        "d_sae": 32,
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "metadata": {"sae_lens_version": "6.54.12"},
+        "k": 4,
+        "rescale_acts_by_decoder_norm": False,
+        "architecture": "topk",
+    }
+    (sae_dir / "cfg.json").write_text(json.dumps(config))
+    monkeypatch.setitem(sys.modules, "sae_lens", None)  # import sae_lens raises ImportError
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--sae", str(sae_dir), "--world", "tiny", "--samples", "64"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert str(sae_dir) in err and "pip install sae-lens" in err
 
 
 @pytest.mark.parametrize(

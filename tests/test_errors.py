@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -293,6 +295,9 @@ WORLD_CASES = [
         "return_features",
     ),
     (lambda w, tmp: synthsae.ActivationStream(w, 4, seed=0).batch(-1), ValueError, "k"),
+    # Sizes whose feature vectors cannot fit in memory are refused by name before torch allocates them.
+    (lambda w, tmp: synthsae.World(synthsae.WorldConfig(10**12, 64)), ValueError, "WorldConfig.num_features"),
+    (lambda w, tmp: synthsae.World(synthsae.WorldConfig(4, 10**12)), ValueError, "WorldConfig.hidden_dim"),
 ]
 
 
@@ -301,6 +306,32 @@ def test_world_and_stream_name_the_argument_first(world, tmp_path, call, exc, na
     with pytest.raises(exc) as info:
         call(world, tmp_path)
     assert str(info.value).startswith(name), str(info.value)
+
+
+def test_a_world_too_large_for_memory_is_refused_by_name(tmp_path, capsys, monkeypatch):
+    from synthsae import _core
+    from synthsae.cli import main
+
+    config = synthsae.WorldConfig(10**12, 64)
+    with pytest.raises(ValueError) as info:
+        synthsae.World(config)
+    message = str(info.value)
+    assert message.startswith(
+        "WorldConfig.num_features: a world of 1,000,000,000,000 features in 64 dimensions"
+    )
+    assert "more than this machine has" in message
+    (tmp_path / "world.json").write_text(json.dumps(config.to_dict()))
+    with pytest.raises(SystemExit) as e:
+        main(["world", "info", str(tmp_path / "world.json")])
+    assert e.value.code == 2
+    assert "error: WorldConfig.num_features: a world of 1,000,000,000,000 features" in capsys.readouterr().err
+    # Orthogonalization keeps five copies of the feature vectors: a world that fits without it may not.
+    small = synthsae.WorldConfig(1024, 64, seed=0)
+    monkeypatch.setattr(_core, "MEMORY_LIMIT", 3 * 4 * 1024 * 64)
+    synthsae.World(small, show_progress=False)
+    small.orthogonalization = synthsae.OrthogonalizationConfig(num_steps=1)
+    with pytest.raises(ValueError, match=r"^WorldConfig.num_features: .* orthogonalized"):
+        synthsae.World(small, show_progress=False)
 
 
 def _generate(tiny, path, **overrides):

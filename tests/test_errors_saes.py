@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +24,7 @@ from synthsae.saes import (
     TopKSAE,
     create_sae,
     default_matryoshka_widths,
+    load_sae,
     matching_pursuit,
 )
 from synthsae.training import train
@@ -40,6 +43,9 @@ def _common(build: Callable[..., Any]) -> list[tuple[Callable[[], Any], type[Exc
         (lambda: build(seed=-1), ValueError, "seed"),
         (lambda: build(seed=2**64), ValueError, "seed"),
         (lambda: build(seed=1.5), TypeError, "seed"),
+        # Sizes whose weights cannot fit in memory are refused by name before torch allocates them.
+        (lambda: build(d_sae=10**12), ValueError, "d_sae"),
+        (lambda: build(d_in=10**12), ValueError, "d_in"),
     ]
 
 
@@ -133,6 +139,60 @@ def test_sae_arguments(build: Callable[[], Any], exc: type[Exception], name: str
     assert str(info.value).startswith(name), str(info.value)
 
 
+def test_an_sae_too_large_for_memory_names_the_size(tmp_path: Any) -> None:
+    with pytest.raises(ValueError) as info:
+        TopKSAE(64, 10**12, k=8)
+    message = str(info.value)
+    assert message.startswith("d_sae: an SAE of 1,000,000,000,000 latents in 64 dimensions"), message
+    assert "more than this machine has" in message
+    # A saved config that asks for such a size: the error names the file and the field.
+    TopKSAE(8, 16, 2, seed=0).save(tmp_path / "sae")
+    cfg = tmp_path / "sae" / "cfg.json"
+    cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "d_sae": 10**12}))
+    with pytest.raises(ValueError) as info:
+        load_sae(tmp_path / "sae")
+    assert str(info.value).startswith(f"{cfg}: d_sae: an SAE of 1,000,000,000,000 latents"), str(info.value)
+
+
+ZERO_ROW_SAES = [
+    lambda sparse: TopKSAE(8, 16, 3, sparse=sparse, seed=0),
+    lambda sparse: BatchTopKSAE(8, 16, 3, sparse=sparse, seed=0),
+    lambda sparse: MatryoshkaBatchTopKSAE(8, 16, 3, [4, 8], sparse=sparse, seed=0),
+]
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("build", ZERO_ROW_SAES)
+def test_a_zero_decoder_row_adds_nothing(build: Callable[[bool], Any], sparse: bool) -> None:
+    """With rescaled activations a zero decoder row gives its latent 0 and must add 0 (not 0/0 = NaN);
+    the other rows' results are bit-identical to those of an SAE where that row is anything else."""
+    sae, other = build(sparse), build(sparse)
+    with torch.no_grad():
+        sae.W_dec[5] = 0.0
+        other.W_dec[5] = torch.arange(1.0, 9.0)
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
+    for model in (sae, other):
+        model.eval()
+    with torch.no_grad():
+        z = sae.encode(x)
+        assert torch.isfinite(z).all() and (z[:, 5] == 0).all()
+        x_hat = sae.decode(z)
+        assert torch.isfinite(x_hat).all()
+        assert torch.equal(x_hat, other.decode(z))
+        units = synthsae.evaluation.effective_decoder(sae)
+        assert (units[5] == 0).all() and torch.isfinite(units).all()
+    sae.train()
+    for dead in ([5], [3, 5], list(range(16))):  # AuxK over a few dead latents and over many
+        dead_mask = torch.zeros(16, dtype=torch.bool)
+        dead_mask[dead] = True
+        out = sae.training_forward(x, dead_mask=dead_mask)
+        sae.zero_grad()
+        out.loss.backward()
+        assert all(math.isfinite(float(v)) for v in out.losses.values()), out.losses
+        assert torch.isfinite(out.reconstruction).all() and torch.isfinite(out.latents).all()
+        assert all(torch.isfinite(p.grad).all() for p in sae.parameters() if p.grad is not None)
+
+
 @pytest.fixture(scope="module")
 def world() -> synthsae.World:
     config = synthsae.preset("tiny")
@@ -188,6 +248,9 @@ def test_train_arguments(world: synthsae.World, overrides: dict[str, Any], exc: 
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"seed": -1}, ValueError, "seed"),
         ({"seed": "0"}, TypeError, "seed"),
+        ({"device": "bogus"}, ValueError, "device"),
+        ({"device": "cuda:99"}, ValueError, "device"),
+        ({"device": 1.5}, TypeError, "device"),
     ],
 )
 def test_evaluate_arguments(world: synthsae.World, overrides: dict[str, Any], exc: type, name: str) -> None:
@@ -195,6 +258,16 @@ def test_evaluate_arguments(world: synthsae.World, overrides: dict[str, Any], ex
     with pytest.raises(exc) as info:
         evaluate(sae, world, **{"num_samples": 64, "show_progress": False, **overrides})
     assert str(info.value).startswith(name), str(info.value)
+
+
+def test_evaluate_scores_an_sae_with_a_zero_decoder_row(world: synthsae.World) -> None:
+    sae = TopKSAE(world.hidden_dim, 16, 2, seed=0)
+    with torch.no_grad():
+        sae.W_dec[3] = 0.0
+    for extended in (True, False):
+        result = evaluate(sae, world, num_samples=256, extended=extended, show_progress=False)
+        assert math.isfinite(result.explained_variance) and math.isfinite(result.shrinkage)
+        assert result.latent_precision[3] == 0.0  # the zero row's latent never fires
 
 
 @pytest.mark.parametrize(("mean_rows", "exc"), [(0, ValueError), (True, TypeError), (2.0, TypeError)])

@@ -340,6 +340,71 @@ def test_evaluate_rejects_bad_arguments():
         synthsae.evaluate(sae, world, num_samples=10)
 
 
+class FaultySAE(LinearSAE):
+    """A LinearSAE whose encode call number ``batch`` (from 0) returns NaN latents in ``rows``
+    (``fault="encode"``), or latents there that its decode turns into an inf reconstruction
+    (``fault="decode"``); ``fault="everywhere"``: decode returns NaN for every input."""
+
+    MARK = 1e30
+
+    def __init__(self, world: synthsae.World, fault: str, batch: int = 0, rows: tuple[int, ...] = ()) -> None:
+        super().__init__(world, 64, seed=0)
+        self.fault, self.batch, self.rows, self.calls = fault, batch, list(rows), 0
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        z = super().encode(x)
+        if self.calls == self.batch and self.rows:
+            z[self.rows, 0] = math.nan if self.fault == "encode" else self.MARK
+        self.calls += 1
+        return z
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        y = super().decode(z)
+        if self.fault == "everywhere":
+            return y * math.nan
+        y[z[:, 0] == self.MARK] = math.inf
+        return y
+
+
+@pytest.mark.parametrize("extended", [True, False])
+@pytest.mark.parametrize(
+    ("fault", "output"), [("encode", "latents from encode"), ("decode", "reconstructions from decode")]
+)
+def test_evaluate_refuses_nan_or_inf_from_the_sae(extended, fault, output):
+    world = synthsae.World(synthsae.preset("tiny"))
+    sae = FaultySAE(world, fault, batch=2, rows=(7, 1, 7))
+    with pytest.raises(ValueError) as info:
+        synthsae.evaluate(sae, world, num_samples=500, batch_size=100, extended=extended, show_progress=False)
+    assert str(info.value) == (
+        f"sae returned NaN/inf {output} in 2 of the 100 rows of batch 2 (evaluation rows 200..299): "
+        "batch rows 1, 7"
+    )
+    assert sae.calls == 3  # stopped at the faulty batch
+
+
+def test_evaluate_refuses_a_decoder_that_returns_nan_everywhere():
+    world = synthsae.World(synthsae.preset("tiny"))
+    with pytest.raises(ValueError) as info:  # the extended metrics decode single latents first
+        synthsae.evaluate(FaultySAE(world, "everywhere"), world, num_samples=200, show_progress=False)
+    assert str(info.value).startswith(
+        "sae returned NaN/inf from decode for one unit of latent(s) 0, 1, 2, 3, 4 and 59 more"
+    ), str(info.value)
+    with pytest.raises(ValueError) as info:
+        synthsae.evaluate(
+            FaultySAE(world, "everywhere"), world, num_samples=200, extended=False, show_progress=False
+        )
+    assert str(info.value) == (
+        "sae returned NaN/inf reconstructions from decode in 200 of the 200 rows of batch 0 "
+        "(evaluation rows 0..199): batch rows 0, 1, 2, 3, 4 and 195 more"
+    )
+    unit = np.eye(6, 3, dtype=np.float32)
+    unit[2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"^effective_decoder must be finite"):
+        EvalAccumulator(
+            np.eye(6, 3), np.eye(4, 3), feature_parent=np.array([-1, 0, 0, -1]), effective_decoder=unit
+        )
+
+
 def test_to_dict_and_log_dict():
     x, y, z, a, dec, gt = random_case(1, 30, 4, 5, 6)
     r = accumulate(x, y, z, a, dec, gt, [0, 30])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -394,3 +395,171 @@ def test_a_killed_writer_counts_as_dead_before_it_is_reaped():
         child.kill()
         child.wait()
     assert not _alive(child.pid)
+
+
+def files_outside(parent: Path, out: Path) -> dict[str, bytes | None]:
+    """Everything under ``parent`` except the dataset ``out``: each file's bytes (None for a directory,
+    the target for a symbolic link)."""
+    found: dict[str, bytes | None] = {}
+    for root, dirs, names in os.walk(parent):
+        dirs[:] = [d for d in dirs if Path(root, d) != out]
+        for name in dirs + names:
+            path = Path(root, name)
+            key = str(path.relative_to(parent))
+            if path.is_symlink():
+                found[key] = os.readlink(path).encode()
+            else:
+                found[key] = path.read_bytes() if path.is_file() else None
+    return found
+
+
+def small_dataset(world, parent: Path) -> Path:
+    out = parent / "ds"
+    synthsae.generate(world, 2_000, out, seed=0, shard_rows=1_000, show_progress=False)
+    return out
+
+
+def test_a_manifest_naming_a_file_outside_the_dataset_is_refused(world, tmp_path, capsys):
+    out = small_dataset(world, tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious, not a shard\n")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["shards"][1]["file"] = "../victim.txt"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / "records" / "shard-000001.json").unlink()  # so the shard would be written again
+    before = files_outside(tmp_path, out)
+    message = rf"{re.escape(str(out / 'manifest.json'))} is not a valid synthsae manifest: shards\[1\] names"
+    with pytest.raises(ValueError, match=message + r" the file '\.\./victim\.txt'"):
+        synthsae.generate(world, 2_000, out, seed=0, shard_rows=1_000, show_progress=False)
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and str(out / "manifest.json") in err and "'../victim.txt'" in err, err
+    with pytest.raises(ValueError, match=message):
+        synthsae.verify(out)
+    with pytest.raises(ValueError, match=message):
+        synthsae.ShardDataset(out)
+    assert files_outside(tmp_path, out) == before
+    assert victim.read_bytes() == b"precious, not a shard\n"
+    assert not (out / "records" / "shard-000001.json").exists()
+
+
+def test_a_shard_that_is_a_symbolic_link_is_refused_not_followed(world, tmp_path, capsys):
+    out = small_dataset(world, tmp_path)
+    shard = out / "shard-000001.safetensors"
+    elsewhere = tmp_path / "elsewhere.safetensors"
+    shard.rename(elsewhere)  # the right bytes, outside the dataset
+    shard.symlink_to(elsewhere)
+    before = files_outside(tmp_path, out)
+    with pytest.raises(
+        ValueError, match=rf"{re.escape(str(shard))} is a symbolic link where shard 1 belongs"
+    ):
+        synthsae.generate(world, 2_000, out, seed=0, shard_rows=1_000, show_progress=False)
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"{shard} is a symbolic link" in err, err
+    report = synthsae.verify(out)
+    assert not report.ok and report.corrupt == [1] and report.missing == [], str(report)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(shard))} is a symbolic link"):
+        read_shard(shard, world.num_features)
+    with pytest.raises(ValueError, match="is a symbolic link"):
+        list(synthsae.ShardDataset(out, batch_size=500))
+    assert shard.is_symlink() and files_outside(tmp_path, out) == before
+    shard.unlink()  # once the link is gone, a rerun writes the shard inside the dataset
+    assert synthsae.generate(world, 2_000, out, seed=0, shard_rows=1_000, show_progress=False).generated == [
+        1
+    ]
+    assert synthsae.verify(out).ok and files_outside(tmp_path, out) == before
+
+
+@pytest.mark.parametrize("name", ["records", ".manifest.lock", "manifest.json"])
+def test_other_dataset_files_that_are_symbolic_links_are_refused(world, tmp_path, name):
+    out = small_dataset(world, tmp_path)
+    elsewhere = tmp_path / f"moved-{name}"
+    (out / name).rename(elsewhere)
+    (out / name).symlink_to(elsewhere)
+    before = files_outside(tmp_path, out)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(out / name))} is a symbolic link"):
+        synthsae.generate(world, 2_000, out, seed=0, shard_rows=1_000, show_progress=False)
+    assert files_outside(tmp_path, out) == before
+
+
+def refused(case: str, path: Path, call) -> str:
+    """``call()`` must raise a ValueError naming ``path``; returns its message."""
+    try:
+        call()
+    except ValueError as e:
+        assert str(path) in str(e), (case, str(e))
+        return str(e)
+    pytest.fail(f"{case}: no ValueError")
+
+
+def test_corrupt_manifests_are_value_errors_naming_the_file(world, tmp_path, capsys):
+    out = small_dataset(world, tmp_path)
+    path = out / "manifest.json"
+    good = path.read_bytes()
+    raw = {
+        "truncated JSON": good[: len(good) // 2],
+        "not UTF-8": b"\xff\xfe" + good,
+        "nested too deeply": b"[" * 100_000 + b"]" * 100_000,
+        "a list": b"[]",
+    }
+    edits = {
+        "missing key": lambda d: d.pop("seed"),
+        "rows a string": lambda d: d.update(rows="2000"),
+        "num_features a float": lambda d: d.update(num_features=1024.0),
+        "hidden a string": lambda d: d.update(hidden="no"),
+        "dtype without hidden": lambda d: d.update(dtype="float16"),
+        "world_source a string": lambda d: d.update(world_source=str(tmp_path)),
+        "shards an object": lambda d: d.update(shards={}),
+        "shard a string": lambda d: d["shards"].__setitem__(0, "shard-000000.safetensors"),
+        "shard with an unknown key": lambda d: d["shards"][0].update(path="x"),
+        "index a bool": lambda d: d["shards"][1].update(index=True),
+        "file a number": lambda d: d["shards"][0].update(file=0),
+        "file an absolute path": lambda d: d["shards"][0].update(file=str(tmp_path / "x.safetensors")),
+        "file of another shard": lambda d: d["shards"][0].update(file="shard-000001.safetensors"),
+        "sha256 a number": lambda d: d["shards"][0].update(sha256=5),
+    }
+    for case, edit in edits.items():
+        manifest = json.loads(good)
+        edit(manifest)
+        raw[case] = json.dumps(manifest).encode()
+    for case, content in raw.items():
+        path.write_bytes(content)
+        refused(case, path, lambda: synthsae.verify(out))
+        with pytest.raises(SystemExit) as e:
+            main(["generate", "--out", str(out), "--quiet"])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and f"error: {path}" in err, (case, err)
+    path.write_bytes(good)
+    assert synthsae.verify(out).ok
+
+
+def test_corrupt_shard_records_are_value_errors_naming_the_file(world, tmp_path):
+    out = small_dataset(world, tmp_path)
+    record = out / "records" / "shard-000001.json"
+    entry = json.loads(record.read_text())
+    cases = {
+        "truncated JSON": record.read_text()[:20],
+        "a list": "[]",
+        "index a string": json.dumps(entry | {"index": "1"}),
+        "index negative": json.dumps(entry | {"index": -1}),
+        "index beyond the plan": json.dumps(entry | {"index": 7}),
+        "no sha256": json.dumps(entry | {"sha256": None}),
+        "file outside": json.dumps(entry | {"file": "../victim.txt"}),
+    }
+    for case, text in cases.items():
+        record.write_text(text)
+        refused(case, record, lambda: synthsae.verify(out))
+        refused(
+            case,
+            record,
+            lambda: synthsae.generate(world, 2_000, out, seed=0, shard_rows=1_000, show_progress=False),
+        )
+    record.write_text(json.dumps(entry))
+    misnamed = out / "records" / "shard-000000.json"  # holds shard 1's entry
+    misnamed.write_text(json.dumps(entry))
+    assert "does not match the manifest's shard 1" in refused(
+        "misnamed", misnamed, lambda: synthsae.verify(out)
+    )

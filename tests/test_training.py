@@ -4,6 +4,7 @@ tiny world, L0 targets, checkpoint + resume equals an uninterrupted run, errors)
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 import synthsae
 from synthsae import saes
 from synthsae.stream import ActivationStream
-from synthsae.training import history_to_dict, learning_rate, train
+from synthsae.training import TrainingDiverged, history_to_dict, learning_rate, train
 
 
 def stream_threads() -> int:
@@ -127,7 +128,7 @@ def test_checkpoint_resume_equals_uninterrupted_run(world, tmp_path):
         log_every=5,
         **kwargs,
     )
-    assert first.steps == 25 and (tmp_path / "checkpoint.pt").exists()
+    assert first.steps == 25 and (tmp_path / "checkpoint.safetensors").exists()
     fresh = saes.create_sae("topk", world.hidden_dim, 64, l0=4, seed=3)  # a new process would start here
     second = train(fresh, world, total_samples=40 * 128, checkpoint_dir=tmp_path, log_every=5, **kwargs)
     assert second.steps == 40
@@ -217,3 +218,163 @@ def test_batchtopk_on_tiny_reaches_the_readme_scores(world):
     result = synthsae.evaluate(sae, world, num_samples=100_000, seed=1, show_progress=False)
     assert result.mcc > 0.48 and result.f1 > 0.13, (result.mcc, result.f1)
     assert result.sae_l0 == pytest.approx(8.0, rel=0.1)
+
+
+# --- checkpoints from others: no pickle, every setting compared ---------------------------------------------
+
+
+class _RunsCode:
+    """Unpickling this creates ``marker``: what a crafted pickle could do instead."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickled_checkpoint_is_refused_and_runs_nothing(world, tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"x": _RunsCode(str(marker))}, tmp_path / "checkpoint.pt")
+    sae = saes.create_sae("topk", world.hidden_dim, 32, l0=4, seed=0)
+    with pytest.raises(ValueError, match=r"checkpoint\.pt.*pickle"):
+        train(sae, world, total_samples=512, batch_size=128, checkpoint_dir=tmp_path, show_progress=False)
+    assert not marker.exists()
+
+
+def test_no_module_unpickles():
+    root = Path(synthsae.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        for banned in ("torch.load(", "weights_only=False", "import pickle", "pickle.load"):
+            assert banned not in text, f"{path.name} uses {banned}"
+
+
+def _checkpointed(world, tmp_path, architecture="topk", **kwargs):
+    sae = saes.create_sae(architecture, world.hidden_dim, 32, l0=4, seed=0)
+    args = {"total_samples": 20 * 128, "batch_size": 128, "lr": 1e-3, "show_progress": False, **kwargs}
+    train(sae, world, checkpoint_dir=tmp_path, **args)
+    return args
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"lr": 1.0}, "lr 0.001 -> 1.0"),
+        ({"total_samples": 5 * 128}, "holds 20 steps, more than total_samples asks for (5)"),
+        ({"ortho_coef": 1.0}, "ortho_coef 0.0 -> 1.0"),
+        ({"lr_warmup_steps": 3}, "lr_warmup_steps"),
+        ({"max_grad_norm": 2.0}, "max_grad_norm"),
+        ({"dead_window": 7}, "dead_window"),
+    ],
+)
+def test_resuming_with_another_setting_is_refused_by_name(world, tmp_path, change, named):
+    args = _checkpointed(world, tmp_path)
+    sae = saes.create_sae("topk", world.hidden_dim, 32, l0=4, seed=0)
+    with pytest.raises(ValueError, match="checkpoint_dir") as e:
+        train(sae, world, checkpoint_dir=tmp_path, **{**args, **change})
+    assert named in str(e.value)
+
+
+def test_a_run_with_a_decay_resumes_only_at_its_length_one_without_may_be_extended(world, tmp_path):
+    args = _checkpointed(world, tmp_path / "decay", lr_decay_steps=5)
+    with pytest.raises(ValueError, match="total_steps 20 -> 30"):
+        train(
+            saes.create_sae("topk", world.hidden_dim, 32, l0=4, seed=0),
+            world,
+            checkpoint_dir=tmp_path / "decay",
+            **{**args, "total_samples": 30 * 128},
+        )
+    args = _checkpointed(world, tmp_path / "plain")
+    history = train(
+        saes.create_sae("topk", world.hidden_dim, 32, l0=4, seed=0),
+        world,
+        checkpoint_dir=tmp_path / "plain",
+        **{**args, "total_samples": 30 * 128},
+    )
+    assert history.steps == 30
+
+
+def test_resuming_on_another_world_of_the_same_width_is_refused(world, tmp_path):
+    args = _checkpointed(world, tmp_path)
+    other = synthsae.World(synthsae.WorldConfig(world.num_features, world.hidden_dim, seed=99))
+    sae = saes.create_sae("topk", world.hidden_dim, 32, l0=4, seed=0)
+    with pytest.raises(ValueError, match="world_fingerprint"):
+        train(sae, other, checkpoint_dir=tmp_path, **args)
+
+
+def test_thread_count_is_compared_where_it_changes_the_parameters(world, tmp_path):
+    args = _checkpointed(world, tmp_path / "relu", "relu", torch_threads=1)
+    with pytest.raises(ValueError, match="torch_threads 1 -> 2"):
+        train(
+            saes.create_sae("relu", world.hidden_dim, 32, l0=4, seed=0),
+            world,
+            checkpoint_dir=tmp_path / "relu",
+            **{**args, "torch_threads": 2},
+        )
+    args = _checkpointed(world, tmp_path / "btk", "batchtopk", torch_threads=1)
+    history = train(  # BatchTopK's parameters do not depend on it
+        saes.create_sae("batchtopk", world.hidden_dim, 32, l0=4, seed=0),
+        world,
+        checkpoint_dir=tmp_path / "btk",
+        **{**args, "torch_threads": 2},
+    )
+    assert history.steps == 20
+
+
+@pytest.mark.parametrize("architecture", [a for a, cls in saes.ARCHITECTURES.items() if cls.thread_invariant])
+def test_thread_invariant_architectures_train_to_the_same_bits_on_1_and_2_threads(world, architecture):
+    trained = []
+    for threads in (1, 2):
+        sae = saes.create_sae(architecture, world.hidden_dim, 64, l0=4, seed=0)
+        train(
+            sae,
+            world,
+            total_samples=30 * 256,
+            batch_size=256,
+            lr=1e-3,
+            torch_threads=threads,
+            show_progress=False,
+        )
+        trained.append(sae.state_dict())
+    for name, value in trained[0].items():
+        assert torch.equal(value, trained[1][name]), name
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),  # truncated
+        lambda p: p.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage"),  # no synthsae header
+        lambda p: p.write_text("not a checkpoint"),
+    ],
+)
+def test_a_corrupt_checkpoint_is_named(world, tmp_path, damage):
+    args = _checkpointed(world, tmp_path)
+    damage(tmp_path / "checkpoint.safetensors")
+    sae = saes.create_sae("topk", world.hidden_dim, 32, l0=4, seed=0)
+    with pytest.raises(ValueError, match=r"checkpoint\.safetensors"):
+        train(sae, world, checkpoint_dir=tmp_path, **args)
+
+
+def test_the_largest_seed_with_evaluation_is_refused_before_training(world):
+    sae = saes.create_sae("topk", world.hidden_dim, 32, l0=4, seed=0)
+    with pytest.raises(ValueError, match=r"seed must be <= 2\*\*64 - 2"):
+        train(
+            sae,
+            world,
+            total_samples=10 * 128,
+            batch_size=128,
+            seed=2**64 - 1,
+            eval_every=5,
+            show_progress=False,
+        )
+    assert int(sae.n_steps) == 0  # refused before the first step
+    history = train(sae, world, total_samples=2 * 128, batch_size=128, seed=2**64 - 1, show_progress=False)
+    assert history.steps == 2
+
+
+def test_a_diverging_run_raises_training_diverged(world):
+    sae = saes.create_sae("mp", world.hidden_dim, 32, l0=4, seed=0)
+    with pytest.raises(TrainingDiverged, match="diverged"):
+        train(sae, world, total_samples=200 * 128, batch_size=128, lr=1e6, log_every=10, show_progress=False)

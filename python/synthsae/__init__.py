@@ -1,8 +1,11 @@
 """synthsae: fast, exact, reproducible synthetic data for evaluating sparse autoencoders.
 
-``import synthsae`` does not import torch; functions that need it import it when called.
+``import synthsae`` does not import torch; functions that need it import it when called. It sets
+``OMP_WAIT_POLICY=PASSIVE`` unless that is set or torch is already loaded (see :mod:`synthsae.threads`).
 """
 
+# First: sets OpenMP's waiting before anything can load torch.
+from synthsae import threads
 from synthsae._core import RNG_ALGORITHM, __version__
 from synthsae.assignment import Matching, abs_cos_matrix, feature_uniqueness, linear_sum_assignment, mcc
 from synthsae.config import (
@@ -93,6 +96,7 @@ __all__ = [
     "saes",
     "sample_independent",
     "set_kernel",
+    "threads",
     "train",
     "verify",
     "zipfian_firing_probabilities",

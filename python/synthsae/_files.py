@@ -23,6 +23,7 @@ def atomic_write(target: Path, write: Callable[[Path], Any]) -> None:
     # Unique per host, process and thread: writers may share a filesystem across machines.
     tmp = target.with_name(f".{target.name}.tmp-{HOST}-{os.getpid()}-{threading.get_ident()}")
     try:
+        tmp.unlink(missing_ok=True)  # anything left there, a link included, is removed, never written through
         write(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 import numpy as np
 
 import synthsae
-from synthsae._files import atomic_write, write_json
+from synthsae._files import atomic_write, read_json, write_json
 from synthsae._validate import U64_MAX, as_float, as_int, as_nonnegative
 from synthsae.assignment import mean_max_abs_cos
 from synthsae.config import WorldConfig
 from synthsae.evaluation import EvalResult, evaluate
-from synthsae.training import CHECKPOINT_FILE, train
+from synthsae.training import CHECKPOINT_FILE, TrainingDiverged, train
 from synthsae.world import World
 
 if TYPE_CHECKING:
@@ -189,8 +189,12 @@ class RunSpec(NamedTuple):
 
     @property
     def name(self) -> str:
-        """The run's directory name, ``<arch>-l0-<L0>-seed-<seed>``."""
-        return f"{self.architecture}-l0-{self.l0:g}-seed-{self.seed}"
+        """The run's directory name, ``<arch>-l0-<L0>-seed-<seed>``, one per distinct L0 (``6`` for
+        6.0, all the digits when fewer would name another value)."""
+        short = f"{self.l0:g}"
+        return (
+            f"{self.architecture}-l0-{short if float(short) == self.l0 else repr(self.l0)}-seed-{self.seed}"
+        )
 
 
 def plan(
@@ -218,6 +222,13 @@ def _header(world: World, protocol: Protocol, preset_name: str | None, custom: l
         "protocol": {**protocol.__dict__, "custom_saes": list(custom)},
         "versions": _versions(),
     }
+
+
+def _no_repeats(name: str, values: list[Any]) -> None:
+    """``ValueError`` when ``protocol.<name>`` lists a value twice (both would be one run)."""
+    twice = sorted({v for v in values if values.count(v) > 1}, key=str)
+    if twice:
+        raise ValueError(f"protocol.{name} lists {', '.join(map(str, twice))} more than once")
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -272,13 +283,16 @@ def run(
         as_int("seeds", s, minimum=0, maximum=U64_MAX - 1)  # evaluation reads stream seed + 1
     if not protocol.seeds:
         raise ValueError("protocol.seeds must name at least one seed")
+    _no_repeats("saes", [*protocol.saes, *saes])
+    _no_repeats("l0s", protocol.l0s)
+    _no_repeats("seeds", protocol.seeds)
     as_nonnegative("protocol.ortho_coef", protocol.ortho_coef)
     as_float("protocol.ortho_power", protocol.ortho_power, minimum=1.0)
     header = _header(world, protocol, preset_name, list(saes))
     out.mkdir(parents=True, exist_ok=True)
     sweep = out / SWEEP_FILE
     if sweep.exists():
-        diffs = _differences(json.loads(sweep.read_text()), header)
+        diffs = _differences(read_header(sweep), header)
         if diffs:
             raise ValueError(f"{out} holds a sweep of another world or protocol: {'; '.join(diffs)}")
     write_json(sweep, header)
@@ -286,7 +300,10 @@ def run(
     for spec in plan(protocol, list(saes), shard_index, num_shards):
         run_dir = out / "runs" / spec.name
         if (run_dir / RUN_FILE).exists():
-            log(f"{spec.name}: finished earlier, skipped")
+            earlier = read_run(run_dir / RUN_FILE)
+            if earlier["name"] != spec.name:
+                raise ValueError(f"{run_dir / RUN_FILE}: records run {earlier['name']!r}, not {spec.name!r}")
+            log(f"{spec.name}: {'failed' if 'failed' in earlier else 'finished'} earlier, skipped")
             continue
         if spec.architecture in saes:
             sae = external.build(
@@ -307,22 +324,30 @@ def run(
                 **sae_options(spec.architecture, steps, protocol.autotune_gains.get(spec.architecture)),
             )
         log(f"training {spec.name} ({protocol.width} latents, {protocol.samples:,} rows)")
-        history = train(
-            sae,
-            world,
-            total_samples=protocol.samples,
-            batch_size=protocol.batch_size,
-            lr=protocol.lr,
-            seed=spec.seed,
-            device=device,
-            log_every=max(steps // 20, 1),
-            dead_window=dead_window(steps),
-            ortho_coef=protocol.ortho_coef,
-            ortho_power=protocol.ortho_power,
-            checkpoint_dir=run_dir,
-            checkpoint_every=max(steps // 10, 1),
-            show_progress=show_progress,
-        )
+        identity = {"name": spec.name, "architecture": spec.architecture, "l0": spec.l0, "seed": spec.seed}
+        try:
+            history = train(
+                sae,
+                world,
+                total_samples=protocol.samples,
+                batch_size=protocol.batch_size,
+                lr=protocol.lr,
+                seed=spec.seed,
+                device=device,
+                log_every=max(steps // 20, 1),
+                dead_window=dead_window(steps),
+                ortho_coef=protocol.ortho_coef,
+                ortho_power=protocol.ortho_power,
+                checkpoint_dir=run_dir,
+                checkpoint_every=max(steps // 10, 1),
+                show_progress=show_progress,
+            )
+        except TrainingDiverged as e:
+            log(f"{spec.name}: failed: {e}")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(run_dir / RUN_FILE, {**identity, "width": protocol.width, "failed": str(e)})
+            (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+            continue
         t0 = time.perf_counter()
         result = evaluate(
             sae,
@@ -335,11 +360,9 @@ def run(
         eval_seconds = time.perf_counter() - t0
         _save_sae(sae, run_dir / "sae")
         record = {
-            "name": spec.name,
-            "architecture": spec.architecture,
-            "l0": spec.l0,
-            "seed": spec.seed,
+            **identity,
             "width": protocol.width,
+            "torch_threads": history.torch_threads,
             "train_seconds": history.seconds,
             "train_rows_per_second": history.samples / max(history.seconds, 1e-9),
             "eval_seconds": eval_seconds,
@@ -354,15 +377,21 @@ def run(
     return report
 
 
+#: A user's SAE module's parameters and buffers, in ``runs/<name>/sae/``.
+CUSTOM_WEIGHTS_FILE = "state_dict.safetensors"
+
+
 def _save_sae(sae: Any, path: Path) -> None:
-    """A built-in SAE in its SAELens-style layout; a user's module as ``state_dict.pt`` (atomically)."""
-    import torch
+    """A built-in SAE in its SAELens-style layout; a user's module's ``state_dict`` as safetensors
+    (atomically; load it with ``safetensors.torch.load_file`` and ``module.load_state_dict``)."""
+    from safetensors.torch import save_file
 
     if hasattr(sae, "save"):
         sae.save(path, overwrite=True)
         return
     path.mkdir(parents=True, exist_ok=True)
-    atomic_write(path / "state_dict.pt", lambda tmp: torch.save(sae.state_dict(), tmp))
+    tensors = {name: t.detach().cpu().contiguous() for name, t in sae.state_dict().items()}
+    atomic_write(path / CUSTOM_WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
 
 
 def build_report(dirs: list[str | os.PathLike[str]]) -> dict[str, Any]:
@@ -377,7 +406,7 @@ def build_report(dirs: list[str | os.PathLike[str]]) -> dict[str, Any]:
     for d in map(Path, dirs):
         if not (d / SWEEP_FILE).is_file():
             raise ValueError(f"{d} is not a sweep directory (no {SWEEP_FILE})")
-        h = json.loads((d / SWEEP_FILE).read_text())
+        h = read_header(d / SWEEP_FILE)
         if h.get("schema") != REPORT_SCHEMA:
             raise ValueError(f"{d}: report schema {h.get('schema')!r}, this synthsae reads {REPORT_SCHEMA}")
         if header is None:
@@ -387,16 +416,112 @@ def build_report(dirs: list[str | os.PathLike[str]]) -> dict[str, Any]:
                 f"{dirs[0]} and {d} are sweeps of different worlds or protocols: {'; '.join(diffs)}"
             )
         for f in sorted((d / "runs").glob(f"*/{RUN_FILE}")):
-            record = json.loads(f.read_text())
+            record = read_run(f)
             runs.setdefault(record["name"], record)
     assert header is not None
     order = sorted(runs.values(), key=lambda r: (r["architecture"], r["l0"], r["seed"]))
+    finished = [r for r in order if "failed" not in r]
     return {
         **header,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "runs": order,
-        "summary": summarize(order),
+        "runs": finished,
+        "failed": [
+            {k: r[k] for k in ("name", "architecture", "l0", "seed", "failed")}
+            for r in order
+            if "failed" in r
+        ],
+        "summary": summarize(finished),
     }
+
+
+#: What a run directory may hold: files, and the ``sae`` directory's files (any of them may also be
+#: a temporary of an interrupted atomic write, ``.<name>.tmp-*``).
+_RUN_FILES = frozenset({RUN_FILE, CHECKPOINT_FILE, "checkpoint.pt"})
+_SAE_FILES = frozenset({"cfg.json", "sae_weights.safetensors", CUSTOM_WEIGHTS_FILE, "state_dict.pt"})
+
+
+def clear_sweep(out: Path) -> None:
+    """Deletes what :func:`run` wrote in ``out`` (header, report, plots, run directories), leaving
+    anything else. Refuses (``ValueError``, before deleting anything) a directory without a valid
+    sweep header, a symbolic link where bench writes (never followed), and a run directory holding
+    files bench does not write."""
+    from synthsae.plots import PLOT_FILES
+
+    def ours(entry: Path, names: frozenset[str]) -> Path:
+        temporary = entry.name.startswith(".") and ".tmp-" in entry.name
+        if entry.is_symlink() or not entry.is_file() or not (entry.name in names or temporary):
+            raise ValueError(f"{entry} was not written by bench; move it before overwriting")
+        return entry
+
+    def check_dir(d: Path) -> None:
+        if d.is_symlink() or not d.is_dir():
+            raise ValueError(f"{d} is not a directory bench wrote (a link or a file); remove it yourself")
+
+    if (out / SWEEP_FILE).is_symlink() or not (out / SWEEP_FILE).is_file():
+        raise ValueError(
+            f"{out} is not a bench sweep (no {SWEEP_FILE}); overwrite replaces sweeps only: choose "
+            "another output directory"
+        )
+    read_header(out / SWEEP_FILE)
+    files = [out / n for n in (SWEEP_FILE, "report.json", *PLOT_FILES) if (out / n).is_file()]
+    dirs: list[Path] = []
+    runs = out / "runs"
+    if runs.exists() or runs.is_symlink():
+        check_dir(runs)
+        for run_dir in sorted(runs.iterdir()):
+            check_dir(run_dir)
+            for entry in sorted(run_dir.iterdir()):
+                if entry.name == "sae" and not entry.is_symlink() and entry.is_dir():
+                    files += [ours(e, _SAE_FILES) for e in sorted(entry.iterdir())]
+                    dirs.append(entry)
+                else:
+                    files.append(ours(entry, _RUN_FILES))
+            dirs.append(run_dir)
+        dirs.append(runs)
+    for f in files:
+        f.unlink()
+    for d in dirs:
+        d.rmdir()
+
+
+def _malformed(path: Path, what: str, problem: str) -> ValueError:
+    return ValueError(f"{path}: not a synthsae {what} ({problem}); it may be corrupt or from another tool")
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """A sweep's ``bench.json``, checked: ``ValueError`` naming the file when it is not one."""
+    header = read_json(path)
+    if not isinstance(header, dict):
+        raise _malformed(path, "sweep header", f"a JSON {type(header).__name__}, not an object")
+    for key, kind in (
+        ("schema", int),
+        ("world_fingerprint", str),
+        ("world_config", dict),
+        ("protocol", dict),
+    ):
+        if not isinstance(header.get(key), kind):
+            raise _malformed(path, "sweep header", f"{key!r} missing or not a {kind.__name__}")
+    return header
+
+
+def read_run(path: Path) -> dict[str, Any]:
+    """A run's ``run.json``, checked: ``ValueError`` naming the file when it is not one (a run that
+    failed holds ``failed``, the reason, instead of a result)."""
+    record = read_json(path)
+    if not isinstance(record, dict):
+        raise _malformed(path, "run record", f"a JSON {type(record).__name__}, not an object")
+    need: dict[str, type | tuple[type, ...]] = {"name": str, "architecture": str, "l0": (int, float)}
+    need["seed"] = int
+    need.update({"failed": str} if "failed" in record else {"result": dict})
+    for key, kind in need.items():
+        if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool):
+            raise _malformed(path, "run record", f"{key!r} missing or of the wrong type")
+    if "failed" not in record:
+        try:
+            EvalResult.from_dict(record["result"])
+        except (ValueError, TypeError) as e:
+            raise _malformed(path, "run record", f"its result: {e}") from None
+    return record
 
 
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -517,12 +642,22 @@ def table(report: dict[str, Any]) -> str:
                 value = published.get(_PAPER_COLUMNS.get(h, ""))
                 cells.append(_cell(value[0], value[1], w, spec, 2) if value else f"{'':>{w}}")
             lines.append(" ".join(cells))
-    if report.get("preset") != paper["world"]:
+    for f in report.get("failed", []):
+        lines.append(f"{f['name']}: failed ({f['failed']}); not in the table")
+    if report.get("preset") in SMOKE_PRESETS:
+        lines += [
+            "",
+            f"{report['preset']} is a smoke test: its numbers are not comparable to the paper's "
+            "(run --preset synthsaebench-cpu for the paper's ranking on a CPU)",
+        ]
+    elif report.get("preset") != paper["world"]:
         lines += ["", *ranking_lines(report, paper)]
     lines.append(f"(paper: {paper['source']})")
     return "\n".join(lines)
 
 
+#: Presets too small to rank architectures like the paper: the table says so instead of ranking.
+SMOKE_PRESETS = ("tiny",)
 #: A gap in the paper's value above this makes a pair's order part of the ranking to reproduce.
 PAPER_GAP = 0.03
 

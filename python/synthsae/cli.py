@@ -7,7 +7,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 import synthsae
-from synthsae._files import atomic_write, check_fresh_dir, read_json
+from synthsae._files import atomic_write, check_fresh_dir
 from synthsae._validate import U64_MAX, as_float, as_int, as_nonnegative, as_positive
 from synthsae.presets import preset_names, resolve_world
 
@@ -98,16 +97,20 @@ def _fresh_file(path: Path, overwrite: bool) -> None:
 
 
 def _bench_dir(out: Path, overwrite: bool) -> None:
-    """``out`` may be new, empty, or an earlier sweep (resumed); anything else needs ``--overwrite``,
-    which clears the earlier sweep's runs, header and report first."""
-    from synthsae.bench import SWEEP_FILE
+    """``out`` may be new, empty, or an earlier sweep (resumed); ``--overwrite`` deletes an earlier
+    sweep's files first (:func:`synthsae.bench.clear_sweep`) and refuses any other non-empty directory."""
+    from synthsae.bench import SWEEP_FILE, clear_sweep
 
-    if overwrite and out.is_dir():
-        shutil.rmtree(out / "runs", ignore_errors=True)
-        for name in (SWEEP_FILE, "report.json"):
-            (out / name).unlink(missing_ok=True)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if overwrite:
+        clear_sweep(out)
     elif not (out / SWEEP_FILE).is_file():
-        _fresh_dir(out, overwrite)
+        raise UsageError(
+            f"--out {out} is not empty and is not a bench sweep (no {SWEEP_FILE}): choose another directory"
+        )
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -338,43 +341,39 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _load_any_sae(path: Path, device: str | None) -> Any:
-    """A synthsae SAE directory (cfg.json with a synthsae architecture) or a SAELens SAE directory."""
-    from synthsae import saes
+    """A synthsae or a SAELens SAE directory, told apart by its cfg.json's fields (not its architecture,
+    which may be a name both use): :func:`synthsae.saes.saelens.load_any_sae`."""
+    from synthsae.saes.saelens import load_any_sae
 
-    cfg_file = path / "cfg.json"
-    if not cfg_file.is_file():
-        raise UsageError(f"--sae {path}: no cfg.json there")
     try:
-        config = read_json(cfg_file)
-    except ValueError as e:
+        return load_any_sae(path, device=device)
+    except (FileNotFoundError, ValueError) as e:  # each names the file at fault
         raise UsageError(f"--sae {e}") from None
-    if not isinstance(config, dict):
-        raise UsageError(f"--sae {cfg_file}: must hold a JSON object, got {type(config).__name__}")
-    if config.get("architecture") in saes.ARCHITECTURES:
-        return saes.load_sae(path, device=device)
-    try:
-        from sae_lens import SAE
-    except ImportError:
-        raise UsageError(
-            f"--sae {path}: not a synthsae SAE, and sae-lens is not installed to read it"
-        ) from None
-    try:
-        return SAE.load_from_disk(str(path), device=device or "cpu")
-    except (KeyError, TypeError, ValueError) as e:  # SAELens's own complaints about the config
-        raise UsageError(f"--sae {path}: SAELens cannot load it: {type(e).__name__}: {e}") from None
+
+
+def _eval_json(args: argparse.Namespace) -> Path | None:
+    """The --json file, checked before any work: a new file (or --overwrite) in an existing directory."""
+    if args.json is None:
+        return None
+    out = Path(args.json)
+    if out.is_dir():
+        raise UsageError(f"--json {out}: is a directory")
+    _fresh_file(out, args.overwrite)
+    if not out.parent.is_dir():
+        raise UsageError(f"--json {out}: directory {out.parent} does not exist")
+    return out
 
 
 def _eval(args: argparse.Namespace) -> int:
     from synthsae._files import write_json
 
-    world, _ = resolve_world(args.world, **_orthogonalization(args))
+    out = _eval_json(args)
     sae = _load_any_sae(Path(args.sae), args.device)
+    world, _ = resolve_world(args.world, **_orthogonalization(args))
     result = synthsae.evaluate(sae, world, num_samples=args.samples, seed=args.seed, device=args.device)
     for key, value in result.to_log_dict().items():
         print(f"{key:36s} {value:.6g}")
-    if args.json:
-        out = Path(args.json)
-        _fresh_file(out, args.overwrite)
+    if out is not None:
         write_json(out, result.to_dict())
         print(f"wrote {out}")
     return 0

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from synthsae import _core
+from synthsae import _core, threads
 from synthsae._eval_inputs import csr_arrays, dense_rows, latent_arrays
 from synthsae._validate import as_bool, as_count, as_float_array, as_int, as_native, as_seed, to_numpy
 from synthsae.absorption import AbsorptionAccumulator, parent_features
@@ -254,6 +254,8 @@ class EvalAccumulator:
             u = dense_rows(u, "effective_decoder", self.hidden_dim)
             if len(u) != self.d_sae:
                 raise ValueError(f"effective_decoder must have shape [{self.d_sae}, {self.hidden_dim}]")
+            if not np.isfinite(u).all():
+                raise ValueError("effective_decoder must be finite (it holds NaN or inf)")
             w = dense_rows(gt_features, "gt_features", self.hidden_dim)
             self._absorption = AbsorptionAccumulator(
                 side.near_parents, u, w, self.feature_mcc_latent, parents, depth
@@ -385,6 +387,63 @@ class EvalAccumulator:
         )
 
 
+def _as_device(device: Any) -> Any:
+    """``device`` as a ``torch.device`` that can hold tensors here (ValueError/TypeError naming it)."""
+    import torch
+
+    if isinstance(device, bool) or not isinstance(device, str | int | torch.device):
+        raise TypeError(f"device must be a torch.device, str or int, got {type(device).__name__}")
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}"
+        ) from None
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as e:  # no such device here (torch asserts on a CPU-only build)
+        raise ValueError(f"device {str(device)!r} is not available: {e}") from None
+    return device
+
+
+def _nonfinite_rows(output: Any) -> list[int]:
+    """The rows of an SAE output ``[b, ...]`` (torch, dense or sparse, or numpy) that hold NaN or inf;
+    none for anything else (its shape and type are checked where it is used)."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        t = output.detach()
+        if t.layout != torch.strided:
+            t = t.to_dense()
+        if t.ndim != 2 or not t.is_floating_point():
+            return []
+        # One pass for the usual case; a sum that overflows without a NaN or inf is looked at in full.
+        suspect = (~torch.isfinite(t.sum(dim=1))).nonzero().squeeze(1)
+        if len(suspect) == 0:
+            return []
+        bad = (~torch.isfinite(t.index_select(0, suspect))).any(dim=1)
+        return [int(r) for r in suspect[bad].cpu()]
+    if not isinstance(output, np.ndarray) or output.ndim != 2 or output.dtype.kind != "f":
+        return []
+    return [int(r) for r in np.flatnonzero(~np.isfinite(output).all(axis=1))]
+
+
+def _rows_text(rows: list[int]) -> str:
+    shown = ", ".join(map(str, rows[:5]))
+    return shown + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+
+
+def _check_finite(output: Any, what: str, batch: int, start: int, size: int) -> None:
+    """ValueError if the SAE's ``output`` for batch ``batch`` (evaluation rows ``start ..
+    start + size``) holds NaN or inf: ``what`` says which output, the message which rows."""
+    rows = _nonfinite_rows(output)
+    if rows:
+        raise ValueError(
+            f"sae returned NaN/inf {what} in {len(rows)} of the {size} rows of batch {batch} (evaluation "
+            f"rows {start}..{start + size - 1}): batch rows {_rows_text(rows)}"
+        )
+
+
 def _num_latents(w_dec: Any) -> int:
     """``d_sae`` of a ``[d_sae, D]`` decoder (0 for anything else: it is checked later)."""
     shape: tuple[int, ...] = tuple(getattr(w_dec, "shape", ()))
@@ -412,7 +471,8 @@ def evaluate(
     joins ``recovery`` (:func:`synthsae.recovery.random_baseline`, seed 0, cached per world and width);
     ``extended=False`` keeps SAELens's metrics, the matched classification and overall recovery.
     ``streaming`` (default: by size) scores the weights without the ``[d_sae, N]`` |cos| matrix
-    (:func:`synthsae.mcc`), the random baseline too."""
+    (:func:`synthsae.mcc`), the random baseline too. An SAE that returns NaN or inf (latents from
+    ``encode``, reconstructions from ``decode``) is a ``ValueError`` naming the output and the rows."""
     import torch
     from tqdm.auto import tqdm
 
@@ -432,13 +492,14 @@ def evaluate(
     batch_size = as_count("batch_size", batch_size, minimum=1, bytes_each=row_bytes, what="rows per batch")
     seed = as_seed(seed)
     extended = as_bool("extended", extended)
+    device = None if device is None else _as_device(device)
     if not isinstance(sae.W_dec, torch.Tensor) or not sae.W_dec.is_floating_point():
         what = sae.W_dec.dtype if isinstance(sae.W_dec, torch.Tensor) else type(sae.W_dec).__name__
         raise TypeError(f"sae.W_dec must be a floating-point torch tensor [d_sae, D], got {what}")
     w_dec = sae.W_dec.detach()
     if w_dec.ndim != 2 or w_dec.shape[1] != world.hidden_dim:
         raise ValueError(f"sae.W_dec must be [d_sae, {world.hidden_dim}], got {list(w_dec.shape)}")
-    device = torch.device(device) if device is not None else w_dec.device
+    device = device if device is not None else w_dec.device
     by_world: dict[str, Any] = {}
     if extended:
         parent, depth = tree_positions(world.hierarchy, world.num_features)
@@ -452,22 +513,32 @@ def evaluate(
         sae.eval()
     try:
         if extended:
-            by_world["effective_decoder"] = effective_decoder(sae)
+            units = by_world["effective_decoder"] = effective_decoder(sae)
+            latents = _nonfinite_rows(units)
+            if latents:
+                raise ValueError(
+                    f"sae returned NaN/inf from decode for one unit of latent(s) {_rows_text(latents)} "
+                    "(decode(e_l) - decode(0), each latent's contribution for the absorption metrics)"
+                )
         acc = EvalAccumulator(
             w_dec, world.feature_vectors, **by_world, streaming=streaming, show_progress=show_progress
         )
         with (
             torch.no_grad(),
+            threads.torch_threads(threads.sequential_threads() if device.type == "cpu" else None),
             tqdm(
                 total=num_samples, unit="rows", desc="evaluate", disable=not show_progress, leave=False
             ) as bar,
         ):
-            for start in range(0, num_samples, batch_size):
+            for batch, start in enumerate(range(0, num_samples, batch_size)):
                 b = min(batch_size, num_samples - start)
-                features = world.sample_features(b, seed=seed, start=start)
+                features = world.sample_features(b, seed=seed, start=start, num_threads=threads.budget())
                 x = world.hidden_from_features(features, device=device, dtype=w_dec.dtype)
                 z = sae.encode(x)
-                acc.add_batch(x, sae.decode(z), z, features)
+                _check_finite(z, "latents from encode", batch, start, b)
+                x_hat = sae.decode(z)
+                _check_finite(x_hat, "reconstructions from decode", batch, start, b)
+                acc.add_batch(x, x_hat, z, features)
                 bar.update(b)
     finally:
         if was_training and hasattr(sae, "train"):

@@ -31,6 +31,7 @@ from synthsae.shards import (
     manifest_lock,
     read_manifest,
     read_state,
+    shard_path,
     stale_temporaries,
     write_manifest,
     write_shard,
@@ -135,8 +136,14 @@ def generate(
     todo = [s for s, ok in zip(mine, good, strict=True) if not ok]
     skipped = [s for s, ok in zip(mine, good, strict=True) if ok]
     for s in todo:
-        if (out / s.file).is_dir():
-            raise FileExistsError(f"{out / s.file} is a directory where shard {s.index} belongs: move it")
+        path = shard_path(out, s)
+        if path.is_symlink():
+            raise ValueError(
+                f"{path} is a symbolic link where shard {s.index} belongs; shards are written only as "
+                f"files inside {out}, never through a link: remove it"
+            )
+        if path.is_dir():
+            raise FileExistsError(f"{path} is a directory where shard {s.index} belongs: move it")
 
     from tqdm.auto import tqdm
 
@@ -214,7 +221,7 @@ def _prepare(out: Path, plan: Manifest, world: World) -> None:
         if not _has_world(out / WORLD_DIR, plan.world_sha256):
             _write_world(out, world)
         for path in _dead_temporaries(out):
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            _remove(path)
 
 
 # Temporaries beside the manifest and world/: name prefix -> fields after the host (pid[, thread]).
@@ -235,14 +242,21 @@ def _check_unstarted(out: Path, names: list[str], plan: Manifest) -> None:
 def _write_world(out: Path, world: World) -> None:
     """world/ by rename of a complete temporary copy (under the manifest lock: one writer at a time)."""
     tmp = out / f".{WORLD_DIR}.tmp-{HOST}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    _remove(tmp)
     world.save(tmp, overwrite=True)
     target = out / WORLD_DIR
-    if target.is_dir():  # incomplete or damaged: _has_world said it is not this plan's world
-        shutil.rmtree(target)
-    elif target.exists():
-        target.unlink()
+    # Incomplete, damaged or a link to another world (_has_world said it is not this plan's world).
+    _remove(target)
     os.rename(tmp, target)
+
+
+def _remove(path: Path) -> None:
+    """Removes ``path`` from the dataset directory: a directory with its contents, a file, or a
+    symbolic link itself (never what it points to)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _dead_temporaries(out: Path) -> list[Path]:

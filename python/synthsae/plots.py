@@ -44,6 +44,16 @@ def _over_seeds(
     return out
 
 
+#: Every file :func:`write_plots` may write.
+PLOT_FILES = (
+    "mcc_f1_vs_l0.png",
+    "explained_variance_vs_l0.png",
+    "feature_recovery.png",
+    "recovery_by_depth.png",
+    "absorption_by_depth.png",
+)
+
+
 def write_plots(
     out: Path, results: list[tuple[str, float, EvalResult]], firing_probabilities: npt.NDArray[np.float32]
 ) -> list[str]:

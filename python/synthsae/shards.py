@@ -20,18 +20,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from io import BufferedReader
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthsae import _core
 from synthsae._files import HOST, atomic_write, write_json
-from synthsae._validate import as_int, check_memory
+from synthsae._validate import as_bool, as_count, as_int, as_seed, check_memory
 from synthsae.sparse import SparseBatch
 
 if TYPE_CHECKING:
@@ -121,14 +123,23 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, d: Any, path: Path) -> Manifest:
+        """The manifest in ``d`` (the JSON of ``path``): ValueError naming ``path`` unless every field
+        has the type ``plan`` gives it and the shard list is exactly the plan, file names included."""
         try:
+            if not isinstance(d, dict):
+                raise TypeError(f"it holds a JSON {type(d).__name__}, not an object")
             if d.get("format") != FORMAT:
                 raise ValueError(f"format is {d.get('format')!r}, not {FORMAT!r}")
             if d.get("format_version") != FORMAT_VERSION:
                 raise ValueError(f"format_version {d.get('format_version')!r} is not {FORMAT_VERSION}")
-            shards = [Shard(**s) for s in d["shards"]]
+            if not isinstance(d.get("shards"), list):
+                raise TypeError(f"shards must be a list, got {type(d.get('shards')).__name__}")
+            shards = [_shard_from_json(s, f"shards[{i}]") for i, s in enumerate(d["shards"])]
             manifest = cls(**{**d, "shards": shards})
+            _check_settings(manifest)
             _check_tiling(shards, manifest.rows, manifest.shard_rows)
+            for i, s in enumerate(shards):
+                _check_file(s, f"shards[{i}]")
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path} is not a valid synthsae manifest: {e}") from None
         return manifest
@@ -161,10 +172,131 @@ def _check_tiling(shards: list[Shard], rows: Any, shard_rows: Any) -> None:
             raise ValueError("shard row ranges do not tile [0, rows) in shard_rows steps")
 
 
+def shard_file(index: int) -> str:
+    """The file name the plan gives shard ``index``: the only name a shard is read from or written to."""
+    return f"shard-{index:06d}.safetensors"
+
+
+def record_file(index: int) -> str:
+    """The name of shard ``index``'s record in ``records/``."""
+    return f"shard-{index:06d}.json"
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _shard_from_json(entry: Any, where: str = "") -> Shard:
+    """A shard entry read from disk (in the manifest or a record), with the field types a writer gives
+    it; TypeError/ValueError naming the field (``where.field``) otherwise. The file name is checked by
+    the caller (``_check_file``), against the plan."""
+    prefix = f"{where}." if where else ""
+    if not isinstance(entry, dict):
+        raise TypeError(f"{where or 'the entry'} must be an object, got {type(entry).__name__}")
+    try:
+        shard = Shard(**entry)
+    except TypeError as e:  # a missing or unknown key
+        raise TypeError(f"{where}: {e}" if where else str(e)) from None
+    for name in ("index", "start", "stop"):
+        as_int(prefix + name, getattr(shard, name), minimum=0)
+    for name in ("nnz", "bytes"):
+        if getattr(shard, name) is not None:
+            as_int(prefix + name, getattr(shard, name), minimum=0)
+    if not isinstance(shard.file, str):
+        raise TypeError(f"{prefix}file must be a string, got {type(shard.file).__name__}")
+    digest = shard.sha256
+    if digest is not None and not (isinstance(digest, str) and len(digest) == 64 and set(digest) <= _HEX):
+        raise ValueError(f"{prefix}sha256 is {digest!r}, not a sha256 hex digest")
+    return shard
+
+
+def _check_file(shard: Shard, where: str) -> None:
+    """A shard entry must name the file the plan gives its index, and nothing else."""
+    planned = shard_file(shard.index)
+    if shard.file != planned:
+        raise ValueError(f"{where} names the file {shard.file!r}; shard {shard.index}'s file is {planned!r}")
+
+
+def _check_settings(manifest: Manifest) -> None:
+    """The manifest's settings have the types ``Manifest.plan`` gives them."""
+    for name in ("world_sha256", "world_config_sha256", "rng_algorithm", "synthsae_version"):
+        value = getattr(manifest, name)
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    as_count("num_features", manifest.num_features, minimum=1)
+    as_count("hidden_dim", manifest.hidden_dim, minimum=1)
+    as_seed(manifest.seed)
+    as_bool("hidden", manifest.hidden)
+    if manifest.dtype not in (None, *HIDDEN_DTYPES):
+        raise ValueError(f"dtype must be null or one of {HIDDEN_DTYPES}, got {manifest.dtype!r}")
+    if manifest.hidden != (manifest.dtype is not None):
+        raise ValueError(f"hidden is {manifest.hidden} but dtype is {manifest.dtype!r}")
+    source = manifest.world_source
+    if source is None:
+        return
+    if not isinstance(source, dict):
+        raise TypeError(f"world_source must be an object or null, got {type(source).__name__}")
+    kinds = {
+        "config": (dict, "an object"),
+        "directory": (str, "a string"),
+        "orthogonalization": (str, "a string"),
+    }
+    for key, (kind, what) in kinds.items():
+        if key in source and not isinstance(source[key], kind):
+            raise TypeError(f"world_source.{key} must be {what}, got {type(source[key]).__name__}")
+
+
+def shard_path(out: Path, shard: Shard) -> Path:
+    """Where ``shard`` lives in the dataset directory ``out``: ValueError unless its entry names the
+    planned file (so no path from disk reaches the filesystem)."""
+    _check_file(shard, f"shard {shard.index}")
+    return out / shard.file
+
+
+def _is_regular_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file itself (a symbolic link is not followed)."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _refuse_symlink(path: Path, what: str) -> None:
+    """ValueError if ``path`` is a symbolic link: a dataset's ``what`` is read and written only in
+    its directory, never through a link that may lead out of it."""
+    if path.is_symlink():
+        raise ValueError(
+            f"{path} is a symbolic link; synthsae reads and writes {what} only inside the dataset "
+            "directory, never through a link: remove the link"
+        )
+
+
+def _open_regular(path: Path, what: str) -> BufferedReader:
+    """``path`` opened for reading; ValueError if it is a symbolic link (not followed) or not a
+    regular file."""
+    _refuse_symlink(path, what)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        raise ValueError(f"{path} is not a regular file")
+    return f
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """The JSON in ``path`` (a regular file, see ``_open_regular``); ValueError naming it if the file
+    is not UTF-8 JSON."""
+    with _open_regular(path, what) as f:
+        data = f.read()
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+
+
 def _shard_bytes() -> int:
     """The memory one shard's entry takes while a plan is built and written: the object, its file
     name, and its dict and JSON forms."""
-    shard = Shard(0, "shard-000000.safetensors", 0, 1)
+    shard = Shard(0, shard_file(0), 0, 1)
     entry = asdict(shard)
     sizes = (shard, vars(shard), shard.file, entry)
     return sum(sys.getsizeof(x) for x in sizes) + len(json.dumps(entry))
@@ -176,7 +308,7 @@ def _plan_shards(rows: int, shard_rows: int) -> list[Shard]:
     count = -(-rows // shard_rows)
     check_memory("rows", count * _shard_bytes(), f"a plan of {count:,} shards of {shard_rows:,} rows")
     return [
-        Shard(i, f"shard-{i:06d}.safetensors", start, min(start + shard_rows, rows))
+        Shard(i, shard_file(i), start, min(start + shard_rows, rows))
         for i, start in enumerate(range(0, rows, shard_rows))
     ]
 
@@ -187,6 +319,7 @@ def manifest_lock(out: Path) -> Iterator[None]:
     filesystem without locks it warns and goes on: the records keep every finished shard anyway."""
     from filelock import FileLock
 
+    _refuse_symlink(out / LOCK_FILE, "the manifest's lock file")
     lock = FileLock(str(out / LOCK_FILE))
     try:
         lock.acquire()
@@ -203,29 +336,37 @@ def manifest_lock(out: Path) -> Iterator[None]:
 
 
 def read_manifest(out: Path) -> Manifest:
-    """The manifest as written (see ``read_state`` for the dataset's current state)."""
+    """The manifest as written (see ``read_state`` for the dataset's current state). ValueError naming
+    the file if it is not a valid manifest (see ``Manifest.from_dict``) or is a symbolic link."""
     path = out / MANIFEST_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"{out} is not a synthsae dataset: {MANIFEST_FILE} is missing")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
-    return Manifest.from_dict(data, path)
+    return Manifest.from_dict(_read_json(path, "the manifest"), path)
 
 
 def read_state(out: Path, manifest: Manifest | None = None) -> Manifest:
     """The manifest (``manifest``, or the one on disk) with every shard record in ``records/``
-    applied: which shards are written now."""
+    applied: which shards are written now. A record must be a regular file named for its shard and
+    describe that shard of the plan, else ValueError naming it."""
     manifest = replace(manifest or read_manifest(out))
     manifest.shards = list(manifest.shards)
-    for path in sorted((out / RECORDS_DIR).glob("shard-*.json")):
+    records = out / RECORDS_DIR
+    _refuse_symlink(records, f"shard records ({RECORDS_DIR}/)")
+    for path in sorted(records.glob("shard-*.json")):
+        data = _read_json(path, f"shard records ({RECORDS_DIR}/)")
         try:
-            shard = Shard(**json.loads(path.read_text()))
-            planned = manifest.shards[shard.index]
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, IndexError) as e:
+            shard = _shard_from_json(data)
+            if shard.index >= len(manifest.shards):
+                raise ValueError(
+                    f"shard {shard.index} is beyond the manifest's {len(manifest.shards)} shards"
+                )
+            if shard.sha256 is None:
+                raise ValueError("it records no sha256")
+        except (TypeError, ValueError) as e:
             raise ValueError(f"{path} is not a valid shard record: {e}") from None
-        if (shard.file, shard.start, shard.stop) != (planned.file, planned.start, planned.stop):
+        planned = manifest.shards[shard.index]
+        same = (shard.file, shard.start, shard.stop) == (planned.file, planned.start, planned.stop)
+        if path.name != record_file(shard.index) or not same:
             raise ValueError(f"{path} does not match the manifest's shard {shard.index}")
         manifest.shards[shard.index] = shard
     return manifest
@@ -290,7 +431,8 @@ def dataset_world(out: Path, manifest: Manifest) -> World:
 
 
 def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
+    """The sha256 of the regular file ``path`` (ValueError for a symbolic link, which is not followed)."""
+    with _open_regular(path, "shards") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
@@ -298,10 +440,14 @@ def write_shard(
     world: World, out: Path, shard: Shard, *, seed: int, hidden_dtype: str | None, num_threads: int | None
 ) -> Shard:
     """Samples the shard's rows, writes ``out / shard.file`` and then its record, each atomically;
-    returns the entry with its sha256, nnz and size filled in."""
+    returns the entry with its sha256, nnz and size filled in. ValueError if the entry does not name
+    the planned file, or if that file or ``records/`` is a symbolic link."""
     import torch
     from safetensors.torch import save_file
 
+    target = shard_path(out, shard)
+    _refuse_symlink(target, "shards")
+    _refuse_symlink(out / RECORDS_DIR, f"shard records ({RECORDS_DIR}/)")
     features = world.sample_features(shard.rows, seed=seed, start=shard.start, num_threads=num_threads)
     tensors = {
         "indptr": torch.from_numpy(features.indptr),
@@ -320,11 +466,10 @@ def write_shard(
         save_file(tensors, str(tmp), metadata={"synthsae": json.dumps(meta, sort_keys=True)})
         digest.append(file_sha256(tmp))
 
-    target = out / shard.file
     atomic_write(target, write)
-    done = replace(shard, sha256=digest[0], nnz=features.nnz, bytes=target.stat().st_size)
+    done = replace(shard, sha256=digest[0], nnz=features.nnz, bytes=target.lstat().st_size)
     (out / RECORDS_DIR).mkdir(exist_ok=True)
-    write_json(out / RECORDS_DIR / f"{target.stem}.json", asdict(done))
+    write_json(out / RECORDS_DIR / record_file(shard.index), asdict(done))
     return done
 
 
@@ -332,9 +477,11 @@ def read_shard(
     path: Path, num_features: int, rows: tuple[int, int] | None = None
 ) -> tuple[SparseBatch, torch.Tensor | None]:
     """A shard's features ``[rows, N]`` and hidden activations ``[rows, D]`` (None if not stored);
-    ``rows=(lo, hi)`` reads only rows ``lo .. hi`` of the shard from disk."""
+    ``rows=(lo, hi)`` reads only rows ``lo .. hi`` of the shard from disk. A symbolic link is refused
+    (ValueError), not followed."""
     from safetensors import safe_open
 
+    _refuse_symlink(Path(path), "shards")
     try:
         with safe_open(str(path), framework="pt") as f:
             n = f.get_slice("indptr").get_shape()[0] - 1
@@ -385,12 +532,13 @@ def writer_alive(pid: int) -> bool:
 
 
 def intact(out: Path, shards: list[Shard], num_threads: int | None = None) -> list[bool]:
-    """For each shard: whether it has been recorded and its file's sha256 matches the record
-    (files are hashed in parallel on ``num_threads`` threads)."""
+    """For each shard: whether it has been recorded and its file, a regular file (a symbolic link is
+    not followed, and never intact), has the recorded sha256 (files are hashed in parallel on
+    ``num_threads`` threads)."""
 
     def check(s: Shard) -> bool:
-        path = out / s.file
-        return s.sha256 is not None and path.is_file() and file_sha256(path) == s.sha256
+        path = shard_path(out, s)
+        return s.sha256 is not None and _is_regular_file(path) and file_sha256(path) == s.sha256
 
     with ThreadPoolExecutor(max_workers=num_threads or os.cpu_count() or 1) as pool:
         return list(pool.map(check, shards))
@@ -399,8 +547,8 @@ def intact(out: Path, shards: list[Shard], num_threads: int | None = None) -> li
 @dataclass
 class VerifyReport:
     """What ``verify`` found. ``missing``: shards not written (or whose file is gone); ``corrupt``:
-    shards whose file no longer matches its recorded sha256; ``world_ok``: ``world/`` loads and is the
-    manifest's world."""
+    shards whose file no longer matches its recorded sha256 (or is a symbolic link, which is not
+    followed); ``world_ok``: ``world/`` loads and is the manifest's world."""
 
     path: Path
     num_shards: int
@@ -453,7 +601,9 @@ def verify(path: str | os.PathLike[str], *, num_threads: int | None = None) -> V
     corrupt: list[int] = []
     for s, good in zip(manifest.shards, status, strict=True):
         if not good:
-            (corrupt if s.sha256 is not None and (out / s.file).is_file() else missing).append(s.index)
+            path = shard_path(out, s)
+            present = _is_regular_file(path) or path.is_symlink()
+            (corrupt if s.sha256 is not None and present else missing).append(s.index)
     return VerifyReport(
         path=out,
         num_shards=len(manifest.shards),

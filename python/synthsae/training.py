@@ -3,18 +3,31 @@ tracking for AuxK, periodic evaluation, checkpoints that resume to the same resu
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from synthsae._files import atomic_write
-from synthsae._validate import as_bool, as_float, as_int, as_nonnegative, as_positive, as_seed
+from synthsae import checkpoints
+from synthsae._validate import (
+    U64_MAX,
+    as_bool,
+    as_float,
+    as_int,
+    as_nonnegative,
+    as_num_threads,
+    as_positive,
+    as_seed,
+)
 from synthsae.assignment import mean_max_abs_cos
 from synthsae.evaluation import EvalResult, evaluate
 from synthsae.stream import ActivationStream
+from synthsae.threads import torch_threads as using_torch_threads
+from synthsae.threads import training_split
 
 if TYPE_CHECKING:
     import torch
@@ -23,7 +36,11 @@ if TYPE_CHECKING:
     from synthsae.world import World
 
 #: File name of the checkpoint inside ``checkpoint_dir``.
-CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FILE = checkpoints.CHECKPOINT_FILE
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the parameters became NaN or inf (a learning rate too high, for instance)."""
 
 
 @dataclass
@@ -34,6 +51,8 @@ class TrainHistory:
     steps: int = 0
     samples: int = 0
     seconds: float = 0.0
+    #: torch's intra-op threads during the steps (ReLU's and MP's parameters depend on it).
+    torch_threads: int = 0
     records: list[dict[str, float]] = field(default_factory=list)
     evals: list[tuple[int, EvalResult]] = field(default_factory=list)
 
@@ -99,6 +118,7 @@ def train(
     log_every: int = 100,
     show_progress: bool = True,
     num_threads: int | None = None,
+    torch_threads: int | None = None,
 ) -> TrainHistory:
     """Trains ``sae`` (a :mod:`synthsae.saes` module, or any module :mod:`synthsae.saes.external`
     accepts) for ``total_samples // batch_size`` steps on batches ``0, 1, ...`` of the world's stream
@@ -121,6 +141,11 @@ def train(
     optimiser, step, dead-latent counters, history) is written atomically every ``checkpoint_every``
     steps and at the end; a later call with the same directory resumes from it (``resume=False``
     refuses to touch an existing one) and gives the same parameters as an uninterrupted run.
+
+    Threads (:mod:`synthsae.threads`): on the CPU the sampler (``num_threads``) and torch
+    (``torch_threads``) share the cores: by default the sampler gets a quarter of
+    :func:`synthsae.threads.budget` (at least one) and torch the rest, at least two (one for an SAE
+    below :data:`synthsae.threads.SMALL_SAE_ENTRIES`); torch's count is restored after.
     """
     import torch
     from tqdm.auto import tqdm
@@ -137,6 +162,8 @@ def train(
     decay = as_int("lr_decay_steps", lr_decay_steps, minimum=0)
     if eval_every is not None:
         eval_every = as_int("eval_every", eval_every, minimum=1)
+        # Evaluation reads stream seed + 1.
+        seed = as_int("seed", seed, maximum=U64_MAX - 1, maximum_name="2**64 - 2 with eval_every")
     eval_samples = as_int("eval_samples", eval_samples, minimum=0)
     if checkpoint_every is not None:
         checkpoint_every = as_int("checkpoint_every", checkpoint_every, minimum=1)
@@ -159,6 +186,11 @@ def train(
     if device is not None:
         sae.to(device)
     device = sae.W_dec.device
+    if torch_threads is not None:
+        torch_threads = as_int("torch_threads", torch_threads, minimum=1, maximum=4096)
+    torch_threads, num_threads = training_split(
+        as_num_threads(num_threads), torch_threads, cpu=device.type == "cpu", sae_entries=d_sae * d_in
+    )
     autocast = device.type == "cuda" if autocast is None else as_bool("autocast", autocast)
     optimizer = torch.optim.Adam(sae.parameters(), lr=lr, betas=adam_betas)
     since_fired = torch.zeros(d_sae, dtype=torch.int64, device=device)
@@ -168,36 +200,75 @@ def train(
     def w_dec() -> torch.Tensor:
         return cast("torch.Tensor", sae.W_dec)
 
-    checkpoint = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
+    settings = {
+        "sae": sae_config,
+        "world_fingerprint": world.fingerprint(),
+        "batch_size": batch_size,
+        "seed": seed,
+        "lr": lr,
+        "lr_warmup_steps": warmup,
+        "lr_decay_steps": decay,
+        "lr_end": lr_end,
+        "adam_betas": list(adam_betas),
+        "max_grad_norm": max_grad_norm,
+        "dead_window": dead_window,
+        "ortho_coef": ortho_coef,
+        "ortho_power": ortho_power,
+        "ortho_refresh": ortho_refresh,
+        "device": device.type,
+        "autocast": autocast,
+    }
+    if decay:  # the decay's start depends on the length; without one a run may be extended
+        settings["total_steps"] = total_steps
+    if not getattr(sae, "thread_invariant", False):  # its parameters depend on torch's thread count
+        settings["torch_threads"] = torch_threads or torch.get_num_threads()
+
+    checkpoint = Path(checkpoint_dir) / checkpoints.CHECKPOINT_FILE if checkpoint_dir is not None else None
+    if checkpoint is not None:
+        pickled = checkpoint.with_name(checkpoints.PICKLED_FILE)
+        if pickled.exists():
+            raise ValueError(
+                f"{pickled} is a checkpoint in a pickle format, which synthsae does not load (loading "
+                "it could run code); delete it to restart this run from its beginning"
+            )
     if checkpoint is not None and checkpoint.exists():
         if not resume:
             raise FileExistsError(f"{checkpoint} exists; pass resume=True to continue from it")
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["sae_config"] != sae_config or state["batch_size"] != batch_size or state["seed"] != seed:
+        saved = checkpoints.load(checkpoint, device)
+        diffs = checkpoints.differences(saved.settings, settings)
+        if diffs:
             raise ValueError(
-                f"{checkpoint} was written for another SAE, batch size or seed; use a new checkpoint_dir"
+                f"{checkpoint} was written with other settings ({'; '.join(diffs)}); use a new "
+                "checkpoint_dir, or the same settings to resume"
             )
-        sae.load_state_dict(state["sae"])
-        optimizer.load_state_dict(state["optimizer"])
-        since_fired.copy_(state["since_fired"])
-        history = state["history"]
-        pairs = state.get("ortho_pairs")
+        try:
+            sae.load_state_dict(saved.sae, strict=True)
+            optimizer.load_state_dict(saved.optimizer)
+            since_fired.copy_(saved.since_fired)
+            history = history_from_dict(saved.history)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"{checkpoint}: corrupt checkpoint: {type(e).__name__}: {e}") from None
+        if saved.pairs is not None:
+            pairs = orthogonality.NeighbourPairs(*saved.pairs)
+        if history.steps > total_steps:
+            raise ValueError(
+                f"{checkpoint} holds {history.steps} steps, more than total_samples asks for "
+                f"({total_steps}); use a new checkpoint_dir"
+            )
 
     def save_checkpoint() -> None:
         if checkpoint is None:
             return
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        state = {
-            "sae_config": sae_config,
-            "sae": sae.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "since_fired": since_fired,
-            "history": history,
-            "ortho_pairs": pairs,
-            "batch_size": batch_size,
-            "seed": seed,
-        }
-        atomic_write(checkpoint, lambda tmp: torch.save(state, tmp))
+        state = checkpoints.Checkpoint(
+            settings=settings,
+            sae=sae.state_dict(),
+            optimizer=optimizer.state_dict(),
+            since_fired=since_fired,
+            history=history_to_dict(history),
+            pairs=None if pairs is None else (pairs.latents, pairs.neighbours, pairs.weights),
+        )
+        checkpoints.save(checkpoint, state)
 
     run = None
     if log_to_wandb:
@@ -234,6 +305,7 @@ def train(
         num_threads=num_threads,
     )
     sae.train()
+    history.torch_threads = torch_threads or torch.get_num_threads()
     started = time.perf_counter() - history.seconds
     bar = tqdm(
         total=total_steps,
@@ -243,7 +315,10 @@ def train(
         disable=not show_progress,
     )
     batches = iter(stream)
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(bar.close)
+        cleanup.callback(batches.close)
+        cleanup.enter_context(using_torch_threads(torch_threads))
         for step, batch in enumerate(batches, start=start_step):
             x = cast("torch.Tensor", batch)  # hidden rows only: the stream has return_features=False
             for group in optimizer.param_groups:
@@ -289,6 +364,10 @@ def train(
                     record["ortho"] = float(ortho.detach())
                     record["decoder_rho_mm"] = mean_max_abs_cos(w_dec())
                 history.records.append(record)
+                if not math.isfinite(record["loss"]):
+                    raise TrainingDiverged(
+                        f"training diverged: the loss is {record['loss']} at step {step + 1}"
+                    )
                 bar.set_postfix(loss=f"{record['loss']:.4g}", l0=f"{l0:.1f}", ev=f"{ev:.3f}")
                 if run is not None:
                     run.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=step + 1)
@@ -298,9 +377,8 @@ def train(
                 history.seconds = time.perf_counter() - started
                 save_checkpoint()
             bar.update(1)
-    finally:
-        batches.close()
-        bar.close()
+    if not all(bool(torch.isfinite(p).all()) for p in sae.parameters()):
+        raise TrainingDiverged(f"training diverged: parameters are NaN or inf after step {history.steps}")
     if (
         eval_every is not None
         and history.steps == total_steps
@@ -319,3 +397,22 @@ def history_to_dict(history: TrainHistory) -> dict[str, Any]:
     out = dataclasses.asdict(dataclasses.replace(history, evals=[]))
     out["evals"] = [{"step": step, **result.to_dict()} for step, result in history.evals]
     return out
+
+
+def history_from_dict(data: dict[str, Any]) -> TrainHistory:
+    """The inverse of :func:`history_to_dict`; ``ValueError`` for anything else."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a training history must be a dict, got {type(data).__name__}")
+    try:
+        evals = [(int(e.pop("step")), EvalResult.from_dict(e)) for e in map(dict, data["evals"])]
+        records = [{str(k): float(v) for k, v in r.items()} for r in data["records"]]
+        return TrainHistory(
+            steps=int(data["steps"]),
+            samples=int(data["samples"]),
+            seconds=float(data["seconds"]),
+            torch_threads=int(data.get("torch_threads", 0)),
+            records=records,
+            evals=evals,
+        )
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"not a training history: {type(e).__name__}: {e}") from None

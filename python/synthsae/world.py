@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
-from synthsae._validate import as_bool, as_int, as_num_threads
+from synthsae._validate import as_bool, as_int, as_num_threads, check_memory
 from synthsae.assignment import mean_max_abs_cos
 from synthsae.config import OrthogonalizationConfig, WorldConfig, generate_magnitudes
 from synthsae.correlation import low_rank_correlation, low_rank_from_dense
@@ -168,6 +168,27 @@ def _dictionary(cfg: WorldConfig, device: Any) -> tuple[torch.Tensor, torch.Tens
     return w, b
 
 
+def _check_world_memory(config: WorldConfig, *, on_host: bool, correlated: bool) -> None:
+    """Refuses, before anything is allocated, a world whose float32 feature vectors ``[N, D]`` (five
+    copies while orthogonalized ``on_host``: the drawn ones, the optimised ones, their gradient and
+    Adam's two moments) and per-feature arrays (firing probabilities in float32 and float64, two
+    magnitudes, and when ``correlated`` the copula's ``[N, rank]`` factor and diagonal) exceed memory:
+    ValueError naming the larger of ``WorldConfig.num_features`` and ``WorldConfig.hidden_dim``."""
+    n, d = config.num_features, config.hidden_dim
+    ortho = config.orthogonalization
+    copies = 5 if on_host and ortho is not None and ortho.num_steps > 0 else 1
+    per_feature = 4 * copies * d + 4 * 3 + 8
+    if correlated and config.correlation is not None:
+        per_feature += 4 * (config.correlation.rank + 1)
+    check_memory(
+        "WorldConfig.hidden_dim" if d > n else "WorldConfig.num_features",
+        n * per_feature + 4 * d,
+        f"a world of {n:,} features in {d:,} dimensions (its float32 feature vectors"
+        + (", orthogonalized," if copies > 1 else "")
+        + " and per-feature arrays)",
+    )
+
+
 class World:
     """A synthetic world: N ground-truth features in D dims, their firing model and hierarchy.
 
@@ -208,6 +229,8 @@ class World:
             raise ValueError(
                 f"orthogonalization must be one of {ORTHOGONALIZATION_METHODS}, got {orthogonalization!r}"
             )
+        on_host = device is None or str(device).split(":")[0] == "cpu"
+        _check_world_memory(config, on_host=on_host, correlated=correlation_matrix is None)
         n, seed = config.num_features, config.seed
         with _temporary_seed(seed, device):
             hierarchy = None

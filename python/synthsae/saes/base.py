@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from synthsae._files import atomic_write, check_fresh_dir, read_json
-from synthsae._validate import as_int, as_optional_seed, as_positive
+from synthsae._validate import as_int, as_optional_seed, as_positive, check_memory
 
 CONFIG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
@@ -89,6 +89,9 @@ class SAE(nn.Module):
 
     architecture: ClassVar[str] = ""
     tied_encoder: ClassVar[bool] = False
+    #: Whether training gives the same parameters for any torch thread count (a checkpoint of an SAE
+    #: that does not resumes only on the thread count it was written with).
+    thread_invariant: ClassVar[bool] = False
 
     d_in: int
     d_sae: int
@@ -106,6 +109,13 @@ class SAE(nn.Module):
         super().__init__()
         self.d_in = as_int("d_in", d_in, minimum=1)
         self.d_sae = as_int("d_sae", d_sae, minimum=1)
+        # The initialisation holds two float32 [d_sae, d_in] matrices in host memory on any device (the
+        # drawn directions and W_dec, then W_dec and W_enc); training adds gradients and Adam's moments.
+        check_memory(
+            "d_in" if self.d_in > self.d_sae else "d_sae",
+            8 * self.d_in * self.d_sae,
+            f"an SAE of {self.d_sae:,} latents in {self.d_in:,} dimensions (W_dec and W_enc, float32)",
+        )
         self.decoder_init_norm = as_positive("decoder_init_norm", decoder_init_norm)
         self.seed = as_optional_seed(seed)
         w_dec = random_unit_rows(self.d_sae, self.d_in, self.seed) * self.decoder_init_norm
@@ -247,7 +257,7 @@ class SAE(nn.Module):
         with torch.random.fork_rng(devices=[]):  # building the module must not consume global RNG state
             try:
                 sae = target(**config, device=device)
-            except TypeError as e:  # unknown or missing settings
+            except (TypeError, ValueError) as e:  # unknown, missing or invalid settings
                 raise ValueError(f"{path / CONFIG_FILE}: {e}") from None
         try:
             state = load_file(str(path / WEIGHTS_FILE), device=str(sae.W_dec.device))

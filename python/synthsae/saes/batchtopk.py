@@ -25,6 +25,7 @@ class BatchTopKSAE(TopKFamilySAE):
     mode ``z = relu(pre)·[pre > topk_threshold]``. Loss = MSE + AuxK. ``k`` may be fractional."""
 
     architecture: ClassVar[str] = "batchtopk"
+    thread_invariant: ClassVar[bool] = True
     topk_threshold: torch.Tensor
 
     def __init__(

@@ -3,7 +3,8 @@
 * Pre-activations: with ``rescale_acts_by_decoder_norm=True`` (SAELens's training default) they are
   multiplied by the decoder row norms and ``decode`` divides by them: reconstruction uses unit decoder
   directions and each row's norm acts as an encoder gain, so no renormalisation is needed (SAELens does
-  none; see ``fold_decoder_norm`` for an equivalent unit-norm parametrisation). With ``False`` the rows are
+  none; see ``fold_decoder_norm`` for an equivalent unit-norm parametrisation). A zero row (zero
+  latents) adds nothing: the norms divided by are clamped (:func:`divisor`). With ``False`` the rows are
   renormalised to unit norm in ``after_step`` instead.
 * Loss = MSE + **AuxK** (SAELens ``calculate_topk_aux_loss``, after Gao et al. 2024): with ``n_dead`` dead
   latents (``dead_mask`` from the trainer) and ``k_aux = d_in // 2``, take the top ``min(k_aux, n_dead)``
@@ -27,6 +28,16 @@ import torch
 from synthsae._validate import as_bool, as_nonnegative
 from synthsae.saes.base import SAE, TrainOutput, mse
 from synthsae.saes.sparse_ops import Entries, densify, gather_pre, sparse_decode
+
+#: The smallest decoder row norm divided by (see :func:`divisor`).
+MIN_NORM = 1e-12
+
+
+def divisor(norms: torch.Tensor) -> torch.Tensor:
+    """Decoder row norms to divide by: clamped to at least :data:`MIN_NORM` (or the dtype's smallest
+    normal number, if larger), so that a zero row, whose latents are zero, contributes nothing instead
+    of ``0/0``. Every norm above the clamp is returned unchanged, so are the quotients."""
+    return norms.clamp_min(max(MIN_NORM, torch.finfo(norms.dtype).tiny))
 
 
 # Gathers that carry gradient use ``index_select``: its backward (``index_add_``) sums repeated indices
@@ -98,10 +109,11 @@ class TopKFamilySAE(SAE):
 
     def _unit_latents(self, z: torch.Tensor) -> torch.Tensor:
         """Latents in units of the decoder's rows as used: divided by the row norms when rescaling."""
-        return z / self.W_dec.norm(dim=-1) if self.rescale_acts_by_decoder_norm else z
+        return z / divisor(self.W_dec.norm(dim=-1)) if self.rescale_acts_by_decoder_norm else z
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """``(z / ‖W_dec_l‖)·W_dec + b_dec`` when rescaling (unit directions), else ``z·W_dec + b_dec``."""
+        """``(z / ‖W_dec_l‖)·W_dec + b_dec`` when rescaling (unit directions; a zero row adds nothing),
+        else ``z·W_dec + b_dec``."""
         return self._unit_latents(z) @ self.W_dec + self.b_dec
 
     def selected(self, x: torch.Tensor) -> Selected:
@@ -122,7 +134,7 @@ class TopKFamilySAE(SAE):
     def decode_entries(self, sel: Selected, values: torch.Tensor, entries: Entries) -> torch.Tensor:
         """``Σ_entries value·W_dec[col]`` per row, in unit decoder directions when rescaling; no
         ``b_dec`` ``[b, d_in]``."""
-        unit = values if sel.norms is None else values / sel.norms.index_select(0, entries.cols)
+        unit = values if sel.norms is None else values / divisor(sel.norms.index_select(0, entries.cols))
         return sparse_decode(unit, self.W_dec, entries)
 
     def training_forward(self, x: torch.Tensor, *, dead_mask: torch.Tensor | None = None) -> TrainOutput:
@@ -164,7 +176,7 @@ class TopKFamilySAE(SAE):
         acts = torch.zeros_like(candidates).scatter(-1, indices, values)
         w = self.W_dec[lo:hi]
         if self.rescale_acts_by_decoder_norm:
-            acts = acts / w.norm(dim=-1)
+            acts = acts / divisor(w.norm(dim=-1))
         return scale * mse(acts @ w, residual)
 
     def _sparse_auxk(
@@ -191,7 +203,7 @@ class TopKFamilySAE(SAE):
                 w_dec = self.W_dec.index_select(0, dead)
                 if sel.norms is not None:
                     norms = sel.norms.index_select(0, dead)
-                    acts = acts * norms / norms
+                    acts = acts * norms / divisor(norms)
                 aux = acts @ w_dec
             else:  # the k_aux largest dead pre-activations of each row
                 local = sel.pre[:, dead].topk(self.k_aux, dim=-1, sorted=False).indices
