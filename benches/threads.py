@@ -53,7 +53,7 @@ def old_defaults() -> None:
     warnings.simplefilter("ignore")  # the warning that says exactly this
     import synthsae.training
 
-    synthsae.training.training_split = lambda num_threads, torch_threads, cpu: (torch_threads, num_threads)
+    synthsae.training.training_split = lambda num_threads, torch_threads, **_: (torch_threads, num_threads)
 
 
 def child(part: str, setting: str, rows: int) -> dict[str, float]:

@@ -173,3 +173,14 @@ def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
         world, protocol, tmp_path, saes={"bad": _Diverges}, show_progress=False, log=lines.append
     )
     assert "bad-l0-4-seed-0: failed earlier, skipped" in lines and again["failed"] == report["failed"]
+
+
+def test_an_absurd_width_is_refused_by_name_before_allocation(tmp_path, capsys):
+    argv = ["bench", "--saes", "topk", "--l0", "4", "--width", "1000000000000", "--out", str(tmp_path / "w")]
+    code, err = _exit([*argv, *SMALL[:4], "--quiet"], capsys)
+    assert code == 2 and "d_sae" in err and "memory" in err
+
+
+def test_each_run_records_torch_threads(sweep):
+    report = json.loads((sweep / "report.json").read_text())
+    assert all(isinstance(r["torch_threads"], int) and r["torch_threads"] >= 1 for r in report["runs"])

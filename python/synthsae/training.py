@@ -220,7 +220,7 @@ def train(
     }
     if decay:  # the decay's start depends on the length; without one a run may be extended
         settings["total_steps"] = total_steps
-    if not getattr(sae, "thread_invariant", False):  # its parameters depend on torch's thread count
+    if device.type == "cpu" and not getattr(sae, "thread_invariant", False):  # bits depend on threads
         settings["torch_threads"] = torch_threads or torch.get_num_threads()
 
     checkpoint = Path(checkpoint_dir) / checkpoints.CHECKPOINT_FILE if checkpoint_dir is not None else None
