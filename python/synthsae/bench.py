@@ -92,7 +92,7 @@ PRESET_PROTOCOLS: dict[str, PresetProtocol] = {
             # these reach 6 ± 10 %.
             autotune_gains={"relu": 0.045, "jumprelu": 0.005},
         ),
-        "the paper's five SAEs at the scaled L0 25, two seeds; about 25 minutes on 2 CPU cores",
+        "the paper's five SAEs at the scaled L0 25, two seeds; about 26 minutes on 2 CPU cores",
     ),
     "synthsaebench-16k": PresetProtocol(
         lambda: Protocol(
