@@ -200,28 +200,30 @@ def train(
     def w_dec() -> torch.Tensor:
         return cast("torch.Tensor", sae.W_dec)
 
-    settings = {
-        "sae": sae_config,
-        "world_fingerprint": world.fingerprint(),
-        "batch_size": batch_size,
-        "seed": seed,
-        "lr": lr,
-        "lr_warmup_steps": warmup,
-        "lr_decay_steps": decay,
-        "lr_end": lr_end,
-        "adam_betas": list(adam_betas),
-        "max_grad_norm": max_grad_norm,
-        "dead_window": dead_window,
-        "ortho_coef": ortho_coef,
-        "ortho_power": ortho_power,
-        "ortho_refresh": ortho_refresh,
-        "device": device.type,
-        "autocast": autocast,
-    }
-    if decay:  # the decay's start depends on the length; without one a run may be extended
-        settings["total_steps"] = total_steps
-    if device.type == "cpu" and not getattr(sae, "thread_invariant", False):  # bits depend on threads
-        settings["torch_threads"] = torch_threads or torch.get_num_threads()
+    settings: dict[str, Any] = {}  # what changes the result; only a checkpoint needs it
+    if checkpoint_dir is not None:
+        settings = {
+            "sae": sae_config,
+            "world_fingerprint": world.fingerprint(),
+            "batch_size": batch_size,
+            "seed": seed,
+            "lr": lr,
+            "lr_warmup_steps": warmup,
+            "lr_decay_steps": decay,
+            "lr_end": lr_end,
+            "adam_betas": list(adam_betas),
+            "max_grad_norm": max_grad_norm,
+            "dead_window": dead_window,
+            "ortho_coef": ortho_coef,
+            "ortho_power": ortho_power,
+            "ortho_refresh": ortho_refresh,
+            "device": device.type,
+            "autocast": autocast,
+        }
+        if decay:  # the decay's start depends on the length; without one a run may be extended
+            settings["total_steps"] = total_steps
+        if device.type == "cpu" and not getattr(sae, "thread_invariant", False):  # bits depend on threads
+            settings["torch_threads"] = torch_threads or torch.get_num_threads()
 
     checkpoint = Path(checkpoint_dir) / checkpoints.CHECKPOINT_FILE if checkpoint_dir is not None else None
     if checkpoint is not None:
