@@ -22,9 +22,9 @@ import time
 import torch
 
 import synthsae
-from synthsae.evaluation import effective_decoder
-from synthsae.hierarchy import tree_positions
-from synthsae.recovery import random_baseline
+from synthsae.evaluation.recovery import random_baseline
+from synthsae.evaluation.scoring import effective_decoder
+from synthsae.world.hierarchy import tree_positions
 
 
 class TopKSAE(torch.nn.Module):

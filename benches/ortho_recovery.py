@@ -20,7 +20,7 @@ import numpy as np
 
 import synthsae
 from synthsae import bench
-from synthsae.recovery import probability_deciles
+from synthsae.evaluation.recovery import probability_deciles
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ import time
 import torch
 
 import synthsae
-from synthsae.assignment import mean_max_abs_cos
-from synthsae.world import orthogonalize
+from synthsae.evaluation.assignment import mean_max_abs_cos
+from synthsae.world.model import orthogonalize
 
 
 def main() -> None:

@@ -51,9 +51,12 @@ def old_defaults() -> None:
     import torch  # noqa: F401  (before synthsae)
 
     warnings.simplefilter("ignore")  # the warning that says exactly this
-    import synthsae.training
+    import synthsae.training.loop
 
-    synthsae.training.training_split = lambda num_threads, torch_threads, **_: (torch_threads, num_threads)
+    synthsae.training.loop.training_split = lambda num_threads, torch_threads, **_: (
+        torch_threads,
+        num_threads,
+    )
 
 
 def child(part: str, setting: str, rows: int) -> dict[str, float]:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import synthsae
 from synthsae import EvalAccumulator, SparseBatch
-from synthsae.absorption import (
+from synthsae.evaluation.absorption import (
     ABSORBED_SHARE,
     ABSORBER_THRESHOLD,
     MAX_ABSORBERS,
@@ -19,11 +19,11 @@ from synthsae.absorption import (
     NEAR_THRESHOLD,
     feature_parents,
 )
-from synthsae.recovery import feature_depths
+from synthsae.evaluation.recovery import feature_depths
 
 
 def dense_fraction(z, a, u, w, s, lp, p, rows):
-    """SAEBench's absorption fraction (synthsae.absorption's docstring), row by row in float64."""
+    """SAEBench's absorption fraction (synthsae.evaluation.absorption's docstring), row by row in float64."""
     wp = w[p].astype(np.float64) / np.linalg.norm(w[p].astype(np.float64))
     proj = z.astype(np.float64) * (u.astype(np.float64) @ wp)[None, :]
     others = [lat for lat in range(len(u)) if lat != lp and s[lat, p] >= ABSORBER_THRESHOLD]
@@ -43,8 +43,8 @@ def dense_fraction(z, a, u, w, s, lp, p, rows):
 
 
 def dense_absorption(z, a, s, latent_of, parent, depth, u, w, min_rows=MIN_ROWS):
-    """The definitions of synthsae.absorption, densely (float64); ``u`` the effective decoder, ``w`` the
-    features."""
+    """The definitions of synthsae.evaluation.absorption, densely (float64); ``u`` the effective decoder,
+    ``w`` the features."""
     fires, active = z != 0, a > 0
     figures = {"gap": {}, "full_rate": {}, "near_rate": {}, "fraction": {}}
     for p in sorted(set(parent[parent >= 0].tolist())):

@@ -16,8 +16,8 @@ import torch
 
 import synthsae
 from synthsae import bench
-from synthsae.assignment import mean_max_abs_cos
 from synthsae.cli import main
+from synthsae.evaluation.assignment import mean_max_abs_cos
 from synthsae.saes import external
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -153,7 +153,7 @@ def no_eval_work(monkeypatch):
         raise AssertionError("eval did work before refusing its arguments")
 
     monkeypatch.setattr(synthsae, "evaluate", fail)
-    monkeypatch.setattr("synthsae.cli.resolve_world", fail)
+    monkeypatch.setattr("synthsae.cli.commands.resolve_world", fail)
 
 
 def _saved_sae(path):

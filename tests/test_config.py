@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from synthsae.config import (
+from synthsae.world.config import (
     FoldedNormalMagnitudeConfig,
     HierarchyConfig,
     LinearMagnitudeConfig,

@@ -11,7 +11,7 @@ import torch
 
 import synthsae
 from synthsae import reference
-from synthsae.config import WorldConfig
+from synthsae.world.config import WorldConfig
 
 FIXTURES = json.loads((Path(__file__).parent / "data" / "saelens_fixtures.json").read_text())
 Z = 5.0

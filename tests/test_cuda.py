@@ -10,8 +10,8 @@ import torch
 
 import synthsae
 from synthsae import saes
-from synthsae.stream import ActivationStream
-from synthsae.training import train
+from synthsae.datasets.stream import ActivationStream
+from synthsae.training.loop import train
 
 pytestmark = [
     pytest.mark.cuda,

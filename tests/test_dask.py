@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import synthsae
-from synthsae.shards import read_manifest, read_shard
+from synthsae.datasets.shards import read_manifest, read_shard
 from tests.conftest import assert_csr_equal
 
 distributed = pytest.importorskip("dask.distributed")
@@ -55,7 +55,7 @@ def test_cluster_writes_the_same_bytes_as_one_process_and_repairs(world, client,
     report = synthsae.generate(world, ROWS, dask, client=client, **kwargs)
     assert report.generated == list(range(7)) and report.complete
     assert entries(dask) == entries(local)
-    workers = client.run(lambda: len(synthsae.generation._WORLDS))
+    workers = client.run(lambda: len(synthsae.datasets.generation._WORLDS))
     assert len(workers) == 2 and sum(workers.values()) >= 1  # shards ran in the worker processes
 
     corrupt = dask / "shard-000004.safetensors"

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import synthsae
-from synthsae.evaluation import EvalAccumulator, evaluate, reconstruction_score
+from synthsae.evaluation.scoring import EvalAccumulator, evaluate, reconstruction_score
 from synthsae.saes import (
     BatchTopKSAE,
     JumpReLUSAE,
@@ -27,7 +27,7 @@ from synthsae.saes import (
     load_sae,
     matching_pursuit,
 )
-from synthsae.training import train
+from synthsae.training.loop import train
 
 NAN, INF = float("nan"), float("inf")
 
@@ -179,7 +179,7 @@ def test_a_zero_decoder_row_adds_nothing(build: Callable[[bool], Any], sparse: b
         x_hat = sae.decode(z)
         assert torch.isfinite(x_hat).all()
         assert torch.equal(x_hat, other.decode(z))
-        units = synthsae.evaluation.effective_decoder(sae)
+        units = synthsae.evaluation.scoring.effective_decoder(sae)
         assert (units[5] == 0).all() and torch.isfinite(units).all()
     sae.train()
     for dead in ([5], [3, 5], list(range(16))):  # AuxK over a few dead latents and over many

@@ -16,9 +16,9 @@ from scipy.optimize import linear_sum_assignment as scipy_lsa
 
 import synthsae
 from synthsae import EvalAccumulator, SparseBatch
-from synthsae.absorption import feature_parents
-from synthsae.evaluation import effective_decoder
-from synthsae.recovery import feature_depths, random_baseline
+from synthsae.evaluation.absorption import feature_parents
+from synthsae.evaluation.recovery import feature_depths, random_baseline
+from synthsae.evaluation.scoring import effective_decoder
 
 # Float metrics are float64 sums of float32 inputs in a different order than numpy's: they agree to
 # ~1e-12 relative; 1e-9 leaves room and still catches any wrong term.
@@ -37,7 +37,7 @@ def r2(mse, var):
 
 
 def numpy_metrics(x, y, z, a, dec, gt, mean_rows):
-    """The definitions of synthsae.evaluation, computed densely in float64."""
+    """The definitions of synthsae.evaluation.scoring, computed densely in float64."""
     x, y = x.astype(np.float64), y.astype(np.float64)
     n = len(x)
     out = {

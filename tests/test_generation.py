@@ -18,7 +18,7 @@ import torch
 import synthsae
 from synthsae._files import HOST
 from synthsae.cli import main
-from synthsae.shards import read_manifest, read_shard, read_state
+from synthsae.datasets.shards import read_manifest, read_shard, read_state
 from tests.conftest import assert_csr_equal
 
 ROWS, SHARD_ROWS, SEED = 50_000, 12_000, 7  # 5 shards, the last one short
@@ -345,7 +345,7 @@ def test_cli_failures_of_the_run_exit_1(tmp_path, capsys, monkeypatch):
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(synthsae, "generate", disk_full)
+    monkeypatch.setattr("synthsae.cli.commands.generate", disk_full)
     with pytest.raises(SystemExit) as e:
         main(["generate", "--world", "tiny", "--rows", "10", "--out", str(tmp_path / "d")])
     assert e.value.code == 1 and "failed: [Errno 28] No space left on device" in capsys.readouterr().err
@@ -379,7 +379,7 @@ def test_read_shard_reads_any_row_range(world, reference):
 def test_a_killed_writer_counts_as_dead_before_it_is_reaped():
     # A worker killed with SIGKILL is a zombie until its parent reaps it; its temporary files are
     # stale from the moment it died (found by a Dask test whose run outpaced the reaping).
-    from synthsae.shards import writer_alive as _alive
+    from synthsae.datasets.shards import writer_alive as _alive
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

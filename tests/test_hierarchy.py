@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthsae.config import HierarchyConfig
-from synthsae.hierarchy import Hierarchy, HierarchyNode, compensate, generate_hierarchy
+from synthsae.world.config import HierarchyConfig
+from synthsae.world.hierarchy import Hierarchy, HierarchyNode, compensate, generate_hierarchy
 
 FIXTURES = json.loads((Path(__file__).parent / "data" / "saelens_fixtures.json").read_text())
 

@@ -8,7 +8,7 @@ import torch
 
 import synthsae
 from synthsae import saes
-from synthsae.assignment import mean_max_abs_cos
+from synthsae.evaluation.assignment import mean_max_abs_cos
 from synthsae.saes.orthogonality import nearest_pairs, ortho_penalty
 
 

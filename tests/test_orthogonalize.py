@@ -6,8 +6,13 @@ import pytest
 import torch
 
 import synthsae
-from synthsae.config import OrthogonalizationConfig
-from synthsae.world import _chunked_losses, orthogonality_gradient, orthogonality_objective, orthogonalize
+from synthsae.world.config import OrthogonalizationConfig
+from synthsae.world.model import (
+    _chunked_losses,
+    orthogonality_gradient,
+    orthogonality_objective,
+    orthogonalize,
+)
 
 
 def _rows(n: int, d: int, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -7,7 +7,8 @@ import json
 import pytest
 
 import synthsae
-from synthsae import bench, cli, world
+from synthsae import bench
+from synthsae import cli
 from synthsae.presets import PRESETS, preset, resolve_world
 
 from .test_config import PRESET_16K
@@ -22,7 +23,7 @@ def test_registry_names_and_re_exports():
         "synthsaebench-262k",
         "synthsaebench-1m",
     ]
-    assert synthsae.preset is preset and world.preset is preset and synthsae.PRESETS is PRESETS
+    assert synthsae.preset is preset and synthsae.PRESETS is PRESETS
     assert preset("synthsaebench-16k").to_dict() == PRESET_16K
     assert set(bench.PRESET_PROTOCOLS) <= set(PRESETS)
 

@@ -10,7 +10,7 @@ from scipy.optimize import linear_sum_assignment as scipy_lsa
 
 import synthsae
 from synthsae import EvalAccumulator
-from synthsae.recovery import (
+from synthsae.evaluation.recovery import (
     THRESHOLDS,
     feature_depths,
     probability_deciles,
@@ -19,7 +19,7 @@ from synthsae.recovery import (
 
 
 def dense_recovery(dec, gt, deciles, depths, z, a):
-    """The definitions of synthsae.recovery, computed densely from the float32 |cos| matrix (as the
+    """The definitions of synthsae.evaluation.recovery, computed densely from the float32 |cos| matrix (as the
     library and SAELens use it, so values at a threshold fall the same side) and the rows' latents
     ``z`` and activations ``a``."""
     s = synthsae.abs_cos_matrix(dec, gt).astype(np.float64)

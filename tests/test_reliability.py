@@ -245,7 +245,7 @@ def test_world_seeds_leave_room_for_their_sub_seeds():
 def test_an_unseeded_sae_does_not_start_at_a_world_built_under_the_same_manual_seed():
     import torch
 
-    from synthsae.recovery import random_baseline
+    from synthsae.evaluation.recovery import random_baseline
 
     # The audit's reproducer: d_sae = N, torch.manual_seed before both. Drawing the init's normals
     # from the global generator reproduced the dictionary (MCC 1.000). Chance is 0.401 here, with a

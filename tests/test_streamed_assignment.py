@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import synthsae
-from synthsae import _core, assignment
-from synthsae.matching import weight_side
+from synthsae import _core
+from synthsae.evaluation import assignment
+from synthsae.evaluation.matching import weight_side
 from tests.test_assignment import mcc_like
 
 
@@ -139,7 +140,7 @@ def test_evaluate_streamed_is_the_stored_evaluation(monkeypatch):
     sae = synthsae.saes.create_sae("batchtopk", world.hidden_dim, 300, l0=8, seed=0)
     stored = synthsae.evaluate(sae, world, num_samples=4096, show_progress=False, streaming=False)
     monkeypatch.setattr(assignment, "STREAM_BLOCK_ENTRIES", 1000)
-    synthsae.recovery._BASELINES.clear()  # the baseline too, streamed this time
+    synthsae.evaluation.recovery._BASELINES.clear()  # the baseline too, streamed this time
     streamed = synthsae.evaluate(sae, world, num_samples=4096, show_progress=False, streaming=True)
     a, b = stored.to_dict(), streamed.to_dict()
     assert a.keys() == b.keys()

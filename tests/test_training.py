@@ -12,8 +12,8 @@ import torch
 
 import synthsae
 from synthsae import saes
-from synthsae.stream import ActivationStream
-from synthsae.training import TrainingDiverged, history_to_dict, learning_rate, train
+from synthsae.datasets.stream import ActivationStream
+from synthsae.training.loop import TrainingDiverged, history_to_dict, learning_rate, train
 
 
 def stream_threads() -> int:

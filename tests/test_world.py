@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import synthsae
 from synthsae import reference
-from synthsae.config import HierarchyConfig, LowRankCorrelationConfig, WorldConfig
+from synthsae.world.config import HierarchyConfig, LowRankCorrelationConfig, WorldConfig
 
 from .conftest import assert_csr_equal
 from .test_config import PRESET_16K

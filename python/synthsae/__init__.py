@@ -7,8 +7,28 @@
 # First: sets OpenMP's waiting before anything can load torch.
 from synthsae import threads
 from synthsae._core import RNG_ALGORITHM, __version__
-from synthsae.assignment import Matching, abs_cos_matrix, feature_uniqueness, linear_sum_assignment, mcc
-from synthsae.config import (
+from synthsae.datasets.generation import GenerateReport, generate
+from synthsae.datasets.shards import VerifyReport, verify
+from synthsae.datasets.stream import ActivationStream
+from synthsae.evaluation.assignment import (
+    Matching,
+    abs_cos_matrix,
+    feature_uniqueness,
+    linear_sum_assignment,
+    mcc,
+)
+from synthsae.evaluation.scoring import (
+    EvalAccumulator,
+    EvalResult,
+    ReconstructionScore,
+    evaluate,
+    reconstruction_score,
+)
+from synthsae.kernels import apply_environment as _apply_kernel_environment
+from synthsae.kernels import build_info, set_kernel
+from synthsae.presets import PRESETS, preset, resolve_world
+from synthsae.training.loop import TrainHistory, train
+from synthsae.world.config import (
     ConstantFiringProbabilityConfig,
     ConstantMagnitudeConfig,
     ExponentialMagnitudeConfig,
@@ -22,31 +42,17 @@ from synthsae.config import (
     WorldConfig,
     ZipfianFiringProbabilityConfig,
 )
-from synthsae.correlation import fix_correlation_matrix, low_rank_from_dense, random_correlation_matrix
-from synthsae.evaluation import (
-    EvalAccumulator,
-    EvalResult,
-    ReconstructionScore,
-    evaluate,
-    reconstruction_score,
-)
-from synthsae.firing import (
+from synthsae.world.correlation import fix_correlation_matrix, low_rank_from_dense, random_correlation_matrix
+from synthsae.world.firing import (
     constant_firing_probabilities,
     linear_firing_probabilities,
     random_firing_probabilities,
     zipfian_firing_probabilities,
 )
-from synthsae.generation import GenerateReport, generate
-from synthsae.hierarchy import Hierarchy, HierarchyNode
-from synthsae.kernels import apply_environment as _apply_kernel_environment
-from synthsae.kernels import build_info, set_kernel
-from synthsae.presets import PRESETS, preset, resolve_world
-from synthsae.sampling import sample_independent
-from synthsae.shards import VerifyReport, verify
-from synthsae.sparse import SparseBatch
-from synthsae.stream import ActivationStream
-from synthsae.training import TrainHistory, train
-from synthsae.world import World
+from synthsae.world.hierarchy import Hierarchy, HierarchyNode
+from synthsae.world.model import World
+from synthsae.world.sampling import sample_independent
+from synthsae.world.sparse import SparseBatch
 
 __all__ = [
     "PRESETS",
@@ -112,5 +118,5 @@ def __getattr__(name: str) -> object:
     if name == "saes":
         return importlib.import_module("synthsae.saes")
     if name == "ShardDataset":
-        return importlib.import_module("synthsae.dataset").ShardDataset
+        return importlib.import_module("synthsae.datasets.reader").ShardDataset
     raise AttributeError(f"module 'synthsae' has no attribute {name!r}")

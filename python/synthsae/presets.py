@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthsae._validate import as_bool
-from synthsae.config import (
+from synthsae.world.config import (
     FoldedNormalMagnitudeConfig,
     HierarchyConfig,
     LinearMagnitudeConfig,
@@ -26,7 +26,7 @@ from synthsae.config import (
 )
 
 if TYPE_CHECKING:
-    from synthsae.world import World
+    from synthsae.world.model import World
 
 
 def _synthsaebench(
@@ -158,7 +158,7 @@ def resolve_world(
     ``orthogonalize``; ``orthogonalization`` and ``show_progress`` are :class:`~synthsae.World`'s); a
     world directory is loaded as saved.
     """
-    from synthsae.world import World
+    from synthsae.world.model import World
 
     if not isinstance(world, str | os.PathLike):
         raise TypeError(f"world must be a preset name or a path, got {type(world).__name__}")

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from synthsae._files import atomic_write, check_fresh_dir, read_json
-from synthsae.config import WorldConfig
-from synthsae.hierarchy import Hierarchy
+from synthsae.world.config import WorldConfig
+from synthsae.world.hierarchy import Hierarchy
 
 if TYPE_CHECKING:
     import torch
 
-    from synthsae.world import World
+    from synthsae.world.model import World
 
 CONFIG_FILE = "synthetic_model_config.json"
 WEIGHTS_FILE = "synthetic_model.safetensors"

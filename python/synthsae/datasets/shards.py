@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, Any
 from synthsae import _core
 from synthsae._files import HOST, atomic_write, write_json
 from synthsae._validate import as_bool, as_count, as_int, as_seed, check_memory
-from synthsae.sparse import SparseBatch
+from synthsae.world.sparse import SparseBatch
 
 if TYPE_CHECKING:
     import torch
 
-    from synthsae.world import World
+    from synthsae.world.model import World
 
 FORMAT = "synthsae-shards"
 FORMAT_VERSION = 1
@@ -388,7 +388,7 @@ def consolidate(out: Path) -> Manifest:
 
 def load_fingerprinted_world(path: Path, fingerprint: str) -> World:
     """The world in directory ``path``; ValueError unless it is the one with ``fingerprint``."""
-    from synthsae.world import World
+    from synthsae.world.model import World
 
     world = World.load(path)
     if world.fingerprint() != fingerprint:
@@ -400,7 +400,7 @@ def dataset_world(out: Path, manifest: Manifest) -> World:
     """The world of the dataset in ``out``: its world/, or, if a run was stopped before world/ was
     finished, the world rebuilt from the manifest's ``world_source``; either way checked against the
     manifest's fingerprint. ValueError naming what is missing when neither is possible."""
-    from synthsae.world import World
+    from synthsae.world.model import World
 
     try:
         return load_fingerprinted_world(out / WORLD_DIR, manifest.world_sha256)
@@ -409,7 +409,7 @@ def dataset_world(out: Path, manifest: Manifest) -> World:
     source = manifest.world_source or {}
     try:
         if "config" in source:
-            from synthsae.config import WorldConfig
+            from synthsae.world.config import WorldConfig
 
             config = WorldConfig.from_dict(source["config"])
             world = World(config, orthogonalization=source.get("orthogonalization", "gram"))

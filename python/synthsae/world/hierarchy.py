@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae._validate import as_int
-from synthsae.config import HierarchyConfig
+from synthsae.world.config import HierarchyConfig
 
 
 @dataclass

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from synthsae import checkpoints
 from synthsae._validate import (
     U64_MAX,
     as_bool,
@@ -23,17 +22,18 @@ from synthsae._validate import (
     as_positive,
     as_seed,
 )
-from synthsae.assignment import mean_max_abs_cos
-from synthsae.evaluation import EvalResult, evaluate
-from synthsae.stream import ActivationStream
+from synthsae.datasets.stream import ActivationStream
+from synthsae.evaluation.assignment import mean_max_abs_cos
+from synthsae.evaluation.scoring import EvalResult, evaluate
 from synthsae.threads import torch_threads as using_torch_threads
 from synthsae.threads import training_split
+from synthsae.training import checkpoints
 
 if TYPE_CHECKING:
     import torch
 
     from synthsae.saes import SAE
-    from synthsae.world import World
+    from synthsae.world.model import World
 
 #: File name of the checkpoint inside ``checkpoint_dir``.
 CHECKPOINT_FILE = checkpoints.CHECKPOINT_FILE

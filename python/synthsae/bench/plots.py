@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from synthsae.evaluation import EvalResult
+    from synthsae.evaluation.scoring import EvalResult
 
 
 def _by_architecture(

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from synthsae import _core
 from synthsae._validate import as_native
-from synthsae.sparse import SparseBatch
+from synthsae.world.sparse import SparseBatch
 
 
 def dense_rows(x: Any, name: str, width: int) -> npt.NDArray[np.float32]:

@@ -3,7 +3,7 @@
 Construction follows SAELens's ``SyntheticModel`` step for step (same seeds, same torch calls), so
 a world built on CPU equals SAELens's CPU build. Worlds are saved and loaded in SAELens's directory
 layout (``synthetic_model_config.json``, ``synthetic_model.safetensors``, ``hierarchy.json``; see
-``synthsae.world_io``). Named worlds are in ``synthsae.presets`` (``preset`` is re-exported here).
+``synthsae.world.io``). Named worlds are in ``synthsae.presets``.
 """
 
 from __future__ import annotations
@@ -24,14 +24,13 @@ import numpy.typing as npt
 
 from synthsae import _core
 from synthsae._validate import as_bool, as_int, as_num_threads, check_memory
-from synthsae.assignment import mean_max_abs_cos
-from synthsae.config import OrthogonalizationConfig, WorldConfig, generate_magnitudes
-from synthsae.correlation import low_rank_correlation, low_rank_from_dense
-from synthsae.hierarchy import Hierarchy, compensate, generate_hierarchy
-from synthsae.presets import preset
-from synthsae.sampling import sample_rows
-from synthsae.sparse import SparseBatch
-from synthsae.world_io import CONFIG_FILE, HIERARCHY_FILE, WEIGHTS_FILE, read_world_files, save_world
+from synthsae.evaluation.assignment import mean_max_abs_cos
+from synthsae.world.config import OrthogonalizationConfig, WorldConfig, generate_magnitudes
+from synthsae.world.correlation import low_rank_correlation, low_rank_from_dense
+from synthsae.world.hierarchy import Hierarchy, compensate, generate_hierarchy
+from synthsae.world.io import CONFIG_FILE, HIERARCHY_FILE, WEIGHTS_FILE, read_world_files, save_world
+from synthsae.world.sampling import sample_rows
+from synthsae.world.sparse import SparseBatch
 
 if TYPE_CHECKING:
     import torch
@@ -49,7 +48,6 @@ __all__ = [
     "orthogonality_gradient",
     "orthogonality_objective",
     "orthogonalize",
-    "preset",
 ]
 
 _FINGERPRINT_TENSORS = (

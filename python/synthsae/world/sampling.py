@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from synthsae import _core
 from synthsae._validate import as_float_array, as_int, as_num_threads, as_per_feature, as_seed
-from synthsae.sparse import SparseBatch
+from synthsae.world.sparse import SparseBatch
 
 _ROW_LIMIT = 2**63 - 1
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from synthsae import firing
 from synthsae._validate import U64_MAX, as_bool, as_float, as_int, as_optional_seed
+from synthsae.world import firing
 
 if TYPE_CHECKING:
     import torch

@@ -1,7 +1,7 @@
 """The weight side of an evaluation, from decoder rows ``[d_sae, D]`` and features ``[N, D]``: each
 latent's best feature, each feature's best latent, the MCC matching and the latents near each
 hierarchy parent (absorption). From the stored ``|cos|`` matrix, or, when that is too large
-(:func:`synthsae.assignment.streams`), from the blocks the streamed matching computes anyway: the
+(:func:`synthsae.evaluation.assignment.streams`), from the blocks the streamed matching computes anyway: the
 same figures without ever holding ``[d_sae, N]``.
 """
 
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from synthsae.absorption import NearParents
-from synthsae.assignment import Matching, stored_matching, streamed_matching, streams, unit_abs_cos
+from synthsae.evaluation.absorption import NearParents
+from synthsae.evaluation.assignment import Matching, stored_matching, streamed_matching, streams, unit_abs_cos
 
 if TYPE_CHECKING:
     import torch
@@ -42,7 +42,7 @@ def weight_side(
     show_progress: bool = False,
 ) -> WeightSide:
     """The :class:`WeightSide` of unit decoder rows ``d`` and features ``g``
-    (:func:`~synthsae.assignment.unit_pair`), with the latents near the features ``parents`` (int64
+    (:func:`~synthsae.evaluation.assignment.unit_pair`), with the latents near the features ``parents`` (int64
     ``[P]``) when given; ``streaming`` as in :func:`synthsae.mcc`."""
     d_sae, n = d.shape[0], g.shape[0]
     if d_sae == 0 or n == 0 or not streams(d_sae, n, streaming):

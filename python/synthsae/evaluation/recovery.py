@@ -1,7 +1,8 @@
 """Which ground-truth features an SAE recovers, where, and what chance would give.
 
-Weight-side metrics, computed from the |cos| matching that :class:`~synthsae.evaluation.EvalAccumulator`
-already makes (no pass over the data). With ``s[l, j] = |cos(W_dec_l, W_gt_j)|``:
+Weight-side metrics, computed from the |cos| matching that
+:class:`~synthsae.evaluation.scoring.EvalAccumulator` already makes (no pass over the data). With
+``s[l, j] = |cos(W_dec_l, W_gt_j)|``:
 
 - **Recovery at τ** (``recovery/best@τ``): the fraction of the N features with ``max_l s[l, j] ≥ τ`` (best
   match over all latents); ``recovery/matched@τ``: the fraction with ``s[m(j), j] ≥ τ`` for the latent
@@ -32,12 +33,12 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae._validate import as_int, as_seed
-from synthsae.assignment import unit_pair
-from synthsae.hierarchy import tree_positions
+from synthsae.evaluation.assignment import unit_pair
+from synthsae.world.hierarchy import tree_positions
 
 if TYPE_CHECKING:
-    from synthsae.hierarchy import Hierarchy
-    from synthsae.world import World
+    from synthsae.world.hierarchy import Hierarchy
+    from synthsae.world.model import World
 
 #: |cos| thresholds at which recovery is reported.
 THRESHOLDS = (0.5, 0.7, 0.9)
@@ -146,7 +147,7 @@ def random_baseline(
     """Chance level: ``baseline/mcc`` and ``baseline/recovery/{best,matched}@τ`` of a random dictionary
     of ``width`` unit rows (seeded normal rows, normalised) against ``world``'s features. Cached per
     (world fingerprint, width, seed); ``streaming`` as in :func:`synthsae.mcc`."""
-    from synthsae.matching import weight_side
+    from synthsae.evaluation.matching import weight_side
 
     width, seed = as_int("width", width, minimum=1), as_seed(seed)
     key = (world.fingerprint(), width, seed)

@@ -16,7 +16,7 @@ from synthsae._validate import as_count, as_fraction, as_optional_seed, as_posit
 if TYPE_CHECKING:
     import torch
 
-    from synthsae.config import LowRankCorrelationConfig
+    from synthsae.world.config import LowRankCorrelationConfig
 
 logger = logging.getLogger(__name__)
 _MIN_DIAG = 0.01

@@ -2,7 +2,7 @@
 
 Shards are pure functions of (world, seed, shard index, rows per shard), so any split of the work —
 local threads, Dask workers (``client=``), SLURM array tasks (``split=``) — writes the same bytes, and a
-rerun only redoes shards that are missing or corrupt. See ``synthsae.shards`` for the format.
+rerun only redoes shards that are missing or corrupt. See ``synthsae.datasets.shards`` for the format.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from synthsae._files import HOST
 from synthsae._validate import as_bool, as_int, as_num_threads, as_seed, check_memory
-from synthsae.shards import (
+from synthsae.datasets.shards import (
     HIDDEN_DTYPES,
     LOCK_FILE,
     MANIFEST_FILE,
@@ -37,7 +37,7 @@ from synthsae.shards import (
     write_shard,
     writer_alive,
 )
-from synthsae.world import World
+from synthsae.world.model import World
 
 
 @dataclass
@@ -197,7 +197,7 @@ def _prepare(out: Path, plan: Manifest, world: World) -> None:
     """Creates the dataset directory (the manifest, then world/) or checks an existing one against
     ``plan``. The manifest records the settings and how to rebuild the world (``world_source``), and
     world/ is written to a temporary directory and renamed, so ``generate --out DIR`` alone resumes
-    any run that got as far as its manifest (:func:`~synthsae.shards.dataset_world`). A directory
+    any run that got as far as its manifest (:func:`~synthsae.datasets.shards.dataset_world`). A directory
     that holds anything but a synthsae dataset, or the beginnings of one for this plan, is refused
     before anything is written; temporaries of writers that died are removed."""
     if out.exists() and not out.is_dir():

@@ -8,8 +8,8 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from synthsae._validate import as_bool, as_count, as_int, as_num_threads, as_seed
-from synthsae.sparse import SparseBatch
-from synthsae.world import World, csr_tensors
+from synthsae.world.model import World, csr_tensors
+from synthsae.world.sparse import SparseBatch
 
 if TYPE_CHECKING:
     import torch

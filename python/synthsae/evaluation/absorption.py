@@ -41,10 +41,10 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
-from synthsae.hierarchy import tree_positions
+from synthsae.world.hierarchy import tree_positions
 
 if TYPE_CHECKING:
-    from synthsae.hierarchy import Hierarchy
+    from synthsae.world.hierarchy import Hierarchy
 
 #: CSR arrays ``(indptr int64, indices int32, values float32)``.
 Csr = tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]

@@ -28,8 +28,8 @@ Definitions (``x`` input ``[n, D]`` with the bias, ``x̂`` reconstruction, ``z``
   feature without one). Both are computed in the same pass as SAELens's argmax version.
 - ``mcc``, ``uniqueness``: see :func:`synthsae.mcc` and :func:`synthsae.feature_uniqueness`.
 - ``recovery``: recovery at |cos| thresholds (overall, by firing-probability decile and hierarchy depth),
-  splitting, and the chance level of a random dictionary (:mod:`synthsae.recovery`); absorption by the
-  world's hierarchy (:mod:`synthsae.absorption`).
+  splitting, and the chance level of a random dictionary (:mod:`synthsae.evaluation.recovery`); absorption
+  by the world's hierarchy (:mod:`synthsae.evaluation.absorption`).
 """
 
 from __future__ import annotations
@@ -43,13 +43,12 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core, threads
-from synthsae._eval_inputs import csr_arrays, dense_rows, latent_arrays
 from synthsae._validate import as_bool, as_count, as_float_array, as_int, as_native, as_seed, to_numpy
-from synthsae.absorption import AbsorptionAccumulator, parent_features
-from synthsae.assignment import unit_pair
-from synthsae.hierarchy import tree_positions
-from synthsae.matching import weight_side
-from synthsae.recovery import (
+from synthsae.evaluation.absorption import AbsorptionAccumulator, parent_features
+from synthsae.evaluation.assignment import unit_pair
+from synthsae.evaluation.inputs import csr_arrays, dense_rows, latent_arrays
+from synthsae.evaluation.matching import weight_side
+from synthsae.evaluation.recovery import (
     probability_deciles,
     random_baseline,
     recovery_metrics,
@@ -58,9 +57,10 @@ from synthsae.recovery import (
     splitting_metrics,
     union_metrics,
 )
+from synthsae.world.hierarchy import tree_positions
 
 if TYPE_CHECKING:
-    from synthsae.world import World
+    from synthsae.world.model import World
 
 _SCALARS = (
     "true_l0",
@@ -198,9 +198,9 @@ class EvalAccumulator:
             first ``mean_rows`` rows added.
         firing_probabilities: ``[N]`` the world's firing probabilities (recovery by decile), or None.
         feature_depth: int ``[N]`` each feature's hierarchy depth, -1 = in no tree (recovery by depth;
-            :func:`synthsae.recovery.feature_depths`), or None.
+            :func:`synthsae.evaluation.recovery.feature_depths`), or None.
         feature_parent: int ``[N]`` each feature's parent, -1 = none (absorption;
-            :func:`synthsae.absorption.feature_parents`), or None.
+            :func:`synthsae.evaluation.absorption.feature_parents`), or None.
         effective_decoder: ``[d_sae, D]`` what one unit of each latent adds to the reconstruction,
             ``decode(e_l) − decode(0)`` (the absorption fraction's contributions); default ``decoder``
             (``x̂ = z·decoder + b``); :func:`effective_decoder` measures it from an SAE, as
@@ -468,7 +468,8 @@ def evaluate(
     ``device`` (default: the device of ``W_dec``), in the dtype of ``W_dec``. With ``extended`` (the
     default) recovery is broken down by the world's firing-probability deciles and hierarchy depths,
     absorption is counted on its hierarchy, and the chance level of a random dictionary of the same width
-    joins ``recovery`` (:func:`synthsae.recovery.random_baseline`, seed 0, cached per world and width);
+    joins ``recovery`` (:func:`synthsae.evaluation.recovery.random_baseline`, seed 0, cached per world and
+    width);
     ``extended=False`` keeps SAELens's metrics, the matched classification and overall recovery.
     ``streaming`` (default: by size) scores the weights without the ``[d_sae, N]`` |cos| matrix
     (:func:`synthsae.mcc`), the random baseline too. An SAE that returns NaN or inf (latents from
@@ -479,7 +480,7 @@ def evaluate(
     for attr in ("encode", "decode", "W_dec"):
         if not hasattr(sae, attr):
             raise TypeError(f"sae must have encode(x), decode(z) and W_dec; it has no {attr!r}")
-    from synthsae.world import World
+    from synthsae.world.model import World
 
     if not isinstance(world, World):
         raise TypeError(

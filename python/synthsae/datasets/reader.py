@@ -13,9 +13,16 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from synthsae._validate import as_bool, as_int, as_seed
-from synthsae.shards import WORLD_DIR, Manifest, Shard, load_fingerprinted_world, read_shard, read_state
-from synthsae.sparse import SparseBatch
-from synthsae.world import World
+from synthsae.datasets.shards import (
+    WORLD_DIR,
+    Manifest,
+    Shard,
+    load_fingerprinted_world,
+    read_shard,
+    read_state,
+)
+from synthsae.world.model import World
+from synthsae.world.sparse import SparseBatch
 
 _FORMATS = ("torch", "numpy")
 

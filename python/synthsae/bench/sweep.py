@@ -1,0 +1,246 @@
+"""The main job: build a world, train SAEs over architectures × L0 × seeds, score each, write a report and
+plots."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
+
+import numpy as np
+
+from synthsae import _core
+from synthsae._files import atomic_write, write_json
+from synthsae._validate import U64_MAX, as_float, as_int, as_nonnegative
+from synthsae.bench.protocol import Protocol, dead_window, sae_options
+from synthsae.bench.records import (
+    CUSTOM_WEIGHTS_FILE,
+    REPORT_SCHEMA,
+    RUN_FILE,
+    SWEEP_FILE,
+    header_differences,
+    read_header,
+    read_run,
+)
+from synthsae.bench.report import build_report, write_report
+from synthsae.evaluation.assignment import mean_max_abs_cos
+from synthsae.evaluation.scoring import evaluate
+from synthsae.training.loop import CHECKPOINT_FILE, TrainingDiverged, train
+from synthsae.world.model import World
+
+if TYPE_CHECKING:
+    import torch
+
+    from synthsae.saes.external import Factory
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    return {
+        "synthsae": _core.__version__,
+        "rng_algorithm": _core.RNG_ALGORITHM,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+class RunSpec(NamedTuple):
+    """One run of a sweep: an architecture (built-in or a user's) at one L0 and seed."""
+
+    architecture: str
+    l0: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """The run's directory name, ``<arch>-l0-<L0>-seed-<seed>``, one per distinct L0 (``6`` for
+        6.0, all the digits when fewer would name another value)."""
+        short = f"{self.l0:g}"
+        return (
+            f"{self.architecture}-l0-{short if float(short) == self.l0 else repr(self.l0)}-seed-{self.seed}"
+        )
+
+
+def plan(
+    protocol: Protocol, custom: list[str] | None = None, shard_index: int = 0, num_shards: int = 1
+) -> list[RunSpec]:
+    """Every run of ``protocol`` (built-in architectures, then ``custom`` ones; each over L0s, then seeds),
+    or the ``shard_index``-th of ``num_shards`` interleaved shares of them."""
+    num_shards = as_int("num_shards", num_shards, minimum=1)
+    shard_index = as_int("shard_index", shard_index, maximum=num_shards - 1, maximum_name="num_shards - 1")
+    runs = [
+        RunSpec(a, l0, s)
+        for a in [*protocol.saes, *(custom or [])]
+        for l0 in protocol.l0s
+        for s in protocol.seeds
+    ]
+    return runs[shard_index::num_shards]
+
+
+def _header(world: World, protocol: Protocol, preset_name: str | None, custom: list[str]) -> dict[str, Any]:
+    return {
+        "schema": REPORT_SCHEMA,
+        "world_fingerprint": world.fingerprint(),
+        "preset": preset_name,
+        "world_config": world.config.to_dict(),
+        "protocol": {**protocol.__dict__, "custom_saes": list(custom)},
+        "versions": _versions(),
+    }
+
+
+def _no_repeats(name: str, values: list[Any]) -> None:
+    """``ValueError`` when ``protocol.<name>`` lists a value twice (both would be one run)."""
+    twice = sorted({v for v in values if values.count(v) > 1}, key=str)
+    if twice:
+        raise ValueError(f"protocol.{name} lists {', '.join(map(str, twice))} more than once")
+
+
+def run(
+    world: World,
+    protocol: Protocol,
+    out: str | os.PathLike[str],
+    *,
+    preset_name: str | None = None,
+    saes: dict[str, Factory] | None = None,
+    device: Any = None,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    show_progress: bool = True,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Runs the sweep ``protocol`` describes on ``world`` in ``out`` and returns its report.
+
+    Each run (:class:`RunSpec`) lives in ``out/runs/<arch>-l0-<L0>-seed-<s>/``: the checkpoint while it
+    trains (written every tenth of training), then the SAE and ``run.json`` (training log and
+    :class:`~synthsae.evaluation.scoring.EvalResult`). Calling again with the same ``out`` skips finished runs
+    and resumes an unfinished one from its checkpoint, so a killed sweep loses at most a tenth of a run;
+    ``out/bench.json`` records the world and protocol, and a different world or training setting in the
+    same ``out`` is refused. ``saes`` adds users' SAEs: ``{"name": factory}`` with
+    ``factory(d_in, d_sae, l0, seed) -> module`` (:mod:`synthsae.saes.external`). ``shard_index`` /
+    ``num_shards`` run one interleaved share of the runs (merge the shares with :func:`build_report`).
+    Writes ``out/report.json`` and the plots from every finished run in ``out``."""
+    from synthsae import saes as builtin
+    from synthsae.saes import external
+
+    out = Path(out)
+    saes = dict(saes or {})
+    clash = sorted(set(saes) & set(builtin.ARCHITECTURES))
+    if clash:
+        raise ValueError(f"saes names {clash} clash with built-in architectures; rename them")
+    for name in protocol.saes:
+        if name not in builtin.ARCHITECTURES:
+            raise ValueError(f"protocol.saes: unknown architecture {name!r}; pass a factory in saes=")
+    for s in protocol.seeds:
+        as_int("seeds", s, minimum=0, maximum=U64_MAX - 1)  # evaluation reads stream seed + 1
+    if not protocol.seeds:
+        raise ValueError("protocol.seeds must name at least one seed")
+    _no_repeats("saes", [*protocol.saes, *saes])
+    _no_repeats("l0s", protocol.l0s)
+    _no_repeats("seeds", protocol.seeds)
+    as_nonnegative("protocol.ortho_coef", protocol.ortho_coef)
+    as_float("protocol.ortho_power", protocol.ortho_power, minimum=1.0)
+    header = _header(world, protocol, preset_name, list(saes))
+    out.mkdir(parents=True, exist_ok=True)
+    sweep = out / SWEEP_FILE
+    if sweep.exists():
+        diffs = header_differences(read_header(sweep), header)
+        if diffs:
+            raise ValueError(f"{out} holds a sweep of another world or protocol: {'; '.join(diffs)}")
+    write_json(sweep, header)
+    steps = protocol.samples // protocol.batch_size
+    for spec in plan(protocol, list(saes), shard_index, num_shards):
+        run_dir = out / "runs" / spec.name
+        if (run_dir / RUN_FILE).exists():
+            earlier = read_run(run_dir / RUN_FILE)
+            if earlier["name"] != spec.name:
+                raise ValueError(f"{run_dir / RUN_FILE}: records run {earlier['name']!r}, not {spec.name!r}")
+            log(f"{spec.name}: {'failed' if 'failed' in earlier else 'finished'} earlier, skipped")
+            continue
+        if spec.architecture in saes:
+            sae = external.build(
+                spec.architecture,
+                saes[spec.architecture],
+                world.hidden_dim,
+                protocol.width,
+                spec.l0,
+                spec.seed,
+            )
+        else:
+            sae = builtin.create_sae(
+                spec.architecture,
+                world.hidden_dim,
+                protocol.width,
+                l0=spec.l0,
+                seed=spec.seed,
+                **sae_options(spec.architecture, steps, protocol.autotune_gains.get(spec.architecture)),
+            )
+        log(f"training {spec.name} ({protocol.width} latents, {protocol.samples:,} rows)")
+        identity = {"name": spec.name, "architecture": spec.architecture, "l0": spec.l0, "seed": spec.seed}
+        try:
+            history = train(
+                sae,
+                world,
+                total_samples=protocol.samples,
+                batch_size=protocol.batch_size,
+                lr=protocol.lr,
+                seed=spec.seed,
+                device=device,
+                log_every=max(steps // 20, 1),
+                dead_window=dead_window(steps),
+                ortho_coef=protocol.ortho_coef,
+                ortho_power=protocol.ortho_power,
+                checkpoint_dir=run_dir,
+                checkpoint_every=max(steps // 10, 1),
+                show_progress=show_progress,
+            )
+        except TrainingDiverged as e:
+            log(f"{spec.name}: failed: {e}")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(run_dir / RUN_FILE, {**identity, "width": protocol.width, "failed": str(e)})
+            (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+            continue
+        t0 = time.perf_counter()
+        result = evaluate(
+            sae,
+            world,
+            num_samples=protocol.eval_samples,
+            seed=spec.seed + 1,
+            device=device,
+            show_progress=show_progress,
+        )
+        eval_seconds = time.perf_counter() - t0
+        _save_sae(sae, run_dir / "sae")
+        record = {
+            **identity,
+            "width": protocol.width,
+            "torch_threads": history.torch_threads,
+            "train_seconds": history.seconds,
+            "train_rows_per_second": history.samples / max(history.seconds, 1e-9),
+            "eval_seconds": eval_seconds,
+            "decoder_rho_mm": mean_max_abs_cos(cast("torch.Tensor", sae.W_dec)),
+            "training_log": history.records,
+            "result": result.to_dict(),
+        }
+        write_json(run_dir / RUN_FILE, record)
+        (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+    report = build_report([out])
+    report["plots"] = write_report(out, report, world.firing_probabilities.numpy())
+    return report
+
+
+def _save_sae(sae: Any, path: Path) -> None:
+    """A built-in SAE in its SAELens-style layout; a user's module's ``state_dict`` as safetensors
+    (atomically; load it with ``safetensors.torch.load_file`` and ``module.load_state_dict``)."""
+    from safetensors.torch import save_file
+
+    if hasattr(sae, "save"):
+        sae.save(path, overwrite=True)
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {name: t.detach().cpu().contiguous() for name, t in sae.state_dict().items()}
+    atomic_write(path / CUSTOM_WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
