@@ -7,8 +7,7 @@ import json
 import pytest
 
 import synthsae
-from synthsae import bench
-from synthsae import cli
+from synthsae import bench, cli
 from synthsae.presets import PRESETS, preset, resolve_world
 
 from .test_config import PRESET_16K
