@@ -209,7 +209,7 @@ fn append(out: &mut Csr, sinks: &[RowSink], n: u64) -> Result<()> {
 /// Room for `more` items in `v`, or an error naming `n` if the system refuses it.
 fn grow<T>(v: &mut Vec<T>, more: usize, n: u64) -> Result<()> {
     v.try_reserve(more).map_err(|_| {
-        Error::value(
+        Error::resource(
             "n",
             format!("the entries of {n} rows would need more memory than the system could give"),
         )

@@ -169,9 +169,7 @@ mod tests {
 
     #[test]
     fn validation_names_the_argument() {
-        let name = |r: Result<Vec<f32>>| match r.unwrap_err() {
-            Error::InvalidValue { name, .. } => name,
-        };
+        let name = |r: Result<Vec<f32>>| r.unwrap_err().name();
         assert_eq!(name(zipfian(0, 1.0, 0.3, 0.01)), "num_features");
         assert_eq!(name(zipfian(5, 0.0, 0.3, 0.01)), "exponent");
         assert_eq!(name(zipfian(5, 1.0, 1.5, 0.01)), "max_prob");

@@ -226,9 +226,7 @@ mod tests {
             let s = PerFeature::from_slice(s, 2, "std_magnitudes")?;
             IndependentSampler::new(&p, m, s).map(|_| ())
         };
-        let name = |r: Result<()>| match r.unwrap_err() {
-            Error::InvalidValue { name, .. } => name,
-        };
+        let name = |r: Result<()>| r.unwrap_err().name();
         assert_eq!(name(err(&[1.0, 2.0, 3.0], &[0.0])), "mean_magnitudes");
         assert_eq!(name(err(&[f32::NAN], &[0.0])), "mean_magnitudes");
         assert_eq!(name(err(&[1.0], &[-1.0, 0.0])), "std_magnitudes");

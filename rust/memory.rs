@@ -1,6 +1,6 @@
 //! What a request may allocate. Sizes that come from users (rows, features) are checked against
 //! this machine's memory before anything is allocated, and big buffers are reserved fallibly, so a
-//! typo in a row count is a `ValueError` naming the argument, never an abort.
+//! typo in a row count is a `ResourceError` naming the argument, never an abort.
 
 use crate::error::{Error, Result};
 
@@ -35,7 +35,7 @@ fn physical() -> Option<u64> {
 pub fn check(name: &'static str, bytes: f64, what: &str) -> Result<()> {
     let limit = limit();
     if bytes.is_nan() || bytes > limit as f64 {
-        return Err(Error::value(
+        return Err(Error::resource(
             name,
             format!(
                 "{what} would need {} of memory, more than this machine has ({})",
@@ -53,7 +53,7 @@ pub fn with_capacity<T>(name: &'static str, len: u64, what: &str) -> Result<Vec<
     check(name, len as f64 * size_of::<T>() as f64, what)?;
     let mut v = Vec::new();
     v.try_reserve_exact(len as usize).map_err(|_| {
-        Error::value(
+        Error::resource(
             name,
             format!(
                 "{what} would need {}, which the system refused to allocate",

@@ -37,7 +37,7 @@ fn pool(num_threads: usize) -> Result<Arc<ThreadPool>> {
         builder = builder.num_threads(num_threads);
     }
     let p = builder.build().map_err(|e| {
-        Error::value(
+        Error::resource(
             "num_threads",
             format!("cannot start {num_threads} threads: {e}"),
         )

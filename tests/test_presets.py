@@ -24,7 +24,7 @@ def test_registry_names_and_re_exports():
     ]
     assert synthsae.preset is preset and synthsae.PRESETS is PRESETS
     assert preset("synthsaebench-16k").to_dict() == PRESET_16K
-    assert set(bench.PRESET_PROTOCOLS) <= set(PRESETS)
+    assert set(bench.preset_protocols()) <= set(PRESETS)
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_help_texts_list_the_registry(capsys):
         parser.parse_args(["bench", "--help"])
     text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # argparse wraps at hyphens
     assert "tiny, synthsaebench-16k, synthsaebench-cpu, synthsaebench-65k" in text
-    for name in bench.PRESET_PROTOCOLS:
+    for name in bench.preset_protocols():
         assert f"{name} = SAEs" in text
 
 

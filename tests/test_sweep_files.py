@@ -105,9 +105,9 @@ def test_corrupt_sweep_files_are_named(sweep, tmp_path, capsys, file, content, m
     out = _copy(sweep, tmp_path / "s")
     (out / file).write_text(content)
     code, err = _exit(["report", str(out)], capsys)
-    assert code == 2 and str(out / file) in err and message in err
+    assert code == 1 and str(out / file) in err and message in err  # an unusable input file: a failed run
     code, err = _exit(["bench", "--saes", "topk", "--l0", "4", "--out", str(out), *SMALL], capsys)
-    assert code == 2 and str(out / file) in err
+    assert code == 1 and str(out / file) in err
 
 
 def test_a_truncated_checkpoint_is_named_when_the_sweep_resumes(sweep, tmp_path, capsys):
@@ -120,7 +120,7 @@ def test_a_truncated_checkpoint_is_named_when_the_sweep_resumes(sweep, tmp_path,
     checkpoint = out / "runs" / RUN / "checkpoint.safetensors"
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])
     code, err = _exit(["bench", "--saes", "topk", "--l0", "4", "--out", str(out), *SMALL], capsys)
-    assert code == 2 and str(checkpoint) in err
+    assert code == 1 and str(checkpoint) in err
 
 
 def test_run_names_are_unique_per_l0_and_repeats_are_refused(tmp_path, capsys):

@@ -5,11 +5,19 @@
 """
 
 # First: sets OpenMP's waiting before anything can load torch.
-from synthsae import threads
+from synthsae import errors, threads
 from synthsae._core import RNG_ALGORITHM, __version__
 from synthsae.datasets.generation import GenerateReport, generate
 from synthsae.datasets.shards import VerifyReport, verify
 from synthsae.datasets.stream import ActivationStream
+from synthsae.errors import (
+    ConfigError,
+    ConfigTypeError,
+    FileFormatError,
+    ResourceError,
+    SynthSAEError,
+    UsageError,
+)
 from synthsae.evaluation.assignment import (
     Matching,
     abs_cos_matrix,
@@ -58,11 +66,14 @@ __all__ = [
     "PRESETS",
     "RNG_ALGORITHM",
     "ActivationStream",
+    "ConfigError",
+    "ConfigTypeError",
     "ConstantFiringProbabilityConfig",
     "ConstantMagnitudeConfig",
     "EvalAccumulator",
     "EvalResult",
     "ExponentialMagnitudeConfig",
+    "FileFormatError",
     "FoldedNormalMagnitudeConfig",
     "GenerateReport",
     "Hierarchy",
@@ -75,9 +86,12 @@ __all__ = [
     "OrthogonalizationConfig",
     "RandomFiringProbabilityConfig",
     "ReconstructionScore",
+    "ResourceError",
     "ShardDataset",
     "SparseBatch",
+    "SynthSAEError",
     "TrainHistory",
+    "UsageError",
     "VerifyReport",
     "World",
     "WorldConfig",
@@ -86,6 +100,7 @@ __all__ = [
     "abs_cos_matrix",
     "build_info",
     "constant_firing_probabilities",
+    "errors",
     "evaluate",
     "feature_uniqueness",
     "fix_correlation_matrix",

@@ -4,7 +4,7 @@ Checked against the built module by ``python -m mypy.stubtest synthsae._core``.
 """
 
 import typing
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 import numpy.typing as npt
@@ -100,6 +100,27 @@ def linear_sum_assignment(
     cost: npt.NDArray[np.float32] | npt.NDArray[np.float64], maximize: bool = False
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
 
+@typing.type_check_only
+class EvalSummary(typing.TypedDict):
+    """What :meth:`EvalState.summary` returns (a plain dict at runtime)."""
+
+    rows: int
+    true_l0: float
+    sae_l0: float
+    dead_latents: int
+    shrinkage: float
+    explained_variance: float
+    explained_variance_per_sample: float
+    explained_variance_per_dimension: float
+    #: uint64 ``[d_sae]``: rows on which each latent fired.
+    fires: npt.NDArray[np.uint64]
+    #: uint64 ``[pairs]``: rows on which each pair's feature was active.
+    feature_fires: npt.NDArray[np.uint64]
+    #: uint64 ``[pairs]``: rows on which each pair's latent fired while its feature was active.
+    true_positives: npt.NDArray[np.uint64]
+    #: uint64 ``[union features]``: rows on which a union's feature was active and any of its latents fired.
+    union_hits: npt.NDArray[np.uint64]
+
 @typing.final
 class EvalState:
     def __new__(
@@ -120,7 +141,22 @@ class EvalState:
         latents: _Csr,
         features: _Csr,
     ) -> None: ...
-    def summary(self) -> dict[str, Any]: ...
+    def summary(self) -> EvalSummary: ...
+
+@typing.type_check_only
+class AbsorptionCounts(typing.TypedDict):
+    """What :meth:`AbsorptionState.counts` returns (a plain dict at runtime): per parent ``alone``,
+    ``alone_fires``, ``with_child``, ``with_child_fires`` and ``fraction``; per child slot ``both``,
+    ``absorbed`` and ``absorbed_near``."""
+
+    alone: npt.NDArray[np.uint64]
+    alone_fires: npt.NDArray[np.uint64]
+    with_child: npt.NDArray[np.uint64]
+    with_child_fires: npt.NDArray[np.uint64]
+    fraction: npt.NDArray[np.float64]
+    both: npt.NDArray[np.uint64]
+    absorbed: npt.NDArray[np.uint64]
+    absorbed_near: npt.NDArray[np.uint64]
 
 @typing.final
 class AbsorptionState:
@@ -144,7 +180,7 @@ class AbsorptionState:
         latents: _Csr,
         features: _Csr,
     ) -> None: ...
-    def counts(self) -> dict[str, npt.NDArray[np.uint64] | npt.NDArray[np.float64]]: ...
+    def counts(self) -> AbsorptionCounts: ...
 
 @typing.final
 class StreamedAssignment:

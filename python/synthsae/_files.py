@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from synthsae.errors import FileFormatError
+
 # The process umask, read once at import (os.umask can only be read by setting it).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -37,12 +39,12 @@ def write_json(target: Path, data: Any) -> None:
 
 
 def read_json(file: Path) -> Any:
-    """The JSON in ``file``; bad UTF-8, bad JSON or nesting too deep for Python is a ValueError
-    starting with the file's path."""
+    """The JSON in ``file``; bad UTF-8, bad JSON or nesting too deep for Python is a
+    :class:`~synthsae.errors.FileFormatError` starting with the file's path."""
     try:
         return json.loads(Path(file).read_text(encoding="utf-8"))
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ValueError(f"{file}: {type(e).__name__}: {e}") from None
+        raise FileFormatError(f"{file}: {type(e).__name__}: {e}", file) from None
 
 
 def check_fresh_dir(

@@ -1,8 +1,9 @@
 """The argument contract of the public API, in one place.
 
-Every check raises ``TypeError`` for a value of the wrong type and ``ValueError`` for a value of the
-right type that is out of range (NaN and ±inf included), and every message starts with the argument's
-name. Seeds are integers in ``[0, 2**64)`` everywhere.
+Every check raises ``ConfigTypeError`` (a ``TypeError``) for a value of the wrong type and
+``ConfigError`` (a ``ValueError``) for a value of the right type that is out of range (NaN and ±inf
+included), and every message starts with the argument's name. A size this machine cannot hold is a
+``ResourceError`` (a ``ValueError``). Seeds are integers in ``[0, 2**64)`` everywhere.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from synthsae.errors import ConfigError, ConfigTypeError, ResourceError
 
 U64_MAX = 2**64 - 1
 COUNT_MAX = 2**63 - 1  # rows, features, batch sizes: i64 in numpy and torch
@@ -30,11 +33,11 @@ def _size(num_bytes: float) -> str:
 def check_memory(name: str, num_bytes: float, what: str) -> None:
     """Refuses, before anything is allocated, a request whose ``what`` needs ``num_bytes`` bytes,
     more than this machine's memory (``_core.MEMORY_LIMIT``, the limit the Rust core applies):
-    ``ValueError`` starting with ``name``, the argument that sized it."""
+    ``ResourceError`` starting with ``name``, the argument that sized it."""
     from synthsae import _core
 
     if not num_bytes <= _core.MEMORY_LIMIT:
-        raise ValueError(
+        raise ResourceError(
             f"{name}: {what} would need {_size(num_bytes)} of memory, more than this machine has "
             f"({_size(_core.MEMORY_LIMIT)})"
         )
@@ -64,12 +67,12 @@ def as_int(
     """An integer (Python or numpy, not bool) in ``[minimum, maximum]`` (``None``: unbounded);
     ``maximum_name`` names the bound in the message (e.g. ``"d_sae"``)."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+        raise ConfigTypeError(f"{name} must be an integer, got {type(value).__name__}")
     value = operator.index(value)
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {_bound(maximum, maximum_name)}, got {value}")
+        raise ConfigError(f"{name} must be <= {_bound(maximum, maximum_name)}, got {value}")
     return value
 
 
@@ -85,17 +88,17 @@ def as_float(
     """A finite real number (not bool) in ``[minimum, maximum]`` (``(minimum, maximum]`` with
     ``exclusive_minimum``; ``None``: unbounded)."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise ConfigTypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
     if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
+        raise ConfigError(f"{name} must be finite, got {value}")
     if minimum is not None:
         if exclusive_minimum and value <= minimum:
-            raise ValueError(f"{name} must be > {minimum:g}, got {value}")
+            raise ConfigError(f"{name} must be > {minimum:g}, got {value}")
         if value < minimum:
-            raise ValueError(f"{name} must be >= {minimum:g}, got {value}")
+            raise ConfigError(f"{name} must be >= {minimum:g}, got {value}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {_bound(maximum, maximum_name)}, got {value}")
+        raise ConfigError(f"{name} must be <= {_bound(maximum, maximum_name)}, got {value}")
     return value
 
 
@@ -117,14 +120,14 @@ def as_fraction(name: str, value: Any, *, allow_zero: bool = False) -> float:
     """A real number in ``(0, 1]`` (``[0, 1]`` with ``allow_zero``)."""
     value = as_float(name, value)
     if not ((value >= 0 if allow_zero else value > 0) and value <= 1):
-        raise ValueError(f"{name} must be in {'[0' if allow_zero else '(0'}, 1], got {value}")
+        raise ConfigError(f"{name} must be in {'[0' if allow_zero else '(0'}, 1], got {value}")
     return value
 
 
 def as_bool(name: str, value: Any) -> bool:
     """A bool (Python or numpy)."""
     if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        raise ConfigTypeError(f"{name} must be a bool, got {type(value).__name__}")
     return bool(value)
 
 
@@ -165,9 +168,9 @@ def as_native(name: str, value: Any) -> npt.NDArray[Any]:
     try:
         arr = np.asarray(to_numpy(value))
     except (TypeError, ValueError) as e:
-        raise TypeError(f"{name} must be an array of real numbers: {e}") from None
+        raise ConfigTypeError(f"{name} must be an array of real numbers: {e}") from None
     if not is_real(arr.dtype):
-        raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+        raise ConfigTypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
 
 
@@ -176,11 +179,11 @@ def as_float_array(name: str, value: Any, dtype: type[np.floating], ndim: int) -
     try:
         arr = np.asarray(to_numpy(value))
     except (TypeError, ValueError) as e:
-        raise TypeError(f"{name} must be a floating-point array: {e}") from None
+        raise ConfigTypeError(f"{name} must be a floating-point array: {e}") from None
     if not np.issubdtype(arr.dtype, np.floating):
-        raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
+        raise ConfigTypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
     if arr.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+        raise ConfigError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
@@ -191,7 +194,7 @@ def as_per_feature(name: str, value: Any, num_features: int) -> npt.NDArray[np.f
     else:
         arr = as_float_array(name, value, np.float64, 1)
         if arr.shape != (num_features,):
-            raise ValueError(f"{name} must be a scalar or have shape ({num_features},), got {arr.shape}")
+            raise ConfigError(f"{name} must be a scalar or have shape ({num_features},), got {arr.shape}")
     if not np.all(np.abs(arr) <= np.finfo(np.float32).max):
-        raise ValueError(f"{name} must be finite and within float32 range")
+        raise ConfigError(f"{name} must be finite and within float32 range")
     return arr.astype(np.float32)

@@ -2,7 +2,6 @@
 
 use crate::lap::{self, Entry};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
 type Pairs<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
@@ -42,9 +41,7 @@ pub fn linear_sum_assignment<'py>(
     if let Ok(c) = cost.extract::<PyReadonlyArray2<'py, f64>>() {
         return solve_array(py, c, maximize);
     }
-    Err(PyTypeError::new_err(
-        "cost_matrix must be a 2-D float32 or float64 array",
-    ))
+    Err(crate::Error::type_("cost_matrix", "a 2-D float32 or float64 array").into())
 }
 
 /// An assignment of the rows of a `[rows, cols]` float32 matrix (rows ≤ cols) that is never

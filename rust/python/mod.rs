@@ -1,5 +1,6 @@
 //! PyO3 bindings: the private extension module `synthsae._core`. Inputs arrive validated for type
-//! and shape by the Python layer; value checks happen in the core and surface as `ValueError`.
+//! and shape by the Python layer; value checks happen in the core and surface as
+//! `synthsae.errors` classes (see `errors.rs`).
 
 mod errors;
 mod firing;

@@ -2,18 +2,18 @@
 itself (:mod:`~synthsae.bench.sweep`), its files (:mod:`~synthsae.bench.records`), the report and table
 (:mod:`~synthsae.bench.report`) and the plots (:mod:`~synthsae.bench.plots`, imported on use)."""
 
-from synthsae.bench.protocol import PRESET_PROTOCOLS, Protocol, default_protocol
+from synthsae.bench.protocol import Protocol, default_protocol, preset_protocols
 from synthsae.bench.records import clear_sweep, read_header, read_run
 from synthsae.bench.report import build_report, table, write_report
 from synthsae.bench.sweep import RunSpec, run
 
 __all__ = [
-    "PRESET_PROTOCOLS",
     "Protocol",
     "RunSpec",
     "build_report",
     "clear_sweep",
     "default_protocol",
+    "preset_protocols",
     "read_header",
     "read_run",
     "run",

@@ -44,6 +44,42 @@ def _over_seeds(
     return out
 
 
+#: The L0 axis label of the plots whose points are dodged (:func:`_over_seeds`).
+L0_AXIS_LABEL = "target L0\n(points offset sideways per architecture for legibility)"
+
+
+def binned_recovery(
+    firing_probabilities: npt.NDArray[Any], best_abs_cos: npt.NDArray[Any], bins: int = 24
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """``feature_recovery.png``'s curve: the centres of ``bins`` log-spaced firing-probability bins and
+    the mean best |cos| of the features in each, NaN where a bin holds no feature (so the plotted
+    line breaks there instead of bridging the gap)."""
+    p = np.asarray(firing_probabilities, dtype=np.float64)
+    edges = np.geomspace(p.min(), p.max() * 1.0001, bins + 1)
+    which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    sums = np.bincount(which, weights=np.asarray(best_abs_cos, dtype=np.float64), minlength=bins)
+    counts = np.bincount(which, minlength=bins)
+    means = np.full(bins, np.nan)
+    np.divide(sums, counts, out=means, where=counts > 0)
+    return centres, means
+
+
+def depth_groups(runs: list[EvalResult], keys: tuple[str, ...]) -> list[str]:
+    """The hierarchy groups (``depth_0``, ``depth_1``, …, then ``free``) any of ``keys`` has in any of
+    ``runs``' recovery metrics: the groups every panel of one figure shows (a group a panel's metric
+    lacks is left empty there, marked n/a)."""
+    present = {k for r in runs for k in r.recovery}
+    depths = {
+        k[len(key) + 1 :]
+        for key in keys
+        for k in present
+        if k.startswith(key + "/depth_") and k[len(key) + 7 :].isdigit()
+    }
+    groups = sorted(depths, key=lambda g: int(g.removeprefix("depth_")))
+    return groups + (["free"] if any(f"{key}/free" in present for key in keys) else [])
+
+
 #: Every file :func:`write_plots` may write.
 PLOT_FILES = (
     "mcc_f1_vs_l0.png",
@@ -71,15 +107,16 @@ def write_plots(
     runs = _by_architecture(results)
     names = []
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), layout="constrained")
     for ax, metric in zip(axes, ("mcc", "f1"), strict=True):
         for architecture, (l0s, mean, std) in _over_seeds(results, metric).items():
             ax.errorbar(l0s, mean, yerr=std, fmt="o-", capsize=3, label=architecture)
     ticks = sorted({l0 for _, l0, _ in results})  # the L0s themselves, not the dodged positions
     for ax, title in zip(axes, ("MCC", "F1 (latents as feature classifiers)"), strict=True):
-        ax.set(xlabel="target L0", ylabel=title.split()[0], title=f"{title} vs L0", xticks=ticks)
+        ax.set(xlabel=L0_AXIS_LABEL, ylabel=title.split()[0], title=f"{title} vs L0", xticks=ticks)
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    handles, labels = axes[0].get_legend_handles_labels()  # below the panels, where it hides no line
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6) or 1)
     fig.savefig(out / "mcc_f1_vs_l0.png", dpi=120)
     plt.close(fig)
     names.append("mcc_f1_vs_l0.png")
@@ -88,29 +125,22 @@ def write_plots(
     for architecture, (l0s, mean, std) in _over_seeds(results, "explained_variance").items():
         ax.errorbar(l0s, mean, yerr=std, fmt="o-", capsize=3, label=architecture)
     ax.set(
-        xlabel="target L0",
+        xlabel=L0_AXIS_LABEL,
         ylabel="explained variance (pooled)",
         title="Explained variance vs L0",
         xticks=ticks,
     )
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="best")
     fig.savefig(out / "explained_variance_vs_l0.png", dpi=120)
     plt.close(fig)
     names.append("explained_variance_vs_l0.png")
 
-    p = np.asarray(firing_probabilities, dtype=np.float64)
-    edges = np.geomspace(p.min(), p.max() * 1.0001, 25)
-    which = np.clip(np.digitize(p, edges) - 1, 0, len(edges) - 2)
-    centres = np.sqrt(edges[:-1] * edges[1:])
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     for architecture, points in runs.items():
         l0, result = points[len(points) // 2]
-        best = result.feature_best_abs_cos.astype(np.float64)
-        sums = np.bincount(which, weights=best, minlength=len(centres))
-        counts = np.bincount(which, minlength=len(centres))
-        keep = counts > 0
-        ax.plot(centres[keep], sums[keep] / counts[keep], "o-", ms=3, label=f"{architecture} (L0 {l0:g})")
+        centres, means = binned_recovery(firing_probabilities, result.feature_best_abs_cos)
+        ax.plot(centres, means, "o-", ms=3, label=f"{architecture} (L0 {l0:g})")  # NaN: a gap
     ax.set(
         xscale="log",
         ylim=(0, 1.02),
@@ -124,8 +154,12 @@ def write_plots(
     plt.close(fig)
     names.append("feature_recovery.png")
 
+    thresholds = (0.5, 0.9)
+    shown = depth_groups(
+        [r for points in runs.values() for _, r in points], tuple(f"recovery/matched@{t}" for t in thresholds)
+    )
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True, sharey=True)
-    for ax, threshold in zip(axes, (0.5, 0.9), strict=True):
+    for ax, threshold in zip(axes, thresholds, strict=True):
         _bars_by_depth(
             ax,
             runs,
@@ -133,24 +167,29 @@ def write_plots(
             ylabel="features recovered (matched latent)",
             title=f"Recovery at |cos| ≥ {threshold}",
             empty="no feature recovered at this threshold",
+            groups=shown,
         )
     axes[0].legend(fontsize=8)
     fig.savefig(out / "recovery_by_depth.png", dpi=120)
     plt.close(fig)
     names.append("recovery_by_depth.png")
 
+    panels = (
+        ("absorption/gap", "Absorption gap\n(parent latent's recall, alone − with a child)"),
+        ("absorption/full_rate", "Full absorption\n(parent silent, child's latent fires)"),
+        ("absorption/fraction", "Absorption fraction\n(share of the parent carried by other latents)"),
+    )
+    shown = depth_groups([r for points in runs.values() for _, r in points], tuple(k for k, _ in panels))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
-    for ax, (key, title) in zip(
-        axes,
-        (
-            ("absorption/gap", "Absorption gap\n(parent latent's recall, alone − with a child)"),
-            ("absorption/full_rate", "Full absorption\n(parent silent, child's latent fires)"),
-            ("absorption/fraction", "Absorption fraction\n(share of the parent carried by other latents)"),
-        ),
-        strict=True,
-    ):
+    for ax, (key, title) in zip(axes, panels, strict=True):
         _bars_by_depth(
-            ax, runs, key, ylabel=key.split("/")[1].replace("_", " "), title=title, empty="no parent counted"
+            ax,
+            runs,
+            key,
+            ylabel=key.split("/")[1].replace("_", " "),
+            title=title,
+            empty="no parent counted",
+            groups=shown,
         )
     for ax in axes:
         ax.set_xlabel("parent depth")
@@ -162,15 +201,21 @@ def write_plots(
 
 
 def _bars_by_depth(
-    ax: Any, runs: dict[str, list[tuple[float, EvalResult]]], key: str, *, ylabel: str, title: str, empty: str
+    ax: Any,
+    runs: dict[str, list[tuple[float, EvalResult]]],
+    key: str,
+    *,
+    ylabel: str,
+    title: str,
+    empty: str,
+    groups: list[str] | None = None,
 ) -> None:
-    """Grouped bars of ``recovery[key]`` overall and per hierarchy depth (``key/depth_d``, ``key/free``),
-    one bar per architecture at its median L0 (missing groups left empty); chance level dashed when the
-    results carry ``baseline/key``."""
+    """Grouped bars of ``recovery[key]`` overall and per hierarchy group (``key/depth_d``, ``key/free``;
+    ``groups``, default those ``key`` has), one bar per architecture at its median L0 (a group no
+    architecture has is marked n/a); chance level dashed when the results carry ``baseline/key``."""
     picked = [(a, *points[len(points) // 2]) for a, points in runs.items()]
-    present = {k for _, _, r in picked for k in r.recovery}
-    groups = sorted(k[len(key) + 1 :] for k in present if k.startswith(key + "/depth_"))
-    groups += ["free"] if f"{key}/free" in present else []
+    if groups is None:
+        groups = depth_groups([r for _, _, r in picked], (key,))
     x = np.arange(len(groups) + 1)
     width = 0.8 / max(len(picked), 1)
     values = {
@@ -183,10 +228,14 @@ def _bars_by_depth(
     finite = [v for vs in values.values() for v in vs if np.isfinite(v)]
     if not any(finite):
         ax.text(0.5, 0.5, empty, ha="center", transform=ax.transAxes)
+    for i in range(len(groups) + 1):
+        if finite and not any(np.isfinite(vs[i]) for vs in values.values()):
+            ax.text(x[i], 0.02, "n/a", ha="center", va="bottom", color="0.4", fontsize=8)
     chance = picked[0][2].recovery.get(f"baseline/{key}")
     if chance is not None:
         ax.axhline(chance, color="k", ls="--", lw=1, label="random dictionary")
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xticks(x, ["all"] + [g.replace("depth_", "depth ") for g in groups])
+    ax.set_xlim(-0.5, len(groups) + 0.5)  # every group's slot, with bars or not
     ax.set(ylim=(min(0.0, *finite, 0.0) - 0.02, 1.02), ylabel=ylabel, title=title)
     ax.grid(alpha=0.3, axis="y")

@@ -106,7 +106,12 @@ def clear_sweep(out: Path) -> None:
 
 
 def _malformed(path: Path, what: str, problem: str) -> ValueError:
-    return ValueError(f"{path}: not a synthsae {what} ({problem}); it may be corrupt or from another tool")
+    """The error for a file at ``path`` that is not a valid ``what``: a FileFormatError naming it."""
+    from synthsae.errors import FileFormatError
+
+    return FileFormatError(
+        f"{path}: not a synthsae {what} ({problem}); it may be corrupt or from another tool", path
+    )
 
 
 def read_header(path: Path) -> dict[str, Any]:
@@ -127,7 +132,9 @@ def read_header(path: Path) -> dict[str, Any]:
 
 def read_run(path: Path) -> dict[str, Any]:
     """A run's ``run.json``, checked: ``ValueError`` naming the file when it is not one (a run that
-    failed holds ``failed``, the reason, instead of a result)."""
+    failed holds ``failed``, the reason, instead of a result). A record from an older synthsae reads:
+    its result may lack the fields added since (:meth:`EvalResult.from_dict`), and keys this version
+    does not know are kept as they are."""
     record = read_json(path)
     if not isinstance(record, dict):
         raise _malformed(path, "run record", f"a JSON {type(record).__name__}, not an object")

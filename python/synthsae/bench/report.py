@@ -105,12 +105,17 @@ def write_report(out: Path, report: dict[str, Any], firing_probabilities: Any = 
     return plots
 
 
+def _present(value: Any) -> Any:
+    """A metric's value, NaN where the run's writer did not record it (an older synthsae)."""
+    return float("nan") if value is None else value
+
+
 def _field(key: str) -> Callable[[dict[str, Any]], Any]:
-    return lambda run: run["result"][key]
+    return lambda run: _present(run["result"].get(key))
 
 
 def _recovery(key: str) -> Callable[[dict[str, Any]], Any]:
-    return lambda run: run["result"].get("recovery", {}).get(key, float("nan"))
+    return lambda run: _present((run["result"].get("recovery") or {}).get(key))
 
 
 #: Table columns: header, value of a run record, width, format.
@@ -126,7 +131,7 @@ _COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], Any], int, str], ...] = (
     ("expl.var", _field("explained_variance"), 8, ".4f"),
     ("SAE L0", _field("sae_l0"), 7, ".2f"),
     ("dead", _field("dead_latents"), 6, "d"),
-    ("dec.ρmm", lambda run: run.get("decoder_rho_mm", float("nan")), 7, ".4f"),
+    ("dec.ρmm", lambda run: _present(run.get("decoder_rho_mm")), 7, ".4f"),
 )
 
 

@@ -69,8 +69,8 @@ class RunSpec(NamedTuple):
 def plan(
     protocol: Protocol, custom: list[str] | None = None, shard_index: int = 0, num_shards: int = 1
 ) -> list[RunSpec]:
-    """Every run of ``protocol`` (built-in architectures, then ``custom`` ones; each over L0s, then seeds),
-    or the ``shard_index``-th of ``num_shards`` interleaved shares of them."""
+    """Every run of ``protocol`` (its registered architectures, then ``custom`` ones; each over L0s, then
+    seeds), or the ``shard_index``-th of ``num_shards`` interleaved shares of them."""
     num_shards = as_int("num_shards", num_shards, minimum=1)
     shard_index = as_int("shard_index", shard_index, maximum=num_shards - 1, maximum_name="num_shards - 1")
     runs = [
@@ -120,21 +120,26 @@ def run(
     :class:`~synthsae.evaluation.scoring.EvalResult`). Calling again with the same ``out`` skips finished runs
     and resumes an unfinished one from its checkpoint, so a killed sweep loses at most a tenth of a run;
     ``out/bench.json`` records the world and protocol, and a different world or training setting in the
-    same ``out`` is refused. ``saes`` adds users' SAEs: ``{"name": factory}`` with
+    same ``out`` is refused. ``protocol.saes`` names registered architectures: the built-in ones and any
+    :class:`~synthsae.saes.SAE` subclass whose module has been imported (:mod:`synthsae.saes.registry`).
+    ``saes`` adds users' SAEs built by factories: ``{"name": factory}`` with
     ``factory(d_in, d_sae, l0, seed) -> module`` (:mod:`synthsae.saes.external`). ``shard_index`` /
     ``num_shards`` run one interleaved share of the runs (merge the shares with :func:`build_report`).
     Writes ``out/report.json`` and the plots from every finished run in ``out``."""
-    from synthsae import saes as builtin
     from synthsae.saes import external
+    from synthsae.saes.registry import ARCHITECTURES, create_sae
 
     out = Path(out)
     saes = dict(saes or {})
-    clash = sorted(set(saes) & set(builtin.ARCHITECTURES))
+    clash = sorted(set(saes) & set(ARCHITECTURES))
     if clash:
-        raise ValueError(f"saes names {clash} clash with built-in architectures; rename them")
+        raise ValueError(f"saes names {clash} clash with registered architectures; rename them")
     for name in protocol.saes:
-        if name not in builtin.ARCHITECTURES:
-            raise ValueError(f"protocol.saes: unknown architecture {name!r}; pass a factory in saes=")
+        if name not in ARCHITECTURES:
+            raise ValueError(
+                f"protocol.saes: unknown architecture {name!r} (registered: {', '.join(ARCHITECTURES)}); "
+                "import the module defining it, or pass a factory in saes="
+            )
     for s in protocol.seeds:
         as_int("seeds", s, minimum=0, maximum=U64_MAX - 1)  # evaluation reads stream seed + 1
     if not protocol.seeds:
@@ -171,7 +176,7 @@ def run(
                 spec.seed,
             )
         else:
-            sae = builtin.create_sae(
+            sae = create_sae(
                 spec.architecture,
                 world.hidden_dim,
                 protocol.width,
@@ -234,8 +239,9 @@ def run(
 
 
 def _save_sae(sae: Any, path: Path) -> None:
-    """A built-in SAE in its SAELens-style layout; a user's module's ``state_dict`` as safetensors
-    (atomically; load it with ``safetensors.torch.load_file`` and ``module.load_state_dict``)."""
+    """An :class:`~synthsae.saes.SAE` in its SAELens-style layout; a factory's module's ``state_dict`` as
+    safetensors (atomically; load it with ``safetensors.torch.load_file`` and
+    ``module.load_state_dict``)."""
     from safetensors.torch import save_file
 
     if hasattr(sae, "save"):

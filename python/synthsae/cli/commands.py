@@ -17,14 +17,11 @@ from synthsae._core import __version__
 from synthsae._files import atomic_write, check_fresh_dir
 from synthsae.datasets.generation import generate
 from synthsae.datasets.shards import verify
+from synthsae.errors import UsageError
 from synthsae.evaluation.scoring import evaluate
 from synthsae.presets import resolve_world
 from synthsae.world.firing import zipfian_firing_probabilities
 from synthsae.world.sampling import sample_independent
-
-
-class UsageError(Exception):
-    """A problem with the command line (exit code 2)."""
 
 
 def _fresh_dir(path: Path, overwrite: bool) -> None:
@@ -161,9 +158,65 @@ def run_world_info(args: argparse.Namespace) -> int:
 
 
 def run_world_stats(args: argparse.Namespace) -> int:
-    world, _ = resolve_world(args.world, **_orthogonalization(args))
-    print(json.dumps(world.stats(num_samples=args.samples, seed=args.seed), indent=1))
+    from synthsae.bench.protocol import default_protocol
+
+    world, preset_name = resolve_world(args.world, **_orthogonalization(args))
+    protocol = default_protocol(preset_name, world.num_features)
+    width = min(protocol.width, world.num_features)
+    stats = world.stats(num_samples=args.samples, seed=args.seed, first_features=[width])
+    if args.json:
+        print(json.dumps(stats, indent=1))
+        return 0
+    for line in _stats_lines(stats, width, protocol.l0s):
+        print(line)
     return 0
+
+
+def _stats_lines(stats: dict[str, Any], width: int, l0s: list[float]) -> list[str]:
+    """``world stats``'s report: each of ``World.stats``'s quantities with what it measures."""
+    rows = stats["num_samples"]
+    targets = ", ".join(f"{v:g}" for v in l0s)
+    lines = [
+        f"from {rows:,} sampled rows:",
+        f"  true L0 (active features per row, mean over rows): {stats['true_l0']:.2f} "
+        f"± {stats['true_l0_stderr']:.2f} (standard error)",
+        f"  L0 of the first {width:,} features (by index, the highest base firing probabilities; "
+        f"active features per row among them): {stats['true_l0_first'][str(width)]:.2f}",
+        f"  bench's target L0s compare with this, not with the true L0: its default protocol here trains "
+        f"{width:,}-latent SAEs at L0 {targets},",
+        f"  and {width:,} latents can represent about the first {width:,} features (the paper's target "
+        "L0 25 is likewise the L0 of the 16k world's first 4,096 features; its true L0 is 34.4)",
+        "firing by hierarchy depth (free: features in no tree; depth 0: tree roots; depth d: d levels "
+        "below a root):",
+        f"  {'group':8s} {'features':>8s} {'measured rate':>14s} {'firing probability':>19s}",
+    ]
+    conditional = False
+    for group, rate in stats["firing_rates"].items():
+        child = group.startswith("depth_") and group != "depth_0"
+        conditional |= child
+        lines.append(
+            f"  {group.replace('_', ' '):8s} {rate['features']:8,d} {rate['mean_rate']:14.4g} "
+            f"{rate['mean_probability']:18.4g}{'*' if child else ' '}"
+        )
+    lines.append(
+        "  measured rate: mean over the group's features of the fraction of rows where the feature "
+        "fires; firing probability: the group's mean firing-probability parameter"
+    )
+    if conditional:
+        lines.append(
+            "  * conditional: the probability that a feature fires given its parent fires (compensated "
+            "for the parent's rate and for mutually exclusive siblings), so above its measured rate"
+        )
+    if "rms_correlation" in stats:
+        lines.append(
+            "RMS correlation between features' firing (off-diagonal RMS of the copula's correlation "
+            f"matrix): {stats['rms_correlation']:.4f}"
+        )
+    lines.append(
+        "mean max |cos| between feature directions (mean over features of the largest |cosine| with "
+        f"another feature): {stats['mean_max_abs_cos']:.4f}"
+    )
+    return lines
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -290,7 +343,12 @@ def _load_any_sae(path: Path, device: str | None) -> Any:
 
     try:
         return load_any_sae(path, device=device)
-    except (FileNotFoundError, ValueError) as e:  # each names the file at fault
+    except FileNotFoundError as e:  # names the directory at fault
+        hint = ""
+        if path.is_dir() and not (path / "cfg.json").exists():
+            hint = "; a bench sweep's SAEs are in <sweep>/runs/<run>/sae (or pass the run directory)"
+        raise UsageError(f"--sae {e}{hint}") from None
+    except ValueError as e:  # names the file at fault
         raise UsageError(f"--sae {e}") from None
 
 
@@ -307,13 +365,152 @@ def _eval_json(args: argparse.Namespace) -> Path | None:
     return out
 
 
+#: ``eval``'s stream seed and rows for an SAE that is not part of a bench sweep.
+EVAL_SEED, EVAL_SAMPLES = 0, 500_000
+
+
+class _BenchRun:
+    """What ``eval`` reads of a bench run its ``--sae`` belongs to: the SAE directory, the run's record
+    and the sweep's directory and header (None when the run directory is not inside a sweep)."""
+
+    def __init__(
+        self, sae_dir: Path, record: dict[str, Any], sweep: Path | None, header: dict[str, Any] | None
+    ) -> None:
+        self.sae_dir, self.record, self.sweep, self.header = sae_dir, record, sweep, header
+
+
+def _bench_run(path: Path) -> _BenchRun | None:
+    """The bench run ``--sae`` names (``<sweep>/runs/<run>/sae`` or ``<sweep>/runs/<run>``), or None for
+    an SAE directory outside a sweep. A run directory without a saved SAE, or a sweep directory, is a
+    UsageError saying what to pass instead."""
+    from synthsae.bench.records import RUN_FILE, SWEEP_FILE, read_header, read_run
+    from synthsae.training.loop import CHECKPOINT_FILE
+
+    if (path / SWEEP_FILE).is_file():
+        names = sorted(p.parent.name for p in (path / "runs").glob(f"*/{RUN_FILE}"))
+        example = f" (e.g. {path / 'runs' / names[0] / 'sae'})" if names else ""
+        raise UsageError(f"--sae {path} is a bench sweep, not an SAE: pass one of its runs{example}")
+    if (path / CHECKPOINT_FILE).is_file() and not (path / RUN_FILE).is_file():
+        raise UsageError(
+            f"--sae {path} is a bench run that has not finished (a checkpoint, no {RUN_FILE} yet): "
+            "rerun its bench sweep to finish it, then pass its sae/ directory"
+        )
+    if (path / RUN_FILE).is_file():
+        run_dir = path
+    elif path.name == "sae" and (path.parent / RUN_FILE).is_file():
+        run_dir = path.parent
+    else:
+        return None
+    try:
+        record = read_run(run_dir / RUN_FILE)
+    except ValueError as e:
+        raise UsageError(f"--sae {e}") from None
+    if "failed" in record:
+        raise UsageError(
+            f"--sae {path}: bench run {record['name']} failed ({record['failed']}); no SAE was saved"
+        )
+    sae_dir = run_dir / "sae"
+    if not (sae_dir / "cfg.json").is_file():
+        raise UsageError(
+            f"--sae {path}: bench run {record['name']} saved no cfg.json in {sae_dir} (an SAE of your "
+            "own is saved as its state_dict: load it with your factory and synthsae.evaluate)"
+        )
+    sweep = run_dir.parent.parent if run_dir.parent.name == "runs" else None
+    if sweep is None or not (sweep / SWEEP_FILE).is_file():
+        return _BenchRun(sae_dir, record, None, None)
+    try:
+        header = read_header(sweep / SWEEP_FILE)
+    except ValueError as e:
+        raise UsageError(f"--sae {path}: its sweep's {e}") from None
+    return _BenchRun(sae_dir, record, sweep, header)
+
+
+def _eval_stream(args: argparse.Namespace, bench: _BenchRun | None) -> tuple[int, int, str]:
+    """The stream seed and rows ``eval`` scores on, and one line saying which and why: explicit flags,
+    else for a bench SAE what bench scored it on (its run's seed + 1, the sweep's evaluation rows),
+    else the defaults."""
+    if bench is None:
+        seed_why, rows_why = "default", "default"
+        seed, rows = EVAL_SEED, EVAL_SAMPLES
+    else:
+        name = bench.record["name"]
+        seed = bench.record["seed"] + 1
+        seed_why = f"bench run {name}'s seed {bench.record['seed']} + 1, the stream bench scored it on"
+        if bench.header is not None and isinstance(bench.header["protocol"].get("eval_samples"), int):
+            rows, rows_why = bench.header["protocol"]["eval_samples"], "the sweep's evaluation rows"
+        else:
+            rows, rows_why = int(bench.record["result"]["num_samples"]), f"the rows bench scored {name} on"
+    if args.seed is not None:
+        seed, seed_why = args.seed, "--seed"
+    if args.samples is not None:
+        rows, rows_why = args.samples, "--samples"
+    line = f"evaluating on stream seed {seed} ({seed_why}) and {rows:,} rows ({rows_why})"
+    if bench is not None and args.seed is None and args.samples is None:
+        line += "; pass --seed/--samples to choose others"
+    return seed, rows, line
+
+
+def _eval_world(args: argparse.Namespace, bench: _BenchRun | None) -> tuple[Any, str | None]:
+    """The world ``eval`` scores on, and a line saying where it came from when that is not --world
+    itself (the sweep's world), or a note when --world is not the world of the SAE's sweep."""
+    from synthsae.bench.records import SWEEP_FILE
+    from synthsae.world.config import WorldConfig
+    from synthsae.world.model import World
+
+    header = None if bench is None else bench.header
+    if args.world is not None:
+        world, _ = resolve_world(args.world, **_orthogonalization(args))
+        if header is not None and world.fingerprint() != header["world_fingerprint"]:
+            return world, (
+                f"note: --world {args.world} is not the world of {bench and bench.record['name']}'s sweep, "
+                "so the scores will differ from the sweep's table"
+            )
+        return world, None
+    if bench is None or header is None:
+        where = (
+            "" if bench is None else f" ({bench.record['name']}'s sweep has no {SWEEP_FILE} to read it from)"
+        )
+        raise UsageError(f"--world is required{where}")
+    assert bench.sweep is not None
+    try:
+        config = WorldConfig.from_dict(header["world_config"])
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{bench.sweep / SWEEP_FILE}: its world config: {e}; pass --world") from None
+    if args.no_orthogonalize:
+        config.orthogonalization = None
+    world = World(config, orthogonalization=args.orthogonalization)
+    if world.fingerprint() != header["world_fingerprint"]:
+        raise UsageError(
+            f"the world rebuilt from {bench.sweep / SWEEP_FILE}'s config is not the sweep's world "
+            "(their fingerprints differ; it was built on another device, loaded from a directory or "
+            "orthogonalized another way): pass --world with the world the sweep used"
+        )
+    label = header.get("preset") or "its config"
+    return (
+        world,
+        f"world: the sweep's ({label}, rebuilt from {bench.sweep / SWEEP_FILE}; pass --world for another)",
+    )
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from synthsae._files import write_json
 
     out = _eval_json(args)
-    sae = _load_any_sae(Path(args.sae), args.device)
-    world, _ = resolve_world(args.world, **_orthogonalization(args))
-    result = evaluate(sae, world, num_samples=args.samples, seed=args.seed, device=args.device)
+    bench = _bench_run(Path(args.sae))
+    if bench is None and args.world is None:
+        raise UsageError("--world is required (it may be left out for an SAE of a bench sweep)")
+    sae_path = Path(args.sae) if bench is None else bench.sae_dir
+    if bench is None and not (sae_path / "cfg.json").exists() and (sae_path / "sae" / "cfg.json").is_file():
+        sae_path = sae_path / "sae"  # a run directory outside a sweep, without its run.json
+    if sae_path != Path(args.sae):
+        print(f"--sae {args.sae} is a bench run's directory: loading its SAE from {sae_path}")
+    sae = _load_any_sae(sae_path, args.device)
+    seed, rows, stream = _eval_stream(args, bench)
+    world, where = _eval_world(args, bench)
+    if where is not None:
+        print(where)
+    print(stream)
+    result = evaluate(sae, world, num_samples=rows, seed=seed, device=args.device)
     for key, value in result.to_log_dict().items():
         print(f"{key:36s} {value:.6g}")
     if out is not None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from synthsae.cli import commands
 from synthsae.cli.values import (
+    checking_saes,
     l0_list,
     nonnegative_float,
     nonnegative_int,
@@ -13,6 +17,7 @@ from synthsae.cli.values import (
     positive_float,
     positive_int,
     sae_list,
+    sae_module,
     seed,
     seed_list,
 )
@@ -35,35 +40,78 @@ def _orthogonalization_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _world_arg(p: argparse.ArgumentParser, flag: bool = True) -> None:
-    text = f"preset ({preset_names()}), world directory or config JSON"
+class _VersionAction(argparse.Action):
+    """``--version``: prints the version line as it is (argparse's own action re-wraps it to the
+    terminal's width) and exits."""
+
+    def __init__(self, option_strings: Sequence[str], version: str, dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings,
+            dest=dest,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="print the version and build (target, kernel, random number generator) and exit",
+        )
+        self.version = version
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> NoReturn:
+        sys.stdout.write(self.version + "\n")
+        parser.exit()
+
+
+def _world_arg(
+    p: argparse.ArgumentParser, flag: bool = True, *, required: bool = True, text: str = ""
+) -> None:
+    text = text or f"preset ({preset_names()}), world directory or config JSON"
     if flag:
-        p.add_argument("--world", required=True, help=text)
+        p.add_argument("--world", required=required, default=None, help=text)
     else:
         p.add_argument("world", help=text)
     _orthogonalization_args(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from synthsae.bench.protocol import describe_protocols
+class _BenchHelp(argparse.HelpFormatter):
+    """Fills in the presets' default protocols only when ``bench --help`` is shown: describing them
+    imports the SAE architectures (and torch), which other commands do not need."""
 
+    def add_text(self, text: str | None) -> None:
+        if text is not None and "{protocols}" in text:
+            from synthsae.bench.protocol import describe_protocols
+
+            text = text.replace("{protocols}", describe_protocols())
+        super().add_text(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthsae", description=DESCRIPTION)
     build = build_info()
     version = f"synthsae {build['version']} ({build['target']}, kernel {build['kernel']}, rng {build['rng']})"
-    parser.add_argument("--version", action="version", version=version)
-    subcommands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action=_VersionAction, version=version)
+    subcommands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to do (each command has its own --help)"
+    )
 
     bench = subcommands.add_parser(
         "bench",
         help="train SAEs on a world, score them against the ground truth, write report.json and plots",
         description="Builds the world, trains every SAE architecture at every L0, evaluates each, prints a "
         "table and writes report.json, the SAEs and PNG plots into --out. Defaults depend on the preset: "
-        f"{describe_protocols()}.",
+        "{protocols}.",
+        formatter_class=_BenchHelp,
     )
     bench.add_argument(
         "--preset", default="tiny", help=f"preset ({preset_names()}; default tiny) or world path"
     )
     bench.add_argument("--saes", type=sae_list, default=None, help="comma-separated architectures")
+    bench.add_argument(
+        "--sae-module",
+        type=sae_module,
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE (a name or a .py path) first: the SAE architectures it defines join --saes "
+        "(repeatable; see docs/adding-an-architecture.md)",
+    )
     bench.add_argument("--l0", type=l0_list, default=None, help="comma-separated target L0s")
     bench.add_argument("--width", type=positive_int, default=None, help="SAE latents")
     bench.add_argument("--samples", type=positive_int, default=None, help="training rows per SAE")
@@ -97,15 +145,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CLASS",
         help="a SAELens training SAE with k = L0, e.g. BatchTopKTrainingSAE (repeatable; needs sae-lens)",
     )
-    bench.add_argument("--shard-index", type=nonnegative_int, default=None, help="run only runs i ≡ this")
-    bench.add_argument("--num-shards", type=positive_int, default=None, help="... mod this")
+    bench.add_argument(
+        "--shard-index",
+        type=nonnegative_int,
+        default=None,
+        help="run only the runs whose index (in the sweep's order) mod --num-shards equals this; "
+        "merge the shares with report",
+    )
+    bench.add_argument(
+        "--num-shards",
+        type=positive_int,
+        default=None,
+        help="number of shares the sweep's runs are split into (with --shard-index)",
+    )
     bench.add_argument("--out", default=None, help="output directory (synthsae-bench-<preset>)")
     bench.add_argument(
         "--overwrite", action="store_true", help="start afresh in an existing --out (default: resume a sweep)"
     )
     _orthogonalization_args(bench)
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
-    bench.set_defaults(run=commands.run_bench)
+    bench.set_defaults(run=checking_saes(commands.run_bench))
 
     report = subcommands.add_parser(
         "report",
@@ -118,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(run=commands.run_report)
 
     world = subcommands.add_parser("world", help="create, describe or measure a world")
-    world_commands = world.add_subparsers(dest="world_command", required=True)
+    world_commands = world.add_subparsers(
+        dest="world_command", required=True, metavar="SUBCOMMAND", help="create, info or stats"
+    )
     create = world_commands.add_parser("create", help="build a world and save it (SAELens layout)")
     _world_arg(create)
     create.add_argument("--out", required=True, help="directory to write")
@@ -127,20 +188,36 @@ def build_parser() -> argparse.ArgumentParser:
     info = world_commands.add_parser("info", help="print a world's config")
     _world_arg(info, flag=False)
     info.set_defaults(run=commands.run_world_info)
-    stats = world_commands.add_parser("stats", help="sample a world and print its statistics")
+    stats = world_commands.add_parser(
+        "stats",
+        help="sample a world and print its statistics",
+        description="Samples rows of a world and prints, each labelled: the true L0 (active features "
+        "per row), the L0 of the features a bench SAE of the default width can hold, firing rates by "
+        "hierarchy depth, the copula's RMS correlation and the features' mean max |cos|.",
+    )
     _world_arg(stats, flag=False)
     stats.add_argument("--samples", type=positive_int, default=20_000, help="rows to sample (20,000)")
-    stats.add_argument("--seed", type=seed, default=0, help="seed (0)")
+    stats.add_argument("--seed", type=seed, default=0, help="stream seed of the sampled rows (0)")
+    stats.add_argument(
+        "--json", action="store_true", help="print the statistics as one JSON object instead (unlabelled)"
+    )
     stats.set_defaults(run=commands.run_world_stats)
 
     sample = subcommands.add_parser("sample", help="write N rows of a world to a safetensors file")
     _world_arg(sample)
     sample.add_argument("--rows", type=positive_int, required=True, help="rows to write")
     sample.add_argument("--out", required=True, help="safetensors file to write")
-    sample.add_argument("--seed", type=seed, default=0, help="stream seed (0)")
-    sample.add_argument("--start", type=nonnegative_int, default=0, help="first row (0)")
+    sample.add_argument(
+        "--seed", type=seed, default=0, help="stream seed: the same seed gives the same rows (0)"
+    )
+    sample.add_argument(
+        "--start",
+        type=nonnegative_int,
+        default=0,
+        help="index of the first row to write: rows start..start+rows of the seed's stream (0)",
+    )
     sample.add_argument("--hidden", action="store_true", help="also write dense hidden activations")
-    sample.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    sample.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     sample.set_defaults(run=commands.run_sample)
 
     gen = subcommands.add_parser(
@@ -185,11 +262,36 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--threads", type=positive_int, default=None, help="hashing threads (all cores)")
     ver.set_defaults(run=commands.run_verify)
 
-    ev = subcommands.add_parser("eval", help="score a saved SAE (synthsae or SAELens directory) on a world")
-    ev.add_argument("--sae", required=True, help="SAE directory (cfg.json + weights)")
-    _world_arg(ev)
-    ev.add_argument("--samples", type=positive_int, default=500_000, help="evaluation rows (500,000)")
-    ev.add_argument("--seed", type=seed, default=0, help="stream seed (0)")
+    ev = subcommands.add_parser(
+        "eval",
+        help="score a saved SAE (synthsae or SAELens directory) on a world",
+        description="Scores a saved SAE against a world's ground truth and prints every metric. For an "
+        "SAE of a bench sweep (--sae <sweep>/runs/<run>/sae, or the run directory) the defaults are the "
+        "ones bench scored it with: the run's seed + 1 as stream seed, the sweep's evaluation rows and "
+        "its world, so the scores match the sweep's table; flags given explicitly win.",
+    )
+    ev.add_argument(
+        "--sae", required=True, help="SAE directory (cfg.json + weights), or a bench run directory"
+    )
+    _world_arg(
+        ev,
+        required=False,
+        text=f"preset ({preset_names()}), world directory or config JSON; required unless --sae is an "
+        "SAE of a bench sweep (default: the sweep's world)",
+    )
+    ev.add_argument(
+        "--samples",
+        type=positive_int,
+        default=None,
+        help="evaluation rows (500,000; for an SAE of a bench sweep, the sweep's evaluation rows)",
+    )
+    ev.add_argument(
+        "--seed",
+        type=seed,
+        default=None,
+        help="stream seed of the evaluation rows (0; for an SAE of a bench sweep, its run's seed + 1: "
+        "the stream bench scored it on, not the one it trained on)",
+    )
     ev.add_argument("--device", default=None, help="device (the SAE's)")
     ev.add_argument("--json", default=None, help="also write every EvalResult field to this JSON file")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing --json file")

@@ -66,12 +66,41 @@ def seed_list(text: str) -> list[int]:
 
 
 def sae_list(text: str) -> list[str]:
-    from synthsae.saes import ARCHITECTURES
-
+    """``--saes``: comma-separated architecture names (checked by :func:`checking_saes` once every
+    ``--sae-module`` is imported, wherever it stands on the command line)."""
     names = [v.strip() for v in text.split(",") if v.strip()]
-    bad = [n for n in names if n not in ARCHITECTURES]
-    if not names or bad:
-        raise argparse.ArgumentTypeError(
-            f"unknown SAE(s) {bad or text!r}; choose from {','.join(ARCHITECTURES)}"
-        )
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated architectures, got {text!r}")
     return names
+
+
+def sae_module(text: str) -> str:
+    """``--sae-module``: imports a module (a name or a ``.py`` path) while the command line is parsed, so
+    that the SAE architectures it defines register themselves; a module that cannot be imported or
+    defines none exits 2."""
+    from synthsae.saes.external import import_sae_module
+
+    try:
+        import_sae_module(text)
+    except (TypeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def checking_saes(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``run`` after checking that ``--saes`` names only registered architectures (built-in, or defined
+    in an ``--sae-module``): a usage error before any work when it does not."""
+
+    def run_checked(args: argparse.Namespace) -> int:
+        from synthsae.errors import UsageError
+        from synthsae.saes.registry import ARCHITECTURES, bench_order
+
+        bad = [n for n in args.saes or [] if n not in ARCHITECTURES]
+        if bad:
+            raise UsageError(
+                f"--saes: unknown SAE(s) {bad}; choose from {','.join(bench_order())} "
+                "(or define your own in a module and pass --sae-module)"
+            )
+        return run(args)
+
+    return run_checked

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from synthsae import _core
 from synthsae._files import HOST, atomic_write, write_json
 from synthsae._validate import as_bool, as_count, as_int, as_seed, check_memory
+from synthsae.errors import ConfigError, FileFormatError
 from synthsae.world.sparse import SparseBatch
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, d: Any, path: Path) -> Manifest:
-        """The manifest in ``d`` (the JSON of ``path``): ValueError naming ``path`` unless every field
+        """The manifest in ``d`` (the JSON of ``path``): FileFormatError naming ``path`` unless every field
         has the type ``plan`` gives it and the shard list is exactly the plan, file names included."""
         try:
             if not isinstance(d, dict):
@@ -141,14 +142,15 @@ class Manifest:
             for i, s in enumerate(shards):
                 _check_file(s, f"shards[{i}]")
         except (AttributeError, KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path} is not a valid synthsae manifest: {e}") from None
+            raise FileFormatError(f"{path} is not a valid synthsae manifest: {e}", path) from None
         return manifest
 
     def check_matches(self, other: Manifest, path: Path) -> None:
-        """Raises ValueError unless ``other`` (a new plan) describes the dataset this manifest does."""
+        """Raises ConfigError unless ``other`` (a new plan) describes the dataset this manifest does: the
+        output directory holds another dataset, and the fix is to choose another one."""
         if (self.world_sha256, self.seed) != (other.world_sha256, other.seed):
             what = "world" if self.world_sha256 != other.world_sha256 else f"seed ({self.seed})"
-            raise ValueError(
+            raise ConfigError(
                 f"{path} holds a dataset made for a different {what}; choose another output directory"
             )
         keys = ("rows", "shard_rows", "hidden", "dtype", "rng_algorithm")
@@ -158,7 +160,7 @@ class Manifest:
             if getattr(self, k) != getattr(other, k)
         ]
         if diff:
-            raise ValueError(f"{path} holds a dataset made with different settings: {', '.join(diff)}")
+            raise ConfigError(f"{path} holds a dataset made with different settings: {', '.join(diff)}")
 
 
 def _check_tiling(shards: list[Shard], rows: Any, shard_rows: Any) -> None:
@@ -261,36 +263,37 @@ def _is_regular_file(path: Path) -> bool:
 
 
 def _refuse_symlink(path: Path, what: str) -> None:
-    """ValueError if ``path`` is a symbolic link: a dataset's ``what`` is read and written only in
+    """FileFormatError if ``path`` is a symbolic link: a dataset's ``what`` is read and written only in
     its directory, never through a link that may lead out of it."""
     if path.is_symlink():
-        raise ValueError(
+        raise FileFormatError(
             f"{path} is a symbolic link; synthsae reads and writes {what} only inside the dataset "
-            "directory, never through a link: remove the link"
+            "directory, never through a link: remove the link",
+            path,
         )
 
 
 def _open_regular(path: Path, what: str) -> BufferedReader:
-    """``path`` opened for reading; ValueError if it is a symbolic link (not followed) or not a
+    """``path`` opened for reading; FileFormatError if it is a symbolic link (not followed) or not a
     regular file."""
     _refuse_symlink(path, what)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     f = os.fdopen(fd, "rb")
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         f.close()
-        raise ValueError(f"{path} is not a regular file")
+        raise FileFormatError(f"{path} is not a regular file", path)
     return f
 
 
 def _read_json(path: Path, what: str) -> Any:
-    """The JSON in ``path`` (a regular file, see ``_open_regular``); ValueError naming it if the file
+    """The JSON in ``path`` (a regular file, see ``_open_regular``); FileFormatError naming it if the file
     is not UTF-8 JSON."""
     with _open_regular(path, what) as f:
         data = f.read()
     try:
         return json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
+        raise FileFormatError(f"{path} is not valid JSON: {e}", path) from None
 
 
 def _shard_bytes() -> int:
@@ -336,8 +339,8 @@ def manifest_lock(out: Path) -> Iterator[None]:
 
 
 def read_manifest(out: Path) -> Manifest:
-    """The manifest as written (see ``read_state`` for the dataset's current state). ValueError naming
-    the file if it is not a valid manifest (see ``Manifest.from_dict``) or is a symbolic link."""
+    """The manifest as written (see ``read_state`` for the dataset's current state). FileFormatError
+    naming the file if it is not a valid manifest (see ``Manifest.from_dict``) or is a symbolic link."""
     path = out / MANIFEST_FILE
     if not os.path.lexists(path):
         raise FileNotFoundError(f"{out} is not a synthsae dataset: {MANIFEST_FILE} is missing")
@@ -347,7 +350,7 @@ def read_manifest(out: Path) -> Manifest:
 def read_state(out: Path, manifest: Manifest | None = None) -> Manifest:
     """The manifest (``manifest``, or the one on disk) with every shard record in ``records/``
     applied: which shards are written now. A record must be a regular file named for its shard and
-    describe that shard of the plan, else ValueError naming it."""
+    describe that shard of the plan, else FileFormatError naming it."""
     manifest = replace(manifest or read_manifest(out))
     manifest.shards = list(manifest.shards)
     records = out / RECORDS_DIR
@@ -363,11 +366,11 @@ def read_state(out: Path, manifest: Manifest | None = None) -> Manifest:
             if shard.sha256 is None:
                 raise ValueError("it records no sha256")
         except (TypeError, ValueError) as e:
-            raise ValueError(f"{path} is not a valid shard record: {e}") from None
+            raise FileFormatError(f"{path} is not a valid shard record: {e}", path) from None
         planned = manifest.shards[shard.index]
         same = (shard.file, shard.start, shard.stop) == (planned.file, planned.start, planned.stop)
         if path.name != record_file(shard.index) or not same:
-            raise ValueError(f"{path} does not match the manifest's shard {shard.index}")
+            raise FileFormatError(f"{path} does not match the manifest's shard {shard.index}", path)
         manifest.shards[shard.index] = shard
     return manifest
 
@@ -387,19 +390,20 @@ def consolidate(out: Path) -> Manifest:
 
 
 def load_fingerprinted_world(path: Path, fingerprint: str) -> World:
-    """The world in directory ``path``; ValueError unless it is the one with ``fingerprint``."""
+    """The world in directory ``path``; FileFormatError unless it is the one with ``fingerprint``."""
     from synthsae.world.model import World
 
     world = World.load(path)
     if world.fingerprint() != fingerprint:
-        raise ValueError(f"{path} is not the world this dataset was made for")
+        raise FileFormatError(f"{path} is not the world this dataset was made for", path)
     return world
 
 
 def dataset_world(out: Path, manifest: Manifest) -> World:
     """The world of the dataset in ``out``: its world/, or, if a run was stopped before world/ was
     finished, the world rebuilt from the manifest's ``world_source``; either way checked against the
-    manifest's fingerprint. ValueError naming what is missing when neither is possible."""
+    manifest's fingerprint. When neither is possible, ConfigError naming what is missing and asking for
+    ``--world``: the dataset cannot name its world, so the caller must."""
     from synthsae.world.model import World
 
     try:
@@ -418,12 +422,12 @@ def dataset_world(out: Path, manifest: Manifest) -> World:
         else:
             raise ValueError("the manifest records no world_source to rebuild it from")
     except (OSError, TypeError, ValueError) as e:
-        raise ValueError(
+        raise ConfigError(
             f"{out / WORLD_DIR}: {problem}; and the world cannot be rebuilt ({e}): "
             "pass --world to name the dataset's world"
         ) from None
     if world.fingerprint() != manifest.world_sha256:
-        raise ValueError(
+        raise ConfigError(
             f"{out / WORLD_DIR}: {problem}, and the world rebuilt from the manifest's world_source is "
             "not this dataset's; pass --world to name it"
         )
@@ -478,7 +482,7 @@ def read_shard(
 ) -> tuple[SparseBatch, torch.Tensor | None]:
     """A shard's features ``[rows, N]`` and hidden activations ``[rows, D]`` (None if not stored);
     ``rows=(lo, hi)`` reads only rows ``lo .. hi`` of the shard from disk. A symbolic link is refused
-    (ValueError), not followed."""
+    (FileFormatError), not followed; so is a file that is not a readable shard."""
     from safetensors import safe_open
 
     _refuse_symlink(Path(path), "shards")
@@ -497,7 +501,7 @@ def read_shard(
             (indptr - first).numpy(), indices.numpy(), values.numpy(), (hi - lo, num_features)
         )
     except Exception as e:
-        raise ValueError(f"{path} is not a readable synthsae shard: {e}") from None
+        raise FileFormatError(f"{path} is not a readable synthsae shard: {e}", path) from None
     return features, hidden
 
 
@@ -583,8 +587,8 @@ class VerifyReport:
 def verify(path: str | os.PathLike[str], *, num_threads: int | None = None) -> VerifyReport:
     """Re-hashes every shard of the dataset at ``path`` against its manifest and checks ``world/``.
 
-    Returns a VerifyReport (``.ok``); raises FileNotFoundError/ValueError if ``path`` has no valid
-    manifest.
+    Returns a VerifyReport (``.ok``); raises FileNotFoundError/FileFormatError if ``path`` has no
+    valid manifest.
     """
     from synthsae._validate import as_num_threads
 

@@ -30,11 +30,15 @@ A parent counts towards a figure when it has a matched latent and at least ``min
 condition the figure uses. Reported (``absorption/…``): the mean over counted parents, overall and by the
 parent's depth (``…/depth_d``), and the number of parents counted (``absorption/gap_parents``,
 ``absorption/rate_parents``, ``absorption/fraction_parents``). The counts run in Rust in the evaluation's
-pass over the data (``synthsae._core.AbsorptionState``).
+pass over the data (``synthsae._core.AbsorptionState``). Typed: :class:`AbsorptionResult`
+(``EvalResult.absorption``).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -61,6 +65,84 @@ ABSORBED_SHARE = 0.4
 MAX_ABSORBERS = 3
 #: Rows a parent needs in each condition of a figure to count towards it.
 MIN_ROWS = 20
+
+
+@dataclass(frozen=True)
+class AbsorptionFigure:
+    """One absorption figure: the mean over the counted parents, overall and by the parent's depth."""
+
+    overall: float
+    by_depth: dict[int, float] = field(default_factory=dict)
+
+
+#: The figures, in the order they are logged.
+_FIGURES = ("gap", "full_rate", "near_rate", "fraction")
+#: The counts of parents, in the order they are logged.
+_PARENTS = ("gap_parents", "rate_parents", "fraction_parents")
+
+
+@dataclass(frozen=True)
+class AbsorptionResult:
+    """Absorption on the world's hierarchy (``absorption/…`` keys; definitions in the module docstring).
+    ``near_rate``, ``fraction`` and ``fraction_parents`` are None in a result whose writer did not record
+    them."""
+
+    #: ``absorption/gap``: recall of the parent's latent alone minus with a child.
+    gap: AbsorptionFigure
+    #: ``absorption/full_rate``: the parent's latent silent while the child's fires.
+    full_rate: AbsorptionFigure
+    #: ``absorption/gap_parents``: parents counted towards ``gap``.
+    gap_parents: int
+    #: ``absorption/rate_parents``: parents counted towards ``full_rate``.
+    rate_parents: int
+    #: ``absorption/near_rate``: the parent's latent silent while a near latent fires.
+    near_rate: AbsorptionFigure | None = None
+    #: ``absorption/fraction``: the share of the parent carried by other latents.
+    fraction: AbsorptionFigure | None = None
+    #: ``absorption/fraction_parents``: parents counted towards ``fraction``.
+    fraction_parents: int | None = None
+
+    def flat(self) -> dict[str, float]:
+        """The figures under their logged keys, in :meth:`AbsorptionAccumulator.metrics`'s order."""
+        out: dict[str, float] = {}
+        for name in _FIGURES:
+            figure: AbsorptionFigure | None = getattr(self, name)
+            if figure is not None:
+                out[f"absorption/{name}"] = figure.overall
+                out.update({f"absorption/{name}/depth_{d}": v for d, v in sorted(figure.by_depth.items())})
+        for name in _PARENTS:
+            if (count := getattr(self, name)) is not None:
+                out[f"absorption/{name}"] = float(count)
+        return out
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, float]) -> AbsorptionResult | None:
+        """The ``absorption/…`` figures of ``flat`` (other keys ignored); None without the gap, the full
+        rate and their counts of parents. A count of parents that is not a whole number is a
+        ``ValueError`` naming its key."""
+        figures: dict[str, AbsorptionFigure] = {}
+        for name in _FIGURES:
+            if f"absorption/{name}" in flat:
+                pattern = re.compile(rf"absorption/{name}/depth_(-?\d+)")
+                depths = {int(m[1]): v for k, v in flat.items() if (m := pattern.fullmatch(k))}
+                figures[name] = AbsorptionFigure(flat[f"absorption/{name}"], depths)
+        counts: dict[str, int] = {}
+        for name in _PARENTS:
+            if (key := f"absorption/{name}") in flat:
+                if not float(flat[key]).is_integer():
+                    raise ValueError(f"{key} must be a whole number of parents, got {flat[key]!r}")
+                counts[name] = int(flat[key])
+        if not {"gap", "full_rate"} <= figures.keys() or not {"gap_parents", "rate_parents"} <= counts.keys():
+            return None
+        return cls(
+            gap=figures["gap"],
+            full_rate=figures["full_rate"],
+            gap_parents=counts["gap_parents"],
+            rate_parents=counts["rate_parents"],
+            near_rate=figures.get("near_rate"),
+            fraction=figures.get("fraction"),
+            fraction_parents=counts.get("fraction_parents"),
+        )
 
 
 def feature_parents(hierarchy: Hierarchy | None, num_features: int) -> npt.NDArray[np.int64]:
@@ -159,7 +241,10 @@ class AbsorptionAccumulator:
 
     def metrics(self, min_rows: int = MIN_ROWS) -> dict[str, float]:
         """The ``absorption/…`` figures (definitions in the module docstring)."""
-        c = {k: v.astype(np.float64) for k, v in self._state.counts().items()}
+        counts = self._state.counts()
+        alone, alone_fires = counts["alone"].astype(np.float64), counts["alone_fires"].astype(np.float64)
+        with_child = counts["with_child"].astype(np.float64)
+        with_child_fires = counts["with_child_fires"].astype(np.float64)
         starts = self.child_ptr[:-1]
         has_child_latent = (self.child_latent >= 0).astype(np.float64)
 
@@ -168,17 +253,18 @@ class AbsorptionAccumulator:
 
         matched = self.parent_latent >= 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            gap = c["alone_fires"] / c["alone"] - c["with_child_fires"] / c["with_child"]
-            both_matched = per_parent(c["both"] * has_child_latent)
-            rate = per_parent(c["absorbed"]) / both_matched
-            both_all = per_parent(c["both"])
-            near = per_parent(c["absorbed_near"]) / both_all
-            fraction = c["fraction"] / c["with_child"]
+            gap = alone_fires / alone - with_child_fires / with_child
+            both = counts["both"].astype(np.float64)
+            both_matched = per_parent(both * has_child_latent)
+            rate = per_parent(counts["absorbed"].astype(np.float64)) / both_matched
+            both_all = per_parent(both)
+            near = per_parent(counts["absorbed_near"].astype(np.float64)) / both_all
+            fraction = counts["fraction"] / with_child
         figures = {
-            "gap": (gap, matched & (c["alone"] >= min_rows) & (c["with_child"] >= min_rows)),
+            "gap": (gap, matched & (alone >= min_rows) & (with_child >= min_rows)),
             "full_rate": (rate, matched & (both_matched >= min_rows)),
             "near_rate": (near, matched & (both_all >= min_rows)),
-            "fraction": (fraction, matched & (c["with_child"] >= min_rows)),
+            "fraction": (fraction, matched & (with_child >= min_rows)),
         }
         out: dict[str, float] = {}
         for name, (values, counted) in figures.items():

@@ -23,10 +23,17 @@ Weight-side metrics, computed from the |cos| matching that
 - **Chance level** (``baseline/…``, from :func:`random_baseline`): MCC and overall recovery of a random
   dictionary of the SAE's width (rows uniform on the unit sphere, seeded), so a reader sees what a
   dictionary that learned nothing scores.
+
+Typed, as :class:`~synthsae.evaluation.scoring.EvalResult` offers them: :class:`RecoveryResult`,
+:class:`SplittingResult` and :class:`BaselineResult` (each ``from_flat`` the logged keys and back with
+``flat()``).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,6 +51,131 @@ if TYPE_CHECKING:
 THRESHOLDS = (0.5, 0.7, 0.9)
 #: |cos| a latent needs with its best feature to count towards that feature's split.
 SPLIT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class RecoveryRates:
+    """Shares of features recovered, per |cos| threshold τ (``{τ: share}``, τ ascending)."""
+
+    #: ``recovery/best@τ``: share of the features whose best match over all latents has |cos| ≥ τ.
+    best: dict[float, float] = field(default_factory=dict)
+    #: ``recovery/matched@τ``: share whose MCC-matched latent has |cos| ≥ τ.
+    matched: dict[float, float] = field(default_factory=dict)
+
+    def thresholds(self) -> list[float]:
+        """The thresholds that carry a share, ascending."""
+        return sorted({*self.best, *self.matched})
+
+
+@dataclass(frozen=True)
+class RecoveryResult:
+    """Recovery overall and by group (``recovery/…`` keys; groups absent where the world gave none)."""
+
+    overall: RecoveryRates
+    #: ``…/decile_k``: within each firing-probability decile (1 = rarest).
+    by_decile: dict[int, RecoveryRates] = field(default_factory=dict)
+    #: ``…/depth_d``: within each depth of the world's forest (0 = roots).
+    by_depth: dict[int, RecoveryRates] = field(default_factory=dict)
+    #: ``…/free``: within the features in no tree.
+    free: RecoveryRates | None = None
+
+    def _groups(self) -> list[tuple[str, RecoveryRates]]:
+        return [
+            ("", self.overall),
+            *((f"/decile_{k}", r) for k, r in sorted(self.by_decile.items())),
+            *((f"/depth_{d}", r) for d, r in sorted(self.by_depth.items())),
+            *([("/free", self.free)] if self.free is not None else []),
+        ]
+
+    def flat(self, prefix: str = "recovery/") -> dict[str, float]:
+        """The figures under their logged keys, in :func:`recovery_metrics`'s order."""
+        groups = self._groups()
+        thresholds = sorted({t for _, r in groups for t in r.thresholds()})
+        out: dict[str, float] = {}
+        for kind in ("best", "matched"):
+            for t in thresholds:
+                for suffix, rates in groups:
+                    shares: dict[float, float] = getattr(rates, kind)
+                    if t in shares:
+                        out[f"{prefix}{kind}@{t}{suffix}"] = shares[t]
+        return out
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, float], prefix: str = "recovery/") -> RecoveryResult | None:
+        """The figures of ``flat`` keyed ``prefix + "{best,matched}@τ[/group]"`` (other keys ignored);
+        None when it holds none."""
+        pattern = re.compile(
+            re.escape(prefix) + r"(best|matched)@(\d+(?:\.\d+)?)(/decile_\d+|/depth_-?\d+|/free)?"
+        )
+        groups: dict[str, RecoveryRates] = {}
+        for key, value in flat.items():
+            m = pattern.fullmatch(key)
+            if m:
+                kind, t, group = m.groups()
+                shares: dict[float, float] = getattr(groups.setdefault(group or "", RecoveryRates()), kind)
+                shares[float(t)] = value
+        if not groups:
+            return None
+        return cls(
+            overall=groups.pop("", RecoveryRates()),
+            by_decile={int(g[8:]): r for g, r in groups.items() if g.startswith("/decile_")},
+            by_depth={int(g[7:]): r for g, r in groups.items() if g.startswith("/depth_")},
+            free=groups.get("/free"),
+        )
+
+
+#: ``splitting/…`` figure → whether every writer recorded it (the union figures came later).
+_SPLITTING = {
+    "split_fraction": True,
+    "latents_per_split_feature": True,
+    "union_recall": False,
+    "best_single_recall": False,
+}
+
+
+@dataclass(frozen=True)
+class SplittingResult:
+    """Splitting of features over several latents (``splitting/…`` keys; definitions in the module
+    docstring). The union figures are None in a result whose writer did not record them."""
+
+    split_fraction: float
+    latents_per_split_feature: float
+    union_recall: float | None = None
+    best_single_recall: float | None = None
+
+    def flat(self) -> dict[str, float]:
+        """The figures under their logged keys."""
+        return {f"splitting/{k}": v for k in _SPLITTING if (v := getattr(self, k)) is not None}
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, float]) -> SplittingResult | None:
+        """The ``splitting/…`` figures of ``flat`` (other keys ignored); None without the two counts'
+        figures."""
+        values = {k: flat[f"splitting/{k}"] for k in _SPLITTING if f"splitting/{k}" in flat}
+        if not all(k in values for k, always in _SPLITTING.items() if always):
+            return None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    """The chance level: a random dictionary of the SAE's width (``baseline/…`` keys;
+    :func:`random_baseline`)."""
+
+    mcc: float
+    recovery: RecoveryRates
+
+    def flat(self) -> dict[str, float]:
+        """The figures under their logged keys, in :func:`random_baseline`'s order."""
+        return {"baseline/mcc": self.mcc, **RecoveryResult(self.recovery).flat("baseline/recovery/")}
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, float]) -> BaselineResult | None:
+        """The ``baseline/…`` figures of ``flat`` (other keys ignored); None without ``baseline/mcc``."""
+        if "baseline/mcc" not in flat:
+            return None
+        recovery = RecoveryResult.from_flat(flat, "baseline/recovery/")
+        return cls(flat["baseline/mcc"], recovery.overall if recovery is not None else RecoveryRates())
 
 
 def feature_depths(hierarchy: Hierarchy | None, num_features: int) -> npt.NDArray[np.int64]:

@@ -1,41 +1,13 @@
 """Scoring an SAE against the ground truth of a world.
 
-Definitions (``x`` input ``[n, D]`` with the bias, ``x̂`` reconstruction, ``z`` latents ``[n, d_sae]``,
-``a`` ground-truth activations ``[n, N]``; SAELens 6.54.12 semantics unless noted):
-
-- ``true_l0``: mean over rows of #{i: a_i > 0}; ``sae_l0``: mean of #{l: z_l ≠ 0};
-  ``dead_latents``: latents with z_l = 0 on every row (a count).
-- ``shrinkage``: mean of ‖x̂‖/‖x‖ over rows with ‖x‖ > 1e-6.
-- ``explained_variance`` (pooled, FVU_A, SAELens's default): 1 − E‖x − x̂‖² / (E‖x‖² − ‖E x‖²), with the
-  expectations over every evaluated row, accumulated in float64.
-- ``explained_variance_per_sample`` (FVU_B, SAEBench's legacy definition): 1 − mean_n ‖x_n − x̂_n‖² /
-  ‖x_n − μ‖², the mean taken over rows with ‖x_n − μ‖² > 1e-10. μ is a *fixed* reference mean: the
-  mean of the first ``mean_rows`` (8,192) rows of the stream (or ``mean=`` when given), so that the
-  value streams and does not depend on the batch size. SAEBench's legacy code uses each batch's own
-  mean instead, which makes it depend on the batch size.
-- ``explained_variance_per_dimension``: mean over dimensions d of 1 − Σ_n (x_nd − x̂_nd)² / Σ_n (x_nd −
-  x̄_d)² (sklearn's ``r2_score(multioutput="uniform_average")``).
-- For every R²: no rows → 0.0; a variance below 1e-10 → 1.0 if the mean squared error is also below
-  1e-10, else 0.0 (SAELens's convention).
-- Classification: latent l is a classifier for its best-|cos| feature g(l) = argmax_j |cos(W_dec_l,
-  W_gt_j)| (ties → lowest j); it fires when z_l ≠ 0, the feature when a_g > 0. Per latent precision =
-  TP/(TP+FP), recall = TP/(TP+FN), F1 = 2PR/(P+R) (each 0 when undefined), accuracy = (TP+TN)/n;
-  reported values are unweighted means over all latents (dead latents count 0).
-- Matched classification (``matched_precision``, ``matched_recall``, ``matched_f1``): the same
-  per-pair precision/recall/F1, but each latent is scored against the feature the one-to-one MCC matching
-  pairs it with (not its argmax feature), averaged over the matched pairs (min(d_sae, N) of them); per
-  feature, ``feature_mcc_precision``/``feature_mcc_recall`` are those of its matched latent (0 for a
-  feature without one). Both are computed in the same pass as SAELens's argmax version.
-- ``mcc``, ``uniqueness``: see :func:`synthsae.mcc` and :func:`synthsae.feature_uniqueness`.
-- ``recovery``: recovery at |cos| thresholds (overall, by firing-probability decile and hierarchy depth),
-  splitting, and the chance level of a random dictionary (:mod:`synthsae.evaluation.recovery`); absorption
-  by the world's hierarchy (:mod:`synthsae.evaluation.absorption`).
+Every reported metric is defined once, in :mod:`synthsae.evaluation.metrics`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -44,11 +16,14 @@ import numpy.typing as npt
 
 from synthsae import _core, threads
 from synthsae._validate import as_bool, as_count, as_float_array, as_int, as_native, as_seed, to_numpy
-from synthsae.evaluation.absorption import AbsorptionAccumulator, parent_features
+from synthsae.evaluation.absorption import AbsorptionAccumulator, AbsorptionResult, parent_features
 from synthsae.evaluation.assignment import unit_pair
 from synthsae.evaluation.inputs import csr_arrays, dense_rows, latent_arrays
 from synthsae.evaluation.matching import weight_side
 from synthsae.evaluation.recovery import (
+    BaselineResult,
+    RecoveryResult,
+    SplittingResult,
     probability_deciles,
     random_baseline,
     recovery_metrics,
@@ -91,13 +66,19 @@ _ARRAY_DTYPES: dict[str, Any] = {
         np.float64,
     ),
 }
+#: The integer scalar fields of EvalResult (the other scalars are floats).
+_INT_FIELDS = ("num_samples", "dead_latents")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class EvalResult:
-    """Every metric of one evaluation (definitions in the module docstring).
+    """Every metric of one evaluation (definitions in :mod:`synthsae.evaluation.metrics`).
 
     Per-latent arrays are ``[d_sae]``, per-feature arrays ``[N]``; an index of -1 means "unmatched".
+    Fields with a default were added after the first release: a result read from an older writer's file
+    (:meth:`from_dict`) holds None (``recovery``: the figures it has) where it lacks them. The figures
+    of ``recovery`` also come typed: :attr:`feature_recovery`, :attr:`splitting`, :attr:`absorption` and
+    :attr:`baseline`.
     """
 
     num_samples: int
@@ -114,9 +95,9 @@ class EvalResult:
     recall: float
     f1: float
     accuracy: float
-    matched_precision: float
-    matched_recall: float
-    matched_f1: float
+    matched_precision: float | None = None
+    matched_recall: float | None = None
+    matched_f1: float | None = None
     #: int64 ``[d_sae]``: best-|cos| feature of each latent (the one it is classified against).
     latent_matched_feature: npt.NDArray[np.int64]
     #: float32 ``[d_sae]``: that |cos|.
@@ -131,33 +112,63 @@ class EvalResult:
     #: int64 ``[N]``: the latent paired with each feature by the MCC matching (-1 if none).
     feature_mcc_latent: npt.NDArray[np.int64]
     #: float64 ``[N]``: precision and recall of that latent as a classifier of the feature (0 if none).
-    feature_mcc_precision: npt.NDArray[np.float64]
-    feature_mcc_recall: npt.NDArray[np.float64]
+    feature_mcc_precision: npt.NDArray[np.float64] | None = None
+    feature_mcc_recall: npt.NDArray[np.float64] | None = None
     #: float32 ``[N]``: |cos| of each feature with its MCC-matched latent (0 if none).
-    feature_mcc_abs_cos: npt.NDArray[np.float32]
+    feature_mcc_abs_cos: npt.NDArray[np.float32] | None = None
     #: int64 ``[N]``: latents whose best match is the feature at |cos| >= 0.5 (splitting).
-    feature_split_count: npt.NDArray[np.int64]
-    #: ``recovery/…``, ``splitting/…`` and (from :func:`evaluate`) ``baseline/…`` figures, keyed as logged.
-    recovery: dict[str, float]
+    feature_split_count: npt.NDArray[np.int64] | None = None
+    #: ``recovery/…``, ``splitting/…``, ``absorption/…`` and (from :func:`evaluate`) ``baseline/…``
+    #: figures, keyed as logged (``run.json``'s layout); typed by the properties below.
+    recovery: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def feature_recovery(self) -> RecoveryResult | None:
+        """``recovery/…``: recovery at |cos| thresholds, overall and by decile and depth (None without
+        those figures)."""
+        return RecoveryResult.from_flat(self.recovery)
+
+    @property
+    def splitting(self) -> SplittingResult | None:
+        """``splitting/…``: features split over several latents (None without those figures)."""
+        return SplittingResult.from_flat(self.recovery)
+
+    @property
+    def absorption(self) -> AbsorptionResult | None:
+        """``absorption/…``: absorption on the world's hierarchy (None without one)."""
+        return AbsorptionResult.from_flat(self.recovery)
+
+    @property
+    def baseline(self) -> BaselineResult | None:
+        """``baseline/…``: the chance level of a random dictionary (from :func:`evaluate`; else None)."""
+        return BaselineResult.from_flat(self.recovery)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, arrays as lists (JSON-serialisable)."""
+        """Every field that is not None, arrays as lists (JSON-serialisable)."""
         return {
-            f.name: (v.tolist() if isinstance(v := getattr(self, f.name), np.ndarray) else v)
+            f.name: v.tolist() if isinstance(v, np.ndarray) else v
             for f in dataclasses.fields(self)
+            if (v := getattr(self, f.name)) is not None
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EvalResult:
-        """The inverse of :meth:`to_dict` (arrays back to numpy in their dtypes)."""
-        missing = {f.name for f in dataclasses.fields(cls)} - set(data)
+    def from_dict(cls, data: Mapping[str, Any]) -> EvalResult:
+        """The inverse of :meth:`to_dict` (arrays back to numpy in their dtypes), reading what any
+        synthsae wrote: a field added since the writer's version is None (``recovery``: the figures it
+        has), a key this version does not know is ignored. A field every writer records that is
+        missing, or a value of the wrong type, is a ``ValueError`` naming the field."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"an EvalResult must be a dict of its fields, got {type(data).__name__}")
+        fields = dataclasses.fields(cls)
+        missing = [f.name for f in fields if _required(f) and f.name not in data]
         if missing:
-            raise ValueError(f"data lacks the EvalResult fields {sorted(missing)}")
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            v = data[f.name]
-            dtype = _ARRAY_DTYPES.get(f.name)
-            values[f.name] = np.asarray(v, dtype=dtype) if dtype is not None else v
+            raise ValueError(f"data lacks the EvalResult fields {missing}")
+        values: dict[str, Any] = {
+            f.name: _field_value(f.name, data[f.name])
+            for f in fields
+            if data.get(f.name) is not None or _required(f)
+        }
+        AbsorptionResult.from_flat(values.get("recovery", {}))  # its check of the counts, now not on use
         return cls(**values)
 
     def to_log_dict(self, prefix: str = "") -> dict[str, float]:
@@ -168,10 +179,61 @@ class EvalResult:
             {f"{prefix}classification/{v}": float(getattr(self, k)) for k, v in _CLASSIFICATION.items()}
         )
         out.update(
-            {f"{prefix}matched_classification/{v}": float(getattr(self, k)) for k, v in _MATCHED.items()}
+            {
+                f"{prefix}matched_classification/{v}": float(x)
+                for k, v in _MATCHED.items()
+                if (x := getattr(self, k)) is not None
+            }
         )
         out.update({prefix + k: v for k, v in self.recovery.items()})
         return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _required(f: dataclasses.Field[Any]) -> bool:
+    """Whether every writer recorded EvalResult field ``f`` (it has no default)."""
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _field_value(name: str, v: Any) -> Any:
+    """The value of EvalResult field ``name`` read from ``v`` (a JSON value); ValueError naming the field
+    when it has the wrong type."""
+    if name == "recovery":
+        return _figures(v)
+    dtype = _ARRAY_DTYPES.get(name)
+    if dtype is None:
+        if name in _INT_FIELDS:
+            if not isinstance(v, int | np.integer) or isinstance(v, bool):
+                raise ValueError(f"EvalResult field {name!r} must be an integer, got {type(v).__name__}")
+        elif not (_is_number(v) or isinstance(v, np.floating | np.integer)):
+            raise ValueError(f"EvalResult field {name!r} must be a number, got {type(v).__name__}")
+        return v
+    try:
+        raw = np.asarray(v)
+    except (TypeError, ValueError):
+        raw = np.asarray(None)
+    kinds = "iu" if np.dtype(dtype).kind in "iu" else "iuf"
+    if raw.ndim != 1 or (raw.size and raw.dtype.kind not in kinds):
+        what = "integers" if kinds == "iu" else "numbers"
+        got = f"{raw.ndim}-D data" if raw.ndim > 1 else str(raw.dtype) if raw.ndim else type(v).__name__
+        raise ValueError(f"EvalResult field {name!r} must be a list of {what}, got {got}")
+    return raw.astype(dtype)
+
+
+def _figures(recovery: Any) -> dict[str, float]:
+    """``recovery`` (the ``recovery`` of a result's dict) checked: a dict of numbers; ValueError naming
+    the field or the key otherwise."""
+    if not isinstance(recovery, Mapping):
+        raise ValueError(f"EvalResult field 'recovery' must be a dict, got {type(recovery).__name__}")
+    for key, value in recovery.items():
+        if not isinstance(key, str) or not _is_number(value):
+            raise ValueError(
+                f"EvalResult field 'recovery' must map names to numbers; {key!r} is {type(value).__name__}"
+            )
+    return dict(recovery)
 
 
 def _classification(
@@ -336,7 +398,7 @@ class EvalAccumulator:
         s = self._state.summary()
         n = s["rows"]
         fires = s["fires"].astype(np.float64)[: self.d_sae]
-        tp, gt = (s[k].astype(np.float64) for k in ("true_positives", "feature_fires"))
+        tp, gt = s["true_positives"].astype(np.float64), s["feature_fires"].astype(np.float64)
         precision, recall, f1 = _classification(tp[: self.d_sae], fires, gt[: self.d_sae])
         accuracy = (n - fires - gt[: self.d_sae] + 2 * tp[: self.d_sae]) / max(n, 1e-8)
         rows, cols = self._matched

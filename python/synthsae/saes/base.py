@@ -24,13 +24,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 from torch import nn
 
 from synthsae._files import atomic_write, check_fresh_dir, read_json
 from synthsae._validate import as_int, as_optional_seed, as_positive, check_memory
+from synthsae.saes.registry import ARCHITECTURES, register
 
 CONFIG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
@@ -77,17 +78,36 @@ def random_unit_rows(rows: int, cols: int, seed: int | None) -> torch.Tensor:
     return w / w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
+def round_l0(architecture: str, l0: float) -> int:
+    """``k = round(l0)`` for an architecture that keeps a whole number of latents per row;
+    ``ValueError`` when that is 0."""
+    k = round(l0)
+    if k < 1:
+        raise ValueError(f"l0 must round to a positive k for {architecture!r}, got {l0}")
+    return k
+
+
 class SAE(nn.Module):
     """Base class of the architectures: shared parameters, decoding, persistence.
 
     Subclasses implement ``encode``, ``training_forward`` and ``_hparams``; ``config()`` returns the
     JSON-serialisable constructor arguments plus ``"architecture"``; ``save``/``load`` use a directory
     holding ``cfg.json`` and ``sae_weights.safetensors`` (parameters and buffers: the full ``state_dict``).
-    A new architecture is a subclass with a unique ``architecture`` name, listed in
-    :mod:`synthsae.saes.registry`.
+    A new architecture is a subclass that sets a unique ``architecture`` name and defines
+    :meth:`from_l0`: defining the class registers it (:mod:`synthsae.saes.registry`), so that
+    :func:`~synthsae.saes.registry.create_sae`, :meth:`load` and the bench know it by name. A subclass
+    that does not set ``architecture`` itself (a variant for tests, say) is not registered.
     """
 
+    #: The name the class is registered under (``""``: not registered).
     architecture: ClassVar[str] = ""
+    #: Whether the L0 given to :meth:`from_l0` is set directly (a ``k``) rather than reached by a
+    #: controller steering a penalty coefficient during training.
+    direct_l0: ClassVar[bool] = False
+    #: Whether it is one of the paper's architectures (the bench's default protocol trains those).
+    in_paper: ClassVar[bool] = False
+    #: Where it comes in the bench's default lists: lower first, ties in registration order.
+    bench_rank: ClassVar[float] = float("inf")
     tied_encoder: ClassVar[bool] = False
     #: Whether training gives the same parameters for any torch thread count (a checkpoint of an SAE
     #: that does not resumes only on the thread count it was written with).
@@ -96,6 +116,31 @@ class SAE(nn.Module):
     d_in: int
     d_sae: int
     n_steps: torch.Tensor
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "architecture" not in cls.__dict__:
+            return
+        # What a class declares for the bench is its own: a subclass of a paper architecture is not one.
+        for name, default in (("direct_l0", False), ("in_paper", False), ("bench_rank", float("inf"))):
+            if name not in cls.__dict__:
+                setattr(cls, name, default)
+        if cls.from_l0.__func__ is SAE.from_l0.__func__:  # type: ignore[attr-defined]
+            raise TypeError(f"{cls.__qualname__} must define from_l0 (how an L0 maps to its settings)")
+        register(cls)
+
+    @classmethod
+    def from_l0(cls, d_in: int, d_sae: int, l0: float, **kwargs: Any) -> Self:
+        """An SAE aimed at L0 ``l0`` (positive): the constructor arguments that L0 maps to, plus
+        ``kwargs`` (what :func:`~synthsae.saes.registry.create_sae` calls). Every registered
+        architecture defines it."""
+        raise NotImplementedError(f"{cls.__qualname__} does not define from_l0")
+
+    @classmethod
+    def bench_options(cls, steps: int, autotune_gain: float) -> dict[str, Any]:
+        """Constructor options for a bench run of ``steps`` training steps, with ``autotune_gain`` the
+        gain for an L0 controller if the architecture has one (none by default)."""
+        return {}
 
     def __init__(
         self,
@@ -242,26 +287,38 @@ class SAE(nn.Module):
         architecture must match it; on ``SAE`` itself it dispatches on ``cfg.json``'s architecture."""
         from safetensors.torch import load_file
 
-        from synthsae.saes.registry import ARCHITECTURES
+        from synthsae.errors import FileFormatError
 
         path = Path(path)
         config = read_json(path / CONFIG_FILE)
         if not isinstance(config, dict):
-            raise ValueError(f"{path / CONFIG_FILE}: must hold a JSON object, got {type(config).__name__}")
+            raise FileFormatError(
+                f"{path / CONFIG_FILE}: must hold a JSON object, got {type(config).__name__}",
+                path / CONFIG_FILE,
+            )
         architecture = config.pop("architecture", None)
         if not isinstance(architecture, str) or architecture not in ARCHITECTURES:
-            raise ValueError(f"{path / CONFIG_FILE}: unknown architecture {architecture!r}")
+            raise FileFormatError(
+                f"{path / CONFIG_FILE}: unknown architecture {architecture!r}", path / CONFIG_FILE
+            )
         target = ARCHITECTURES[architecture]
         if cls is not SAE and not issubclass(target, cls):
-            raise ValueError(f"{path} holds a {architecture!r} SAE, not {cls.architecture!r}")
+            raise FileFormatError(f"{path} holds a {architecture!r} SAE, not {cls.architecture!r}", path)
         with torch.random.fork_rng(devices=[]):  # building the module must not consume global RNG state
             try:
                 sae = target(**config, device=device)
             except (TypeError, ValueError) as e:  # unknown, missing or invalid settings
-                raise ValueError(f"{path / CONFIG_FILE}: {e}") from None
+                raise FileFormatError(f"{path / CONFIG_FILE}: {e}", path / CONFIG_FILE) from None
         try:
             state = load_file(str(path / WEIGHTS_FILE), device=str(sae.W_dec.device))
             sae.load_state_dict(state, strict=True)
         except Exception as e:  # unreadable file, or tensors that do not fit the config
-            raise ValueError(f"{path / WEIGHTS_FILE}: {type(e).__name__}: {e}") from None
+            raise FileFormatError(
+                f"{path / WEIGHTS_FILE}: {type(e).__name__}: {e}", path / WEIGHTS_FILE
+            ) from None
         return sae
+
+
+def load_sae(path: str | os.PathLike[str], device: torch.device | str | None = None) -> SAE:
+    """Loads any saved SAE, dispatching on ``cfg.json``'s ``"architecture"``."""
+    return SAE.load(path, device=device)

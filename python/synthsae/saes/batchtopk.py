@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 
@@ -20,12 +20,21 @@ from synthsae.saes.sparse_ops import Entries, top_indices
 from synthsae.saes.topk_family import TopKFamilySAE
 
 
+def batch_k(l0: float) -> float:
+    """BatchTopK's ``k`` for ``l0``: an int when whole (as the sweep's configs write it)."""
+    l0 = float(l0)
+    return int(l0) if l0.is_integer() else l0
+
+
 class BatchTopKSAE(TopKFamilySAE):
     """BatchTopK SAE: in training keep the ``int(k·b)`` largest ``relu(pre)`` over the batch; in eval
     mode ``z = relu(pre)·[pre > topk_threshold]``. Loss = MSE + AuxK. ``k`` may be fractional."""
 
     architecture: ClassVar[str] = "batchtopk"
     thread_invariant: ClassVar[bool] = True
+    direct_l0: ClassVar[bool] = True
+    in_paper: ClassVar[bool] = True
+    bench_rank: ClassVar[float] = 1
     topk_threshold: torch.Tensor
 
     def __init__(
@@ -55,6 +64,11 @@ class BatchTopKSAE(TopKFamilySAE):
         )
         self.topk_threshold_lr = as_fraction("topk_threshold_lr", topk_threshold_lr)
         self.register_buffer("topk_threshold", torch.tensor(0.0, dtype=torch.float64, device=device))
+
+    @classmethod
+    def from_l0(cls, d_in: int, d_sae: int, l0: float, **kwargs: Any) -> Self:
+        """``k = l0`` (:func:`batch_k`)."""
+        return cls(d_in, d_sae, batch_k(l0), **kwargs)
 
     def check_k(self, k: Any) -> float:
         """In ``(0, d_sae]``; fractional allowed (an int stays an int)."""

@@ -1,5 +1,6 @@
-"""Users' own SAEs: factories named ``module:callable``, the checks a trainable module must pass, and what
-the trainer calls on modules that are not :class:`~synthsae.saes.base.SAE` subclasses.
+"""Users' own SAEs: modules of :class:`~synthsae.saes.base.SAE` subclasses (registered architectures,
+:func:`import_sae_module`), factories named ``module:callable``, the checks a trainable module must pass,
+and what the trainer calls on modules that are not :class:`~synthsae.saes.base.SAE` subclasses.
 
 A factory is called as ``factory(d_in, d_sae, l0, seed)`` and returns a ``torch.nn.Module`` with
 ``encode(x) -> z [b, d_sae]``, ``decode(z) -> x̂ [b, d_in]``, ``W_dec [d_sae, d_in]`` and either
@@ -44,6 +45,27 @@ def load_factory(spec: str) -> tuple[str, Factory]:
     if not callable(factory):
         raise ValueError(f"spec {spec!r}: {module_name!r} has no callable {attr!r}")
     return name or attr.split(".")[-1], factory
+
+
+def import_sae_module(spec: str) -> list[str]:
+    """Imports ``spec`` (a module name, or a path to a ``.py`` file) and returns the names of the SAE
+    architectures it defines: the :class:`~synthsae.saes.base.SAE` subclasses that set ``architecture``
+    register themselves as the module runs. ``ValueError`` naming ``spec`` when it cannot be imported
+    or defines no architecture."""
+    from synthsae.saes.registry import ARCHITECTURES
+
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a str, got {type(spec).__name__}")
+    try:
+        module = _import(spec)
+    except (ImportError, OSError) as e:
+        raise ValueError(f"cannot import {spec!r} ({e})") from None
+    names = [name for name, cls in ARCHITECTURES.items() if cls.__module__ == module.__name__]
+    if not names:
+        raise ValueError(
+            f"{spec!r} defines no SAE architecture (a subclass of synthsae.saes.SAE that sets architecture)"
+        )
+    return names
 
 
 def _import(module_name: str) -> Any:

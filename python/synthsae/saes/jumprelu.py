@@ -12,7 +12,7 @@ L0 to ``target_l0``). Gradients w.r.t. θ use straight-through estimators with t
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 from torch import nn
@@ -69,6 +69,18 @@ class JumpReLUSAE(SAE):
     """
 
     architecture: ClassVar[str] = "jumprelu"
+    in_paper: ClassVar[bool] = True
+    bench_rank: ClassVar[float] = 3
+
+    @classmethod
+    def from_l0(cls, d_in: int, d_sae: int, l0: float, **kwargs: Any) -> Self:
+        """``target_l0 = l0``, reached by the coefficient autotuner."""
+        return cls(d_in, d_sae, l0, **kwargs)
+
+    @classmethod
+    def bench_options(cls, steps: int, autotune_gain: float) -> dict[str, Any]:
+        """The autotuner's gain."""
+        return {"autotune_gain": autotune_gain}
 
     def __init__(
         self,

@@ -12,12 +12,12 @@ norm (SAELens forces ``decoder_init_norm = 1``).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 
 from synthsae._validate import as_bool, as_int, as_nonnegative
-from synthsae.saes.base import SAE, TrainOutput, mse
+from synthsae.saes.base import SAE, TrainOutput, mse, round_l0
 
 
 def matching_pursuit(
@@ -73,6 +73,14 @@ class MatchingPursuitSAE(SAE):
 
     architecture: ClassVar[str] = "mp"
     tied_encoder: ClassVar[bool] = True
+    direct_l0: ClassVar[bool] = True
+    in_paper: ClassVar[bool] = True
+    bench_rank: ClassVar[float] = 6
+
+    @classmethod
+    def from_l0(cls, d_in: int, d_sae: int, l0: float, **kwargs: Any) -> Self:
+        """``k = round(l0)`` pursuit iterations."""
+        return cls(d_in, d_sae, round_l0(cls.architecture, l0), **kwargs)
 
     def __init__(
         self,

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 
 from synthsae._validate import as_bool, as_int
 from synthsae.saes.base import TrainOutput, mse
-from synthsae.saes.batchtopk import BatchTopKSAE
+from synthsae.saes.batchtopk import BatchTopKSAE, batch_k
 from synthsae.saes.sparse_ops import densify
 from synthsae.saes.topk_family import Selected
 
@@ -39,6 +39,18 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
     reconstruction from latents ``[:w]`` (the full width included), + AuxK (per level by default)."""
 
     architecture: ClassVar[str] = "matryoshka"
+    direct_l0: ClassVar[bool] = True
+    in_paper: ClassVar[bool] = True
+    bench_rank: ClassVar[float] = 2
+
+    @classmethod
+    def from_l0(cls, d_in: int, d_sae: int, l0: float, **kwargs: Any) -> Self:
+        """``k = l0`` (:func:`~synthsae.saes.batchtopk.batch_k`); ``widths`` default to
+        :func:`default_matryoshka_widths`."""
+        widths = kwargs.pop("widths", None)
+        if widths is None:
+            widths = default_matryoshka_widths(d_sae)
+        return cls(d_in, d_sae, batch_k(l0), widths, **kwargs)
 
     def __init__(
         self,

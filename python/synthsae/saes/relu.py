@@ -9,7 +9,7 @@ is not renormalised (the penalty is decoder-norm weighted).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 
@@ -26,6 +26,22 @@ class ReLUSAE(SAE):
     """
 
     architecture: ClassVar[str] = "relu"
+    in_paper: ClassVar[bool] = True
+    bench_rank: ClassVar[float] = 4
+
+    @classmethod
+    def from_l0(cls, d_in: int, d_sae: int, l0: float, **kwargs: Any) -> Self:
+        """L1 coefficient ``l1_coefficient`` (default 2.0, the sweep's) with its autotuner aimed at
+        ``target_l0 = l0`` unless ``target_l0`` is given (``None``: a fixed coefficient)."""
+        l1_coefficient = kwargs.pop("l1_coefficient", 2.0)
+        kwargs.setdefault("target_l0", l0)
+        return cls(d_in, d_sae, l1_coefficient, **kwargs)
+
+    @classmethod
+    def bench_options(cls, steps: int, autotune_gain: float) -> dict[str, Any]:
+        """The L1 warm-up and the autotuner start at a third of training, as in the sweep."""
+        third = steps // 3
+        return {"l1_warm_up_steps": third, "autotune_start_step": third, "autotune_gain": autotune_gain}
 
     def __init__(
         self,

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 
 from synthsae._files import read_json
-from synthsae.saes.base import CONFIG_FILE, WEIGHTS_FILE
-from synthsae.saes.registry import load_sae
+from synthsae.errors import ConfigError, FileFormatError
+from synthsae.saes.base import CONFIG_FILE, WEIGHTS_FILE, load_sae
 
 #: ``cfg.json`` fields SAELens writes and no synthsae SAE takes: its ``SAEConfig`` fields (SAELens 6) and
 #: the model, hook and version fields of SAELens 5's configs.
@@ -52,21 +52,21 @@ def is_saelens_config(config: Mapping[str, Any]) -> bool:
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON object in directory ``path``'s ``cfg.json``; ``FileNotFoundError`` naming ``path`` when it
-    has none, ``ValueError`` naming the file when it is not a JSON object."""
+    has none, ``FileFormatError`` (a ``ValueError``) naming the file when it is not a JSON object."""
     cfg_file = Path(path) / CONFIG_FILE
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{path}: no {CONFIG_FILE} there (not an SAE directory)")
     config = read_json(cfg_file)
     if not isinstance(config, dict):
-        raise ValueError(f"{cfg_file}: must hold a JSON object, got {type(config).__name__}")
+        raise FileFormatError(f"{cfg_file}: must hold a JSON object, got {type(config).__name__}", cfg_file)
     return config
 
 
 def load_any_sae(path: str | os.PathLike[str], device: torch.device | str | None = None) -> Any:
     """The SAE saved in directory ``path``, by synthsae or by SAELens (see the module docstring), on
     ``device`` (default CPU). Errors name the file at fault: ``FileNotFoundError`` for a missing
-    ``cfg.json`` or weights file, ``ValueError`` for a config or weights file that cannot be loaded and for
-    a SAELens directory where sae-lens is not installed."""
+    ``cfg.json`` or weights file, ``FileFormatError`` for a config or weights file that cannot be loaded,
+    ``ConfigError`` for a SAELens directory where sae-lens is not installed (both are ``ValueError``)."""
     path = Path(path)
     config = read_config(path)
     if is_saelens_config(config):
@@ -75,8 +75,9 @@ def load_any_sae(path: str | os.PathLike[str], device: torch.device | str | None
         return load_sae(path, device=device)
     except ValueError as e:  # the constructor's own checks say which setting, not which file
         message = str(e)
-        raise ValueError(
-            message if message.startswith(str(path)) else f"{path / CONFIG_FILE}: {message}"
+        file = e.path if isinstance(e, FileFormatError) and e.path is not None else path / CONFIG_FILE
+        raise FileFormatError(
+            message if message.startswith(str(path)) else f"{path / CONFIG_FILE}: {message}", file
         ) from None
 
 
@@ -88,9 +89,9 @@ def load_saelens(
 ) -> Any:
     """A SAELens SAE directory loaded by SAELens (``sae_lens.SAE.load_from_disk``; for an architecture
     SAELens only trains, such as ``"batchtopk"`` saved with ``save_model``, ``TrainingSAE.load_from_disk``)
-    on ``device`` (default CPU). ``config`` is its ``cfg.json`` if already read. ``ValueError`` when sae-lens
-    is not installed, naming the weights file when it is unreadable (truncated, corrupt) or does not fit
-    the config, and naming the config when SAELens rejects it."""
+    on ``device`` (default CPU). ``config`` is its ``cfg.json`` if already read. ``ConfigError`` when
+    sae-lens is not installed; ``FileFormatError`` naming the weights file when it is unreadable
+    (truncated, corrupt) or does not fit the config, and naming the config when SAELens rejects it."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -98,7 +99,7 @@ def load_saelens(
         import sae_lens
         from sae_lens.registry import SAE_CLASS_REGISTRY, SAE_TRAINING_CLASS_REGISTRY
     except ImportError:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: a SAELens SAE directory; loading it needs sae-lens (pip install sae-lens)"
         ) from None
     cfg_file, weights = path / CONFIG_FILE, path / WEIGHTS_FILE
@@ -110,7 +111,7 @@ def load_saelens(
         with safe_open(str(weights), framework="pt") as f:
             f.keys()
     except (SafetensorError, OSError) as e:
-        raise ValueError(f"{weights}: unreadable ({type(e).__name__}: {e})") from None
+        raise FileFormatError(f"{weights}: unreadable ({type(e).__name__}: {e})", weights) from None
     architecture = config.get("architecture")
     loader = sae_lens.SAE
     if architecture not in SAE_CLASS_REGISTRY and architecture in SAE_TRAINING_CLASS_REGISTRY:
@@ -119,11 +120,13 @@ def load_saelens(
     try:
         return loader.load_from_disk(str(path), device=where)
     except SafetensorError as e:
-        raise ValueError(f"{weights}: unreadable ({type(e).__name__}: {e})") from None
+        raise FileFormatError(f"{weights}: unreadable ({type(e).__name__}: {e})", weights) from None
     except RuntimeError as e:
         if "state_dict" not in str(e):  # not a weights/config mismatch: the device, memory, ...
             raise
-        raise ValueError(f"{weights}: does not fit {cfg_file}: {e}") from None
+        raise FileFormatError(f"{weights}: does not fit {cfg_file}: {e}", weights) from None
     except (KeyError, TypeError, ValueError) as e:  # SAELens's own complaints about the config
         version = getattr(sae_lens, "__version__", "?")
-        raise ValueError(f"{cfg_file}: SAELens {version} cannot load it: {type(e).__name__}: {e}") from None
+        raise FileFormatError(
+            f"{cfg_file}: SAELens {version} cannot load it: {type(e).__name__}: {e}", cfg_file
+        ) from None

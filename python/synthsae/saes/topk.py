@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 
 from synthsae._validate import as_int
+from synthsae.saes.base import round_l0
 from synthsae.saes.sparse_ops import Entries
 from synthsae.saes.topk_family import TopKFamilySAE
 
@@ -20,6 +21,13 @@ class TopKSAE(TopKFamilySAE):
     decoder_init_norm=0.1, sparse=True, seed=None, device=None)`` (the family's constructor)."""
 
     architecture: ClassVar[str] = "topk"
+    direct_l0: ClassVar[bool] = True
+    bench_rank: ClassVar[float] = 5
+
+    @classmethod
+    def from_l0(cls, d_in: int, d_sae: int, l0: float, **kwargs: Any) -> Self:
+        """``k = round(l0)``."""
+        return cls(d_in, d_sae, round_l0(cls.architecture, l0), **kwargs)
 
     def check_k(self, k: Any) -> int:
         """An integer in ``[1, d_sae]``."""

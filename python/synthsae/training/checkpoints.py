@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthsae._files import atomic_write
+from synthsae.errors import FileFormatError
 
 if TYPE_CHECKING:
     import torch
@@ -78,8 +79,8 @@ def save(path: Path, checkpoint: Checkpoint) -> None:
 
 
 def load(path: Path, device: Any) -> Checkpoint:
-    """Reads the checkpoint at ``path`` (tensors onto ``device``). ``ValueError`` naming the file when it
-    is not a readable synthsae checkpoint."""
+    """Reads the checkpoint at ``path`` (tensors onto ``device``). ``FileFormatError`` (a ``ValueError``)
+    naming the file when it is not a readable synthsae checkpoint."""
     from safetensors import safe_open
 
     try:
@@ -88,18 +89,22 @@ def load(path: Path, device: Any) -> Checkpoint:
             tensors = {name: f.get_tensor(name) for name in f.keys()}
         header = json.loads(metadata[_KEY])
     except KeyError:
-        raise ValueError(f"{path}: not a synthsae checkpoint (no {_KEY!r} header)") from None
+        raise FileFormatError(f"{path}: not a synthsae checkpoint (no {_KEY!r} header)", path) from None
     except Exception as e:  # truncated or corrupt file, bad header JSON
-        raise ValueError(f"{path}: unreadable checkpoint: {type(e).__name__}: {e}") from None
+        raise FileFormatError(f"{path}: unreadable checkpoint: {type(e).__name__}: {e}", path) from None
 
     def need(container: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
         value = container.get(key) if isinstance(container, dict) else None
         if not isinstance(value, kind):
-            raise ValueError(f"{path}: corrupt checkpoint: {where}{key!r} is missing or of the wrong type")
+            raise FileFormatError(
+                f"{path}: corrupt checkpoint: {where}{key!r} is missing or of the wrong type", path
+            )
         return value
 
     if need(header, "format", str, "") != _FORMAT:
-        raise ValueError(f"{path}: checkpoint format {header['format']!r}, this synthsae reads {_FORMAT!r}")
+        raise FileFormatError(
+            f"{path}: checkpoint format {header['format']!r}, this synthsae reads {_FORMAT!r}", path
+        )
     settings = need(header, "settings", dict, "")
     history = need(header, "history", dict, "")
     optimizer = need(header, "optimizer", dict, "")
@@ -107,13 +112,13 @@ def load(path: Path, device: Any) -> Checkpoint:
     plain_state = need(optimizer, "state", dict, "optimizer ")
     for group in groups:
         if not isinstance(group, dict) or not isinstance(group.get("params"), list):
-            raise ValueError(f"{path}: corrupt checkpoint: optimizer param_groups")
+            raise FileFormatError(f"{path}: corrupt checkpoint: optimizer param_groups", path)
         if isinstance(group.get("betas"), list):
             group["betas"] = tuple(group["betas"])
     state: dict[int, dict[str, Any]] = {}
     for index, plain in plain_state.items():
         if not index.isdigit() or not isinstance(plain, dict):
-            raise ValueError(f"{path}: corrupt checkpoint: optimizer state {index!r}")
+            raise FileFormatError(f"{path}: corrupt checkpoint: optimizer state {index!r}", path)
         state[int(index)] = dict(plain)
     sae: dict[str, torch.Tensor] = {}
     pairs: dict[str, torch.Tensor] = {}
@@ -130,11 +135,11 @@ def load(path: Path, device: Any) -> Checkpoint:
         elif name == "since_fired":
             since_fired = t
         else:
-            raise ValueError(f"{path}: corrupt checkpoint: unexpected tensor {name!r}")
+            raise FileFormatError(f"{path}: corrupt checkpoint: unexpected tensor {name!r}", path)
     if since_fired is None:
-        raise ValueError(f"{path}: corrupt checkpoint: no since_fired tensor")
+        raise FileFormatError(f"{path}: corrupt checkpoint: no since_fired tensor", path)
     if pairs and len(pairs) != 3:
-        raise ValueError(f"{path}: corrupt checkpoint: incomplete orthogonality pairs")
+        raise FileFormatError(f"{path}: corrupt checkpoint: incomplete orthogonality pairs", path)
     return Checkpoint(
         settings=settings,
         sae=sae,

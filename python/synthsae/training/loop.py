@@ -23,6 +23,7 @@ from synthsae._validate import (
     as_seed,
 )
 from synthsae.datasets.stream import ActivationStream
+from synthsae.errors import SynthSAEError
 from synthsae.evaluation.assignment import mean_max_abs_cos
 from synthsae.evaluation.scoring import EvalResult, evaluate
 from synthsae.threads import torch_threads as using_torch_threads
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 CHECKPOINT_FILE = checkpoints.CHECKPOINT_FILE
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(SynthSAEError, RuntimeError):
     """The loss or the parameters became NaN or inf (a learning rate too high, for instance)."""
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from synthsae._files import atomic_write, check_fresh_dir, read_json
+from synthsae.errors import FileFormatError
 from synthsae.world.config import WorldConfig
 from synthsae.world.hierarchy import Hierarchy
 
@@ -49,8 +50,8 @@ def save_world(world: World, path: Path, *, overwrite: bool) -> None:
 
 def read_world_files(path: Path) -> tuple[WorldConfig, dict[str, torch.Tensor], Hierarchy | None]:
     """The config, tensors and hierarchy (None if there is no ``hierarchy.json``) of world directory
-    ``path``. Raises FileNotFoundError without the config or weights file, ValueError for unreadable
-    files and tensors whose shapes disagree with the config or each other."""
+    ``path``. Raises FileNotFoundError without the config or weights file, FileFormatError (a ValueError)
+    for unreadable files and tensors whose shapes disagree with the config or each other."""
     from safetensors.torch import load_file
 
     for name in (CONFIG_FILE, WEIGHTS_FILE):
@@ -60,7 +61,9 @@ def read_world_files(path: Path) -> tuple[WorldConfig, dict[str, torch.Tensor], 
     try:
         tensors = load_file(str(path / WEIGHTS_FILE))
     except Exception as e:
-        raise ValueError(f"{path / WEIGHTS_FILE} is not a readable safetensors file: {e}") from None
+        raise FileFormatError(
+            f"{path / WEIGHTS_FILE} is not a readable safetensors file: {e}", path / WEIGHTS_FILE
+        ) from None
     _check_tensors(path / WEIGHTS_FILE, tensors, config.num_features, config.hidden_dim)
     hierarchy = None
     if (path / HIERARCHY_FILE).is_file():
@@ -68,40 +71,42 @@ def read_world_files(path: Path) -> tuple[WorldConfig, dict[str, torch.Tensor], 
         try:
             hierarchy.validate(config.num_features)
         except ValueError as e:
-            raise ValueError(f"{path / HIERARCHY_FILE}: {e}") from None
+            raise FileFormatError(f"{path / HIERARCHY_FILE}: {e}", path / HIERARCHY_FILE) from None
     return config, tensors, hierarchy
 
 
 def _read_json(file: Path, parse: Callable[[Any], T]) -> T:
     """``parse`` of the JSON in ``file``; any way the file is unreadable or malformed (bad UTF-8 or
-    JSON, too deeply nested, wrong structure) is a ValueError starting with the file's path."""
+    JSON, too deeply nested, wrong structure) is a FileFormatError starting with the file's path."""
     data = read_json(file)
     try:
         return parse(data)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as e:
-        raise ValueError(f"{file}: {type(e).__name__}: {e}") from None
+        raise FileFormatError(f"{file}: {type(e).__name__}: {e}", file) from None
 
 
 def _check_tensors(file: Path, tensors: dict[str, Any], n: int, d: int) -> None:
     expect = {"feature_vectors": (n, d), "bias": (d,), "firing_probabilities": (n,)}
     if ("correlation_factor" in tensors) != ("correlation_diag" in tensors):
-        raise ValueError(f"{file}: correlation_factor and correlation_diag go together")
+        raise FileFormatError(f"{file}: correlation_factor and correlation_diag go together", file)
     if "correlation_factor" in tensors:
         expect["correlation_factor"] = (n, tensors["correlation_factor"].shape[-1])
         expect["correlation_diag"] = (n,)
     for key, shape in expect.items():
         if key not in tensors:
-            raise ValueError(f"{file}: missing tensor {key!r}")
+            raise FileFormatError(f"{file}: missing tensor {key!r}", file)
         if tuple(tensors[key].shape) != shape:
-            raise ValueError(f"{file}: {key} has shape {tuple(tensors[key].shape)}, config says {shape}")
+            raise FileFormatError(
+                f"{file}: {key} has shape {tuple(tensors[key].shape)}, config says {shape}", file
+            )
     for key, tensor in tensors.items():
         if key in expect and not tensor.is_floating_point():
-            raise ValueError(f"{file}: {key} must be a floating-point tensor, got {tensor.dtype}")
+            raise FileFormatError(f"{file}: {key} must be a floating-point tensor, got {tensor.dtype}", file)
         if key in expect and not bool(tensor.isfinite().all()):
-            raise ValueError(f"{file}: {key} has NaN or infinite entries")
+            raise FileFormatError(f"{file}: {key} has NaN or infinite entries", file)
     p = tensors["firing_probabilities"].float()
     if not bool(((p >= 0) & (p <= 1)).all()):
-        raise ValueError(f"{file}: firing_probabilities must be in [0, 1]")
+        raise FileFormatError(f"{file}: firing_probabilities must be in [0, 1]", file)
     if "correlation_factor" in tensors:
         # C = F Fᵀ + diag(d) has a unit diagonal: |F_i|² + d_i = 1, with d_i > 0 (float32 rounding).
         norms = tensors["correlation_factor"].double().square().sum(dim=1)
@@ -109,8 +114,9 @@ def _check_tensors(file: Path, tensors: dict[str, Any], n: int, d: int) -> None:
         bad = ((norms + diag - 1).abs() > 1e-4) | (diag <= 0)
         if bool(bad.any()):
             i = int(bad.nonzero()[0, 0])
-            raise ValueError(
+            raise FileFormatError(
                 f"{file}: correlation_factor row {i} and correlation_diag[{i}] do not give a unit "
                 f"diagonal (|F_i|² = {float(norms[i]):.6g}, d_i = {float(diag[i]):.6g}; "
-                "need |F_i|² + d_i = 1 and d_i > 0)"
+                "need |F_i|² + d_i = 1 and d_i > 0)",
+                file,
             )

@@ -479,11 +479,25 @@ class World:
 
     # ------------------------------------------------------------------ statistics
 
-    def stats(self, num_samples: int = 20_000, seed: int = 0) -> dict[str, Any]:
+    def stats(
+        self, num_samples: int = 20_000, seed: int = 0, *, first_features: tuple[int, ...] | list[int] = ()
+    ) -> dict[str, Any]:
         """World statistics: L0 and per-depth firing rates from ``num_samples`` rows (with standard
-        errors), RMS copula correlation (exact, O(N r²)) and mean max |cos| between features."""
+        errors), RMS copula correlation (exact, O(N r²)) and mean max |cos| between features.
+
+        Keys: ``num_samples``; ``true_l0`` (mean active features per row) and ``true_l0_stderr``;
+        ``firing_rates``, per hierarchy depth (``free``: features in no tree; ``depth_d``): ``features``
+        (how many), ``mean_rate`` (measured fraction of rows where one fires) and ``mean_probability``
+        (the mean firing-probability parameter: for a feature under a parent, the probability that
+        it fires when its parent does); ``rms_correlation`` (off-diagonal RMS of the copula's
+        correlation matrix, when the world has one); ``mean_max_abs_cos`` (mean over features of the
+        largest |cos| with another feature). With ``first_features``, ``true_l0_first`` maps each
+        ``n`` (as a string) to the mean number of active features among the first ``n`` per row (in
+        index order, the order of the base firing probabilities; bench's target L0s are set from the
+        L0 of its SAE width's first features)."""
 
         num_samples = as_int("num_samples", num_samples, minimum=1)
+        prefixes = [as_int("first_features", n, minimum=1) for n in first_features]
         batch = self.sample_features(num_samples, seed=seed)
         l0 = np.diff(batch.indptr)
         counts = np.bincount(batch.indices, minlength=self.num_features) / num_samples
@@ -503,6 +517,8 @@ class World:
             "true_l0_stderr": float(l0.std() / math.sqrt(num_samples)),
             "firing_rates": rates,
         }
+        if prefixes:
+            out["true_l0_first"] = {str(n): float(counts[:n].sum()) for n in prefixes}
         if self.correlation_factor is not None:
             f = self.correlation_factor.double()
             n = f.shape[0]
