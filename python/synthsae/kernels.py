@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from synthsae import _core
+from synthsae.errors import ConfigError, ConfigTypeError
 
 ENV_VAR = "SYNTHSAE_KERNEL"
 
@@ -32,7 +33,7 @@ def set_kernel(name: str | None) -> None:
     runs). One of ``"portable"``, ``"avx2"``, ``"avx512"``, ``"avx512-vnni"``; a kernel the CPU
     lacks is refused with ``ValueError``."""
     if name is not None and not isinstance(name, str):
-        raise TypeError(f"name must be a str or None, got {type(name).__name__}")
+        raise ConfigTypeError(f"name must be a str or None, got {type(name).__name__}")
     _core.set_kernel(name)
 
 
@@ -44,4 +45,4 @@ def apply_environment() -> None:
     try:
         _core.set_kernel(name)
     except ValueError as e:
-        raise ValueError(f"environment variable {ENV_VAR}={name!r}: {e}") from None
+        raise ConfigError(f"environment variable {ENV_VAR}={name!r}: {e}") from None

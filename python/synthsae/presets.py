@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthsae._validate import as_bool
+from synthsae.errors import ConfigError, ConfigTypeError
 from synthsae.world.config import (
     FoldedNormalMagnitudeConfig,
     HierarchyConfig,
@@ -215,9 +216,9 @@ def preset(name: str) -> WorldConfig:
     correlation and magnitudes on, no orthogonalization, seed 0; for demos and tests.
     """
     if not isinstance(name, str):
-        raise TypeError(f"name must be a str, got {type(name).__name__}")
+        raise ConfigTypeError(f"name must be a str, got {type(name).__name__}")
     if name not in PRESETS:
-        raise ValueError(f"name must be one of {list(PRESETS)}, got {name!r}")
+        raise ConfigError(f"name must be one of {list(PRESETS)}, got {name!r}")
     return PRESETS[name].world()
 
 
@@ -240,7 +241,7 @@ def resolve_world(
     from synthsae.world.model import World
 
     if not isinstance(world, str | os.PathLike):
-        raise TypeError(f"world must be a preset name or a path, got {type(world).__name__}")
+        raise ConfigTypeError(f"world must be a preset name or a path, got {type(world).__name__}")
     orthogonalize = as_bool("orthogonalize", orthogonalize)
     if isinstance(world, str) and world in PRESETS:
         config, name = preset(world), world
@@ -249,13 +250,13 @@ def resolve_world(
         if path.is_dir():
             return World.load(path), None
         if not path.is_file():
-            raise ValueError(
+            raise ConfigError(
                 f"world {str(world)!r} is neither a preset ({preset_names()}) nor an existing path"
             )
         try:
             config = WorldConfig.from_dict(json.loads(path.read_text()))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not a JSON world config ({e})") from None
+            raise ConfigError(f"{path}: not a JSON world config ({e})") from None
     if not orthogonalize:
         config.orthogonalization = None
     built = World(config, device=device, orthogonalization=orthogonalization, show_progress=show_progress)

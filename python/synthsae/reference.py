@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from synthsae.errors import ConfigError
+
 
 def zipfian_firing_probabilities(
     num_features: int, exponent: float = 1.0, max_prob: float = 0.3, min_prob: float = 0.01
@@ -111,7 +113,7 @@ def apply_hierarchy(
     mean = torch.as_tensor(mean_magnitudes, dtype=acts.dtype).expand(acts.shape[1])
     rescale_parents = sorted({q for _, q, _, rescales in features if rescales and q is not None})
     if rescale_parents and not bool((mean[rescale_parents] > 0).all()):
-        raise ValueError("mean_magnitudes must be > 0 for parents with scale_children_by_parent=True")
+        raise ConfigError("mean_magnitudes must be > 0 for parents with scale_children_by_parent=True")
     out = acts.clone()
     width = max((len(members) for _, _, members in groups), default=0)
     num_levels = 1 + max([f[2] for f in features] + [g[0] for g in groups], default=-1)
@@ -175,9 +177,9 @@ def sample_world(
     mean = torch.as_tensor(mean_magnitudes, dtype=torch.float32).expand(num_features)
     std = torch.as_tensor(std_magnitudes, dtype=torch.float32).expand(num_features)
     if (correlation_factor is None) != (correlation_diag is None):
-        raise ValueError("correlation_factor and correlation_diag go together")
+        raise ConfigError("correlation_factor and correlation_diag go together")
     if correlation_matrix is not None and correlation_factor is not None:
-        raise ValueError("give a correlation matrix or a low-rank correlation, not both")
+        raise ConfigError("give a correlation matrix or a low-rank correlation, not both")
 
     if correlation_matrix is None and correlation_factor is None:
         fires = torch.bernoulli(p.unsqueeze(0).expand(n, -1), generator=generator)

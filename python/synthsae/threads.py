@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Iterator
 
 from synthsae._validate import as_int
+from synthsae.errors import ConfigError
 
 #: The environment variable that sets the budget.
 ENV_VAR = "SYNTHSAE_THREADS"
@@ -62,7 +63,7 @@ def budget() -> int:
         try:
             return as_int(ENV_VAR, int(text), minimum=1, maximum=4096)
         except ValueError:
-            raise ValueError(
+            raise ConfigError(
                 f"environment variable {ENV_VAR} must be a whole number >= 1, got {text!r}"
             ) from None
     try:

@@ -8,6 +8,7 @@ from typing import Any
 
 from synthsae._files import read_json
 from synthsae.bench.protocol import Protocol
+from synthsae.errors import ConfigError
 from synthsae.evaluation.scoring import EvalResult
 from synthsae.training.loop import CHECKPOINT_FILE
 
@@ -71,15 +72,15 @@ def clear_sweep(out: Path) -> None:
     def ours(entry: Path, names: frozenset[str]) -> Path:
         temporary = entry.name.startswith(".") and ".tmp-" in entry.name
         if entry.is_symlink() or not entry.is_file() or not (entry.name in names or temporary):
-            raise ValueError(f"{entry} was not written by bench; move it before overwriting")
+            raise ConfigError(f"{entry} was not written by bench; move it before overwriting")
         return entry
 
     def check_dir(d: Path) -> None:
         if d.is_symlink() or not d.is_dir():
-            raise ValueError(f"{d} is not a directory bench wrote (a link or a file); remove it yourself")
+            raise ConfigError(f"{d} is not a directory bench wrote (a link or a file); remove it yourself")
 
     if (out / SWEEP_FILE).is_symlink() or not (out / SWEEP_FILE).is_file():
-        raise ValueError(
+        raise ConfigError(
             f"{out} is not a bench sweep (no {SWEEP_FILE}); overwrite replaces sweeps only: choose "
             "another output directory"
         )

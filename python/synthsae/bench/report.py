@@ -21,6 +21,7 @@ from synthsae.bench.records import (
     read_header,
     read_run,
 )
+from synthsae.errors import ConfigError
 from synthsae.evaluation.scoring import EvalResult
 from synthsae.world.config import WorldConfig
 from synthsae.world.model import World
@@ -32,19 +33,19 @@ def build_report(dirs: list[str | os.PathLike[str]]) -> dict[str, Any]:
     L0 and seed, and per (architecture, L0) the mean and std over seeds. Raises ``ValueError`` when the
     sweeps' worlds or training settings differ (naming the difference)."""
     if not dirs:
-        raise ValueError("dirs must name at least one sweep directory")
+        raise ConfigError("dirs must name at least one sweep directory")
     header: dict[str, Any] | None = None
     runs: dict[str, dict[str, Any]] = {}
     for d in map(Path, dirs):
         if not (d / SWEEP_FILE).is_file():
-            raise ValueError(f"{d} is not a sweep directory (no {SWEEP_FILE})")
+            raise ConfigError(f"{d} is not a sweep directory (no {SWEEP_FILE})")
         h = read_header(d / SWEEP_FILE)
         if h.get("schema") != REPORT_SCHEMA:
-            raise ValueError(f"{d}: report schema {h.get('schema')!r}, this synthsae reads {REPORT_SCHEMA}")
+            raise ConfigError(f"{d}: report schema {h.get('schema')!r}, this synthsae reads {REPORT_SCHEMA}")
         if header is None:
             header = h
         elif diffs := header_differences(header, h):
-            raise ValueError(
+            raise ConfigError(
                 f"{dirs[0]} and {d} are sweeps of different worlds or protocols: {'; '.join(diffs)}"
             )
         for f in sorted((d / "runs").glob(f"*/{RUN_FILE}")):

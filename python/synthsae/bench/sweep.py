@@ -25,6 +25,7 @@ from synthsae.bench.records import (
     read_run,
 )
 from synthsae.bench.report import build_report, write_report
+from synthsae.errors import ConfigError
 from synthsae.evaluation.assignment import mean_max_abs_cos
 from synthsae.evaluation.scoring import evaluate
 from synthsae.training.loop import CHECKPOINT_FILE, TrainingDiverged, train
@@ -97,7 +98,7 @@ def _no_repeats(name: str, values: list[Any]) -> None:
     """``ValueError`` when ``protocol.<name>`` lists a value twice (both would be one run)."""
     twice = sorted({v for v in values if values.count(v) > 1}, key=str)
     if twice:
-        raise ValueError(f"protocol.{name} lists {', '.join(map(str, twice))} more than once")
+        raise ConfigError(f"protocol.{name} lists {', '.join(map(str, twice))} more than once")
 
 
 def run(
@@ -133,17 +134,17 @@ def run(
     saes = dict(saes or {})
     clash = sorted(set(saes) & set(ARCHITECTURES))
     if clash:
-        raise ValueError(f"saes names {clash} clash with registered architectures; rename them")
+        raise ConfigError(f"saes names {clash} clash with registered architectures; rename them")
     for name in protocol.saes:
         if name not in ARCHITECTURES:
-            raise ValueError(
+            raise ConfigError(
                 f"protocol.saes: unknown architecture {name!r} (registered: {', '.join(ARCHITECTURES)}); "
                 "import the module defining it, or pass a factory in saes="
             )
     for s in protocol.seeds:
         as_int("seeds", s, minimum=0, maximum=U64_MAX - 1)  # evaluation reads stream seed + 1
     if not protocol.seeds:
-        raise ValueError("protocol.seeds must name at least one seed")
+        raise ConfigError("protocol.seeds must name at least one seed")
     _no_repeats("saes", [*protocol.saes, *saes])
     _no_repeats("l0s", protocol.l0s)
     _no_repeats("seeds", protocol.seeds)
@@ -155,7 +156,7 @@ def run(
     if sweep.exists():
         diffs = header_differences(read_header(sweep), header)
         if diffs:
-            raise ValueError(f"{out} holds a sweep of another world or protocol: {'; '.join(diffs)}")
+            raise ConfigError(f"{out} holds a sweep of another world or protocol: {'; '.join(diffs)}")
     write_json(sweep, header)
     steps = protocol.samples // protocol.batch_size
     for spec in plan(protocol, list(saes), shard_index, num_shards):
@@ -163,7 +164,7 @@ def run(
         if (run_dir / RUN_FILE).exists():
             earlier = read_run(run_dir / RUN_FILE)
             if earlier["name"] != spec.name:
-                raise ValueError(f"{run_dir / RUN_FILE}: records run {earlier['name']!r}, not {spec.name!r}")
+                raise ConfigError(f"{run_dir / RUN_FILE}: records run {earlier['name']!r}, not {spec.name!r}")
             log(f"{spec.name}: {'failed' if 'failed' in earlier else 'finished'} earlier, skipped")
             continue
         if spec.architecture in saes:

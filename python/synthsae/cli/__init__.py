@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import sys
 import traceback
-from pathlib import Path
-from types import TracebackType
 from typing import NoReturn
 
 from synthsae.cli.parser import build_parser
@@ -30,7 +28,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 
-_PACKAGE = Path(__file__).resolve().parent.parent
 
 # Usage errors: the command cannot run as given, and nothing was done. A missing input, an existing
 # output, and a size this machine cannot hold (refused before anything is allocated: the fix is a
@@ -56,30 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(EXIT_FAILED, f"{prefix}: failed: {e}\n")
     except SynthSAEError as e:
         parser.exit(EXIT_FAILED, f"{prefix}: failed: {e}\n")
-    except (ValueError, TypeError) as e:
-        if _raised_by_synthsae(e.__traceback__):  # one of synthsae's own argument checks
-            parser.exit(EXIT_USAGE, f"{prefix}: error: {e}\n")
-        _internal_error(prefix)
     except Exception:
         _internal_error(prefix)
     except BaseException as e:  # a panic in the Rust core is a BaseException
         if type(e).__name__ == "PanicException":
             _internal_error(prefix)
         raise
-
-
-def _raised_by_synthsae(tb: TracebackType | None) -> bool:
-    """Whether the innermost frame of ``tb`` is synthsae's own code: a ``raise`` written for users, not a
-    complaint of numpy, torch or the standard library about how synthsae called them."""
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    file = tb.tb_frame.f_code.co_filename
-    try:
-        return Path(file).resolve().is_relative_to(_PACKAGE)
-    except (OSError, ValueError):
-        return False
 
 
 def _internal_error(prefix: str) -> NoReturn:

@@ -37,6 +37,7 @@ from synthsae.datasets.shards import (
     write_shard,
     writer_alive,
 )
+from synthsae.errors import ConfigError, ConfigTypeError
 from synthsae.world.model import World
 
 
@@ -103,9 +104,9 @@ def generate(
     if isinstance(world, str | os.PathLike):
         world = World.load(world)
     if not isinstance(world, World):
-        raise TypeError(f"world must be a World or a world directory, got {type(world).__name__}")
+        raise ConfigTypeError(f"world must be a World or a world directory, got {type(world).__name__}")
     if not isinstance(out, str | os.PathLike):
-        raise TypeError(f"out must be a directory path, got {type(out).__name__}")
+        raise ConfigTypeError(f"out must be a directory path, got {type(out).__name__}")
     rows = as_int("rows", rows, minimum=1)
     shard_rows = as_int("shard_rows", shard_rows, minimum=1)
     seed = as_seed(seed)
@@ -113,11 +114,11 @@ def generate(
     hidden = as_bool("hidden", hidden)
     show_progress = as_bool("show_progress", show_progress)
     if dtype not in HIDDEN_DTYPES:
-        raise ValueError(f"dtype must be one of {HIDDEN_DTYPES}, got {dtype!r}")
+        raise ConfigError(f"dtype must be one of {HIDDEN_DTYPES}, got {dtype!r}")
     if dtype != "float32" and not hidden:
-        raise ValueError("dtype sets the hidden activations' type: pass hidden=True with it")
+        raise ConfigError("dtype sets the hidden activations' type: pass hidden=True with it")
     if client is not None and not callable(getattr(client, "submit", None)):
-        raise TypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
+        raise ConfigTypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
     part, parts = _split(split)
     # One shard is sampled in memory: its row pointers, and its hidden rows in float32 and in dtype.
     hidden_bytes = 4 + (4 if dtype == "float32" else 2)
@@ -138,7 +139,7 @@ def generate(
     for s in todo:
         path = shard_path(out, s)
         if path.is_symlink():
-            raise ValueError(
+            raise ConfigError(
                 f"{path} is a symbolic link where shard {s.index} belongs; shards are written only as "
                 f"files inside {out}, never through a link: remove it"
             )
@@ -188,7 +189,7 @@ def _split(split: Any) -> tuple[int, int]:
     if split is None:
         return 0, 1
     if not isinstance(split, tuple | list) or len(split) != 2:
-        raise TypeError(f"split must be a pair (index, count), got {split!r}")
+        raise ConfigTypeError(f"split must be a pair (index, count), got {split!r}")
     count = as_int("split count", split[1], minimum=1)
     return as_int("split index", split[0], minimum=0, maximum=count - 1), count
 

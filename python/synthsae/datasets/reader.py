@@ -21,6 +21,7 @@ from synthsae.datasets.shards import (
     read_shard,
     read_state,
 )
+from synthsae.errors import ConfigError
 from synthsae.world.model import World
 from synthsae.world.sparse import SparseBatch
 
@@ -64,7 +65,7 @@ class ShardDataset(IterableDataset[Any]):
         self.manifest: Manifest = read_state(self.path)
         missing = [s.index for s in self.manifest.shards if s.sha256 is None]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.path} is incomplete: {len(missing)} of {len(self.manifest.shards)} shards are not "
                 f"written yet (first: {missing[0]}); rerun `synthsae generate` to finish it"
             )
@@ -74,7 +75,7 @@ class ShardDataset(IterableDataset[Any]):
         self.return_features = as_bool("return_features", return_features)
         self.drop_last = as_bool("drop_last", drop_last)
         if format not in _FORMATS:
-            raise ValueError(f"format must be one of {_FORMATS}, got {format!r}")
+            raise ConfigError(f"format must be one of {_FORMATS}, got {format!r}")
         self.format = format
         self.epoch = 0
         self._world: World | None = None
@@ -134,7 +135,7 @@ class ShardDataset(IterableDataset[Any]):
         features, hidden = read_shard(self.path / shard.file, self.manifest.num_features, rows)
         expected = shard.rows if rows is None else rows[1] - rows[0]
         if len(features) != expected or (hidden is None) == self.manifest.hidden:
-            raise ValueError(f"{self.path / shard.file} does not match the manifest")
+            raise ConfigError(f"{self.path / shard.file} does not match the manifest")
         return features, hidden
 
     def _batch(self, pieces: list[tuple[SparseBatch, torch.Tensor | None]]) -> Any:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from synthsae import _core
 from synthsae._files import HOST, atomic_write, write_json
 from synthsae._validate import as_bool, as_count, as_int, as_seed, check_memory
-from synthsae.errors import ConfigError, FileFormatError
+from synthsae.errors import ConfigError, ConfigTypeError, FileFormatError
 from synthsae.world.sparse import SparseBatch
 
 if TYPE_CHECKING:
@@ -128,13 +128,13 @@ class Manifest:
         has the type ``plan`` gives it and the shard list is exactly the plan, file names included."""
         try:
             if not isinstance(d, dict):
-                raise TypeError(f"it holds a JSON {type(d).__name__}, not an object")
+                raise ConfigTypeError(f"it holds a JSON {type(d).__name__}, not an object")
             if d.get("format") != FORMAT:
-                raise ValueError(f"format is {d.get('format')!r}, not {FORMAT!r}")
+                raise ConfigError(f"format is {d.get('format')!r}, not {FORMAT!r}")
             if d.get("format_version") != FORMAT_VERSION:
-                raise ValueError(f"format_version {d.get('format_version')!r} is not {FORMAT_VERSION}")
+                raise ConfigError(f"format_version {d.get('format_version')!r} is not {FORMAT_VERSION}")
             if not isinstance(d.get("shards"), list):
-                raise TypeError(f"shards must be a list, got {type(d.get('shards')).__name__}")
+                raise ConfigTypeError(f"shards must be a list, got {type(d.get('shards')).__name__}")
             shards = [_shard_from_json(s, f"shards[{i}]") for i, s in enumerate(d["shards"])]
             manifest = cls(**{**d, "shards": shards})
             _check_settings(manifest)
@@ -168,10 +168,12 @@ def _check_tiling(shards: list[Shard], rows: Any, shard_rows: Any) -> None:
     list itself, so an edited ``rows`` cannot make a plan bigger than the file)."""
     rows, shard_rows = as_int("rows", rows, minimum=1), as_int("shard_rows", shard_rows, minimum=1)
     if len(shards) != -(-rows // shard_rows):
-        raise ValueError(f"{len(shards)} shards listed, but rows / shard_rows gives {-(-rows // shard_rows)}")
+        raise ConfigError(
+            f"{len(shards)} shards listed, but rows / shard_rows gives {-(-rows // shard_rows)}"
+        )
     for i, s in enumerate(shards):
         if (s.index, s.start, s.stop) != (i, i * shard_rows, min((i + 1) * shard_rows, rows)):
-            raise ValueError("shard row ranges do not tile [0, rows) in shard_rows steps")
+            raise ConfigError("shard row ranges do not tile [0, rows) in shard_rows steps")
 
 
 def shard_file(index: int) -> str:
@@ -193,21 +195,21 @@ def _shard_from_json(entry: Any, where: str = "") -> Shard:
     the caller (``_check_file``), against the plan."""
     prefix = f"{where}." if where else ""
     if not isinstance(entry, dict):
-        raise TypeError(f"{where or 'the entry'} must be an object, got {type(entry).__name__}")
+        raise ConfigTypeError(f"{where or 'the entry'} must be an object, got {type(entry).__name__}")
     try:
         shard = Shard(**entry)
     except TypeError as e:  # a missing or unknown key
-        raise TypeError(f"{where}: {e}" if where else str(e)) from None
+        raise ConfigTypeError(f"{where}: {e}" if where else str(e)) from None
     for name in ("index", "start", "stop"):
         as_int(prefix + name, getattr(shard, name), minimum=0)
     for name in ("nnz", "bytes"):
         if getattr(shard, name) is not None:
             as_int(prefix + name, getattr(shard, name), minimum=0)
     if not isinstance(shard.file, str):
-        raise TypeError(f"{prefix}file must be a string, got {type(shard.file).__name__}")
+        raise ConfigTypeError(f"{prefix}file must be a string, got {type(shard.file).__name__}")
     digest = shard.sha256
     if digest is not None and not (isinstance(digest, str) and len(digest) == 64 and set(digest) <= _HEX):
-        raise ValueError(f"{prefix}sha256 is {digest!r}, not a sha256 hex digest")
+        raise ConfigError(f"{prefix}sha256 is {digest!r}, not a sha256 hex digest")
     return shard
 
 
@@ -215,7 +217,7 @@ def _check_file(shard: Shard, where: str) -> None:
     """A shard entry must name the file the plan gives its index, and nothing else."""
     planned = shard_file(shard.index)
     if shard.file != planned:
-        raise ValueError(f"{where} names the file {shard.file!r}; shard {shard.index}'s file is {planned!r}")
+        raise ConfigError(f"{where} names the file {shard.file!r}; shard {shard.index}'s file is {planned!r}")
 
 
 def _check_settings(manifest: Manifest) -> None:
@@ -223,20 +225,20 @@ def _check_settings(manifest: Manifest) -> None:
     for name in ("world_sha256", "world_config_sha256", "rng_algorithm", "synthsae_version"):
         value = getattr(manifest, name)
         if not isinstance(value, str):
-            raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+            raise ConfigTypeError(f"{name} must be a string, got {type(value).__name__}")
     as_count("num_features", manifest.num_features, minimum=1)
     as_count("hidden_dim", manifest.hidden_dim, minimum=1)
     as_seed(manifest.seed)
     as_bool("hidden", manifest.hidden)
     if manifest.dtype not in (None, *HIDDEN_DTYPES):
-        raise ValueError(f"dtype must be null or one of {HIDDEN_DTYPES}, got {manifest.dtype!r}")
+        raise ConfigError(f"dtype must be null or one of {HIDDEN_DTYPES}, got {manifest.dtype!r}")
     if manifest.hidden != (manifest.dtype is not None):
-        raise ValueError(f"hidden is {manifest.hidden} but dtype is {manifest.dtype!r}")
+        raise ConfigError(f"hidden is {manifest.hidden} but dtype is {manifest.dtype!r}")
     source = manifest.world_source
     if source is None:
         return
     if not isinstance(source, dict):
-        raise TypeError(f"world_source must be an object or null, got {type(source).__name__}")
+        raise ConfigTypeError(f"world_source must be an object or null, got {type(source).__name__}")
     kinds = {
         "config": (dict, "an object"),
         "directory": (str, "a string"),
@@ -244,7 +246,7 @@ def _check_settings(manifest: Manifest) -> None:
     }
     for key, (kind, what) in kinds.items():
         if key in source and not isinstance(source[key], kind):
-            raise TypeError(f"world_source.{key} must be {what}, got {type(source[key]).__name__}")
+            raise ConfigTypeError(f"world_source.{key} must be {what}, got {type(source[key]).__name__}")
 
 
 def shard_path(out: Path, shard: Shard) -> Path:
@@ -360,11 +362,11 @@ def read_state(out: Path, manifest: Manifest | None = None) -> Manifest:
         try:
             shard = _shard_from_json(data)
             if shard.index >= len(manifest.shards):
-                raise ValueError(
+                raise ConfigError(
                     f"shard {shard.index} is beyond the manifest's {len(manifest.shards)} shards"
                 )
             if shard.sha256 is None:
-                raise ValueError("it records no sha256")
+                raise ConfigError("it records no sha256")
         except (TypeError, ValueError) as e:
             raise FileFormatError(f"{path} is not a valid shard record: {e}", path) from None
         planned = manifest.shards[shard.index]
@@ -420,7 +422,7 @@ def dataset_world(out: Path, manifest: Manifest) -> World:
         elif "directory" in source:
             world = World.load(source["directory"])
         else:
-            raise ValueError("the manifest records no world_source to rebuild it from")
+            raise ConfigError("the manifest records no world_source to rebuild it from")
     except (OSError, TypeError, ValueError) as e:
         raise ConfigError(
             f"{out / WORLD_DIR}: {problem}; and the world cannot be rebuilt ({e}): "
@@ -491,7 +493,7 @@ def read_shard(
             n = f.get_slice("indptr").get_shape()[0] - 1
             lo, hi = (0, n) if rows is None else rows
             if not 0 <= lo <= hi <= n:
-                raise ValueError(f"rows {rows} are outside the shard's {n} rows")
+                raise ConfigError(f"rows {rows} are outside the shard's {n} rows")
             indptr = f.get_slice("indptr")[lo : hi + 1]
             first, last = int(indptr[0]), int(indptr[-1])
             indices = f.get_slice("indices")[first:last]

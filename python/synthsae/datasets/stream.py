@@ -8,6 +8,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from synthsae._validate import as_bool, as_count, as_int, as_num_threads, as_seed
+from synthsae.errors import ConfigTypeError
 from synthsae.world.model import World, csr_tensors
 from synthsae.world.sparse import SparseBatch
 
@@ -45,7 +46,7 @@ class ActivationStream:
         import torch
 
         if not isinstance(world, World):
-            raise TypeError(f"world must be a synthsae.World, got {type(world).__name__}")
+            raise ConfigTypeError(f"world must be a synthsae.World, got {type(world).__name__}")
         self.world = world
         self.prefetch = as_int("prefetch", prefetch, minimum=1)
         # Each batch in flight holds its row pointers and dense hidden activations at least.
@@ -63,7 +64,7 @@ class ActivationStream:
         self.device = torch.device(device if device is not None else "cpu")
         self.dtype = dtype or torch.float32
         if not isinstance(self.dtype, torch.dtype) or not self.dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+            raise ConfigTypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
         self.return_features = as_bool("return_features", return_features)
         self._on_cpu = self.device.type == "cpu"
 

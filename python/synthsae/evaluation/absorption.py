@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae import _core
+from synthsae.errors import ConfigError
 from synthsae.world.hierarchy import tree_positions
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ class AbsorptionResult:
         for name in _PARENTS:
             if (key := f"absorption/{name}") in flat:
                 if not float(flat[key]).is_integer():
-                    raise ValueError(f"{key} must be a whole number of parents, got {flat[key]!r}")
+                    raise ConfigError(f"{key} must be a whole number of parents, got {flat[key]!r}")
                 counts[name] = int(flat[key])
         if not {"gap", "full_rate"} <= figures.keys() or not {"gap_parents", "rate_parents"} <= counts.keys():
             return None

@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from synthsae import _core
 from synthsae._validate import as_bool, as_native, is_real, to_numpy
+from synthsae.errors import ConfigError, ConfigTypeError
 
 if TYPE_CHECKING:
     import torch
@@ -45,12 +46,12 @@ def linear_sum_assignment(
     try:
         cost = np.asarray(to_numpy(cost_matrix))
     except (TypeError, ValueError) as e:
-        raise TypeError(f"cost_matrix must be a matrix of real numbers: {e}") from None
+        raise ConfigTypeError(f"cost_matrix must be a matrix of real numbers: {e}") from None
     if cost.ndim != 2:
-        raise ValueError(f"cost_matrix: expected a matrix (2-D array), got a {cost.ndim}-D array")
+        raise ConfigError(f"cost_matrix: expected a matrix (2-D array), got a {cost.ndim}-D array")
     if cost.dtype not in (np.float32, np.float64):
         if not (is_real(cost.dtype) or cost.dtype == np.bool_):
-            raise TypeError(f"cost_matrix must be real numbers, got dtype {cost.dtype}")
+            raise ConfigTypeError(f"cost_matrix must be real numbers, got dtype {cost.dtype}")
         cost = cost.astype(np.float64)
     maximize = as_bool("maximize", maximize)
     return _core.linear_sum_assignment(np.ascontiguousarray(cost), maximize)
@@ -70,15 +71,15 @@ def _unit_rows(x: Any, name: str, device: Any = None) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         t = x.detach()
         if t.dtype == torch.bool or t.is_complex():
-            raise TypeError(f"{name} must be real numbers, got {t.dtype}")
+            raise ConfigTypeError(f"{name} must be real numbers, got {t.dtype}")
     else:
         t = torch.from_numpy(as_native(name, x))
     if t.ndim != 2:
-        raise ValueError(f"{name} must be 2-D [rows, D], got shape {tuple(t.shape)}")
+        raise ConfigError(f"{name} must be 2-D [rows, D], got shape {tuple(t.shape)}")
     t = t.to(device if device is not None else t.device, torch.float32)
     step = max(1, (1 << 24) // max(t.shape[1], 1))  # the finiteness mask a block at a time
     if not all(bool(torch.isfinite(t[lo : lo + step]).all()) for lo in range(0, t.shape[0], step)):
-        raise ValueError(f"{name} must be finite (no NaN or inf)")
+        raise ConfigError(f"{name} must be finite (no NaN or inf)")
     return t / t.norm(dim=-1, keepdim=True).clamp(min=1e-8)
 
 
@@ -88,7 +89,7 @@ def unit_pair(decoder: Any, gt_features: Any) -> tuple[torch.Tensor, torch.Tenso
     d = _unit_rows(decoder, "decoder")
     g = _unit_rows(gt_features, "gt_features", d.device)
     if d.shape[1] != g.shape[1]:
-        raise ValueError(
+        raise ConfigError(
             f"decoder and gt_features must have the same width D, got {d.shape[1]} and {g.shape[1]}"
         )
     return d, g

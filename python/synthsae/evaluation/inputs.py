@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from synthsae import _core
 from synthsae._validate import as_native
+from synthsae.errors import ConfigError, ConfigTypeError
 from synthsae.world.sparse import SparseBatch
 
 
@@ -28,7 +29,7 @@ def _indptr(rows: npt.NDArray[np.int64], b: int) -> npt.NDArray[np.int64]:
 
 def _check_width(x: Any, name: str, width: int) -> None:
     if x.ndim != 2 or x.shape[1] != width:
-        raise ValueError(f"{name} must have shape [b, {width}], got {list(x.shape)}")
+        raise ConfigError(f"{name} must have shape [b, {width}], got {list(x.shape)}")
 
 
 def csr_arrays(x: Any, name: str, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -37,7 +38,7 @@ def csr_arrays(x: Any, name: str, width: int) -> tuple[np.ndarray, np.ndarray, n
     reduced on their own device, so only the non-zeros travel."""
     if isinstance(x, SparseBatch):
         if x.shape[1] != width:
-            raise ValueError(f"{name} must have {width} columns, got {x.shape[1]}")
+            raise ConfigError(f"{name} must have {width} columns, got {x.shape[1]}")
         keep = x.values != 0
         kept_before = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
         return kept_before[x.indptr], x.indices[keep].astype(np.int32), x.values[keep].astype(np.float32)
@@ -58,7 +59,7 @@ def csr_arrays(x: Any, name: str, width: int) -> tuple[np.ndarray, np.ndarray, n
         rows, cols, values = rows.cpu().numpy(), cols.cpu().numpy(), values.float().cpu().numpy()
     else:
         if not isinstance(x, np.ndarray):
-            raise TypeError(
+            raise ConfigTypeError(
                 f"{name} must be a SparseBatch, numpy array or torch tensor, got {type(x).__name__}"
             )
         _check_width(x, name, width)

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from synthsae import _core, threads
 from synthsae._validate import as_bool, as_count, as_float_array, as_int, as_native, as_seed, to_numpy
+from synthsae.errors import ConfigError, ConfigTypeError
 from synthsae.evaluation.absorption import AbsorptionAccumulator, AbsorptionResult, parent_features
 from synthsae.evaluation.assignment import unit_pair
 from synthsae.evaluation.inputs import csr_arrays, dense_rows, latent_arrays
@@ -158,11 +159,11 @@ class EvalResult:
         has), a key this version does not know is ignored. A field every writer records that is
         missing, or a value of the wrong type, is a ``ValueError`` naming the field."""
         if not isinstance(data, Mapping):
-            raise ValueError(f"an EvalResult must be a dict of its fields, got {type(data).__name__}")
+            raise ConfigError(f"an EvalResult must be a dict of its fields, got {type(data).__name__}")
         fields = dataclasses.fields(cls)
         missing = [f.name for f in fields if _required(f) and f.name not in data]
         if missing:
-            raise ValueError(f"data lacks the EvalResult fields {missing}")
+            raise ConfigError(f"data lacks the EvalResult fields {missing}")
         values: dict[str, Any] = {
             f.name: _field_value(f.name, data[f.name])
             for f in fields
@@ -207,9 +208,9 @@ def _field_value(name: str, v: Any) -> Any:
     if dtype is None:
         if name in _INT_FIELDS:
             if not isinstance(v, int | np.integer) or isinstance(v, bool):
-                raise ValueError(f"EvalResult field {name!r} must be an integer, got {type(v).__name__}")
+                raise ConfigError(f"EvalResult field {name!r} must be an integer, got {type(v).__name__}")
         elif not (_is_number(v) or isinstance(v, np.floating | np.integer)):
-            raise ValueError(f"EvalResult field {name!r} must be a number, got {type(v).__name__}")
+            raise ConfigError(f"EvalResult field {name!r} must be a number, got {type(v).__name__}")
         return v
     try:
         raw = np.asarray(v)
@@ -219,7 +220,7 @@ def _field_value(name: str, v: Any) -> Any:
     if raw.ndim != 1 or (raw.size and raw.dtype.kind not in kinds):
         what = "integers" if kinds == "iu" else "numbers"
         got = f"{raw.ndim}-D data" if raw.ndim > 1 else str(raw.dtype) if raw.ndim else type(v).__name__
-        raise ValueError(f"EvalResult field {name!r} must be a list of {what}, got {got}")
+        raise ConfigError(f"EvalResult field {name!r} must be a list of {what}, got {got}")
     return raw.astype(dtype)
 
 
@@ -227,10 +228,10 @@ def _figures(recovery: Any) -> dict[str, float]:
     """``recovery`` (the ``recovery`` of a result's dict) checked: a dict of numbers; ValueError naming
     the field or the key otherwise."""
     if not isinstance(recovery, Mapping):
-        raise ValueError(f"EvalResult field 'recovery' must be a dict, got {type(recovery).__name__}")
+        raise ConfigError(f"EvalResult field 'recovery' must be a dict, got {type(recovery).__name__}")
     for key, value in recovery.items():
         if not isinstance(key, str) or not _is_number(value):
-            raise ValueError(
+            raise ConfigError(
                 f"EvalResult field 'recovery' must map names to numbers; {key!r} is {type(value).__name__}"
             )
     return dict(recovery)
@@ -315,9 +316,9 @@ class EvalAccumulator:
             u = decoder if effective_decoder is None else effective_decoder
             u = dense_rows(u, "effective_decoder", self.hidden_dim)
             if len(u) != self.d_sae:
-                raise ValueError(f"effective_decoder must have shape [{self.d_sae}, {self.hidden_dim}]")
+                raise ConfigError(f"effective_decoder must have shape [{self.d_sae}, {self.hidden_dim}]")
             if not np.isfinite(u).all():
-                raise ValueError("effective_decoder must be finite (it holds NaN or inf)")
+                raise ConfigError("effective_decoder must be finite (it holds NaN or inf)")
             w = dense_rows(gt_features, "gt_features", self.hidden_dim)
             self._absorption = AbsorptionAccumulator(
                 side.near_parents, u, w, self.feature_mcc_latent, parents, depth
@@ -361,16 +362,16 @@ class EvalAccumulator:
             return None
         p = as_float_array("firing_probabilities", firing_probabilities, np.float64, 1)
         if p.shape != (self.num_features,):
-            raise ValueError(f"firing_probabilities must have shape ({self.num_features},), got {p.shape}")
+            raise ConfigError(f"firing_probabilities must have shape ({self.num_features},), got {p.shape}")
         return probability_deciles(p)
 
     def _ints(self, value: Any, name: str) -> npt.NDArray[np.int64]:
         """An integer ``[N]`` per-feature array (depths or parents)."""
         arr = np.asarray(to_numpy(value))
         if not np.issubdtype(arr.dtype, np.integer):
-            raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+            raise ConfigTypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
         if arr.shape != (self.num_features,):
-            raise ValueError(f"{name} must have shape ({self.num_features},), got {arr.shape}")
+            raise ConfigError(f"{name} must have shape ({self.num_features},), got {arr.shape}")
         return arr.astype(np.int64)
 
     def add_batch(self, hidden: Any, reconstruction: Any, latents: Any, features: Any) -> None:
@@ -388,7 +389,7 @@ class EvalAccumulator:
             ("features", len(feats[0]) - 1),
         ):
             if rows != b:
-                raise ValueError(f"{name} has {rows} rows but hidden has {b}")
+                raise ConfigError(f"{name} has {rows} rows but hidden has {b}")
         self._state.add(x, y, z, feats)
         if self._absorption is not None:
             self._absorption.add(z, feats)
@@ -454,17 +455,17 @@ def _as_device(device: Any) -> Any:
     import torch
 
     if isinstance(device, bool) or not isinstance(device, str | int | torch.device):
-        raise TypeError(f"device must be a torch.device, str or int, got {type(device).__name__}")
+        raise ConfigTypeError(f"device must be a torch.device, str or int, got {type(device).__name__}")
     try:
         device = torch.device(device)
     except RuntimeError:
-        raise ValueError(
+        raise ConfigError(
             f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}"
         ) from None
     try:
         torch.empty(0, device=device)
     except (RuntimeError, AssertionError) as e:  # no such device here (torch asserts on a CPU-only build)
-        raise ValueError(f"device {str(device)!r} is not available: {e}") from None
+        raise ConfigError(f"device {str(device)!r} is not available: {e}") from None
     return device
 
 
@@ -500,7 +501,7 @@ def _check_finite(output: Any, what: str, batch: int, start: int, size: int) -> 
     start + size``) holds NaN or inf: ``what`` says which output, the message which rows."""
     rows = _nonfinite_rows(output)
     if rows:
-        raise ValueError(
+        raise ConfigError(
             f"sae returned NaN/inf {what} in {len(rows)} of the {size} rows of batch {batch} (evaluation "
             f"rows {start}..{start + size - 1}): batch rows {_rows_text(rows)}"
         )
@@ -541,11 +542,11 @@ def evaluate(
 
     for attr in ("encode", "decode", "W_dec"):
         if not hasattr(sae, attr):
-            raise TypeError(f"sae must have encode(x), decode(z) and W_dec; it has no {attr!r}")
+            raise ConfigTypeError(f"sae must have encode(x), decode(z) and W_dec; it has no {attr!r}")
     from synthsae.world.model import World
 
     if not isinstance(world, World):
-        raise TypeError(
+        raise ConfigTypeError(
             f"world must be a synthsae.World, got {type(world).__name__} "
             "(for a preset: synthsae.World(synthsae.preset(name)))"
         )
@@ -558,10 +559,10 @@ def evaluate(
     device = None if device is None else _as_device(device)
     if not isinstance(sae.W_dec, torch.Tensor) or not sae.W_dec.is_floating_point():
         what = sae.W_dec.dtype if isinstance(sae.W_dec, torch.Tensor) else type(sae.W_dec).__name__
-        raise TypeError(f"sae.W_dec must be a floating-point torch tensor [d_sae, D], got {what}")
+        raise ConfigTypeError(f"sae.W_dec must be a floating-point torch tensor [d_sae, D], got {what}")
     w_dec = sae.W_dec.detach()
     if w_dec.ndim != 2 or w_dec.shape[1] != world.hidden_dim:
-        raise ValueError(f"sae.W_dec must be [d_sae, {world.hidden_dim}], got {list(w_dec.shape)}")
+        raise ConfigError(f"sae.W_dec must be [d_sae, {world.hidden_dim}], got {list(w_dec.shape)}")
     device = device if device is not None else w_dec.device
     by_world: dict[str, Any] = {}
     if extended:
@@ -579,7 +580,7 @@ def evaluate(
             units = by_world["effective_decoder"] = effective_decoder(sae)
             latents = _nonfinite_rows(units)
             if latents:
-                raise ValueError(
+                raise ConfigError(
                     f"sae returned NaN/inf from decode for one unit of latent(s) {_rows_text(latents)} "
                     "(decode(e_l) - decode(0), each latent's contribution for the absorption metrics)"
                 )
@@ -660,19 +661,19 @@ def reconstruction_score(
         try:
             a = np.atleast_1d(np.asarray(v, dtype=np.float64))
         except (TypeError, ValueError):
-            raise TypeError(f"{name} must be numbers, got {type(v).__name__}") from None
+            raise ConfigTypeError(f"{name} must be numbers, got {type(v).__name__}") from None
         if a.ndim != 1 or not np.isfinite(a).all():
-            raise ValueError(f"{name} must be finite scalars or a 1-D sequence")
+            raise ConfigError(f"{name} must be finite scalars or a 1-D sequence")
         arrays.append(a)
     clean, recon, zero = arrays
     if not len(clean) == len(recon) == len(zero) or len(clean) == 0:
-        raise ValueError(
+        raise ConfigError(
             "loss_clean, loss_reconstructed and loss_zero_ablation must have the same, non-zero length"
         )
     gap = zero - clean
     total = gap.sum()
     if total == 0:
-        raise ValueError("loss_zero_ablation equals loss_clean: the score is undefined")
+        raise ConfigError("loss_zero_ablation equals loss_clean: the score is undefined")
     with np.errstate(divide="ignore", invalid="ignore"):
         per_item = np.where(gap != 0, (zero - recon) / gap, math.nan)
     defined = per_item[gap != 0]

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from synthsae._validate import as_fraction, as_int, as_nonnegative, as_positive
+from synthsae.errors import ConfigError
 
 
 class L0Autotuner(nn.Module):
@@ -52,7 +53,7 @@ class L0Autotuner(nn.Module):
         self.min_multiplier = as_positive("min_multiplier", min_multiplier)
         self.max_multiplier = as_positive("max_multiplier", max_multiplier)
         if self.min_multiplier > self.max_multiplier:
-            raise ValueError("min_multiplier must be <= max_multiplier")
+            raise ConfigError("min_multiplier must be <= max_multiplier")
         f64 = torch.float64
         self.register_buffer("multiplier", torch.tensor(1.0, dtype=f64))
         self.register_buffer("smoothed_l0", torch.tensor(0.0, dtype=f64))

@@ -31,6 +31,7 @@ from torch import nn
 
 from synthsae._files import atomic_write, check_fresh_dir, read_json
 from synthsae._validate import as_int, as_optional_seed, as_positive, check_memory
+from synthsae.errors import ConfigError, ConfigTypeError
 from synthsae.saes.registry import ARCHITECTURES, register
 
 CONFIG_FILE = "cfg.json"
@@ -83,7 +84,7 @@ def round_l0(architecture: str, l0: float) -> int:
     ``ValueError`` when that is 0."""
     k = round(l0)
     if k < 1:
-        raise ValueError(f"l0 must round to a positive k for {architecture!r}, got {l0}")
+        raise ConfigError(f"l0 must round to a positive k for {architecture!r}, got {l0}")
     return k
 
 
@@ -126,7 +127,7 @@ class SAE(nn.Module):
             if name not in cls.__dict__:
                 setattr(cls, name, default)
         if cls.from_l0.__func__ is SAE.from_l0.__func__:  # type: ignore[attr-defined]
-            raise TypeError(f"{cls.__qualname__} must define from_l0 (how an L0 maps to its settings)")
+            raise ConfigTypeError(f"{cls.__qualname__} must define from_l0 (how an L0 maps to its settings)")
         register(cls)
 
     @classmethod
@@ -175,16 +176,16 @@ class SAE(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+            raise ConfigTypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.ndim != 2 or x.shape[1] != self.d_in:
-            raise ValueError(f"x must have shape [batch, {self.d_in}], got {list(x.shape)}")
+            raise ConfigError(f"x must have shape [batch, {self.d_in}], got {list(x.shape)}")
         return x.to(self.W_dec.dtype)
 
     def _check_dead_mask(self, dead_mask: torch.Tensor | None) -> torch.Tensor | None:
         if dead_mask is None:
             return None
         if not isinstance(dead_mask, torch.Tensor) or dead_mask.shape != (self.d_sae,):
-            raise ValueError(f"dead_mask must be a tensor of shape [{self.d_sae}] or None")
+            raise ConfigError(f"dead_mask must be a tensor of shape [{self.d_sae}] or None")
         return dead_mask.to(device=self.W_dec.device, dtype=torch.bool)
 
     def hidden_pre(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from synthsae.errors import ConfigError, ConfigTypeError
 from synthsae.saes.base import TrainOutput
 
 #: A user's SAE factory: ``(d_in, d_sae, l0, seed) -> module``.
@@ -30,20 +31,20 @@ def load_factory(spec: str) -> tuple[str, Factory]:
     ``(name, factory)``; the name defaults to the callable's. Raises ``ValueError`` naming ``spec`` when
     it cannot be imported or is not callable."""
     if not isinstance(spec, str):
-        raise TypeError(f"spec must be a str, got {type(spec).__name__}")
+        raise ConfigTypeError(f"spec must be a str, got {type(spec).__name__}")
     name, _, target = spec.rpartition("=")
     module_name, colon, attr = target.rpartition(":")
     if not colon or not module_name or not attr:
-        raise ValueError(f"spec must be 'module:callable' or 'name=module:callable', got {spec!r}")
+        raise ConfigError(f"spec must be 'module:callable' or 'name=module:callable', got {spec!r}")
     try:
         module = _import(module_name)
     except (ImportError, OSError) as e:
-        raise ValueError(f"spec {spec!r}: cannot import {module_name!r} ({e})") from None
+        raise ConfigError(f"spec {spec!r}: cannot import {module_name!r} ({e})") from None
     factory: Any = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)
     if not callable(factory):
-        raise ValueError(f"spec {spec!r}: {module_name!r} has no callable {attr!r}")
+        raise ConfigError(f"spec {spec!r}: {module_name!r} has no callable {attr!r}")
     return name or attr.split(".")[-1], factory
 
 
@@ -55,14 +56,14 @@ def import_sae_module(spec: str) -> list[str]:
     from synthsae.saes.registry import ARCHITECTURES
 
     if not isinstance(spec, str):
-        raise TypeError(f"spec must be a str, got {type(spec).__name__}")
+        raise ConfigTypeError(f"spec must be a str, got {type(spec).__name__}")
     try:
         module = _import(spec)
     except (ImportError, OSError) as e:
-        raise ValueError(f"cannot import {spec!r} ({e})") from None
+        raise ConfigError(f"cannot import {spec!r} ({e})") from None
     names = [name for name, cls in ARCHITECTURES.items() if cls.__module__ == module.__name__]
     if not names:
-        raise ValueError(
+        raise ConfigError(
             f"{spec!r} defines no SAE architecture (a subclass of synthsae.saes.SAE that sets architecture)"
         )
     return names
@@ -87,19 +88,19 @@ def build(name: str, factory: Factory, d_in: int, d_sae: int, l0: float, seed: i
     sae = factory(d_in, d_sae, l0, seed)
     check_trainable(sae, name)
     if tuple(sae.W_dec.shape) != (d_sae, d_in):
-        raise ValueError(f"SAE {name!r}: W_dec must be [{d_sae}, {d_in}], got {list(sae.W_dec.shape)}")
+        raise ConfigError(f"SAE {name!r}: W_dec must be [{d_sae}, {d_in}], got {list(sae.W_dec.shape)}")
     return sae
 
 
 def check_trainable(sae: Any, name: str) -> None:
     """``TypeError`` naming ``name`` and everything ``sae`` lacks to be trained and scored."""
     if not isinstance(sae, torch.nn.Module):
-        raise TypeError(f"SAE {name!r} must be a torch.nn.Module, got {type(sae).__name__}")
+        raise ConfigTypeError(f"SAE {name!r} must be a torch.nn.Module, got {type(sae).__name__}")
     missing = [a for a in ("encode", "decode", "W_dec") if not hasattr(sae, a)]
     if not hasattr(sae, "training_forward") and not callable(getattr(sae, "loss", None)):
         missing.append("training_forward(x, dead_mask=...) or loss(x)")
     if missing:
-        raise TypeError(f"SAE {name!r} lacks {', '.join(missing)}")
+        raise ConfigTypeError(f"SAE {name!r} lacks {', '.join(missing)}")
 
 
 def training_forward(sae: Any, x: torch.Tensor, dead_mask: torch.Tensor) -> TrainOutput:
@@ -175,13 +176,13 @@ def saelens_factory(class_name: str) -> Factory:
     try:
         import sae_lens
     except ImportError:
-        raise ValueError(f"--saelens {class_name}: needs sae-lens (pip install sae-lens)") from None
+        raise ConfigError(f"--saelens {class_name}: needs sae-lens (pip install sae-lens)") from None
     cls = getattr(sae_lens, class_name, None)
     config_cls = getattr(sae_lens, f"{class_name}Config", None)
     if cls is None or config_cls is None or not class_name.endswith("TrainingSAE"):
-        raise ValueError(f"--saelens {class_name}: not a sae_lens training SAE with a {class_name}Config")
+        raise ConfigError(f"--saelens {class_name}: not a sae_lens training SAE with a {class_name}Config")
     if "k" not in inspect.signature(config_cls).parameters:
-        raise ValueError(f"--saelens {class_name}: its config has no k (only TopK-style SAEs are supported)")
+        raise ConfigError(f"--saelens {class_name}: its config has no k (only TopK-style SAEs are supported)")
 
     def make(d_in: int, d_sae: int, l0: float, seed: int) -> SAELensTrainer:
         k = int(l0) if float(l0).is_integer() else l0

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self
 import torch
 
 from synthsae._validate import as_bool, as_int, as_nonnegative
+from synthsae.errors import ConfigError
 from synthsae.saes.base import SAE, TrainOutput, mse, round_l0
 
 
@@ -96,7 +97,7 @@ class MatchingPursuitSAE(SAE):
         decoder_init_norm: float = 1.0,
     ) -> None:
         if decoder_init_norm != 1.0:
-            raise ValueError("decoder_init_norm must be 1.0 for MatchingPursuitSAE (as in SAELens)")
+            raise ConfigError("decoder_init_norm must be 1.0 for MatchingPursuitSAE (as in SAELens)")
         super().__init__(d_in, d_sae, decoder_init_norm=1.0, seed=seed, device=device)
         self.k = as_int("k", k, minimum=1, maximum=self.d_sae, maximum_name="d_sae")
         self.residual_threshold = as_nonnegative("residual_threshold", residual_threshold)

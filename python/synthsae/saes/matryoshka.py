@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self
 import torch
 
 from synthsae._validate import as_bool, as_int
+from synthsae.errors import ConfigError, ConfigTypeError
 from synthsae.saes.base import TrainOutput, mse
 from synthsae.saes.batchtopk import BatchTopKSAE, batch_k
 from synthsae.saes.sparse_ops import densify
@@ -85,12 +86,12 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
 
     def _check_widths(self, widths: Sequence[int]) -> list[int]:
         if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
-            raise TypeError(f"widths must be a sequence of ints, got {type(widths).__name__}")
+            raise ConfigTypeError(f"widths must be a sequence of ints, got {type(widths).__name__}")
         checked = [as_int("widths", w, minimum=1, maximum=self.d_sae, maximum_name="d_sae") for w in widths]
         if not checked:
-            raise ValueError("widths must not be empty")
+            raise ConfigError("widths must not be empty")
         if any(b <= a for a, b in itertools.pairwise(checked)):
-            raise ValueError(f"widths must be strictly increasing, got {checked}")
+            raise ConfigError(f"widths must be strictly increasing, got {checked}")
         if checked[-1] != self.d_sae:
             checked.append(self.d_sae)
         return checked

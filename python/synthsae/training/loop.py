@@ -23,7 +23,7 @@ from synthsae._validate import (
     as_seed,
 )
 from synthsae.datasets.stream import ActivationStream
-from synthsae.errors import SynthSAEError
+from synthsae.errors import ConfigError, ConfigTypeError, SynthSAEError
 from synthsae.evaluation.assignment import mean_max_abs_cos
 from synthsae.evaluation.scoring import EvalResult, evaluate
 from synthsae.threads import torch_threads as using_torch_threads
@@ -61,10 +61,10 @@ class TrainHistory:
 def _betas(value: Any) -> tuple[float, float]:
     """Adam's ``(β1, β2)``, each in ``[0, 1)``."""
     if not isinstance(value, tuple | list) or len(value) != 2:
-        raise TypeError(f"adam_betas must be a pair of floats, got {value!r}")
+        raise ConfigTypeError(f"adam_betas must be a pair of floats, got {value!r}")
     betas = tuple(as_float("adam_betas", b, minimum=0.0) for b in value)
     if not all(b < 1 for b in betas):
-        raise ValueError(f"adam_betas must each be in [0, 1), got {value!r}")
+        raise ConfigError(f"adam_betas must each be in [0, 1), got {value!r}")
     return betas[0], betas[1]
 
 
@@ -179,7 +179,7 @@ def train(
     log_to_wandb = as_bool("log_to_wandb", log_to_wandb)
     d_sae, d_in = (int(n) for n in cast("torch.Tensor", sae.W_dec).shape)
     if d_in != world.hidden_dim:
-        raise ValueError(
+        raise ConfigError(
             f"the sae's d_in ({d_in}, from W_dec) must equal the world's hidden_dim ({world.hidden_dim})"
         )
     sae_config = external.config(sae)
@@ -230,7 +230,7 @@ def train(
     if checkpoint is not None:
         pickled = checkpoint.with_name(checkpoints.PICKLED_FILE)
         if pickled.exists():
-            raise ValueError(
+            raise ConfigError(
                 f"{pickled} is a checkpoint in a pickle format, which synthsae does not load (loading "
                 "it could run code); delete it to restart this run from its beginning"
             )
@@ -240,7 +240,7 @@ def train(
         saved = checkpoints.load(checkpoint, device)
         diffs = checkpoints.differences(saved.settings, settings)
         if diffs:
-            raise ValueError(
+            raise ConfigError(
                 f"{checkpoint} was written with other settings ({'; '.join(diffs)}); use a new "
                 "checkpoint_dir, or the same settings to resume"
             )
@@ -250,11 +250,11 @@ def train(
             since_fired.copy_(saved.since_fired)
             history = history_from_dict(saved.history)
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise ValueError(f"{checkpoint}: corrupt checkpoint: {type(e).__name__}: {e}") from None
+            raise ConfigError(f"{checkpoint}: corrupt checkpoint: {type(e).__name__}: {e}") from None
         if saved.pairs is not None:
             pairs = orthogonality.NeighbourPairs(*saved.pairs)
         if history.steps > total_steps:
-            raise ValueError(
+            raise ConfigError(
                 f"{checkpoint} holds {history.steps} steps, more than total_samples asks for "
                 f"({total_steps}); use a new checkpoint_dir"
             )
@@ -405,7 +405,7 @@ def history_to_dict(history: TrainHistory) -> dict[str, Any]:
 def history_from_dict(data: dict[str, Any]) -> TrainHistory:
     """The inverse of :func:`history_to_dict`; ``ValueError`` for anything else."""
     if not isinstance(data, dict):
-        raise ValueError(f"a training history must be a dict, got {type(data).__name__}")
+        raise ConfigError(f"a training history must be a dict, got {type(data).__name__}")
     try:
         evals = [(int(e.pop("step")), EvalResult.from_dict(e)) for e in map(dict, data["evals"])]
         records = [{str(k): float(v) for k, v in r.items()} for r in data["records"]]
@@ -418,4 +418,4 @@ def history_from_dict(data: dict[str, Any]) -> TrainHistory:
             evals=evals,
         )
     except (KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"not a training history: {type(e).__name__}: {e}") from None
+        raise ConfigError(f"not a training history: {type(e).__name__}: {e}") from None

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae._validate import U64_MAX, as_bool, as_float, as_int, as_optional_seed
+from synthsae.errors import ConfigError, ConfigTypeError
 from synthsae.world import firing
 
 if TYPE_CHECKING:
@@ -38,11 +39,11 @@ def _real(owner: str, name: str, value: Any, **bounds: Any) -> None:
 
 def _fields_from(cls: type, d: dict[str, Any], owner: str) -> dict[str, Any]:
     if not isinstance(d, dict):
-        raise TypeError(f"{owner} must be a dict, got {type(d).__name__}")
+        raise ConfigTypeError(f"{owner} must be a dict, got {type(d).__name__}")
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - known)
     if unknown:
-        raise ValueError(f"{owner}: unknown field(s) {unknown}; expected some of {sorted(known)}")
+        raise ConfigError(f"{owner}: unknown field(s) {unknown}; expected some of {sorted(known)}")
     return dict(d)
 
 
@@ -60,10 +61,12 @@ class _Generated:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Any:
         if not isinstance(d, dict):
-            raise TypeError(f"{cls.kind} config must be a dict, got {type(d).__name__}")
+            raise ConfigTypeError(f"{cls.kind} config must be a dict, got {type(d).__name__}")
         name = d.get("generator_name")
         if name not in cls.registry:
-            raise ValueError(f"{cls.kind}.generator_name must be one of {sorted(cls.registry)}, got {name!r}")
+            raise ConfigError(
+                f"{cls.kind}.generator_name must be one of {sorted(cls.registry)}, got {name!r}"
+            )
         sub = cls.registry[name]
         rest = {k: v for k, v in d.items() if k != "generator_name"}
         return sub(**_fields_from(sub, rest, f"{cls.kind} ({name})"))
@@ -252,7 +255,7 @@ class FoldedNormalMagnitudeConfig(MagnitudeConfig):
         if self.max_value is not None:
             _real("folded_normal", "max_value", self.max_value, minimum=0.0, exclusive_minimum=True)
         if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
-            raise ValueError("folded_normal.min_value must be <= max_value")
+            raise ConfigError("folded_normal.min_value must be <= max_value")
 
     def generate(self, num_features: int, seed: int | None = None) -> npt.NDArray[np.float32]:
         import torch
@@ -304,10 +307,10 @@ class HierarchyConfig:
         self.total_root_nodes = _int(owner, "total_root_nodes", self.total_root_nodes, 1)
         if isinstance(self.branching_factor, list | tuple):
             if len(self.branching_factor) != 2:
-                raise ValueError(f"{owner}.branching_factor must be an int or (min, max)")
+                raise ConfigError(f"{owner}.branching_factor must be an int or (min, max)")
             lo, hi = (_int(owner, "branching_factor", b, 2) for b in self.branching_factor)
             if lo > hi:
-                raise ValueError(f"{owner}.branching_factor must have min <= max, got {(lo, hi)}")
+                raise ConfigError(f"{owner}.branching_factor must have min <= max, got {(lo, hi)}")
             self.branching_factor = (lo, hi)
         else:
             self.branching_factor = _int(owner, "branching_factor", self.branching_factor, 2)
@@ -320,7 +323,7 @@ class HierarchyConfig:
             name = "mutually_exclusive_max_depth"
             self.mutually_exclusive_max_depth = _int(owner, name, self.mutually_exclusive_max_depth)
             if self.mutually_exclusive_max_depth < min_depth:
-                raise ValueError(f"{owner}.{name} must be >= mutually_exclusive_min_depth ({min_depth})")
+                raise ConfigError(f"{owner}.{name} must be >= mutually_exclusive_min_depth ({min_depth})")
         for name in ("compensate_probabilities", "scale_children_by_parent"):
             setattr(self, name, as_bool(f"{owner}.{name}", getattr(self, name)))
 
@@ -430,7 +433,7 @@ class WorldConfig:
         ):
             value = getattr(self, name)
             if not (isinstance(value, kind) or (value is None and name != "firing_probability")):
-                raise TypeError(f"WorldConfig.{name} must be a {kind.__name__}, got {value!r}")
+                raise ConfigTypeError(f"WorldConfig.{name} must be a {kind.__name__}, got {value!r}")
         if not isinstance(self.std_firing_magnitudes, MagnitudeConfig):
             _real("WorldConfig", "std_firing_magnitudes", self.std_firing_magnitudes, minimum=0.0)
         if not isinstance(self.mean_firing_magnitudes, MagnitudeConfig):
@@ -438,11 +441,11 @@ class WorldConfig:
         if not isinstance(self.bias, bool):
             _real("WorldConfig", "bias", self.bias)
             if self.bias < 0:
-                raise ValueError(f"WorldConfig.bias must be a bool or a norm >= 0, got {self.bias}")
+                raise ConfigError(f"WorldConfig.bias must be a bool or a norm >= 0, got {self.bias}")
         if not isinstance(self.dtype, str):
-            raise TypeError(f"WorldConfig.dtype must be a str, got {type(self.dtype).__name__}")
+            raise ConfigTypeError(f"WorldConfig.dtype must be a str, got {type(self.dtype).__name__}")
         if self.dtype not in DTYPES:
-            raise ValueError(f"WorldConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
+            raise ConfigError(f"WorldConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
         # The world draws its parts from seed .. seed + 4 (SAELens's sub-seeds): all must be seeds.
         if self.seed is not None:
             self.seed = as_int("WorldConfig.seed", self.seed, minimum=0, maximum=U64_MAX - 4)
@@ -460,7 +463,7 @@ class WorldConfig:
         """Reads a SAELens ``synthetic_model_config.json`` dict (missing magnitudes → 0.0 / 1.0)."""
         d = _fields_from(cls, d, "WorldConfig")
         if "firing_probability" not in d:
-            raise ValueError("WorldConfig: missing required field 'firing_probability'")
+            raise ConfigError("WorldConfig: missing required field 'firing_probability'")
         nested: dict[str, type[HierarchyConfig | OrthogonalizationConfig | LowRankCorrelationConfig]] = {
             "hierarchy": HierarchyConfig,
             "orthogonalization": OrthogonalizationConfig,
@@ -478,5 +481,5 @@ class WorldConfig:
         )
         for required in ("num_features", "hidden_dim"):
             if required not in d:
-                raise ValueError(f"WorldConfig: missing required field {required!r}")
+                raise ConfigError(f"WorldConfig: missing required field {required!r}")
         return cls(**d)

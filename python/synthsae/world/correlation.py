@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synthsae._validate import as_count, as_fraction, as_optional_seed, as_positive, check_memory
+from synthsae.errors import ConfigError, ConfigTypeError
 
 if TYPE_CHECKING:
     import torch
@@ -86,7 +87,7 @@ def random_correlation_matrix(
     lo = as_fraction("min_correlation_strength", min_correlation_strength, allow_zero=True)
     hi = as_fraction("max_correlation_strength", max_correlation_strength, allow_zero=True)
     if lo > hi:
-        raise ValueError(f"min_correlation_strength must be <= max_correlation_strength ({hi}), got {lo}")
+        raise ConfigError(f"min_correlation_strength must be <= max_correlation_strength ({hi}), got {lo}")
     seed = as_optional_seed(seed)
     if num_features <= 1:
         return torch.eye(num_features)
@@ -116,12 +117,12 @@ def low_rank_from_dense(correlation_matrix: Any) -> tuple[torch.Tensor, torch.Te
 
     c = _square("correlation_matrix", correlation_matrix).to(torch.float64)
     if not bool(torch.isfinite(c).all()) or not torch.allclose(c, c.T, atol=1e-6):
-        raise ValueError("correlation_matrix must be finite and symmetric")
+        raise ConfigError("correlation_matrix must be finite and symmetric")
     if not torch.allclose(torch.diag(c), torch.ones(c.shape[0], dtype=torch.float64), atol=1e-5):
-        raise ValueError("correlation_matrix must have a unit diagonal")
+        raise ConfigError("correlation_matrix must have a unit diagonal")
     values, vectors = torch.linalg.eigh((c + c.T) / 2)
     if float(values.min()) <= 0:
-        raise ValueError(
+        raise ConfigError(
             "correlation_matrix must be positive definite; repair it with fix_correlation_matrix"
         )
     delta = float(values.min()) / 2
@@ -140,13 +141,13 @@ def _square(name: str, matrix: Any) -> torch.Tensor:
         try:
             t = torch.from_numpy(np.asarray(matrix))
         except (TypeError, ValueError) as e:
-            raise TypeError(f"{name} must be a real matrix: {e}") from None
+            raise ConfigTypeError(f"{name} must be a real matrix: {e}") from None
     if t.dtype == torch.bool or t.is_complex():
-        raise TypeError(f"{name} must be a real matrix, got dtype {t.dtype}")
+        raise ConfigTypeError(f"{name} must be a real matrix, got dtype {t.dtype}")
     if not t.is_floating_point():
         t = t.to(torch.float64)
     if t.ndim != 2 or t.shape[0] != t.shape[1] or t.shape[0] == 0:
-        raise ValueError(f"{name} must be square [N, N] with N >= 1, got shape {tuple(t.shape)}")
+        raise ConfigError(f"{name} must be square [N, N] with N >= 1, got shape {tuple(t.shape)}")
     if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} must be finite (no NaN or inf)")
+        raise ConfigError(f"{name} must be finite (no NaN or inf)")
     return t

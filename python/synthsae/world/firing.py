@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from synthsae import _core
 from synthsae._validate import as_count, as_float, as_fraction, as_optional_seed, as_positive
+from synthsae.errors import ConfigError
 
 
 def check_probability_range(
@@ -24,7 +25,7 @@ def check_probability_range(
     hi = as_fraction(f"{prefix}max_prob", max_prob)
     lo = as_positive(f"{prefix}min_prob", min_prob)
     if lo > hi or (strict and lo == hi):
-        raise ValueError(
+        raise ConfigError(
             f"{prefix}min_prob must be {'<' if strict else '<='} max_prob, got min_prob={lo}, max_prob={hi}"
         )
     return hi, lo

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthsae._validate import as_int
+from synthsae.errors import ConfigError, ConfigTypeError
 from synthsae.world.config import HierarchyConfig
 
 
@@ -42,20 +43,20 @@ class HierarchyNode:
     @classmethod
     def from_dict(cls, d: Any, path: str = "roots") -> HierarchyNode:
         if not isinstance(d, dict):
-            raise ValueError(f"hierarchy: {path} must be an object, got {type(d).__name__}")
+            raise ConfigError(f"hierarchy: {path} must be an object, got {type(d).__name__}")
         index = d.get("feature_index")
         if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
-            raise ValueError(
+            raise ConfigError(
                 f"hierarchy: {path}.feature_index must be a non-negative int or null, got {index!r}"
             )
         flags = {}
         for name in ("mutually_exclusive_children", "scale_children_by_parent"):
             flags[name] = d.get(name, False)
             if not isinstance(flags[name], bool):
-                raise ValueError(f"hierarchy: {path}.{name} must be a bool, got {flags[name]!r}")
+                raise ConfigError(f"hierarchy: {path}.{name} must be a bool, got {flags[name]!r}")
         children = d.get("children", [])
         if not isinstance(children, list):
-            raise ValueError(f"hierarchy: {path}.children must be a list")
+            raise ConfigError(f"hierarchy: {path}.children must be a list")
         return cls(
             feature_index=index,
             children=[cls.from_dict(c, f"{path}.children[{i}]") for i, c in enumerate(children)],
@@ -95,7 +96,7 @@ class Hierarchy:
     @classmethod
     def from_dict(cls, d: Any) -> Hierarchy:
         if not isinstance(d, dict) or not isinstance(d.get("roots"), list):
-            raise ValueError("hierarchy: expected an object with a 'roots' list")
+            raise ConfigError("hierarchy: expected an object with a 'roots' list")
         return cls([HierarchyNode.from_dict(r, f"roots[{i}]") for i, r in enumerate(d["roots"])])
 
     def nodes(self) -> list[tuple[HierarchyNode, int | None, int]]:
@@ -118,16 +119,16 @@ class Hierarchy:
         seen: set[int] = set()
         for node, _, _ in self.nodes():
             if node.mutually_exclusive_children and len(node.children) < 2:
-                raise ValueError(
+                raise ConfigError(
                     f"hierarchy: node {node.feature_index} is mutually exclusive with < 2 children"
                 )
             i = node.feature_index
             if i is None:
                 continue
             if i >= num_features:
-                raise ValueError(f"hierarchy: feature_index {i} out of range for {num_features} features")
+                raise ConfigError(f"hierarchy: feature_index {i} out of range for {num_features} features")
             if i in seen:
-                raise ValueError(f"hierarchy: feature_index {i} appears more than once")
+                raise ConfigError(f"hierarchy: feature_index {i} appears more than once")
             seen.add(i)
 
     def groups(self, num_features: int) -> Groups:
@@ -207,7 +208,7 @@ def generate_hierarchy(num_features: int, config: HierarchyConfig, seed: int | N
     """
     num_features = as_int("num_features", num_features)
     if not isinstance(config, HierarchyConfig):
-        raise TypeError(f"config must be a HierarchyConfig, got {type(config).__name__}")
+        raise ConfigTypeError(f"config must be a HierarchyConfig, got {type(config).__name__}")
     rng = random.Random(seed)
     next_index = iter(range(num_features))
     # range first: zip stops on it without drawing (and losing) an index from next_index.

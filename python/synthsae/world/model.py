@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from synthsae import _core
 from synthsae._validate import as_bool, as_int, as_num_threads, check_memory
+from synthsae.errors import ConfigError, ConfigTypeError
 from synthsae.evaluation.assignment import mean_max_abs_cos
 from synthsae.world.config import OrthogonalizationConfig, WorldConfig, generate_magnitudes
 from synthsae.world.correlation import low_rank_correlation, low_rank_from_dense
@@ -101,7 +102,7 @@ def orthogonalize(
     from tqdm.auto import tqdm
 
     if method not in ORTHOGONALIZATION_METHODS:
-        raise ValueError(f"orthogonalization must be one of {ORTHOGONALIZATION_METHODS}, got {method!r}")
+        raise ConfigError(f"orthogonalization must be one of {ORTHOGONALIZATION_METHODS}, got {method!r}")
 
     def unit(x: torch.Tensor) -> torch.Tensor:
         return x / x.norm(dim=1, keepdim=True).clamp(min=1e-8)
@@ -221,10 +222,10 @@ class World:
         import torch
 
         if not isinstance(config, WorldConfig):
-            raise TypeError(f"config must be a WorldConfig, got {type(config).__name__}")
+            raise ConfigTypeError(f"config must be a WorldConfig, got {type(config).__name__}")
         show_progress = as_bool("show_progress", show_progress)
         if orthogonalization not in ORTHOGONALIZATION_METHODS:
-            raise ValueError(
+            raise ConfigError(
                 f"orthogonalization must be one of {ORTHOGONALIZATION_METHODS}, got {orthogonalization!r}"
             )
         on_host = device is None or str(device).split(":")[0] == "cpu"
@@ -238,7 +239,7 @@ class World:
             if correlation_matrix is not None:
                 correlation = low_rank_from_dense(correlation_matrix)
                 if correlation[0].shape[0] != n:
-                    raise ValueError(
+                    raise ConfigError(
                         f"correlation_matrix must be [{n}, {n}], got {tuple(correlation[0].shape)}"
                     )
             elif config.correlation is not None:
@@ -375,7 +376,7 @@ class World:
         import torch
 
         if not isinstance(features, SparseBatch) or features.shape[1] != self.num_features:
-            raise ValueError(f"features must be a SparseBatch with {self.num_features} columns")
+            raise ConfigError(f"features must be a SparseBatch with {self.num_features} columns")
         dtype = dtype or torch.float32
         key = (str(torch.device(device or "cpu")), dtype)
         if key == ("cpu", torch.float32):

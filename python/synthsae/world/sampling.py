@@ -9,6 +9,7 @@ import numpy.typing as npt
 
 from synthsae import _core
 from synthsae._validate import as_float_array, as_int, as_num_threads, as_per_feature, as_seed
+from synthsae.errors import ConfigError
 from synthsae.world.sparse import SparseBatch
 
 _ROW_LIMIT = 2**63 - 1
@@ -56,7 +57,7 @@ def independent_sampler(
     """Validates the distribution and builds its sampler (reusable across calls)."""
     p = as_float_array("firing_probabilities", firing_probabilities, np.float64, 1)
     if p.size == 0:
-        raise ValueError("firing_probabilities must have at least one feature (N >= 1)")
+        raise ConfigError("firing_probabilities must have at least one feature (N >= 1)")
     n_features = p.shape[0]
     return _core.IndependentSampler(
         p,

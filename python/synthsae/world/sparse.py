@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from synthsae.errors import ConfigError
+
 if TYPE_CHECKING:
     import torch
 
@@ -37,7 +39,7 @@ class SparseBatch:
         shape: tuple[int, int],
     ) -> None:
         if len(indptr) != shape[0] + 1 or len(indices) != len(values) or indptr[-1] != len(indices):
-            raise ValueError(
+            raise ConfigError(
                 f"inconsistent CSR arrays: indptr {indptr.shape}, indices {indices.shape}, "
                 f"values {values.shape} for shape {shape}"
             )
@@ -67,7 +69,7 @@ class SparseBatch:
         """The rows ``rows`` (int ``[k]``, any order, repeats allowed) as a new SparseBatch ``[k, N]``."""
         rows = np.asarray(rows, dtype=np.int64)
         if rows.ndim != 1 or (rows.size and (rows.min() < 0 or rows.max() >= self.shape[0])):
-            raise ValueError(f"rows must be a 1-d array of row numbers in [0, {self.shape[0]})")
+            raise ConfigError(f"rows must be a 1-d array of row numbers in [0, {self.shape[0]})")
         lengths = np.diff(self.indptr)[rows]
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
@@ -78,10 +80,10 @@ class SparseBatch:
     def concat(batches: list[SparseBatch]) -> SparseBatch:
         """The rows of ``batches`` (same number of columns) one after another."""
         if not batches:
-            raise ValueError("batches must not be empty")
+            raise ConfigError("batches must not be empty")
         cols = {b.shape[1] for b in batches}
         if len(cols) != 1:
-            raise ValueError(f"batches have different numbers of columns: {sorted(cols)}")
+            raise ConfigError(f"batches have different numbers of columns: {sorted(cols)}")
         offsets = np.cumsum([0] + [b.nnz for b in batches])
         indptr = np.concatenate(
             [[0]] + [b.indptr[1:] + o for b, o in zip(batches, offsets[:-1], strict=True)]
@@ -103,7 +105,7 @@ class SparseBatch:
         """A torch tensor on ``device``: ``layout="csr"`` (``torch.sparse_csr``, int64 indices) or
         ``"dense"`` (float32 ``[n, N]``, built on the device without a host-side dense copy)."""
         if layout not in _LAYOUTS:
-            raise ValueError(f"layout must be one of {_LAYOUTS}, got {layout!r}")
+            raise ConfigError(f"layout must be one of {_LAYOUTS}, got {layout!r}")
         import torch
 
         indptr = torch.from_numpy(self.indptr)
