@@ -9,8 +9,7 @@ import pytest
 import synthsae
 from synthsae import bench, cli
 from synthsae.presets import PRESETS, preset, resolve_world
-
-from .test_config import PRESET_16K
+from tests.world.test_config import PRESET_16K
 
 
 def test_registry_names_and_re_exports():

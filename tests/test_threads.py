@@ -106,6 +106,7 @@ for _ in range(2):
 """
 
 
+@pytest.mark.slow
 def test_torch_imported_first_warns_once_when_torch_would_spin():
     late = _python(WARN_RUN)
     assert late.returncode == 0, late.stderr

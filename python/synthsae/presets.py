@@ -153,7 +153,7 @@ PRESETS: dict[str, Preset] = {
             "width": 1024,
             "samples": 5_000_000,
             "eval_samples": 200_000,
-            # Measured on seed 0 (README): lr 2e-3 lifts every SAE over 1e-3 at this length,
+            # Measured on seed 0 (docs, Results): lr 2e-3 lifts every SAE over 1e-3 at this length,
             # Matryoshka most (MCC 0.685 -> 0.739 at 4M rows).
             "lr": 2e-3,
             "seeds": [0, 1],
@@ -204,10 +204,10 @@ def preset(name: str) -> WorldConfig:
     orthogonalization steps at lr 3e-4; seed 42).
     ``"synthsaebench-cpu"``: the 16k world at a quarter of its width, for CPU benchmarks (4,096 features,
     192 dims, Zipf 0.5 on [5e-4, 0.2] so that the true L0 per dimension stays the 16k world's 0.045, 32
-    trees of branching 4 and depth 3, rank-6 copula, the rest as the 16k world; README, "The CPU
+    trees of branching 4 and depth 3, rank-6 copula, the rest as the 16k world; docs, "The CPU
     benchmark", gives the rules).
     ``"synthsaebench-65k"``, ``"synthsaebench-262k"``, ``"synthsaebench-1m"``: the 16k world scaled up
-    by r = N / 16,384 = 4, 16, 64 (README, "Worlds of a million features"): hidden dim 768 + 128 ·
+    by r = N / 16,384 = 4, 16, 64 (docs, "Worlds of a million features"): hidden dim 768 + 128 ·
     log₄ r (896, 1,024, 1,152), Zipf 0.5 on [5e-4 / r, 0.4 / √r] (so the expected number of
     active features Σp stays the 16k world's 59.1), 128 · r trees of branching 4 and depth 3 (the same
     share of features in trees), rank-25 copula, no orthogonalization (its N² · D Gram steps would

@@ -12,7 +12,7 @@ from synthsae.errors import ConfigError
 from synthsae.evaluation.scoring import EvalResult
 from synthsae.training.loop import CHECKPOINT_FILE
 
-#: Version of the layout of ``report.json`` and ``bench.json`` (README, "Report schema").
+#: Version of the layout of ``report.json`` and ``bench.json`` (docs: The benchmark, "Report schema").
 REPORT_SCHEMA = 2
 
 

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ortho-coef",
         type=nonnegative_float,
         default=None,
-        help="decoder-orthogonality penalty C (0: off; README, 'Decoder orthogonality')",
+        help="decoder-orthogonality penalty C (0: off; docs: Training, 'Decoder-orthogonality penalty')",
     )
     bench.add_argument(
         "--ortho-power", type=ortho_power, default=None, help="its power P on |cos| (2, at least 1)"
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="[NAME=]MODULE:CALLABLE",
-        help="your own SAE: a factory (d_in, d_sae, l0, seed) -> module (repeatable; see the README)",
+        help="your own SAE: a factory (d_in, d_sae, l0, seed) -> module (repeatable; docs: The benchmark, 'Your own SAE')",
     )
     bench.add_argument(
         "--saelens",

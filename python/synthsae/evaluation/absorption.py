@@ -84,7 +84,7 @@ _PARENTS = ("gap_parents", "rate_parents", "fraction_parents")
 
 @dataclass(frozen=True)
 class AbsorptionResult:
-    """Absorption on the world's hierarchy (``absorption/…`` keys; definitions in the module docstring).
+    """Absorption on the world's hierarchy (``absorption/…`` keys; definitions in :mod:`synthsae.evaluation.metrics`).
     ``near_rate``, ``fraction`` and ``fraction_parents`` are None in a result whose writer did not record
     them."""
 
@@ -241,7 +241,7 @@ class AbsorptionAccumulator:
         self._state.add(latents, features)
 
     def metrics(self, min_rows: int = MIN_ROWS) -> dict[str, float]:
-        """The ``absorption/…`` figures (definitions in the module docstring)."""
+        """The ``absorption/…`` figures (definitions in :mod:`synthsae.evaluation.metrics`)."""
         counts = self._state.counts()
         alone, alone_fires = counts["alone"].astype(np.float64), counts["alone_fires"].astype(np.float64)
         with_child = counts["with_child"].astype(np.float64)

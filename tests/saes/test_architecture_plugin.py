@@ -1,4 +1,4 @@
-"""An SAE architecture defined in one module of its own (tests/plugins/toy_sae.py) registers itself on
+"""An SAE architecture defined in one module of its own (tests/saes/plugins/toy_sae.py) registers itself on
 import and runs through `synthsae bench --sae-module ... --saes toy` and `bench.run` like a built-in."""
 
 from __future__ import annotations

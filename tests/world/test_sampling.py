@@ -20,8 +20,7 @@ from scipy import stats
 
 import synthsae
 from synthsae import reference
-
-from .conftest import assert_csr_equal
+from tests.conftest import assert_csr_equal
 
 Z = 5.0
 TAIL = stats.norm.sf(Z)  # one-sided 5-sigma tail, for exact binomial tests of small counts

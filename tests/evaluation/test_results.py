@@ -26,7 +26,7 @@ from synthsae.bench.report import build_report, table
 from synthsae.cli import main
 from synthsae.evaluation.scoring import EvalResult
 
-FIXTURE = Path(__file__).parent / "data" / "sweep-schema2"
+FIXTURE = Path(__file__).parents[1] / "data" / "sweep-schema2"
 NEW, OLD = "topk-l0-6-seed-0", "batchtopk-l0-6-seed-0"
 #: The fields the older writer of the fixture's batchtopk run did not record.
 LATER_FIELDS = (

@@ -13,7 +13,7 @@ import synthsae
 from synthsae import reference
 from synthsae.world.config import WorldConfig
 
-FIXTURES = json.loads((Path(__file__).parent / "data" / "saelens_fixtures.json").read_text())
+FIXTURES = json.loads((Path(__file__).parents[1] / "data" / "saelens_fixtures.json").read_text())
 Z = 5.0
 
 

@@ -204,6 +204,7 @@ def test_a_failed_write_leaves_no_shard_and_no_record(world, tmp_path, monkeypat
     assert [p.name for p in (out / "records").iterdir()] == ["shard-000000.json"]
 
 
+@pytest.mark.slow
 def test_slurm_array_tasks_in_parallel_merge_into_one_dataset(world, reference, tmp_path):
     world_dir = tmp_path / "world"
     world.save(world_dir)

@@ -15,7 +15,7 @@ import synthsae
 from synthsae import _core
 from synthsae.evaluation import assignment
 from synthsae.evaluation.matching import weight_side
-from tests.test_assignment import mcc_like
+from tests.evaluation.test_assignment import mcc_like
 
 
 def stream_solve(cost: np.ndarray, maximize: bool, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -70,6 +70,7 @@ def test_world_orthogonalization_option():
         synthsae.World(config, orthogonalization="fast")
 
 
+@pytest.mark.slow
 def test_saelens_orthogonalization_chunked_identical_gram_close():
     pytest.importorskip("sae_lens")
     from sae_lens.synthetic.feature_dictionary import orthogonalize_embeddings
@@ -78,7 +79,7 @@ def test_saelens_orthogonalization_chunked_identical_gram_close():
     config = OrthogonalizationConfig(num_steps=10, lr=0.01, chunk_size=128)
     theirs = orthogonalize_embeddings(small.clone(), num_steps=10, lr=0.01, chunk_size=128)
     assert torch.equal(orthogonalize(small, config, show_progress=False, method="chunked"), theirs)
-    # The issue's check: 2,048 features x 128 dims, 100 steps at the presets' lr.
+    # The check: 2,048 features x 128 dims, 100 steps at the presets' lr.
     vectors = _rows(2048, 128, 4)
     config = OrthogonalizationConfig(num_steps=100, lr=3e-4)
     theirs = orthogonalize_embeddings(vectors.clone(), num_steps=100, lr=3e-4)

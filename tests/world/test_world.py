@@ -20,11 +20,10 @@ from hypothesis import strategies as st
 import synthsae
 from synthsae import reference
 from synthsae.world.config import HierarchyConfig, LowRankCorrelationConfig, WorldConfig
+from tests.conftest import assert_csr_equal
+from tests.world.test_config import PRESET_16K
 
-from .conftest import assert_csr_equal
-from .test_config import PRESET_16K
-
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 SAELENS_WORLD = DATA / "saelens_world"
 FIXTURES = json.loads((DATA / "saelens_fixtures.json").read_text())
 Z = 5.0

@@ -16,7 +16,7 @@ from synthsae.world.config import (
     ZipfianFiringProbabilityConfig,
 )
 
-FIXTURES = json.loads((Path(__file__).parent / "data" / "saelens_fixtures.json").read_text())
+FIXTURES = json.loads((Path(__file__).parents[1] / "data" / "saelens_fixtures.json").read_text())
 
 # SynthSAEBench-16k's synthetic_model_config.json as SAELens writes it (reference doc §3).
 PRESET_16K = json.loads(

@@ -20,7 +20,7 @@ from synthsae.cli import main
 from synthsae.evaluation.assignment import mean_max_abs_cos
 from synthsae.saes import external
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "custom_sae.py"
 SMALL = ["--samples", "20480", "--eval-samples", "4096", "--width", "32", "--quiet"]
 
@@ -90,6 +90,7 @@ def test_seeds_give_mean_and_std(tmp_path, capsys):
     assert f"{sum(mcc) / 2:.4f}±" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_without_duplicates(tmp_path):
     """SIGKILL while the second run trains; the rerun skips the first, resumes the second from its
     checkpoint and ends with the same results as an uninterrupted sweep."""
@@ -129,6 +130,7 @@ def test_killed_sweep_resumes_without_duplicates(tmp_path):
     assert len(json.loads((killed / "report.json").read_text())["runs"]) == 2
 
 
+@pytest.mark.slow
 def test_report_merges_shards_like_one_sweep(tmp_path, capsys):
     args = ["bench", "--saes", "topk,mp", "--l0", "4", *SMALL]
     assert main([*args, "--out", str(tmp_path / "full")]) == 0

@@ -66,6 +66,7 @@ def test_cluster_writes_the_same_bytes_as_one_process_and_repairs(world, client,
     assert synthsae.verify(dask).ok and entries(dask) == entries(local)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_loses_and_duplicates_no_rows(world, tmp_path):
     rows, shard_rows = 1_600_000, 100_000  # 16 shards, several seconds of work per worker
     reference = tmp_path / "reference"
@@ -109,6 +110,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_no_rows(world, tmp_path):
     assert_csr_equal(features, world.sample_features(2 * shard_rows, seed=SEED))
 
 
+@pytest.mark.slow
 def test_cli_on_a_scheduler_address_and_on_local_workers(world, client, tmp_path, capsys):
     from synthsae.cli import main
 

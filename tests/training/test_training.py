@@ -90,6 +90,7 @@ def test_learning_rate_schedule():
 ARCHS = ["relu", "topk", "batchtopk", "jumprelu", "matryoshka", "mp"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", ARCHS)
 def test_every_architecture_learns(world, architecture):
     """600 steps on the tiny world must beat the random initialization on MCC and explained variance

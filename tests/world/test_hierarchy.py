@@ -11,7 +11,7 @@ import pytest
 from synthsae.world.config import HierarchyConfig
 from synthsae.world.hierarchy import Hierarchy, HierarchyNode, compensate, generate_hierarchy
 
-FIXTURES = json.loads((Path(__file__).parent / "data" / "saelens_fixtures.json").read_text())
+FIXTURES = json.loads((Path(__file__).parents[1] / "data" / "saelens_fixtures.json").read_text())
 
 
 @pytest.mark.parametrize("case", FIXTURES["hierarchies"], ids=lambda c: str(c["num_features"]))

@@ -1,6 +1,6 @@
 """A toy SAE architecture in one module: TopK on plain pre-activations, trained on the MSE alone.
 
-Importing this module registers it as ``"toy"`` (``synthsae bench --sae-module tests/plugins/toy_sae.py
+Importing this module registers it as ``"toy"`` (``synthsae bench --sae-module tests/saes/plugins/toy_sae.py
 --saes toy``)."""
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ def test_absorption_matches_dense_definitions(seed, n, d_sae, data):
     want = dense_absorption(z, a, s, latent_of, parent, depth, u, gt, min_rows)
     assert set(got) == set(want)
     for key, value in want.items():
-        # Counts are exact; fractions are float64 sums (the tolerance is the 1e-9 relative).
+        # Counts are exact; fractions are float64 sums (1e-9 relative tolerance).
         tol = 1e-9 if key.startswith("absorption/fraction") else 1e-12
         assert got[key] == pytest.approx(value, rel=tol, abs=1e-15), key
 

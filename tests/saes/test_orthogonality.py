@@ -1,4 +1,4 @@
-"""The decoder-orthogonality penalty (issue 25): value and gradient against a dense float64
+"""The decoder-orthogonality penalty: value and gradient against a dense float64
 reference, gradient into non-firing neighbours, ties shared, and what it does in training."""
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def _train(world, **kwargs):
     return sae, history
 
 
+@pytest.mark.slow
 def test_the_penalty_lowers_the_decoders_mean_max_cos_and_off_is_todays_training(world, single_thread):
     plain, _ = _train(world)
     # Off: the other settings do nothing, and training is what it was without the option.
