@@ -136,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="[NAME=]MODULE:CALLABLE",
-        help="your own SAE: a factory (d_in, d_sae, l0, seed) -> module (repeatable; docs: The benchmark, 'Your own SAE')",
+        help=(
+            "your own SAE: a factory (d_in, d_sae, l0, seed) -> module (repeatable; docs: The benchmark, "
+            "'Your own SAE')"
+        ),
     )
     bench.add_argument(
         "--saelens",

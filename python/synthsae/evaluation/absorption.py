@@ -84,7 +84,8 @@ _PARENTS = ("gap_parents", "rate_parents", "fraction_parents")
 
 @dataclass(frozen=True)
 class AbsorptionResult:
-    """Absorption on the world's hierarchy (``absorption/…`` keys; definitions in :mod:`synthsae.evaluation.metrics`).
+    """Absorption on the world's hierarchy (``absorption/…`` keys; definitions in
+    :mod:`synthsae.evaluation.metrics`).
     ``near_rate``, ``fraction`` and ``fraction_parents`` are None in a result whose writer did not record
     them."""
 

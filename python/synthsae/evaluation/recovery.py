@@ -198,7 +198,8 @@ def recovery_metrics(
     deciles: npt.NDArray[np.int64] | None = None,
     depths: npt.NDArray[np.int64] | None = None,
 ) -> dict[str, float]:
-    """``recovery/{best,matched}@τ`` overall and per decile / depth (keys in :mod:`synthsae.evaluation.metrics`)."""
+    """``recovery/{best,matched}@τ`` overall and per decile / depth (keys in
+    :mod:`synthsae.evaluation.metrics`)."""
     out: dict[str, float] = {}
     groups: list[tuple[str, npt.NDArray[np.bool_]]] = []
     if deciles is not None:
@@ -242,7 +243,8 @@ def union_metrics(
     true_positives: npt.NDArray[np.floating],
     feature_fires: npt.NDArray[np.floating],
 ) -> dict[str, float]:
-    """``splitting/union_recall`` and ``splitting/best_single_recall`` (:mod:`synthsae.evaluation.metrics`) from, per
+    """``splitting/union_recall`` and ``splitting/best_single_recall`` (:mod:`synthsae.evaluation.metrics`)
+    from, per
     split latent (``features`` its feature, ``true_positives`` and ``feature_fires`` its counts against
     it) and per split feature in ascending order (``union_hits``)."""
     groups, inverse = np.unique(features, return_inverse=True)
