@@ -1,6 +1,6 @@
 """Training benchmarks.
 
-    python benches/training.py [--part step,stream,tiny,curves,ortho] [--steps 20] [--tiny-rows N]
+    python benches/training.py [--part step,stream,tiny,curves,ortho,mp] [--steps 20] [--tiny-rows N]
 
 * step: one training step (forward, backward, Adam, after_step, a dead-latent mask of 5 % so that AuxK
   runs) of a 4096-latent BatchTopK (k = 25, batch 1024) on rows of the SynthSAEBench-16k world: synthsae's
@@ -19,6 +19,12 @@
   the overhead per step at refresh intervals 1, 10 and 100; and how stale an index 1 or 10 steps old
   is: the share of latents whose nearest neighbour changed, and the penalty (C = 1, P = 2) computed
   with the old index as a share of the penalty with the current one.
+* mp: matching pursuit's step (forward, backward, Adam, after_step) with its scores recomputed at every
+  iteration (``gram=False``) and updated through the Gram matrix (``gram=True``, what the default picks
+  at these shapes), beside a BatchTopK step of the same shape, on the CPU preset's SAE (192 dims, 1,024
+  latents, k = 6) and the 16k sweep's (768 dims, 4,096 latents, k = 25), batch 1024, rows of the
+  matching world (orthogonalization off); timed in turns, median of ``--steps``; prints ms/step, the
+  Gram speed-up and both MP steps relative to BatchTopK's.
 * tiny: a BatchTopK SAE (256 latents, k = 8 ≈ the true L0 of the tiny world's 256 most frequent features,
   as the paper's k = 25 is that of the 16k world's first 4,096; the whole world's L0 is 15.4) trained by
   ``synthsae.train`` for a fixed number of rows chosen to take under a minute on 2 cores, then scored on
@@ -256,6 +262,48 @@ def ortho_part(args: argparse.Namespace) -> None:
         )
 
 
+class _RecomputedMP(saes.MatchingPursuitSAE):
+    """Matching pursuit recomputing its scores at every iteration (``gram=False``)."""
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._check_input(x)
+        return saes.matching_pursuit(x - self.b_dec, self.W_dec, self.k, gram=False)
+
+
+def mp_part(args: argparse.Namespace) -> None:
+    from synthsae.saes.matching_pursuit import use_gram
+
+    shapes = (("synthsaebench-cpu", 1024, 6), ("synthsaebench-16k", 4096, 25))
+    for preset_name, d_sae, k in shapes:
+        config = synthsae.preset(preset_name)
+        config.orthogonalization = None
+        world = synthsae.World(config, show_progress=False)
+        xs = [world.sample(1024, seed=i) for i in range(2)]
+        d_in = world.hidden_dim
+        contenders: dict[str, saes.SAE] = {
+            "MP recomputed (gram=False)": _RecomputedMP(d_in, d_sae, k, seed=0),
+            "MP Gram (gram=True)": saes.MatchingPursuitSAE(d_in, d_sae, k, seed=0),
+            "BatchTopK": saes.BatchTopKSAE(d_in, d_sae, k, seed=0),
+        }
+        assert use_gram(1024, d_in, d_sae, k)  # the default takes the Gram form at these shapes
+        timers = {
+            name: _step_timer(sae.training_forward, sae.parameters(), sae.after_step, xs)
+            for name, sae in contenders.items()
+        }
+        times: dict[str, list[float]] = {name: [] for name in timers}
+        for i in range(args.steps + 1):  # in turns; the first round warms up
+            for name, timer in timers.items():
+                seconds = timer(i)
+                if i >= 1:
+                    times[name].append(seconds)
+        ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
+        print(f"\n== MP step: {preset_name} shape, d_in {d_in}, {d_sae} latents, k={k}, batch 1024")
+        for name, value in ms.items():
+            print(f"{name:28s} {value:8.1f} ms/step  ({value / ms['BatchTopK']:5.2f}x BatchTopK)")
+        speedup = ms["MP recomputed (gram=False)"] / ms["MP Gram (gram=True)"]
+        print(f"Gram speed-up: {speedup:.2f}x")
+
+
 def tiny_part(args: argparse.Namespace) -> None:
     world = synthsae.World(synthsae.preset("tiny"))
     sae = saes.BatchTopKSAE(world.hidden_dim, 256, 8, seed=0)
@@ -299,6 +347,8 @@ def main() -> None:
         curves_part(args)
     if "ortho" in parts:
         ortho_part(args)
+    if "mp" in parts:
+        mp_part(args)
     if "tiny" in parts:
         tiny_part(args)
 

@@ -35,7 +35,7 @@ from synthsae.evaluation.scoring import (
 from synthsae.kernels import apply_environment as _apply_kernel_environment
 from synthsae.kernels import build_info, set_kernel
 from synthsae.presets import PRESETS, preset, resolve_world
-from synthsae.training.loop import TrainHistory, train
+from synthsae.training.loop import TrainHistory, train, train_many
 from synthsae.world.config import (
     ConstantFiringProbabilityConfig,
     ConstantMagnitudeConfig,
@@ -119,6 +119,7 @@ __all__ = [
     "set_kernel",
     "threads",
     "train",
+    "train_many",
     "verify",
     "zipfian_firing_probabilities",
 ]

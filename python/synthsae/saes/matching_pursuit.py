@@ -20,6 +20,45 @@ from synthsae._validate import as_bool, as_int, as_nonnegative
 from synthsae.errors import ConfigError
 from synthsae.saes.base import SAE, TrainOutput, mse, round_l0
 
+# An elementwise score update (index_select of a Gram row, multiply, subtract) costs about as much as this
+# many multiply-adds of a dense matmul: measured on CPU (one thread: ~45 multiply-adds/ns in a float32 GEMM
+# against ~2-3 updated scores/ns); on a GPU the ratio of matmul throughput to memory bandwidth is of the
+# same order or higher, and the choice below moves little with it (it enters as 1 - _UPDATE_COST / d_in).
+_UPDATE_COST = 16
+
+
+def use_gram(batch: int, d_in: int, d_sae: int, max_iterations: int) -> bool:
+    """Whether :func:`matching_pursuit` updates its scores through the Gram matrix (``gram=None``).
+
+    Both forms compute the first scores ``r·W_decᵀ`` (``batch·d_in·d_sae`` multiply-adds). The recomputed
+    form then repeats that product at each of the other ``max_iterations - 1`` iterations; the Gram form
+    instead builds ``G = W_dec W_decᵀ`` once (``d_sae²·d_in``) and updates ``batch·d_sae`` scores per
+    iteration (weighted by ``_UPDATE_COST`` multiply-adds each). The Gram form is chosen when it is the
+    cheaper: ``d_sae·d_in + _UPDATE_COST·(k - 1)·batch < (k - 1)·batch·d_in`` with ``k = max_iterations``,
+    i.e. roughly when ``d_sae < (k - 1)·batch``. A huge dictionary with a small batch (``d_sae`` above
+    ``k·batch``) or a single iteration keeps the recomputed form. Rows stopping early (``residual_threshold``,
+    ``stop_on_duplicate_support``) are not foreseen: the rule assumes all ``k`` iterations run."""
+    steps = max_iterations - 1
+    return d_sae * d_in + _UPDATE_COST * steps * batch < steps * batch * d_in
+
+
+def gram_score_tolerance(residual: torch.Tensor, W_dec: torch.Tensor, updates: int) -> torch.Tensor:
+    """Per row, the bound ``4·(updates + 1)·eps·‖r₀‖·max(1, max|G|)`` on how far a Gram-updated score
+    may be from the recomputed ``r·W_decᵀ`` after ``updates`` updates (``[b]``; see
+    :func:`matching_pursuit`). ``max|G| = max_l ‖W_dec_l‖²`` (the Gram matrix's largest entry is on its
+    diagonal); ``eps`` is the machine epsilon of the score dtype (float32 for half-precision inputs)."""
+    dtype = _score_dtype(residual.dtype)
+    with torch.no_grad():
+        eps = torch.finfo(dtype).eps
+        max_gram = float(W_dec.detach().to(dtype).square().sum(dim=-1).max())
+        norms = residual.detach().to(dtype).norm(dim=-1)
+        return 4 * (updates + 1) * eps * norms * max(1.0, max_gram)
+
+
+def _score_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Scores are kept in at least float32 (the Gram form's updates accumulate their rounding)."""
+    return torch.promote_types(dtype, torch.float32)
+
 
 def matching_pursuit(
     residual: torch.Tensor,
@@ -28,30 +67,76 @@ def matching_pursuit(
     *,
     residual_threshold: float = 0.0,
     stop_on_duplicate_support: bool = False,
+    gram: bool | None = None,
 ) -> torch.Tensor:
     """Greedy (positive) matching pursuit of centred inputs ``residual [b, d_in]`` over the rows of
     ``W_dec [d_sae, d_in]``; returns the coefficients ``[b, d_sae]`` (differentiable in both inputs).
 
-    Each iteration picks ``argmax_l relu(r·W_dec_l)``, adds ``c = relu(r·W_dec_l)`` to that latent and
-    sets ``r ← r - c·W_dec_l``. A row stops when ``‖r‖ < residual_threshold`` (if the threshold is > 0)
-    or, with ``stop_on_duplicate_support``, when an iteration leaves its support unchanged.
+    Each iteration picks ``argmax_l relu(r·W_dec_l)`` (the lowest index among exact ties), adds
+    ``c = relu(r·W_dec_l)`` to that latent and sets ``r ← r - c·W_dec_l``. A row stops when
+    ``‖r‖ < residual_threshold`` (if the threshold is > 0) or, with ``stop_on_duplicate_support``, when
+    an iteration leaves its support unchanged (both tested on the differentiable residual).
+
+    The scores ``s = r·W_decᵀ`` only choose the latent (no gradient flows through them). ``gram`` picks
+    how they are kept up to date:
+
+    * ``True`` (Gram form): ``s`` is computed once, with ``G = W_dec W_decᵀ`` ``[d_sae, d_sae]``, and
+      after each iteration ``s ← s - c·G_l`` (the exact score change of ``r ← r - c·W_dec_l``); cost
+      ``d_sae²·d_in`` once plus ``b·d_sae`` per iteration, and ``d_sae²`` memory for ``G``.
+    * ``False`` (recomputed form): ``s = r·W_decᵀ`` is recomputed from the residual at every iteration;
+      cost ``b·d_in·d_sae`` per iteration.
+    * ``None`` (default): whichever is cheaper for these shapes, by :func:`use_gram` (roughly the Gram
+      form when ``d_sae < (max_iterations - 1)·b``).
+
+    The coefficients, the residual and everything differentiable are computed the same way in both
+    forms, so for the same selected latents the outputs and all gradients are bit-identical. The forms
+    can select differently only through rounding: after ``j`` updates a Gram score differs from the
+    recomputed one by at most ``δ_j = 4·(j + 1)·eps·‖r₀‖·max(1, max|G|)`` (``eps`` the score dtype's
+    machine epsilon, ``‖r₀‖`` the row's initial residual norm, ``max|G| = max_l ‖W_dec_l‖²``;
+    :func:`gram_score_tolerance` computes it). This first-order bound counts a few roundings per update
+    (the product ``c·G_l`` and its subtraction, ``G``'s own entries, the rounding of the stored residual
+    that the recomputed form starts from) and takes a dot product's rounding as a few ``eps`` of its
+    norms, as blocked BLAS sums give in practice (the strict worst case grows with ``d_in``); float32
+    on unit-norm rows stays within ``3·eps·‖r₀‖`` over 25 updates. So the two forms pick different
+    latents only where the two best recomputed scores are within ``2·δ_j`` of each other, a near-tie
+    that rounding decides either way; exact ties go to the lowest index in both forms.
+    Half-precision scores (under autocast) are kept in float32.
     """
     max_iterations = as_int("max_iterations", max_iterations)
+    if gram is not None:
+        gram = as_bool("gram", gram)
     batch = residual.shape[0]
     d_sae = W_dec.shape[0]
+    if gram is None:
+        gram = use_gram(batch, residual.shape[-1], d_sae, max_iterations)
     acts = residual.new_zeros(batch, d_sae)
     done = torch.zeros(batch, dtype=torch.bool, device=residual.device)
     support = torch.zeros(batch, d_sae, dtype=torch.bool, device=residual.device)
     use_threshold = residual_threshold > 0
-    for _ in range(max_iterations):
+    scores = gram_matrix = None
+    if gram and max_iterations > 0:
         with torch.no_grad():
-            index = (residual @ W_dec.T).relu().argmax(dim=1)
+            dtype = _score_dtype(residual.dtype)
+            scores = (residual @ W_dec.T).to(dtype)
+            if max_iterations > 1:
+                gram_matrix = (W_dec @ W_dec.T).to(dtype)
+    for iteration in range(max_iterations):
+        with torch.no_grad():
+            if scores is None:
+                index = (residual @ W_dec.T).relu().argmax(dim=1)
+            else:
+                index = scores.relu().argmax(dim=1)
         # index_select, not W_dec[index]: the latter's backward (index_put_ with accumulate) sums
         # repeated rows in a thread-dependent order on CPU, so gradients would differ from call to call.
         atom = W_dec.index_select(0, index)  # [b, d_in]
         coef = (residual * atom).sum(dim=-1).relu() * (~done).to(residual.dtype)
         acts = acts.scatter_add(1, index[:, None], coef[:, None])
         residual = residual - coef[:, None] * atom
+        if scores is not None and gram_matrix is not None and iteration + 1 < max_iterations:
+            with torch.no_grad():
+                scores.addcmul_(
+                    coef.detach().to(scores.dtype)[:, None], gram_matrix.index_select(0, index), value=-1
+                )
         if stop_on_duplicate_support or use_threshold:
             with torch.no_grad():
                 if stop_on_duplicate_support:

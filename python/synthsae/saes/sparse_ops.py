@@ -145,3 +145,61 @@ def densify(values: torch.Tensor, entries: Entries, shape: tuple[int, int]) -> t
     out = torch.zeros(shape, dtype=values.dtype, device=values.device)
     out[entries.rows, entries.cols] = values.detach()
     return out
+
+
+# -- the ReLU and JumpReLU steps ---------------------------------------------------------------------------
+# Their entries are the pre-activations above a threshold (0, or JumpReLU's θ), so how many there are
+# varies from step to step: a step with many entries (early in training, say) is cheaper dense.
+
+
+def entries_where(mask: torch.Tensor) -> Entries:
+    """The entries where bool ``mask [b, n]`` holds, row-major."""
+    flat = mask.reshape(-1).nonzero().squeeze(1)
+    n = mask.shape[1]
+    return Entries.from_rows(flat // n, flat % n, mask.shape[0])
+
+
+def by_column(entries: Entries, num_cols: int) -> Entries:
+    """The same entries grouped by column: an :class:`Entries` of the transpose, whose ``rows`` are the
+    columns (ascending) and ``cols`` the rows."""
+    order = torch.argsort(entries.cols, stable=True)
+    return Entries.from_rows(entries.cols[order], entries.rows[order], num_cols)
+
+
+class _DensePre(torch.autograd.Function):
+    """``pre = xc @ W_enc + b_enc`` already computed (``values``), with the dense product's backward."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, xc: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor, values: torch.Tensor
+    ) -> torch.Tensor:
+        ctx.save_for_backward(xc, w_enc)
+        ctx.b_dtype = b_enc.dtype
+        return values
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        xc, w_enc = ctx.saved_tensors
+        grad = grad.to(w_enc.dtype)  # the parameters' dtype, as gather_pre's backward
+        grad_xc = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_xc = (grad @ w_enc.T).to(xc.dtype)
+        if ctx.needs_input_grad[1]:
+            grad_w = xc.to(w_enc.dtype).T @ grad
+        if ctx.needs_input_grad[2]:
+            grad_b = grad.sum(0).to(ctx.b_dtype)
+        return grad_xc, grad_w, grad_b, None
+
+
+def dense_pre(xc: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+    """Differentiable ``xc @ w_enc + b_enc`` ``[b, d_sae]`` given ``pre``, that product computed without
+    gradient: a step that selected its entries and then chose to go dense does not compute it twice."""
+    out: torch.Tensor = _DensePre.apply(xc, w_enc, b_enc, pre)
+    return out
+
+
+#: A ReLU step goes dense when more than this share of its ``b·d_sae`` pre-activations is positive.
+RELU_MAX_DENSITY = 0.1
+#: A JumpReLU step goes dense when its active entries plus a quarter of its straight-through band's
+#: entries exceed this share of ``b·d_sae``.
+JUMPRELU_MAX_DENSITY = 0.1

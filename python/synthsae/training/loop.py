@@ -33,7 +33,7 @@ from synthsae.training import checkpoints
 if TYPE_CHECKING:
     import torch
 
-    from synthsae.saes import SAE
+    from synthsae.saes import SAE, orthogonality
     from synthsae.world.model import World
 
 #: File name of the checkpoint inside ``checkpoint_dir``.
@@ -54,6 +54,8 @@ class TrainHistory:
     seconds: float = 0.0
     #: torch's intra-op threads during the steps (ReLU's and MP's parameters depend on it).
     torch_threads: int = 0
+    #: Why training stopped early (the loss or the parameters became NaN or inf), else None.
+    diverged: str | None = None
     records: list[dict[str, float]] = field(default_factory=list)
     evals: list[tuple[int, EvalResult]] = field(default_factory=list)
 
@@ -88,6 +90,248 @@ def _batch_stats(x: torch.Tensor, x_hat: torch.Tensor, latents: torch.Tensor) ->
     var = (x - x.mean(0)).pow(2).sum()
     ev = 1.0 - float((x - x_hat).pow(2).sum() / var) if float(var) > 0 else 0.0
     return float((latents != 0).sum(-1).float().mean()), ev
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The checked settings of one training run (shared by every SAE trained together)."""
+
+    batch_size: int
+    total_steps: int
+    seed: int
+    lr: float
+    lr_end: float
+    warmup: int
+    decay: int
+    eval_every: int | None
+    eval_samples: int
+    checkpoint_every: int | None
+    dead_window: int
+    log_every: int
+    ortho_coef: float
+    ortho_power: float
+    ortho_refresh: int
+    max_grad_norm: float
+    adam_betas: tuple[float, float]
+
+
+class _Trainer:
+    """One SAE's training state: its optimiser, dead-latent counters, history and checkpoint."""
+
+    def __init__(
+        self,
+        sae: Any,
+        world: World,
+        s: _Settings,
+        *,
+        device: torch.device,
+        autocast: bool,
+        torch_threads: int | None,
+        checkpoint_dir: str | os.PathLike[str] | None,
+        resume: bool,
+        run: Any,
+    ) -> None:
+        import torch
+
+        from synthsae.saes import external
+
+        self.sae, self.world, self.s, self.device, self.autocast, self.run = (
+            sae,
+            world,
+            s,
+            device,
+            autocast,
+            run,
+        )
+        self.name = str(getattr(sae, "architecture", type(sae).__name__))
+        self.d_sae = int(cast("torch.Tensor", sae.W_dec).shape[0])
+        self.optimizer = torch.optim.Adam(sae.parameters(), lr=s.lr, betas=s.adam_betas)
+        self.since_fired = torch.zeros(self.d_sae, dtype=torch.int64, device=device)
+        self.history = TrainHistory()
+        self.pairs: orthogonality.NeighbourPairs | None = None
+        self.settings: dict[str, Any] = {}  # what changes the result; only a checkpoint needs it
+        if checkpoint_dir is not None:
+            self.settings = {
+                "sae": external.config(sae),
+                "world_fingerprint": world.fingerprint(),
+                "batch_size": s.batch_size,
+                "seed": s.seed,
+                "lr": s.lr,
+                "lr_warmup_steps": s.warmup,
+                "lr_decay_steps": s.decay,
+                "lr_end": s.lr_end,
+                "adam_betas": list(s.adam_betas),
+                "max_grad_norm": s.max_grad_norm,
+                "dead_window": s.dead_window,
+                "ortho_coef": s.ortho_coef,
+                "ortho_power": s.ortho_power,
+                "ortho_refresh": s.ortho_refresh,
+                "device": device.type,
+                "autocast": autocast,
+            }
+            if s.decay:  # the decay's start depends on the length; without one a run may be extended
+                self.settings["total_steps"] = s.total_steps
+            if device.type == "cpu" and not getattr(sae, "thread_invariant", False):  # bits depend on threads
+                self.settings["torch_threads"] = torch_threads or torch.get_num_threads()
+        self.checkpoint = (
+            Path(checkpoint_dir) / checkpoints.CHECKPOINT_FILE if checkpoint_dir is not None else None
+        )
+        if self.checkpoint is not None:
+            pickled = self.checkpoint.with_name(checkpoints.PICKLED_FILE)
+            if pickled.exists():
+                raise ConfigError(
+                    f"{pickled} is a checkpoint in a pickle format, which synthsae does not load (loading "
+                    "it could run code); delete it to restart this run from its beginning"
+                )
+            if self.checkpoint.exists():
+                if not resume:
+                    raise FileExistsError(f"{self.checkpoint} exists; pass resume=True to continue from it")
+                self._resume(self.checkpoint)
+
+    def _resume(self, checkpoint: Path) -> None:
+        saved = checkpoints.load(checkpoint, self.device)
+        diffs = checkpoints.differences(saved.settings, self.settings)
+        if diffs:
+            raise ConfigError(
+                f"{checkpoint} was written with other settings ({'; '.join(diffs)}); use a new "
+                "checkpoint_dir, or the same settings to resume"
+            )
+        try:
+            self.sae.load_state_dict(saved.sae, strict=True)
+            self.optimizer.load_state_dict(saved.optimizer)
+            self.since_fired.copy_(saved.since_fired)
+            self.history = history_from_dict(saved.history)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise ConfigError(f"{checkpoint}: corrupt checkpoint: {type(e).__name__}: {e}") from None
+        if saved.pairs is not None:
+            from synthsae.saes import orthogonality
+
+            self.pairs = orthogonality.NeighbourPairs(*saved.pairs)
+        if self.history.steps > self.s.total_steps:
+            raise ConfigError(
+                f"{checkpoint} holds {self.history.steps} steps, more than total_samples asks for "
+                f"({self.s.total_steps}); use a new checkpoint_dir"
+            )
+
+    @property
+    def active(self) -> bool:
+        """Still training: not diverged and steps left."""
+        return self.history.diverged is None and self.history.steps < self.s.total_steps
+
+    def save_checkpoint(self) -> None:
+        if self.checkpoint is None:
+            return
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        pairs = self.pairs
+        state = checkpoints.Checkpoint(
+            settings=self.settings,
+            sae=self.sae.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            since_fired=self.since_fired,
+            history=history_to_dict(self.history),
+            pairs=None if pairs is None else (pairs.latents, pairs.neighbours, pairs.weights),
+        )
+        checkpoints.save(self.checkpoint, state)
+
+    def run_eval(self, step: int) -> None:
+        result = evaluate(
+            self.sae,
+            self.world,
+            num_samples=self.s.eval_samples,
+            batch_size=max(self.s.batch_size, 4096),
+            seed=self.s.seed + 1,
+            show_progress=False,
+        )
+        self.history.evals.append((step, result))
+        if self.run is not None:
+            self.run.log(result.to_log_dict("eval/"), step=step)
+
+    def step(self, step: int, x: torch.Tensor) -> dict[str, float] | None:
+        """One optimiser step on batch ``x`` (the stream's batch ``step``); returns the log record when
+        one is written. A non-finite loss stops this SAE (its history's ``diverged``)."""
+        import torch
+
+        from synthsae.saes import external, orthogonality
+
+        s, sae = self.s, self.sae
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(
+                step,
+                lr=s.lr,
+                total_steps=s.total_steps,
+                warmup_steps=s.warmup,
+                decay_steps=s.decay,
+                lr_end=s.lr_end,
+            )
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            out = external.training_forward(sae, x, self.since_fired > s.dead_window)
+        loss, ortho = out.loss, None
+        if s.ortho_coef > 0:
+            w_dec = cast("torch.Tensor", sae.W_dec)
+            if self.pairs is None or step % s.ortho_refresh == 0:
+                self.pairs = orthogonality.nearest_pairs(w_dec)
+            ortho = orthogonality.ortho_penalty(w_dec, (out.latents != 0).any(0), self.pairs, s.ortho_power)
+            loss = loss + s.ortho_coef * ortho
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(sae.parameters(), s.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if hasattr(sae, "after_step"):
+            cast("Any", sae).after_step(out)
+        with torch.no_grad():
+            fired = (out.latents != 0).any(0)
+            self.since_fired.add_(1).masked_fill_(fired, 0)
+        history = self.history
+        history.steps, history.samples = step + 1, (step + 1) * s.batch_size
+        record = None
+        if (step + 1) % s.log_every == 0 or step + 1 == s.total_steps:
+            l0, ev = _batch_stats(x, out.reconstruction, out.latents)
+            record = {
+                "step": step + 1,
+                "samples": history.samples,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "loss": float(out.loss.detach()),
+                **{name: float(v) for name, v in out.losses.items()},
+                "l0": l0,
+                "explained_variance": ev,
+                "dead_latents": int((self.since_fired > s.dead_window).sum()),
+            }
+            if ortho is not None:
+                record["ortho"] = float(ortho.detach())
+                record["decoder_rho_mm"] = mean_max_abs_cos(cast("torch.Tensor", sae.W_dec))
+            history.records.append(record)
+            if not math.isfinite(record["loss"]):
+                self.history.diverged = f"training diverged: the loss is {record['loss']} at step {step + 1}"
+                return record
+            if self.run is not None:
+                self.run.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=step + 1)
+        if s.eval_every is not None and (step + 1) % s.eval_every == 0 and step + 1 < s.total_steps:
+            self.run_eval(step + 1)
+        if s.checkpoint_every is not None and (step + 1) % s.checkpoint_every == 0:
+            self.save_checkpoint()
+        return record
+
+    def finish(self) -> None:
+        """After the last step: the parameter check, the final evaluation and checkpoint."""
+        import torch
+
+        if self.history.diverged is not None:
+            return
+        if not all(bool(torch.isfinite(p).all()) for p in self.sae.parameters()):
+            self.history.diverged = (
+                f"training diverged: parameters are NaN or inf after step {self.history.steps}"
+            )
+            return
+        s, history = self.s, self.history
+        if (
+            s.eval_every is not None
+            and history.steps == s.total_steps
+            and not any(step == s.total_steps for step, _ in history.evals)
+        ):
+            self.run_eval(s.total_steps)
+        self.save_checkpoint()
+        if self.run is not None:
+            self.run.finish()
 
 
 def train(
@@ -147,13 +391,103 @@ def train(
     (``torch_threads``) share the cores: by default the sampler gets a quarter of
     :func:`synthsae.threads.budget` (at least one) and torch the rest, at least two (one for an SAE
     below :data:`synthsae.threads.SMALL_SAE_ENTRIES`); torch's count is restored after.
+
+    Raises :class:`TrainingDiverged` when the loss or the parameters become NaN or inf.
+    :func:`train_many` trains several SAEs on one stream.
+    """
+    history = train_many(
+        [sae],
+        world,
+        total_samples=total_samples,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        autocast=autocast,
+        eval_every=eval_every,
+        eval_samples=eval_samples,
+        checkpoint_dirs=None if checkpoint_dir is None else [checkpoint_dir],
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        log_to_wandb=log_to_wandb,
+        wandb_project=wandb_project,
+        lr_warmup_steps=lr_warmup_steps,
+        lr_decay_steps=lr_decay_steps,
+        lr_end=lr_end,
+        adam_betas=adam_betas,
+        max_grad_norm=max_grad_norm,
+        dead_window=dead_window,
+        ortho_coef=ortho_coef,
+        ortho_power=ortho_power,
+        ortho_refresh=ortho_refresh,
+        log_every=log_every,
+        show_progress=show_progress,
+        num_threads=num_threads,
+        torch_threads=torch_threads,
+    )[0]
+    if history.diverged is not None:
+        raise TrainingDiverged(history.diverged)
+    return history
+
+
+def train_many(
+    saes: list[SAE | torch.nn.Module],
+    world: World,
+    *,
+    total_samples: int,
+    batch_size: int = 1024,
+    lr: float = 3e-4,
+    seed: int = 0,
+    device: Any = None,
+    autocast: bool | None = None,
+    eval_every: int | None = None,
+    eval_samples: int = 100_000,
+    checkpoint_dirs: list[str | os.PathLike[str]] | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = True,
+    log_to_wandb: bool = False,
+    wandb_project: str = "synthsae",
+    lr_warmup_steps: int = 0,
+    lr_decay_steps: int = 0,
+    lr_end: float | None = None,
+    adam_betas: tuple[float, float] = (0.9, 0.999),
+    max_grad_norm: float = 1.0,
+    dead_window: int = 1000,
+    ortho_coef: float = 0.0,
+    ortho_power: float = 2.0,
+    ortho_refresh: int = 10,
+    log_every: int = 100,
+    show_progress: bool = True,
+    num_threads: int | None = None,
+    torch_threads: int | None = None,
+) -> list[TrainHistory]:
+    """Trains every SAE of ``saes`` on one stream: each batch of stream ``seed`` is drawn once and every
+    SAE steps on it, so each ends exactly as :func:`train` with the same arguments would leave it (its
+    own optimiser, dead-latent counters, schedule, evaluations and checkpoint in
+    ``checkpoint_dirs[i]``). The arguments are :func:`train`'s; ``log_to_wandb`` takes one SAE.
+
+    A killed run resumes from each SAE's checkpoint (the stream restarts at the earliest one; an SAE
+    that is further along waits for it). An SAE whose loss or parameters become NaN or inf stops (its
+    history's ``diverged`` says why) while the others go on. Returns the histories in ``saes``' order;
+    each one's ``seconds`` is its share of the wall time (its own steps, and an equal share of waiting
+    for batches).
     """
     import torch
     from tqdm.auto import tqdm
 
-    from synthsae.saes import external, orthogonality
+    from synthsae.saes import external
 
-    external.check_trainable(sae, "sae")
+    if not isinstance(saes, list | tuple) or not saes:
+        raise ConfigTypeError(f"saes must be a non-empty list of SAEs, got {type(saes).__name__}")
+    for i, sae in enumerate(saes):
+        external.check_trainable(sae, "sae" if len(saes) == 1 else f"saes[{i}]")
+    if len({id(sae) for sae in saes}) != len(saes):
+        raise ConfigError("saes lists the same SAE more than once")
+    if checkpoint_dirs is not None:
+        if not isinstance(checkpoint_dirs, list | tuple) or len(checkpoint_dirs) != len(saes):
+            raise ConfigError(f"checkpoint_dirs must list one directory per SAE ({len(saes)})")
+        if len({Path(d).resolve() for d in checkpoint_dirs}) != len(saes):
+            raise ConfigError("checkpoint_dirs must differ: each SAE has its own checkpoint")
     batch_size = as_int("batch_size", batch_size, minimum=1)
     total_steps = as_int("total_samples", total_samples, minimum=0) // batch_size
     seed = as_seed(seed)
@@ -168,110 +502,52 @@ def train(
     eval_samples = as_int("eval_samples", eval_samples, minimum=0)
     if checkpoint_every is not None:
         checkpoint_every = as_int("checkpoint_every", checkpoint_every, minimum=1)
-    dead_window = as_int("dead_window", dead_window, minimum=1)
-    log_every = as_int("log_every", log_every, minimum=1)
-    ortho_coef = as_nonnegative("ortho_coef", ortho_coef)
-    ortho_power = as_float("ortho_power", ortho_power, minimum=1.0)  # < 1: infinite slope at 0
-    ortho_refresh = as_int("ortho_refresh", ortho_refresh, minimum=1)
-    max_grad_norm = as_positive("max_grad_norm", max_grad_norm)
-    adam_betas = _betas(adam_betas)
+    settings = _Settings(
+        batch_size=batch_size,
+        total_steps=total_steps,
+        seed=seed,
+        lr=lr,
+        lr_end=lr_end,
+        warmup=warmup,
+        decay=decay,
+        eval_every=eval_every,
+        eval_samples=eval_samples,
+        checkpoint_every=checkpoint_every,
+        dead_window=as_int("dead_window", dead_window, minimum=1),
+        log_every=as_int("log_every", log_every, minimum=1),
+        ortho_coef=as_nonnegative("ortho_coef", ortho_coef),
+        ortho_power=as_float("ortho_power", ortho_power, minimum=1.0),  # < 1: infinite slope at 0
+        ortho_refresh=as_int("ortho_refresh", ortho_refresh, minimum=1),
+        max_grad_norm=as_positive("max_grad_norm", max_grad_norm),
+        adam_betas=_betas(adam_betas),
+    )
     resume = as_bool("resume", resume)
     log_to_wandb = as_bool("log_to_wandb", log_to_wandb)
-    d_sae, d_in = (int(n) for n in cast("torch.Tensor", sae.W_dec).shape)
-    if d_in != world.hidden_dim:
-        raise ConfigError(
-            f"the sae's d_in ({d_in}, from W_dec) must equal the world's hidden_dim ({world.hidden_dim})"
-        )
-    sae_config = external.config(sae)
-
+    if log_to_wandb and len(saes) > 1:
+        raise ConfigError("log_to_wandb logs one SAE: train the SAEs one at a time to log each")
+    entries = 0
+    for i, sae in enumerate(saes):
+        d_sae, d_in = (int(n) for n in cast("torch.Tensor", sae.W_dec).shape)
+        if d_in != world.hidden_dim:
+            name = "sae" if len(saes) == 1 else f"saes[{i}]"
+            raise ConfigError(
+                f"the {name}'s d_in ({d_in}, from W_dec) must equal the world's hidden_dim "
+                f"({world.hidden_dim})"
+            )
+        entries = max(entries, d_sae * d_in)
     if device is not None:
-        sae.to(device)
-    device = sae.W_dec.device
+        for sae in saes:
+            sae.to(device)
+    devices = {cast("torch.Tensor", sae.W_dec).device for sae in saes}
+    if len(devices) > 1:
+        raise ConfigError(f"the SAEs are on different devices ({sorted(map(str, devices))}); pass device=")
+    dev = devices.pop()
     if torch_threads is not None:
         torch_threads = as_int("torch_threads", torch_threads, minimum=1, maximum=4096)
     torch_threads, num_threads = training_split(
-        as_num_threads(num_threads), torch_threads, cpu=device.type == "cpu", sae_entries=d_sae * d_in
+        as_num_threads(num_threads), torch_threads, cpu=dev.type == "cpu", sae_entries=entries
     )
-    autocast = device.type == "cuda" if autocast is None else as_bool("autocast", autocast)
-    optimizer = torch.optim.Adam(sae.parameters(), lr=lr, betas=adam_betas)
-    since_fired = torch.zeros(d_sae, dtype=torch.int64, device=device)
-    history = TrainHistory()
-    pairs: orthogonality.NeighbourPairs | None = None
-
-    def w_dec() -> torch.Tensor:
-        return cast("torch.Tensor", sae.W_dec)
-
-    settings: dict[str, Any] = {}  # what changes the result; only a checkpoint needs it
-    if checkpoint_dir is not None:
-        settings = {
-            "sae": sae_config,
-            "world_fingerprint": world.fingerprint(),
-            "batch_size": batch_size,
-            "seed": seed,
-            "lr": lr,
-            "lr_warmup_steps": warmup,
-            "lr_decay_steps": decay,
-            "lr_end": lr_end,
-            "adam_betas": list(adam_betas),
-            "max_grad_norm": max_grad_norm,
-            "dead_window": dead_window,
-            "ortho_coef": ortho_coef,
-            "ortho_power": ortho_power,
-            "ortho_refresh": ortho_refresh,
-            "device": device.type,
-            "autocast": autocast,
-        }
-        if decay:  # the decay's start depends on the length; without one a run may be extended
-            settings["total_steps"] = total_steps
-        if device.type == "cpu" and not getattr(sae, "thread_invariant", False):  # bits depend on threads
-            settings["torch_threads"] = torch_threads or torch.get_num_threads()
-
-    checkpoint = Path(checkpoint_dir) / checkpoints.CHECKPOINT_FILE if checkpoint_dir is not None else None
-    if checkpoint is not None:
-        pickled = checkpoint.with_name(checkpoints.PICKLED_FILE)
-        if pickled.exists():
-            raise ConfigError(
-                f"{pickled} is a checkpoint in a pickle format, which synthsae does not load (loading "
-                "it could run code); delete it to restart this run from its beginning"
-            )
-    if checkpoint is not None and checkpoint.exists():
-        if not resume:
-            raise FileExistsError(f"{checkpoint} exists; pass resume=True to continue from it")
-        saved = checkpoints.load(checkpoint, device)
-        diffs = checkpoints.differences(saved.settings, settings)
-        if diffs:
-            raise ConfigError(
-                f"{checkpoint} was written with other settings ({'; '.join(diffs)}); use a new "
-                "checkpoint_dir, or the same settings to resume"
-            )
-        try:
-            sae.load_state_dict(saved.sae, strict=True)
-            optimizer.load_state_dict(saved.optimizer)
-            since_fired.copy_(saved.since_fired)
-            history = history_from_dict(saved.history)
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise ConfigError(f"{checkpoint}: corrupt checkpoint: {type(e).__name__}: {e}") from None
-        if saved.pairs is not None:
-            pairs = orthogonality.NeighbourPairs(*saved.pairs)
-        if history.steps > total_steps:
-            raise ConfigError(
-                f"{checkpoint} holds {history.steps} steps, more than total_samples asks for "
-                f"({total_steps}); use a new checkpoint_dir"
-            )
-
-    def save_checkpoint() -> None:
-        if checkpoint is None:
-            return
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        state = checkpoints.Checkpoint(
-            settings=settings,
-            sae=sae.state_dict(),
-            optimizer=optimizer.state_dict(),
-            since_fired=since_fired,
-            history=history_to_dict(history),
-            pairs=None if pairs is None else (pairs.latents, pairs.neighbours, pairs.weights),
-        )
-        checkpoints.save(checkpoint, state)
+    autocast = dev.type == "cuda" if autocast is None else as_bool("autocast", autocast)
 
     run = None
     if log_to_wandb:
@@ -281,40 +557,44 @@ def train(
             raise ImportError("log_to_wandb=True needs wandb: pip install 'synthsae[wandb]'") from None
 
         run = wandb.init(
-            project=wandb_project, config={"sae": sae_config, "batch_size": batch_size, "lr": lr}
+            project=wandb_project,
+            config={"sae": external.config(saes[0]), "batch_size": batch_size, "lr": lr},
         )
-
-    def run_eval(step: int) -> None:
-        result = evaluate(
+    trainers = [
+        _Trainer(
             sae,
             world,
-            num_samples=eval_samples,
-            batch_size=max(batch_size, 4096),
-            seed=seed + 1,
-            show_progress=False,
+            settings,
+            device=dev,
+            autocast=autocast,
+            torch_threads=torch_threads,
+            checkpoint_dir=None if checkpoint_dirs is None else checkpoint_dirs[i],
+            resume=resume,
+            run=run,
         )
-        history.evals.append((step, result))
-        if run is not None:
-            run.log(result.to_log_dict("eval/"), step=step)
-
-    start_step = history.steps
+        for i, sae in enumerate(saes)
+    ]
+    start_step = min(t.history.steps for t in trainers)
     stream = ActivationStream(
         world,
         batch_size,
         seed=seed,
-        device=device,
+        device=dev,
         start_batch=start_step,
         num_batches=max(total_steps - start_step, 0),
         num_threads=num_threads,
     )
-    sae.train()
-    history.torch_threads = torch_threads or torch.get_num_threads()
-    started = time.perf_counter() - history.seconds
+    for sae in saes:
+        sae.train()
+    threads_used = torch_threads or torch.get_num_threads()
+    for t in trainers:
+        t.history.torch_threads = threads_used
+    names = [t.name for t in trainers]
     bar = tqdm(
         total=total_steps,
         initial=start_step,
         unit="step",
-        desc=f"train {getattr(sae, 'architecture', type(sae).__name__)}",
+        desc=f"train {names[0]}" if len(names) == 1 else f"train {len(names)} SAEs",
         disable=not show_progress,
     )
     batches = iter(stream)
@@ -322,77 +602,33 @@ def train(
         cleanup.callback(bar.close)
         cleanup.callback(batches.close)
         cleanup.enter_context(using_torch_threads(torch_threads))
+        waited = time.perf_counter()
         for step, batch in enumerate(batches, start=start_step):
             x = cast("torch.Tensor", batch)  # hidden rows only: the stream has return_features=False
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(
-                    step,
-                    lr=lr,
-                    total_steps=total_steps,
-                    warmup_steps=warmup,
-                    decay_steps=decay,
-                    lr_end=lr_end,
-                )
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                out = external.training_forward(sae, x, since_fired > dead_window)
-            loss, ortho = out.loss, None
-            if ortho_coef > 0:
-                if pairs is None or step % ortho_refresh == 0:
-                    pairs = orthogonality.nearest_pairs(w_dec())
-                ortho = orthogonality.ortho_penalty(w_dec(), (out.latents != 0).any(0), pairs, ortho_power)
-                loss = loss + ortho_coef * ortho
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(sae.parameters(), max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if hasattr(sae, "after_step"):
-                cast("Any", sae).after_step(out)
-            with torch.no_grad():
-                fired = (out.latents != 0).any(0)
-                since_fired.add_(1).masked_fill_(fired, 0)
-            history.steps, history.samples = step + 1, (step + 1) * batch_size
-            if (step + 1) % log_every == 0 or step + 1 == total_steps:
-                l0, ev = _batch_stats(x, out.reconstruction, out.latents)
-                record = {
-                    "step": step + 1,
-                    "samples": history.samples,
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "loss": float(out.loss.detach()),
-                    **{name: float(v) for name, v in out.losses.items()},
-                    "l0": l0,
-                    "explained_variance": ev,
-                    "dead_latents": int((since_fired > dead_window).sum()),
-                }
-                if ortho is not None:
-                    record["ortho"] = float(ortho.detach())
-                    record["decoder_rho_mm"] = mean_max_abs_cos(w_dec())
-                history.records.append(record)
-                if not math.isfinite(record["loss"]):
-                    raise TrainingDiverged(
-                        f"training diverged: the loss is {record['loss']} at step {step + 1}"
-                    )
-                bar.set_postfix(loss=f"{record['loss']:.4g}", l0=f"{l0:.1f}", ev=f"{ev:.3f}")
-                if run is not None:
-                    run.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=step + 1)
-            if eval_every is not None and (step + 1) % eval_every == 0 and step + 1 < total_steps:
-                run_eval(step + 1)
-            if checkpoint_every is not None and (step + 1) % checkpoint_every == 0:
-                history.seconds = time.perf_counter() - started
-                save_checkpoint()
+            stepping = [t for t in trainers if t.active and t.history.steps == step]
+            if not any(t.active for t in trainers):
+                break
+            wait = (time.perf_counter() - waited) / max(len(stepping), 1)
+            for t in stepping:
+                t0 = time.perf_counter()
+                record = t.step(step, x)
+                t.history.seconds += time.perf_counter() - t0 + wait
+                if record is not None and t.history.diverged is None and show_progress:
+                    bar.set_postfix(_postfix(trainers))
+            waited = time.perf_counter()
             bar.update(1)
-    if not all(bool(torch.isfinite(p).all()) for p in sae.parameters()):
-        raise TrainingDiverged(f"training diverged: parameters are NaN or inf after step {history.steps}")
-    if (
-        eval_every is not None
-        and history.steps == total_steps
-        and not any(s == total_steps for s, _ in history.evals)
-    ):
-        run_eval(total_steps)
-    history.seconds = time.perf_counter() - started
-    save_checkpoint()
-    if run is not None:
-        run.finish()
-    return history
+    for t in trainers:
+        t.finish()
+    return [t.history for t in trainers]
+
+
+def _postfix(trainers: list[_Trainer]) -> dict[str, str]:
+    """The progress bar's figures: loss, L0 and explained variance of one SAE, the L0s of several."""
+    logged = [(t.name, t.history.records[-1]) for t in trainers if t.history.records]
+    if len(trainers) == 1 and logged:
+        r = logged[0][1]
+        return {"loss": f"{r['loss']:.4g}", "l0": f"{r['l0']:.1f}", "ev": f"{r['explained_variance']:.3f}"}
+    return {"l0": " ".join(f"{r['l0']:.1f}" for _, r in logged)}
 
 
 def history_to_dict(history: TrainHistory) -> dict[str, Any]:

@@ -1,0 +1,244 @@
+"""Matching pursuit's two score forms (Gram-updated and recomputed) against a copy of the plain loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from synthsae._validate import as_int
+from synthsae.errors import ConfigTypeError
+from synthsae.saes.base import mse
+from synthsae.saes.matching_pursuit import (
+    MatchingPursuitSAE,
+    gram_score_tolerance,
+    matching_pursuit,
+    use_gram,
+)
+
+
+def _reference_mp(
+    residual: torch.Tensor,
+    W_dec: torch.Tensor,
+    max_iterations: int,
+    *,
+    residual_threshold: float = 0.0,
+    stop_on_duplicate_support: bool = False,
+    trace: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> torch.Tensor:
+    """The oracle: matching pursuit recomputing ``residual @ W_dec.T`` at every iteration, as the loop
+    was written before the Gram form; ``trace`` (if given) receives each iteration's
+    ``(index, relu(scores))``."""
+    max_iterations = as_int("max_iterations", max_iterations)
+    batch = residual.shape[0]
+    d_sae = W_dec.shape[0]
+    acts = residual.new_zeros(batch, d_sae)
+    done = torch.zeros(batch, dtype=torch.bool, device=residual.device)
+    support = torch.zeros(batch, d_sae, dtype=torch.bool, device=residual.device)
+    use_threshold = residual_threshold > 0
+    for _ in range(max_iterations):
+        with torch.no_grad():
+            scores = (residual @ W_dec.T).relu()
+            index = scores.argmax(dim=1)
+            if trace is not None:
+                trace.append((index, scores))
+        atom = W_dec.index_select(0, index)  # [b, d_in]
+        coef = (residual * atom).sum(dim=-1).relu() * (~done).to(residual.dtype)
+        acts = acts.scatter_add(1, index[:, None], coef[:, None])
+        residual = residual - coef[:, None] * atom
+        if stop_on_duplicate_support or use_threshold:
+            with torch.no_grad():
+                if stop_on_duplicate_support:
+                    new_support = acts != 0
+                    done = done | (new_support == support).all(dim=1)
+                    support = new_support
+                if use_threshold:
+                    done = done | (residual.norm(dim=-1) < residual_threshold)
+                if bool(done.all()):
+                    break
+    return acts
+
+
+def _unit_rows(rows: int, cols: int, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    w = torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return (w / w.norm(dim=-1, keepdim=True)).to(dtype)
+
+
+def _inputs(rows: int, cols: int, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(
+        dtype
+    )
+
+
+def _picks(residual: torch.Tensor, W_dec: torch.Tensor, iterations: int, gram: bool) -> torch.Tensor:
+    """Each iteration's selected latent ``[b, iterations]`` (-1 where its coefficient is 0), read off
+    the growth of the coefficients from ``j - 1`` to ``j`` iterations."""
+    picks = []
+    before = torch.zeros(residual.shape[0], W_dec.shape[0], dtype=residual.dtype)
+    for j in range(1, iterations + 1):
+        after = matching_pursuit(residual, W_dec, j, gram=gram)
+        step = (after - before).abs()
+        top, index = step.max(dim=1)
+        picks.append(torch.where(top > 0, index, -1))
+        before = after
+    return torch.stack(picks, dim=1)
+
+
+# ------------------------------------------------------------------------------------------ cost rule
+
+
+def test_use_gram_cost_rule() -> None:
+    # the CPU preset (d_in 192, 1,024 latents, k = 6, batch 1,024) and the 16k sweep (768, 4,096, 25)
+    assert use_gram(1024, 192, 1024, 6) and use_gram(1024, 768, 4096, 25)
+    # a huge dictionary against a small batch keeps the recomputed form (d_sae > k·b) ...
+    assert not use_gram(64, 768, 4096, 25) and not use_gram(1024, 768, 32768, 25)
+    # ... and so does a single iteration (the first scores are computed either way)
+    assert not use_gram(1024, 768, 16, 1)
+    with pytest.raises(ConfigTypeError, match="gram"):
+        matching_pursuit(torch.zeros(2, 3), torch.eye(3), 2, gram=1)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------ float64
+
+
+@pytest.mark.parametrize("stopping", [{}, {"residual_threshold": 1.5}, {"stop_on_duplicate_support": True}])
+def test_float64_forms_identical_picks_outputs_and_gradients(stopping: dict[str, object]) -> None:
+    d_in, d_sae, k = 24, 96, 7
+    w0 = _unit_rows(d_sae, d_in, seed=1, dtype=torch.float64)
+    w0 = w0 * (
+        1.0 + 0.2 * torch.rand(d_sae, 1, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    )
+    r0 = _inputs(128, d_in, seed=2, dtype=torch.float64)
+    outputs = {}
+    for gram in (True, False):
+        w = w0.clone().requires_grad_(True)
+        r = r0.clone().requires_grad_(True)
+        acts = matching_pursuit(r, w, k, gram=gram, **stopping)  # type: ignore[arg-type]
+        loss = mse(acts @ w, r)
+        loss.backward()
+        assert w.grad is not None and r.grad is not None
+        outputs[gram] = (acts.detach(), loss.detach(), w.grad, r.grad)
+    assert torch.equal(_picks(r0, w0, k, gram=True), _picks(r0, w0, k, gram=False))
+    for gram_value, plain_value in zip(outputs[True], outputs[False], strict=True):
+        torch.testing.assert_close(gram_value, plain_value, rtol=0, atol=1e-10)
+        assert torch.equal(gram_value, plain_value)  # same picks: bit-identical
+
+
+# ------------------------------------------------------------------------------------------ float32
+
+
+def _check_differences_within_bound(r: torch.Tensor, w: torch.Tensor, k: int) -> tuple[int, int]:
+    """Rows whose picks differ between the forms and, at the first iteration where they differ, the
+    recomputed scores of the two picks (relu'd, from the oracle loop on the still shared residual)
+    within ``2·δ`` of :func:`gram_score_tolerance`. Returns ``(rows differing, rows)``."""
+    trace: list[tuple[torch.Tensor, torch.Tensor]] = []
+    _reference_mp(r, w, k, trace=trace)
+    oracle = torch.stack([index for index, _ in trace], dim=1)
+    gram = _picks(r, w, k, gram=True)
+    assert (gram >= 0).all()  # every pick has a positive coefficient here
+    assert torch.equal(_picks(r, w, k, gram=False), oracle)
+    differ = (gram != oracle).any(dim=1)
+    for row in differ.nonzero().flatten().tolist():
+        t = int((gram[row] != oracle[row]).nonzero()[0])
+        scores = trace[t][1][row]
+        gap = float(scores[int(oracle[row, t])] - scores[int(gram[row, t])])
+        bound = 2 * float(gram_score_tolerance(r[row : row + 1], w, updates=t)[0])
+        assert 0 <= gap <= bound, (row, t, gap, bound)
+    return int(differ.sum()), r.shape[0]
+
+
+def test_float32_cpu_preset_shape_selections_agree() -> None:
+    # the CPU preset's SAE: d_in 192, 1,024 latents, k = 6, batch 1,024; random unit-norm decoders
+    d_in, d_sae, k = 192, 1024, 6
+    differing = rows = 0
+    for seed in range(2):
+        w = _unit_rows(d_sae, d_in, seed=10 + seed)
+        r = _inputs(1024, d_in, seed=20 + seed)
+        assert use_gram(1024, d_in, d_sae, k)
+        gram, plain = matching_pursuit(r, w, k), matching_pursuit(r, w, k, gram=False)
+        same = (gram == plain).all(dim=1)
+        assert float(same.double().mean()) >= 0.999
+        d, n = _check_differences_within_bound(r, w, k)
+        assert d == int((~same).sum())
+        differing, rows = differing + d, rows + n
+    assert differing <= rows // 1000
+
+
+def test_float32_near_ties_differ_only_within_bound() -> None:
+    # pairs of atoms 1e-6 apart make near-ties common (their scores differ by about 1e-6·‖r‖, a few
+    # float32 roundings): the forms disagree on many rows, each time between two scores within 2·δ
+    d_in, d_sae, k = 32, 128, 6
+    base = _unit_rows(d_sae // 2, d_in, seed=3, dtype=torch.float64)
+    nudge = 1e-6 * _unit_rows(d_sae // 2, d_in, seed=4, dtype=torch.float64)
+    w = torch.cat([base, base + nudge])
+    w = (w / w.norm(dim=-1, keepdim=True)).float()
+    r = _inputs(2048, d_in, seed=6)
+    differing, rows = _check_differences_within_bound(r, w, k)
+    assert differing > rows // 10  # the bound is checked on many rows
+
+
+def test_gram_score_tolerance_covers_score_drift() -> None:
+    # the documented bound against the actual gap between updated and recomputed scores, per iteration
+    d_in, d_sae, k = 192, 1024, 6
+    for scale in (0.5, 1.0, 1.3):
+        w = scale * _unit_rows(d_sae, d_in, seed=7)
+        r = _inputs(512, d_in, seed=8)
+        scores = r @ w.T
+        gram = w @ w.T
+        residual = r
+        for t in range(k):
+            gap = (scores - residual @ w.T).abs().max(dim=1).values
+            assert (gap <= gram_score_tolerance(r, w, updates=t)).all()
+            index = scores.relu().argmax(dim=1)
+            atom = w.index_select(0, index)
+            coef = (residual * atom).sum(dim=-1).relu()
+            residual = residual - coef[:, None] * atom
+            scores.addcmul_(coef[:, None], gram.index_select(0, index), value=-1)
+
+
+# ------------------------------------------------------------------------------------------ exact ties
+
+
+def test_exact_tie_goes_to_the_lower_index_in_both_forms() -> None:
+    # rows 0 and 1 are the same atom: scores tie exactly (2, 2, 1); argmax keeps the first maximum, so
+    # both forms take latent 0 (c = 2, r = (0, 1)); after it both duplicates score 0 and latent 2 follows.
+    # Latent 1 is never used; with rows that are equal but whose products round differently (other
+    # positions in a blocked matmul) the tie would be decided by that rounding instead.
+    w = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    x = torch.tensor([[2.0, 1.0], [3.0, 0.0]])
+    expected = torch.tensor([[2.0, 0.0, 1.0], [3.0, 0.0, 0.0]])
+    for gram in (True, False):
+        assert torch.equal(matching_pursuit(x, w, 3, gram=gram), expected)
+    assert torch.equal(_reference_mp(x, w, 3), expected)
+
+
+# ------------------------------------------------------------------------------------------ the SAE
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"residual_threshold": 2.0}, {"stop_on_duplicate_support": True}],
+)
+def test_sae_training_forward_and_backward_match_the_reference_loop(options: dict[str, object]) -> None:
+    d_in, d_sae, k = 32, 64, 5
+    sae = MatchingPursuitSAE(d_in, d_sae, k, seed=0, **options).double()  # type: ignore[arg-type]
+    with torch.no_grad():
+        sae.b_dec.copy_(0.1 * _inputs(1, d_in, seed=1, dtype=torch.float64)[0])
+    ref_w = sae.W_dec.detach().clone().requires_grad_(True)
+    ref_b = sae.b_dec.detach().clone().requires_grad_(True)
+    x = _inputs(256, d_in, seed=2, dtype=torch.float64)
+    assert use_gram(256, d_in, d_sae, k)  # the SAE takes the Gram form here
+
+    out = sae.training_forward(x)
+    out.loss.backward()
+    z = _reference_mp(x - ref_b, ref_w, k, **options)  # type: ignore[arg-type]
+    x_hat = z @ ref_w + ref_b
+    loss = mse(x_hat, x)
+    loss.backward()
+    assert torch.equal(out.latents, z.detach())
+    assert torch.equal(out.reconstruction, x_hat.detach())
+    assert torch.equal(out.loss.detach(), loss.detach())
+    assert torch.equal(out.losses["mse"], loss.detach())
+    assert sae.W_dec.grad is not None and sae.b_dec.grad is not None
+    assert ref_w.grad is not None and ref_b.grad is not None
+    assert torch.equal(sae.W_dec.grad, ref_w.grad)
+    assert torch.equal(sae.b_dec.grad, ref_b.grad)
