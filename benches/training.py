@@ -278,7 +278,11 @@ def mp_part(args: argparse.Namespace) -> None:
         config = synthsae.preset(preset_name)
         config.orthogonalization = None
         world = synthsae.World(config, show_progress=False)
-        xs = [world.sample(1024, seed=i) for i in range(2)]
+        xs: list[torch.Tensor] = []
+        for i in range(2):
+            x = world.sample(1024, seed=i)
+            assert isinstance(x, torch.Tensor)
+            xs.append(x)
         d_in = world.hidden_dim
         contenders: dict[str, saes.SAE] = {
             "MP recomputed (gram=False)": _RecomputedMP(d_in, d_sae, k, seed=0),

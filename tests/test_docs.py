@@ -53,7 +53,8 @@ def _user_texts() -> list[tuple[str, str]]:
     texts = [("README.md", (ROOT / "README.md").read_text(encoding="utf-8"))]
     texts += [(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8")) for p in sorted(DOCS.glob("*.md"))]
     for path in sorted([*PACKAGE.rglob("*.py"), *PACKAGE.rglob("*.pyi")]):
-        texts += [(f"{path.relative_to(ROOT)}:{line}", doc) for line, doc in _docstrings(path)]
+        name = f"synthsae/{path.relative_to(PACKAGE).as_posix()}"
+        texts += [(f"{name}:{line}", doc) for line, doc in _docstrings(path)]
     return texts
 
 

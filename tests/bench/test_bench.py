@@ -106,7 +106,7 @@ def test_killed_sweep_resumes_without_duplicates(tmp_path):
         "--width",
         "32",
     ]
-    args += ["--quiet"]
+    args += ["--quiet", "--group-size", "1"]  # one run after the other
     command = [sys.executable, "-m", "synthsae", "bench", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
@@ -227,3 +227,32 @@ def test_sweeps_from_before_the_ortho_settings_still_resume(tmp_path):
     (tmp_path / "bench.json").write_text(json.dumps(header))
     assert main(["bench", "--saes", "topk", "--l0", "4", "--out", str(tmp_path), *SMALL]) == 0
     assert len(bench.build_report([tmp_path])["runs"]) == 1
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_mid_group_resumes_to_the_results_of_one_at_a_time(tmp_path):
+    """The runs of a seed train together: SIGKILL while the group trains, rerun, and the results equal
+    a sweep that trained the runs one at a time."""
+    args = ["--saes", "batchtopk,topk", "--l0", "4,5", "--samples", "409600", "--eval-samples", "4096"]
+    command = [sys.executable, "-m", "synthsae", "bench", *args, "--width", "32", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*command, "--out", str(killed)], env=env, stdout=subprocess.DEVNULL)
+    names = ["batchtopk-l0-4-seed-0", "batchtopk-l0-5-seed-0", "topk-l0-4-seed-0", "topk-l0-5-seed-0"]
+    checkpoints = [killed / "runs" / n / "checkpoint.safetensors" for n in names]
+    deadline = time.monotonic() + 300
+    while not all(c.exists() for c in checkpoints) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the sweep ended before it could be killed; raise --samples"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not any((killed / "runs" / n / "run.json").exists() for n in names)
+    rerun = subprocess.run(
+        [*command, "--out", str(killed)], env=env, capture_output=True, text=True, check=True
+    )
+    assert "training " + ", ".join(names) in rerun.stdout
+    alone = tmp_path / "alone"
+    subprocess.run(
+        [*command, "--out", str(alone), "--group-size", "1"], env=env, capture_output=True, check=True
+    )
+    assert _results(killed) == _results(alone)

@@ -28,7 +28,7 @@ from synthsae.bench.report import build_report, write_report
 from synthsae.errors import ConfigError
 from synthsae.evaluation.assignment import mean_max_abs_cos
 from synthsae.evaluation.scoring import evaluate
-from synthsae.training.loop import CHECKPOINT_FILE, TrainingDiverged, train
+from synthsae.training.loop import CHECKPOINT_FILE, TrainHistory, train_many
 from synthsae.world.model import World
 
 if TYPE_CHECKING:
@@ -111,6 +111,7 @@ def run(
     device: Any = None,
     shard_index: int = 0,
     num_shards: int = 1,
+    group_size: int | None = None,
     show_progress: bool = True,
     log: Any = print,
 ) -> dict[str, Any]:
@@ -126,6 +127,9 @@ def run(
     ``saes`` adds users' SAEs built by factories: ``{"name": factory}`` with
     ``factory(d_in, d_sae, l0, seed) -> module`` (:mod:`synthsae.saes.external`). ``shard_index`` /
     ``num_shards`` run one interleaved share of the runs (merge the shares with :func:`build_report`).
+    The runs of one seed train together (:func:`~synthsae.training.train_many`: each batch drawn once,
+    every SAE stepped on it, each ending as if trained alone), at most ``group_size`` at a time (None:
+    all; each member holds its parameters and Adam's two moments in memory).
     Writes ``out/report.json`` and the plots from every finished run in ``out``."""
     from synthsae.saes import external
     from synthsae.saes.registry import ARCHITECTURES, create_sae
@@ -150,6 +154,8 @@ def run(
     _no_repeats("seeds", protocol.seeds)
     as_nonnegative("protocol.ortho_coef", protocol.ortho_coef)
     as_float("protocol.ortho_power", protocol.ortho_power, minimum=1.0)
+    if group_size is not None:
+        group_size = as_int("group_size", group_size, minimum=1)
     header = _header(world, protocol, preset_name, list(saes))
     out.mkdir(parents=True, exist_ok=True)
     sweep = out / SWEEP_FILE
@@ -159,6 +165,7 @@ def run(
             raise ConfigError(f"{out} holds a sweep of another world or protocol: {'; '.join(diffs)}")
     write_json(sweep, header)
     steps = protocol.samples // protocol.batch_size
+    pending = []
     for spec in plan(protocol, list(saes), shard_index, num_shards):
         run_dir = out / "runs" / spec.name
         if (run_dir / RUN_FILE).exists():
@@ -166,9 +173,12 @@ def run(
             if earlier["name"] != spec.name:
                 raise ConfigError(f"{run_dir / RUN_FILE}: records run {earlier['name']!r}, not {spec.name!r}")
             log(f"{spec.name}: {'failed' if 'failed' in earlier else 'finished'} earlier, skipped")
-            continue
+        else:
+            pending.append(spec)
+
+    def build(spec: RunSpec) -> Any:
         if spec.architecture in saes:
-            sae = external.build(
+            return external.build(
                 spec.architecture,
                 saes[spec.architecture],
                 world.hidden_dim,
@@ -176,67 +186,96 @@ def run(
                 spec.l0,
                 spec.seed,
             )
-        else:
-            sae = create_sae(
-                spec.architecture,
-                world.hidden_dim,
-                protocol.width,
-                l0=spec.l0,
-                seed=spec.seed,
-                **sae_options(spec.architecture, steps, protocol.autotune_gains.get(spec.architecture)),
-            )
-        log(f"training {spec.name} ({protocol.width} latents, {protocol.samples:,} rows)")
-        identity = {"name": spec.name, "architecture": spec.architecture, "l0": spec.l0, "seed": spec.seed}
-        try:
-            history = train(
-                sae,
-                world,
-                total_samples=protocol.samples,
-                batch_size=protocol.batch_size,
-                lr=protocol.lr,
-                seed=spec.seed,
-                device=device,
-                log_every=max(steps // 20, 1),
-                dead_window=dead_window(steps),
-                ortho_coef=protocol.ortho_coef,
-                ortho_power=protocol.ortho_power,
-                checkpoint_dir=run_dir,
-                checkpoint_every=max(steps // 10, 1),
-                show_progress=show_progress,
-            )
-        except TrainingDiverged as e:
-            log(f"{spec.name}: failed: {e}")
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(run_dir / RUN_FILE, {**identity, "width": protocol.width, "failed": str(e)})
-            (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
-            continue
-        t0 = time.perf_counter()
-        result = evaluate(
-            sae,
+        return create_sae(
+            spec.architecture,
+            world.hidden_dim,
+            protocol.width,
+            l0=spec.l0,
+            seed=spec.seed,
+            **sae_options(spec.architecture, steps, protocol.autotune_gains.get(spec.architecture)),
+        )
+
+    for group in groups(pending, group_size):
+        names = ", ".join(spec.name for spec in group)
+        log(f"training {names} ({protocol.width} latents, {protocol.samples:,} rows)")
+        models = [build(spec) for spec in group]
+        run_dirs = [out / "runs" / spec.name for spec in group]
+        histories = train_many(
+            models,
             world,
-            num_samples=protocol.eval_samples,
-            seed=spec.seed + 1,
+            total_samples=protocol.samples,
+            batch_size=protocol.batch_size,
+            lr=protocol.lr,
+            seed=group[0].seed,
             device=device,
+            log_every=max(steps // 20, 1),
+            dead_window=dead_window(steps),
+            ortho_coef=protocol.ortho_coef,
+            ortho_power=protocol.ortho_power,
+            checkpoint_dirs=list(run_dirs),
+            checkpoint_every=max(steps // 10, 1),
             show_progress=show_progress,
         )
-        eval_seconds = time.perf_counter() - t0
-        _save_sae(sae, run_dir / "sae")
-        record = {
-            **identity,
-            "width": protocol.width,
-            "torch_threads": history.torch_threads,
-            "train_seconds": history.seconds,
-            "train_rows_per_second": history.samples / max(history.seconds, 1e-9),
-            "eval_seconds": eval_seconds,
-            "decoder_rho_mm": mean_max_abs_cos(cast("torch.Tensor", sae.W_dec)),
-            "training_log": history.records,
-            "result": result.to_dict(),
-        }
-        write_json(run_dir / RUN_FILE, record)
-        (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+        for spec, sae, run_dir, history in zip(group, models, run_dirs, histories, strict=True):
+            _finish_run(spec, sae, run_dir, history, world, protocol, device, show_progress, log)
     report = build_report([out])
     report["plots"] = write_report(out, report, world.firing_probabilities.numpy())
     return report
+
+
+def groups(runs: list[RunSpec], size: int | None) -> list[list[RunSpec]]:
+    """``runs`` in groups that train together on one stream: the runs of one seed (in ``runs``' order),
+    at most ``size`` per group (None: no limit)."""
+    by_seed: dict[int, list[RunSpec]] = {}
+    for spec in runs:
+        by_seed.setdefault(spec.seed, []).append(spec)
+    step = size or max(len(runs), 1)
+    return [members[i : i + step] for members in by_seed.values() for i in range(0, len(members), step)]
+
+
+def _finish_run(
+    spec: RunSpec,
+    sae: Any,
+    run_dir: Path,
+    history: TrainHistory,
+    world: World,
+    protocol: Protocol,
+    device: Any,
+    show_progress: bool,
+    log: Any,
+) -> None:
+    """Scores a trained run and writes its SAE and ``run.json`` (or records why it failed)."""
+    identity = {"name": spec.name, "architecture": spec.architecture, "l0": spec.l0, "seed": spec.seed}
+    if history.diverged is not None:
+        log(f"{spec.name}: failed: {history.diverged}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / RUN_FILE, {**identity, "width": protocol.width, "failed": history.diverged})
+        (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+        return
+    t0 = time.perf_counter()
+    result = evaluate(
+        sae,
+        world,
+        num_samples=protocol.eval_samples,
+        seed=spec.seed + 1,
+        device=device,
+        show_progress=show_progress,
+    )
+    eval_seconds = time.perf_counter() - t0
+    _save_sae(sae, run_dir / "sae")
+    record = {
+        **identity,
+        "width": protocol.width,
+        "torch_threads": history.torch_threads,
+        "train_seconds": history.seconds,
+        "train_rows_per_second": history.samples / max(history.seconds, 1e-9),
+        "eval_seconds": eval_seconds,
+        "decoder_rho_mm": mean_max_abs_cos(cast("torch.Tensor", sae.W_dec)),
+        "training_log": history.records,
+        "result": result.to_dict(),
+    }
+    write_json(run_dir / RUN_FILE, record)
+    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
 
 
 def _save_sae(sae: Any, path: Path) -> None:

@@ -120,6 +120,7 @@ def run_bench(args: argparse.Namespace) -> int:
         device=args.device,
         shard_index=shard_index,
         num_shards=num_shards,
+        group_size=args.group_size,
         show_progress=not args.quiet,
     )
     print()

@@ -161,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="number of shares the sweep's runs are split into (with --shard-index)",
     )
+    bench.add_argument(
+        "--group-size",
+        type=positive_int,
+        default=None,
+        help="train at most this many SAEs together on one stream (default: every run of a seed; each "
+        "holds its parameters and optimizer state in memory)",
+    )
     bench.add_argument("--out", default=None, help="output directory (synthsae-bench-<preset>)")
     bench.add_argument(
         "--overwrite", action="store_true", help="start afresh in an existing --out (default: resume a sweep)"

@@ -16,8 +16,8 @@ that reaches the encoder through them alone, and decoded from them (:mod:`synths
 L0 term's value is the active count over ``b``; θ's gradient needs ``∂L/∂z`` only in the band, where
 ``∂L/∂z_il = ∂L/∂x̂_i · W_dec_l``: per latent, the band rows' ``∂L/∂x̂`` are summed (an ``embedding_bag``)
 and dotted with its decoder row, so ``∂L/∂θ_l = -(1/ε)·(θ_l·W_dec_l·Σ_{i in band} ∂L/∂x̂_i + λ_eff·n_l/b)``
-with ``n_l`` the band count, with no ``[b, d_sae]`` gradient. A step whose active entries plus a quarter of
-its band entries (a band entry costs one row sum, an active one about four) exceed
+with ``n_l`` the band count, with no ``[b, d_sae]`` gradient. A step whose active entries plus an eighth of
+its band entries (a band entry costs one row sum, an active one a gather and a decode) exceed
 :data:`~synthsae.saes.sparse_ops.JUMPRELU_MAX_DENSITY` of ``b·d_sae`` goes dense instead, reusing the
 product already computed. ``sparse=False`` is the dense reference: the same loss and gradients up to float
 rounding.
@@ -201,7 +201,7 @@ class JumpReLUSAE(SAE):
             band = u.abs_() < 0.5  # the dense step's band, (pre - θ)/ε in (-1/2, 1/2), bit for bit
             del u
         n_active, n_band = int(active.sum()), int(band.sum())
-        if n_active + n_band / 4 > JUMPRELU_MAX_DENSITY * active.numel():
+        if n_active + n_band / 8 > JUMPRELU_MAX_DENSITY * active.numel():
             return self._dense_step(x, dense_pre(xc, self.W_enc, self.b_enc, pre))
         entries = entries_where(active)
         in_band = entries_where(band.T)  # grouped by latent

@@ -113,30 +113,33 @@ def matching_pursuit(
     done = torch.zeros(batch, dtype=torch.bool, device=residual.device)
     support = torch.zeros(batch, d_sae, dtype=torch.bool, device=residual.device)
     use_threshold = residual_threshold > 0
-    scores = gram_matrix = None
+    scores: torch.Tensor | None = None  # Gram form: r·W_decᵀ, kept up to date
+    update: tuple[torch.Tensor, torch.Tensor] | None = None  # Gram form: G and a reused [b, d_sae] buffer
     if gram and max_iterations > 0:
         with torch.no_grad():
             dtype = _score_dtype(residual.dtype)
             scores = (residual @ W_dec.T).to(dtype)
-            if max_iterations > 1:
-                gram_matrix = (W_dec @ W_dec.T).to(dtype)
+            if max_iterations > 1:  # (a fresh [b, d_sae] tensor per iteration would cost page faults)
+                update = ((W_dec @ W_dec.T).to(dtype), torch.empty_like(scores))
     for iteration in range(max_iterations):
         with torch.no_grad():
             if scores is None:
                 index = (residual @ W_dec.T).relu().argmax(dim=1)
             else:
-                index = scores.relu().argmax(dim=1)
+                # relu(s).argmax without its [b, d_sae] copy: the first maximum, latent 0 if none is > 0
+                top, index = scores.max(dim=1)
+                index = index.masked_fill(top <= 0, 0)
         # index_select, not W_dec[index]: the latter's backward (index_put_ with accumulate) sums
         # repeated rows in a thread-dependent order on CPU, so gradients would differ from call to call.
         atom = W_dec.index_select(0, index)  # [b, d_in]
         coef = (residual * atom).sum(dim=-1).relu() * (~done).to(residual.dtype)
         acts = acts.scatter_add(1, index[:, None], coef[:, None])
         residual = residual - coef[:, None] * atom
-        if scores is not None and gram_matrix is not None and iteration + 1 < max_iterations:
-            with torch.no_grad():
-                scores.addcmul_(
-                    coef.detach().to(scores.dtype)[:, None], gram_matrix.index_select(0, index), value=-1
-                )
+        if scores is not None and update is not None and iteration + 1 < max_iterations:
+            gram_matrix, gram_rows = update
+            with torch.no_grad():  # s ← s - c·G_l, the change of r·W_decᵀ under r ← r - c·W_dec_l
+                torch.index_select(gram_matrix, 0, index, out=gram_rows)
+                scores.addcmul_(coef.detach().to(scores.dtype)[:, None], gram_rows, value=-1)
         if stop_on_duplicate_support or use_threshold:
             with torch.no_grad():
                 if stop_on_duplicate_support:

@@ -159,13 +159,6 @@ def entries_where(mask: torch.Tensor) -> Entries:
     return Entries.from_rows(flat // n, flat % n, mask.shape[0])
 
 
-def by_column(entries: Entries, num_cols: int) -> Entries:
-    """The same entries grouped by column: an :class:`Entries` of the transpose, whose ``rows`` are the
-    columns (ascending) and ``cols`` the rows."""
-    order = torch.argsort(entries.cols, stable=True)
-    return Entries.from_rows(entries.cols[order], entries.rows[order], num_cols)
-
-
 class _DensePre(torch.autograd.Function):
     """``pre = xc @ W_enc + b_enc`` already computed (``values``), with the dense product's backward."""
 
@@ -198,8 +191,12 @@ def dense_pre(xc: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor, pre: t
     return out
 
 
-#: A ReLU step goes dense when more than this share of its ``b·d_sae`` pre-activations is positive.
-RELU_MAX_DENSITY = 0.1
-#: A JumpReLU step goes dense when its active entries plus a quarter of its straight-through band's
-#: entries exceed this share of ``b·d_sae``.
-JUMPRELU_MAX_DENSITY = 0.1
+#: A ReLU step goes dense when more than this share of its ``b·d_sae`` pre-activations is positive
+#: (measured on one CPU thread, whole steps with Adam: the sparse step is 1.2× faster at a share of 0.1
+#: and 0.8-1.0× at 0.2, for 192×1,024 and 768×4,096 SAEs, batch 1,024).
+RELU_MAX_DENSITY = 0.12
+#: A JumpReLU step goes dense when its active entries plus an eighth of its straight-through band's
+#: entries exceed this share of ``b·d_sae`` (a band entry costs one row sum; an active entry a gather, a
+#: decode and their backward). Measured as above: 1.2× faster at 0.15 active, 1.4× at 0.05 active with
+#: a band of 0.3.
+JUMPRELU_MAX_DENSITY = 0.15
