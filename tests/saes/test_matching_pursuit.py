@@ -25,9 +25,8 @@ def _reference_mp(
     stop_on_duplicate_support: bool = False,
     trace: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> torch.Tensor:
-    """The oracle: matching pursuit recomputing ``residual @ W_dec.T`` at every iteration, as the loop
-    was written before the Gram form; ``trace`` (if given) receives each iteration's
-    ``(index, relu(scores))``."""
+    """The oracle: the plain matching-pursuit loop, recomputing ``residual @ W_dec.T`` at every
+    iteration; ``trace`` (if given) receives each iteration's ``(index, relu(scores))``."""
     max_iterations = as_int("max_iterations", max_iterations)
     batch = residual.shape[0]
     d_sae = W_dec.shape[0]

@@ -11,6 +11,7 @@ from synthsae.bench.protocol import Protocol
 from synthsae.errors import ConfigError
 from synthsae.evaluation.scoring import EvalResult
 from synthsae.training.loop import CHECKPOINT_FILE
+from synthsae.world.io import CONFIG_FILE, HIERARCHY_FILE, WEIGHTS_FILE
 
 #: Version of the layout of ``report.json`` and ``bench.json`` (docs: The benchmark, "Report schema").
 REPORT_SCHEMA = 2
@@ -62,8 +63,14 @@ _RUN_FILES = frozenset({RUN_FILE, CHECKPOINT_FILE, "checkpoint.pt"})
 _SAE_FILES = frozenset({"cfg.json", "sae_weights.safetensors", CUSTOM_WEIGHTS_FILE, "state_dict.pt"})
 
 
+#: Where a sweep on Dask saves its world for the workers, and the files there.
+WORLD_DIR = "world"
+_WORLD_FILES = frozenset({CONFIG_FILE, WEIGHTS_FILE, HIERARCHY_FILE})
+
+
 def clear_sweep(out: Path) -> None:
-    """Deletes what :func:`run` wrote in ``out`` (header, report, plots, run directories), leaving
+    """Deletes what :func:`run` wrote in ``out`` (header, report, plots, run directories, the world
+    saved for Dask workers), leaving
     anything else. Refuses (``ValueError``, before deleting anything) a directory without a valid
     sweep header, a symbolic link where bench writes (never followed), and a run directory holding
     files bench does not write."""
@@ -100,6 +107,11 @@ def clear_sweep(out: Path) -> None:
                     files.append(ours(entry, _RUN_FILES))
             dirs.append(run_dir)
         dirs.append(runs)
+    world = out / WORLD_DIR
+    if world.exists() or world.is_symlink():
+        check_dir(world)
+        files += [ours(e, _WORLD_FILES) for e in sorted(world.iterdir())]
+        dirs.append(world)
     for f in files:
         f.unlink()
     for d in dirs:

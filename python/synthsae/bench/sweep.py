@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
@@ -20,6 +21,7 @@ from synthsae.bench.records import (
     REPORT_SCHEMA,
     RUN_FILE,
     SWEEP_FILE,
+    WORLD_DIR,
     header_differences,
     read_header,
     read_run,
@@ -112,6 +114,7 @@ def run(
     shard_index: int = 0,
     num_shards: int = 1,
     group_size: int | None = None,
+    client: Any = None,
     show_progress: bool = True,
     log: Any = print,
 ) -> dict[str, Any]:
@@ -129,10 +132,12 @@ def run(
     ``num_shards`` run one interleaved share of the runs (merge the shares with :func:`build_report`).
     The runs of one seed train together (:func:`~synthsae.training.train_many`: each batch drawn once,
     every SAE stepped on it, each ending as if trained alone), at most ``group_size`` at a time (None:
-    all; each member holds its parameters and Adam's two moments in memory).
+    all; each member holds its parameters and Adam's two moments in memory). With ``client`` (a
+    ``dask.distributed.Client`` whose workers see ``out``) each group is a task on the cluster; the
+    world is saved to ``out/world/`` for the workers, and architectures registered by a module must be
+    importable there.
     Writes ``out/report.json`` and the plots from every finished run in ``out``."""
-    from synthsae.saes import external
-    from synthsae.saes.registry import ARCHITECTURES, create_sae
+    from synthsae.saes.registry import ARCHITECTURES
 
     out = Path(out)
     saes = dict(saes or {})
@@ -164,7 +169,6 @@ def run(
         if diffs:
             raise ConfigError(f"{out} holds a sweep of another world or protocol: {'; '.join(diffs)}")
     write_json(sweep, header)
-    steps = protocol.samples // protocol.batch_size
     pending = []
     for spec in plan(protocol, list(saes), shard_index, num_shards):
         run_dir = out / "runs" / spec.name
@@ -175,52 +179,158 @@ def run(
             log(f"{spec.name}: {'failed' if 'failed' in earlier else 'finished'} earlier, skipped")
         else:
             pending.append(spec)
-
-    def build(spec: RunSpec) -> Any:
-        if spec.architecture in saes:
-            return external.build(
-                spec.architecture,
-                saes[spec.architecture],
-                world.hidden_dim,
-                protocol.width,
-                spec.l0,
-                spec.seed,
-            )
-        return create_sae(
-            spec.architecture,
-            world.hidden_dim,
-            protocol.width,
-            l0=spec.l0,
-            seed=spec.seed,
-            **sae_options(spec.architecture, steps, protocol.autotune_gains.get(spec.architecture)),
-        )
-
-    for group in groups(pending, group_size):
-        names = ", ".join(spec.name for spec in group)
-        log(f"training {names} ({protocol.width} latents, {protocol.samples:,} rows)")
-        models = [build(spec) for spec in group]
-        run_dirs = [out / "runs" / spec.name for spec in group]
-        histories = train_many(
-            models,
-            world,
-            total_samples=protocol.samples,
-            batch_size=protocol.batch_size,
-            lr=protocol.lr,
-            seed=group[0].seed,
-            device=device,
-            log_every=max(steps // 20, 1),
-            dead_window=dead_window(steps),
-            ortho_coef=protocol.ortho_coef,
-            ortho_power=protocol.ortho_power,
-            checkpoint_dirs=list(run_dirs),
-            checkpoint_every=max(steps // 10, 1),
-            show_progress=show_progress,
-        )
-        for spec, sae, run_dir, history in zip(group, models, run_dirs, histories, strict=True):
-            _finish_run(spec, sae, run_dir, history, world, protocol, device, show_progress, log)
+    todo = groups(pending, group_size)
+    if client is not None:
+        _run_dask(client, world, protocol, out, todo, saes, device, log)
+    else:
+        for group in todo:
+            names = ", ".join(s.name for s in group)
+            log(f"training {names} ({protocol.width} latents, {protocol.samples:,} rows)")
+            _train_group(world, protocol, out, group, saes, device, show_progress, log)
     report = build_report([out])
     report["plots"] = write_report(out, report, world.firing_probabilities.numpy())
     return report
+
+
+def _build(spec: RunSpec, d_in: int, protocol: Protocol, saes: dict[str, Factory]) -> Any:
+    """The untrained SAE of run ``spec``: a factory's module, or a registered architecture."""
+    from synthsae.saes import external
+    from synthsae.saes.registry import create_sae
+
+    if spec.architecture in saes:
+        return external.build(
+            spec.architecture, saes[spec.architecture], d_in, protocol.width, spec.l0, spec.seed
+        )
+    steps = protocol.samples // protocol.batch_size
+    return create_sae(
+        spec.architecture,
+        d_in,
+        protocol.width,
+        l0=spec.l0,
+        seed=spec.seed,
+        **sae_options(spec.architecture, steps, protocol.autotune_gains.get(spec.architecture)),
+    )
+
+
+def _train_group(
+    world: World,
+    protocol: Protocol,
+    out: Path,
+    group: list[RunSpec],
+    saes: dict[str, Factory],
+    device: Any,
+    show_progress: bool,
+    log: Any,
+) -> None:
+    """Trains the runs of ``group`` (one seed) together, then scores and records each."""
+    steps = protocol.samples // protocol.batch_size
+    models = [_build(spec, world.hidden_dim, protocol, saes) for spec in group]
+    run_dirs = [out / "runs" / spec.name for spec in group]
+    histories = train_many(
+        models,
+        world,
+        total_samples=protocol.samples,
+        batch_size=protocol.batch_size,
+        lr=protocol.lr,
+        seed=group[0].seed,
+        device=device,
+        log_every=max(steps // 20, 1),
+        dead_window=dead_window(steps),
+        ortho_coef=protocol.ortho_coef,
+        ortho_power=protocol.ortho_power,
+        checkpoint_dirs=list(run_dirs),
+        checkpoint_every=max(steps // 10, 1),
+        show_progress=show_progress,
+    )
+    for spec, sae, run_dir, history in zip(group, models, run_dirs, histories, strict=True):
+        _finish_run(spec, sae, run_dir, history, world, protocol, device, show_progress, log)
+
+
+def _run_dask(
+    client: Any,
+    world: World,
+    protocol: Protocol,
+    out: Path,
+    todo: list[list[RunSpec]],
+    saes: dict[str, Factory],
+    device: Any,
+    log: Any,
+) -> None:
+    """Each group as a task on ``client``'s workers (which must see ``out``): the world is saved to
+    ``out/world/`` for them; a task lost with its worker is retried and resumes from its checkpoints."""
+    from dask.distributed import as_completed
+
+    fingerprint = world.fingerprint()
+    world_dir = out / WORLD_DIR
+    if not _holds_world(world_dir, fingerprint):
+        world.save(world_dir, overwrite=world_dir.exists())
+    futures = []
+    for group in todo:
+        names = ", ".join(s.name for s in group)
+        log(f"submitting {names} ({protocol.width} latents, {protocol.samples:,} rows)")
+        factories = {s.architecture: saes[s.architecture] for s in group if s.architecture in saes}
+        futures.append(
+            client.submit(
+                _dask_group,
+                str(world_dir),
+                fingerprint,
+                str(out),
+                protocol,
+                group,
+                factories,
+                device,
+                key=f"synthsae-bench-{group[0].name}-{fingerprint[:8]}-{os.getpid()}-{time.time_ns()}",
+                retries=2,
+            )
+        )
+    failed = []
+    try:
+        for future in as_completed(futures):
+            try:
+                log(f"{', '.join(future.result())}: trained and scored on a Dask worker")
+            except Exception as e:
+                failed.append(f"{future.key}: {type(e).__name__}: {e}")
+    finally:
+        client.cancel(futures)
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} of {len(futures)} groups failed on the cluster (finished runs are saved; rerun "
+            "to finish):\n" + "\n".join(failed[:10])
+        )
+
+
+def _holds_world(path: Path, fingerprint: str) -> bool:
+    from synthsae.datasets.shards import load_fingerprinted_world
+
+    try:
+        load_fingerprinted_world(path, fingerprint)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+_WORLDS: dict[str, World] = {}  # by fingerprint, per worker process
+_WORLDS_LOCK = threading.Lock()
+
+
+def _dask_group(
+    world_dir: str,
+    fingerprint: str,
+    out: str,
+    protocol: Protocol,
+    group: list[RunSpec],
+    saes: dict[str, Factory],
+    device: Any,
+) -> list[str]:
+    """One group on a Dask worker (the world loaded from ``world_dir`` once per process)."""
+    from synthsae.datasets.shards import load_fingerprinted_world
+
+    with _WORLDS_LOCK:
+        world = _WORLDS.get(fingerprint)
+        if world is None:
+            world = _WORLDS[fingerprint] = load_fingerprinted_world(Path(world_dir), fingerprint)
+    _train_group(world, protocol, Path(out), group, saes, device, False, lambda *_: None)
+    return [s.name for s in group]
 
 
 def groups(runs: list[RunSpec], size: int | None) -> list[list[RunSpec]]:

@@ -111,18 +111,20 @@ def run_bench(args: argparse.Namespace) -> int:
             else ""
         )
     )
-    report = run(
-        world,
-        protocol,
-        out,
-        preset_name=preset_name,
-        saes=custom,
-        device=args.device,
-        shard_index=shard_index,
-        num_shards=num_shards,
-        group_size=args.group_size,
-        show_progress=not args.quiet,
-    )
+    with contextlib.ExitStack() as stack:
+        report = run(
+            world,
+            protocol,
+            out,
+            preset_name=preset_name,
+            saes=custom,
+            device=args.device,
+            shard_index=shard_index,
+            num_shards=num_shards,
+            group_size=args.group_size,
+            client=_dask_client(args, stack),
+            show_progress=not args.quiet,
+        )
     print()
     print(table(report))
     print(f"\nreport: {out / 'report.json'}; plots: {', '.join(str(out / p) for p in report['plots'])}")
@@ -292,6 +294,27 @@ def _generate_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     return world, settings
 
 
+def _dask_client(args: argparse.Namespace, stack: contextlib.ExitStack[Any]) -> Any:
+    """The Dask client ``--scheduler`` / ``--local-workers`` ask for (closed with ``stack``), or None."""
+    if args.scheduler is None and args.local_workers is None:
+        return None
+    if args.scheduler is not None and args.local_workers is not None:
+        raise UsageError("pass --scheduler or --local-workers, not both")
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise UsageError("--scheduler/--local-workers need Dask: pip install 'synthsae[dask]'") from None
+    if args.scheduler is not None:
+        client = stack.enter_context(Client(args.scheduler))
+    else:
+        cluster = LocalCluster(
+            n_workers=args.local_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
+        client = stack.enter_context(Client(stack.enter_context(cluster)))
+    print(f"dask: {client}")
+    return client
+
+
 def run_generate(args: argparse.Namespace) -> int:
     from_slurm = args.shard_index is None and args.num_shards is None
     if not from_slurm and (args.shard_index is None or args.num_shards is None):
@@ -304,22 +327,7 @@ def run_generate(args: argparse.Namespace) -> int:
         print(f"this task writes shards i with i mod {split[1]} = {split[0]}")
     kwargs = {"out": args.out, "num_threads": args.threads, "split": split, "show_progress": not args.quiet}
     with contextlib.ExitStack() as stack:
-        if args.scheduler is not None or args.local_workers is not None:
-            try:
-                from dask.distributed import Client, LocalCluster
-            except ImportError:
-                raise UsageError(
-                    "--scheduler/--local-workers need Dask: pip install 'synthsae[dask]'"
-                ) from None
-            if args.scheduler is not None:
-                client = stack.enter_context(Client(args.scheduler))
-            else:
-                cluster = LocalCluster(
-                    n_workers=args.local_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
-                )
-                client = stack.enter_context(Client(stack.enter_context(cluster)))
-            print(f"dask: {client}")
-            kwargs["client"] = client
+        kwargs["client"] = _dask_client(args, stack)
         report = generate(world, **kwargs, **settings)
     print(report)
     if from_slurm and split is not None and not report.complete:

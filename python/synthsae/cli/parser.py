@@ -168,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="train at most this many SAEs together on one stream (default: every run of a seed; each "
         "holds its parameters and optimizer state in memory)",
     )
+    bench.add_argument(
+        "--scheduler",
+        default=None,
+        help="train the groups as tasks on this Dask scheduler (tcp://host:8786); workers must see --out",
+    )
+    bench.add_argument(
+        "--local-workers", type=positive_int, default=None, help="train the groups on a local Dask cluster"
+    )
     bench.add_argument("--out", default=None, help="output directory (synthsae-bench-<preset>)")
     bench.add_argument(
         "--overwrite", action="store_true", help="start afresh in an existing --out (default: resume a sweep)"
