@@ -12,6 +12,9 @@
    bf16 autocast on CUDA: ``synthsae.train`` against SAELens's ``SyntheticSAERunner``; rows/s of each.
 4. Scores: both SAEs evaluated by ``synthsae.evaluate`` and by SAELens's ``eval_sae_on_synthetic_data``
    on ``--eval-samples`` rows: MCC, F1, explained variance, L0 (one training seed each).
+5. Groups: the paper's five architectures (4,096 latents, L0 25) trained one at a time with
+   ``synthsae.train`` and as one group with ``synthsae.train_many`` on ``--group-rows`` rows; seconds of
+   each and the speed-up.
 
 Writes ``DIR/gpu_check.json`` (everything above, with the machine) and prints a summary. Without sae-lens
 the SAELens parts are skipped with a message.
@@ -77,6 +80,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000, help="training rows of each trainer")
     parser.add_argument("--eval-samples", type=int, default=500_000)
     parser.add_argument("--data-batches", type=int, default=200)
+    parser.add_argument(
+        "--group-rows", type=int, default=2_000_000, help="rows of the one-at-a-time vs train_many timing"
+    )
     parser.add_argument("--toy", action="store_true", help="tiny world, 256 latents, few rows (CI smoke)")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -211,6 +217,33 @@ def main() -> None:
         report["training_ratio"] = ratio
         report["data_ratio"] = data["synthsae ActivationStream"] / data["SAELens SyntheticActivationIterator"]
         log(f"ratios: data {report['data_ratio']:.1f}x, training {ratio:.2f}x")
+    # The paper's five architectures at one L0: one at a time, then as one group on one stream.
+    group_rows = min(args.group_rows, args.rows)
+    archs = ["batchtopk", "matryoshka", "jumprelu", "relu", "mp"]
+
+    def build() -> list[Any]:
+        return [saes.create_sae(a, world.hidden_dim, width, l0=k, seed=0, device=device) for a in archs]
+
+    kwargs = {"total_samples": group_rows, "batch_size": 1024, "lr": 3e-4, "device": device}
+    _sync(device)
+    t0 = time.perf_counter()
+    for sae in build():
+        synthsae.train(sae, world, autocast=autocast, show_progress=False, **kwargs)
+    _sync(device)
+    alone = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    synthsae.train_many(build(), world, autocast=autocast, show_progress=False, **kwargs)
+    _sync(device)
+    together = time.perf_counter() - t0
+    report["group"] = {
+        "architectures": archs,
+        "rows": group_rows,
+        "one_at_a_time_seconds": alone,
+        "train_many_seconds": together,
+        "speedup": alone / together,
+    }
+    log(f"group of {len(archs)}: one at a time {alone:.1f} s, train_many {together:.1f} s")
+    log(f"train_many speed-up: {alone / together:.2f}x")
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
     log(f"wrote {out / 'gpu_check.json'}")
 

@@ -1,6 +1,6 @@
 """Training benchmarks.
 
-    python benches/training.py [--part step,stream,tiny,curves,ortho,mp] [--steps 20] [--tiny-rows N]
+    python benches/training.py [--part step,stream,tiny,curves,ortho,archs] [--steps 20] [--tiny-rows N]
 
 * step: one training step (forward, backward, Adam, after_step, a dead-latent mask of 5 % so that AuxK
   runs) of a 4096-latent BatchTopK (k = 25, batch 1024) on rows of the SynthSAEBench-16k world: synthsae's
@@ -19,12 +19,13 @@
   the overhead per step at refresh intervals 1, 10 and 100; and how stale an index 1 or 10 steps old
   is: the share of latents whose nearest neighbour changed, and the penalty (C = 1, P = 2) computed
   with the old index as a share of the penalty with the current one.
-* mp: matching pursuit's step (forward, backward, Adam, after_step) with its scores recomputed at every
-  iteration (``gram=False``) and updated through the Gram matrix (``gram=True``, what the default picks
-  at these shapes), beside a BatchTopK step of the same shape, on the CPU preset's SAE (192 dims, 1,024
-  latents, k = 6) and the 16k sweep's (768 dims, 4,096 latents, k = 25), batch 1024, rows of the
-  matching world (orthogonalization off); timed in turns, median of ``--steps``; prints ms/step, the
-  Gram speed-up and both MP steps relative to BatchTopK's.
+* archs: every architecture's training step (forward, backward, Adam, after_step) on the CPU preset's
+  shape (192 dims, 1,024 latents, L0 6) and the 16k sweep's (768 dims, 4,096 latents, L0 25), batch
+  1024, rows of the matching world (orthogonalization off): ReLU and JumpReLU with dense steps
+  (``sparse=False``) and sparse ones, matching pursuit with its scores recomputed at every iteration
+  (``gram=False``) and updated through the Gram matrix, and the TopK family; ReLU's and JumpReLU's
+  biases or thresholds set so that about L0 latents fire per row (as after training). Timed in turns,
+  median of ``--steps``; prints ms/step, each relative to BatchTopK's, and the speed-ups.
 * tiny: a BatchTopK SAE (256 latents, k = 8 ≈ the true L0 of the tiny world's 256 most frequent features,
   as the paper's k = 25 is that of the 16k world's first 4,096; the whole world's L0 is 15.4) trained by
   ``synthsae.train`` for a fixed number of rows chosen to take under a minute on 2 cores, then scored on
@@ -270,9 +271,23 @@ class _RecomputedMP(saes.MatchingPursuitSAE):
         return saes.matching_pursuit(x - self.b_dec, self.W_dec, self.k, gram=False)
 
 
-def mp_part(args: argparse.Namespace) -> None:
-    from synthsae.saes.matching_pursuit import use_gram
+def _at_l0(sae: saes.SAE, x: torch.Tensor, k: int) -> saes.SAE:
+    """``sae`` with its encoder bias (and JumpReLU's thresholds) set so that about ``k`` latents per row
+    fire on ``x``, as after training, where ReLU's and JumpReLU's steps are timed (at initialisation most
+    latents fire)."""
+    with torch.no_grad():
+        pre = sae.hidden_pre(x)
+        cut = pre.quantile(1 - k / sae.d_sae, dim=0)  # per latent: fires on a share k / d_sae of rows
+        if isinstance(sae, saes.JumpReLUSAE):
+            sae.threshold.copy_(cut.clamp_min(0) + 1e-3)
+        else:
+            sae.b_enc.sub_(cut)
+    return sae
 
+
+def archs_part(args: argparse.Namespace) -> None:
+    """Every architecture's training step before the sparse ReLU/JumpReLU steps and the Gram-form MP
+    ("before": ``sparse=False``, ``gram=False``) and now, and relative to BatchTopK's."""
     shapes = (("synthsaebench-cpu", 1024, 6), ("synthsaebench-16k", 4096, 25))
     for preset_name, d_sae, k in shapes:
         config = synthsae.preset(preset_name)
@@ -285,11 +300,18 @@ def mp_part(args: argparse.Namespace) -> None:
             xs.append(x)
         d_in = world.hidden_dim
         contenders: dict[str, saes.SAE] = {
-            "MP recomputed (gram=False)": _RecomputedMP(d_in, d_sae, k, seed=0),
-            "MP Gram (gram=True)": saes.MatchingPursuitSAE(d_in, d_sae, k, seed=0),
-            "BatchTopK": saes.BatchTopKSAE(d_in, d_sae, k, seed=0),
+            "batchtopk": saes.BatchTopKSAE(d_in, d_sae, k, seed=0),
+            "topk": saes.TopKSAE(d_in, d_sae, k, seed=0),
+            "matryoshka": saes.create_sae("matryoshka", d_in, d_sae, l0=k, seed=0),
+            "relu before (dense)": _at_l0(saes.ReLUSAE(d_in, d_sae, 2.0, sparse=False, seed=0), xs[0], k),
+            "relu now (sparse)": _at_l0(saes.ReLUSAE(d_in, d_sae, 2.0, seed=0), xs[0], k),
+            "jumprelu before (dense)": _at_l0(
+                saes.JumpReLUSAE(d_in, d_sae, k, sparse=False, seed=0), xs[0], k
+            ),
+            "jumprelu now (sparse)": _at_l0(saes.JumpReLUSAE(d_in, d_sae, k, seed=0), xs[0], k),
+            "mp before (recomputed)": _RecomputedMP(d_in, d_sae, k, seed=0),
+            "mp now (Gram)": saes.MatchingPursuitSAE(d_in, d_sae, k, seed=0),
         }
-        assert use_gram(1024, d_in, d_sae, k)  # the default takes the Gram form at these shapes
         timers = {
             name: _step_timer(sae.training_forward, sae.parameters(), sae.after_step, xs)
             for name, sae in contenders.items()
@@ -301,11 +323,15 @@ def mp_part(args: argparse.Namespace) -> None:
                 if i >= 1:
                     times[name].append(seconds)
         ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
-        print(f"\n== MP step: {preset_name} shape, d_in {d_in}, {d_sae} latents, k={k}, batch 1024")
+        print(f"\n== training steps: {preset_name} shape, d_in {d_in}, {d_sae} latents, L0 {k}, batch 1024")
         for name, value in ms.items():
-            print(f"{name:28s} {value:8.1f} ms/step  ({value / ms['BatchTopK']:5.2f}x BatchTopK)")
-        speedup = ms["MP recomputed (gram=False)"] / ms["MP Gram (gram=True)"]
-        print(f"Gram speed-up: {speedup:.2f}x")
+            print(f"{name:26s} {value:8.1f} ms/step  ({value / ms['batchtopk']:5.2f}x BatchTopK)")
+        for arch, before, now in (
+            ("relu", "relu before (dense)", "relu now (sparse)"),
+            ("jumprelu", "jumprelu before (dense)", "jumprelu now (sparse)"),
+            ("mp", "mp before (recomputed)", "mp now (Gram)"),
+        ):
+            print(f"{arch}: {ms[before] / ms[now]:.2f}x faster than before")
 
 
 def tiny_part(args: argparse.Namespace) -> None:
@@ -351,8 +377,8 @@ def main() -> None:
         curves_part(args)
     if "ortho" in parts:
         ortho_part(args)
-    if "mp" in parts:
-        mp_part(args)
+    if "archs" in parts:
+        archs_part(args)
     if "tiny" in parts:
         tiny_part(args)
 

@@ -78,3 +78,18 @@ def test_train_on_cuda_with_bf16_autocast_reduces_the_loss(world):
     )
     losses = np.array([r["loss"] for r in history.records])
     assert len(losses) == 50 and losses[-10:].mean() < 0.8 * losses[:5].mean()
+
+
+def test_train_many_on_cuda_equals_training_alone(world):
+    """Each SAE of a group on the GPU ends as ``train`` leaves it alone on the GPU (same kernels on the
+    same batches)."""
+    kw = {"total_samples": 16 * 256, "batch_size": 256, "lr": 1e-3, "device": "cuda", "show_progress": False}
+    archs = ["batchtopk", "relu", "jumprelu", "mp"]
+    alone = [saes.create_sae(a, world.hidden_dim, 64, l0=4, seed=0) for a in archs]
+    for sae in alone:
+        train(sae, world, **kw)
+    together = [saes.create_sae(a, world.hidden_dim, 64, l0=4, seed=0) for a in archs]
+    synthsae.train_many(together, world, **kw)
+    for a, b in zip(alone, together, strict=True):
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert torch.equal(x, y), name
