@@ -161,7 +161,7 @@ PRESETS: dict[str, Preset] = {
             # these reach 6 ± 10 %.
             "autotune_gains": {"relu": 0.045, "jumprelu": 0.005},
         },
-        "the paper's five SAEs at the scaled L0 25, two seeds; about 26 minutes on 2 CPU cores",
+        "the paper's five SAEs at the scaled L0 25, two seeds; about 25 minutes on 2 CPU cores",
     ),
 }
 
