@@ -73,7 +73,7 @@ group = [saes.create_sae(a, world.hidden_dim, 32, l0=4, seed=0) for a in sys.arg
 print("ready", flush=True)
 synthsae.train_many(group, world, total_samples=400 * 128, batch_size=128, lr=1e-3, seed=3,
                     checkpoint_dirs=[sys.argv[1] + "/" + a for a in sys.argv[2].split(",")],
-                    checkpoint_every=5, show_progress=False)
+                    checkpoint_every=5, show_progress=False, torch_threads=1)
 """
 
 
@@ -93,7 +93,8 @@ def test_killed_mid_group_then_rerun_gives_the_uninterrupted_result(world, tmp_p
     proc.wait()
     proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL  # killed mid-run, not finished
-    kw = {**KW, "total_samples": 400 * 128}
+    # torch's thread count is part of a checkpoint's settings: the same here as in the killed process
+    kw = {**KW, "total_samples": 400 * 128, "torch_threads": 1}
     resumed = [_make(world, a) for a in archs]
     histories = train_many(
         resumed, world, checkpoint_dirs=[tmp_path / a for a in archs], checkpoint_every=5, **kw
