@@ -1,6 +1,7 @@
 """Training benchmarks.
 
     python benches/training.py [--part step,stream,tiny,curves,ortho,archs] [--steps 20] [--tiny-rows N]
+                                [--profile]
 
 * step: one training step (forward, backward, Adam, after_step, a dead-latent mask of 5 % so that AuxK
   runs) of a 4096-latent BatchTopK (k = 25, batch 1024) on rows of the SynthSAEBench-16k world: synthsae's
@@ -25,7 +26,9 @@
   (``sparse=False``) and sparse ones, matching pursuit with its scores recomputed at every iteration
   (``gram=False``) and updated through the Gram matrix, and the TopK family; ReLU's and JumpReLU's
   biases or thresholds set so that about L0 latents fire per row (as after training). Timed in turns,
-  median of ``--steps``; prints ms/step, each relative to BatchTopK's, and the speed-ups.
+  median of ``--steps``; prints ms/step, each relative to BatchTopK's, and the speed-ups. With
+  ``--profile``, first where each step's time goes (torch's profiler: CPU time summed over threads, the
+  operators with the most self time, per step).
 * tiny: a BatchTopK SAE (256 latents, k = 8 ≈ the true L0 of the tiny world's 256 most frequent features,
   as the paper's k = 25 is that of the 16k world's first 4,096; the whole world's L0 is 15.4) trained by
   ``synthsae.train`` for a fixed number of rows chosen to take under a minute on 2 cores, then scored on
@@ -264,11 +267,17 @@ def ortho_part(args: argparse.Namespace) -> None:
 
 
 class _RecomputedMP(saes.MatchingPursuitSAE):
-    """Matching pursuit recomputing its scores at every iteration (``gram=False``)."""
+    """Matching pursuit as before the Gram form: scores recomputed at every iteration (``gram=False``),
+    the latents decoded by a dense ``[b, d_sae] × [d_sae, d_in]`` product."""
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check_input(x)
         return saes.matching_pursuit(x - self.b_dec, self.W_dec, self.k, gram=False)
+
+    def training_forward(self, x: torch.Tensor, *, dead_mask: torch.Tensor | None = None) -> saes.TrainOutput:
+        x, z, x_hat = self._reconstruct(x, dead_mask)
+        loss = saes.mse(x_hat, x)
+        return self._output(loss, {"mse": loss}, z, x_hat)
 
 
 def _at_l0(sae: saes.SAE, x: torch.Tensor, k: int) -> saes.SAE:
@@ -283,6 +292,28 @@ def _at_l0(sae: saes.SAE, x: torch.Tensor, k: int) -> saes.SAE:
         else:
             sae.b_enc.sub_(cut)
     return sae
+
+
+def _profile(contenders: dict[str, saes.SAE], xs: list[torch.Tensor], title: str) -> None:
+    """Where each contender's step goes: torch's profiler over 5 steps after 3 warm-up steps, the
+    operators with the most self time (ms per step, calls per step)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    print(f"\n== where a step's time goes: {title} (self CPU time per step, top operators)")
+    for name, sae in contenders.items():
+        step = _step_timer(sae.training_forward, sae.parameters(), sae.after_step, xs)
+        for i in range(3):
+            step(i)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for i in range(5):
+                step(i)
+        events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+        total = sum(e.self_cpu_time_total for e in events) / 5e3
+        top = ", ".join(
+            f"{e.key.removeprefix('aten::')} {e.self_cpu_time_total / 5e3:.1f} (x{e.count // 5})"
+            for e in events[:6]
+        )
+        print(f"{name:26s} {total:7.1f} ms CPU: {top}")
 
 
 def archs_part(args: argparse.Namespace) -> None:
@@ -312,6 +343,8 @@ def archs_part(args: argparse.Namespace) -> None:
             "mp before (recomputed)": _RecomputedMP(d_in, d_sae, k, seed=0),
             "mp now (Gram)": saes.MatchingPursuitSAE(d_in, d_sae, k, seed=0),
         }
+        if args.profile:
+            _profile(contenders, xs, f"{preset_name} shape")
         timers = {
             name: _step_timer(sae.training_forward, sae.parameters(), sae.after_step, xs)
             for name, sae in contenders.items()
@@ -364,6 +397,7 @@ def main() -> None:
     parser.add_argument("--part", default="step,stream,tiny")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--tiny-rows", type=int, default=3_000_000)
+    parser.add_argument("--profile", action="store_true", help="archs: also profile each step by operator")
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} torch threads"

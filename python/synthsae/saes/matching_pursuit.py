@@ -106,6 +106,31 @@ def matching_pursuit(
     so there the Gram form's selections are, if anything, closer to float32 ones than the recomputed
     form's.
     """
+    index, coef, _ = pursue(
+        residual,
+        W_dec,
+        max_iterations,
+        residual_threshold=residual_threshold,
+        stop_on_duplicate_support=stop_on_duplicate_support,
+        gram=gram,
+    )
+    return residual.new_zeros(residual.shape[0], W_dec.shape[0]).scatter_add(1, index, coef)
+
+
+def pursue(
+    residual: torch.Tensor,
+    W_dec: torch.Tensor,
+    max_iterations: int,
+    *,
+    residual_threshold: float = 0.0,
+    stop_on_duplicate_support: bool = False,
+    gram: bool | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pursuit of :func:`matching_pursuit` as its picks: ``(index [b, t], coef [b, t], r_t [b, d_in])``
+    with ``t`` the iterations run; iteration ``j`` adds ``coef[:, j]`` (0 for a row that stopped) to
+    latent ``index[:, j]``, and ``r_t = residual - Σ_j coef_j·W_dec[index_j]`` is the final residual.
+    ``coef`` and ``r_t`` are differentiable in both inputs; the reconstruction of ``x`` (with
+    ``residual = x - b_dec``) is ``x - r_t``, without a ``[b, d_sae]`` product."""
     max_iterations = as_int("max_iterations", max_iterations)
     if gram is not None:
         gram = as_bool("gram", gram)
@@ -113,7 +138,8 @@ def matching_pursuit(
     d_sae = W_dec.shape[0]
     if gram is None:
         gram = use_gram(batch, residual.shape[-1], d_sae, max_iterations)
-    acts = residual.new_zeros(batch, d_sae)
+    indices: list[torch.Tensor] = []
+    coefs: list[torch.Tensor] = []
     done = torch.zeros(batch, dtype=torch.bool, device=residual.device)
     support = torch.zeros(batch, d_sae, dtype=torch.bool, device=residual.device)
     use_threshold = residual_threshold > 0
@@ -137,7 +163,8 @@ def matching_pursuit(
         # repeated rows in a thread-dependent order on CPU, so gradients would differ from call to call.
         atom = W_dec.index_select(0, index)  # [b, d_in]
         coef = (residual * atom).sum(dim=-1).relu() * (~done).to(residual.dtype)
-        acts = acts.scatter_add(1, index[:, None], coef[:, None])
+        indices.append(index)
+        coefs.append(coef)
         residual = residual - coef[:, None] * atom
         if scores is not None and update is not None and iteration + 1 < max_iterations:
             gram_matrix, gram_rows = update
@@ -147,14 +174,19 @@ def matching_pursuit(
         if stop_on_duplicate_support or use_threshold:
             with torch.no_grad():
                 if stop_on_duplicate_support:
-                    new_support = acts != 0
+                    # coefficients are >= 0, so a latent is in the support once one of its is > 0
+                    picked = index[:, None]
+                    new_support = support.scatter(1, picked, support.gather(1, picked) | (coef > 0)[:, None])
                     done = done | (new_support == support).all(dim=1)
                     support = new_support
                 if use_threshold:
                     done = done | (residual.norm(dim=-1) < residual_threshold)
                 if bool(done.all()):
                     break
-    return acts
+    if not indices:
+        empty = residual.new_zeros(batch, 0)
+        return empty.long(), empty, residual
+    return torch.stack(indices, dim=1), torch.stack(coefs, dim=1), residual
 
 
 class MatchingPursuitSAE(SAE):
@@ -216,8 +248,21 @@ class MatchingPursuitSAE(SAE):
         )
 
     def training_forward(self, x: torch.Tensor, *, dead_mask: torch.Tensor | None = None) -> TrainOutput:
-        x, z, x_hat = self._reconstruct(x, dead_mask)
+        """MSE of ``x̂ = x - r_k`` (the pursuit's final residual, equal to ``decode(encode(x))`` up to
+        rounding), so that no ``[b, d_sae]`` product runs forward or backward."""
+        x = self._check_input(x)
+        self._check_dead_mask(dead_mask)
+        index, coef, residual = pursue(
+            x - self.b_dec,
+            self.W_dec,
+            self.k,
+            residual_threshold=self.residual_threshold,
+            stop_on_duplicate_support=self.stop_on_duplicate_support,
+        )
+        x_hat = x - residual
         loss_mse = mse(x_hat, x)
+        with torch.no_grad():
+            z = x.new_zeros(x.shape[0], self.d_sae).scatter_add_(1, index, coef)
         return self._output(loss_mse, {"mse": loss_mse}, z, x_hat)
 
     def fold_decoder_norm(self) -> None:
