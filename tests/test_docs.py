@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import json
 import re
 from pathlib import Path
 
@@ -178,3 +179,12 @@ def test_docs_render_the_generated_tables():
     rendered = hooks.render("<!-- metrics -->\n<!-- perf:threads -->\n<!-- perf:scale -->")
     assert markdown_table() in rendered and "<!--" not in rendered
     assert rendered.count("*machine: ") == 2  # each performance table names its machine and date
+
+
+def test_docs_ship_the_package_json_schema():
+    # the site links docs/report.schema.json; it must be the schema the package ships and validates with
+    if not DOCS.is_dir():
+        pytest.skip("the docs are not next to this test (an installed wheel's test run)")
+    from synthsae.bench.schema import shipped_schema
+
+    assert json.loads((DOCS / "report.schema.json").read_text()) == shipped_schema()

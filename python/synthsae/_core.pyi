@@ -147,7 +147,7 @@ class EvalState:
 class AbsorptionCounts(typing.TypedDict):
     """What :meth:`AbsorptionState.counts` returns (a plain dict at runtime): per parent ``alone``,
     ``alone_fires``, ``with_child``, ``with_child_fires`` and ``fraction``; per child slot ``both``,
-    ``absorbed`` and ``absorbed_near``."""
+    ``both_fires``, ``absorbed`` and ``absorbed_near``."""
 
     alone: npt.NDArray[np.uint64]
     alone_fires: npt.NDArray[np.uint64]
@@ -155,6 +155,7 @@ class AbsorptionCounts(typing.TypedDict):
     with_child_fires: npt.NDArray[np.uint64]
     fraction: npt.NDArray[np.float64]
     both: npt.NDArray[np.uint64]
+    both_fires: npt.NDArray[np.uint64]
     absorbed: npt.NDArray[np.uint64]
     absorbed_near: npt.NDArray[np.uint64]
 

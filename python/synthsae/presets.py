@@ -231,8 +231,9 @@ def resolve_world(
     show_progress: bool = True,
 ) -> tuple[World, str | None]:
     """The world a spec names: ``world`` is a preset name, a world directory (synthsae or SAELens
-    layout) or a ``synthetic_model_config.json``-style config file. Returns it with the preset name
-    (None for paths).
+    layout), a ``synthetic_model_config.json``-style config file, or a Hugging Face Hub source
+    (``owner/name[:path]``, :meth:`World.from_pretrained`; an existing local path wins). Returns it with
+    the preset name (None for paths; the source for the Hub).
 
     Presets and config files are built on ``device`` (without the dictionary orthogonalization unless
     ``orthogonalize``; ``orthogonalization`` and ``show_progress`` are :class:`~synthsae.World`'s); a
@@ -250,8 +251,13 @@ def resolve_world(
         if path.is_dir():
             return World.load(path), None
         if not path.is_file():
+            from synthsae.world.hub import is_hub_source
+
+            if isinstance(world, str) and is_hub_source(world):
+                return World.from_pretrained(world), world
             raise ConfigError(
-                f"world {str(world)!r} is neither a preset ({preset_names()}) nor an existing path"
+                f"world {str(world)!r} is neither a preset ({preset_names()}), an existing path, nor a "
+                "Hugging Face Hub source ('owner/name[:path]')"
             )
         try:
             config = WorldConfig.from_dict(json.loads(path.read_text()))

@@ -55,8 +55,10 @@ pub struct AbsorptionCounts {
     pub with_child_fires: Vec<u64>,
     pub fraction: Vec<f64>,
     /// Per child: rows where the parent and this child are active; of those, rows where the parent's
-    /// latent is silent and the child's fires, and rows where it is silent and some near latent fires.
+    /// latent fires, rows where it is silent and the child's fires, and rows where it is silent and
+    /// some near latent fires.
     pub both: Vec<u64>,
+    pub both_fires: Vec<u64>,
     pub absorbed: Vec<u64>,
     pub absorbed_near: Vec<u64>,
 }
@@ -70,6 +72,7 @@ impl AbsorptionCounts {
             with_child_fires: vec![0; parents],
             fraction: vec![0.0; parents],
             both: vec![0; children],
+            both_fires: vec![0; children],
             absorbed: vec![0; children],
             absorbed_near: vec![0; children],
         }
@@ -83,6 +86,7 @@ impl AbsorptionCounts {
         add(&mut self.with_child, other.with_child);
         add(&mut self.with_child_fires, other.with_child_fires);
         add(&mut self.both, other.both);
+        add(&mut self.both_fires, other.both_fires);
         add(&mut self.absorbed, other.absorbed);
         add(&mut self.absorbed_near, other.absorbed_near);
     }
@@ -251,6 +255,7 @@ impl Absorption {
                     any_child = true;
                     let slot = self.child_start[rec] + c;
                     out.both[slot] += 1;
+                    out.both_fires[slot] += u64::from(parent_fires);
                     if !parent_fires {
                         out.absorbed[slot] += u64::from(fires(child_latent));
                         let near = *near_fires.get_or_insert_with(|| {
@@ -355,6 +360,7 @@ mod tests {
             (vec![2], vec![0])
         );
         assert_eq!(c.both, vec![2, 1]);
+        assert_eq!(c.both_fires, vec![0, 0]); // latent 0 is silent whenever a child is active
         assert_eq!(c.absorbed, vec![2, 0]); // child 2 has no latent
         assert_eq!(c.absorbed_near, vec![1, 1]);
         // Rows with a child: {0, 1} latents {1} (no absorber fires: 0); {0, 1, 2} latents {1, 2}:

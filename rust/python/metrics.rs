@@ -239,7 +239,7 @@ impl AbsorptionState {
 
     /// The counts so far: uint64 arrays per parent (`alone`, `alone_fires`, `with_child`,
     /// `with_child_fires`), float64 `fraction` per parent and uint64 per child slot (`both`,
-    /// `absorbed`, `absorbed_near`).
+    /// `both_fires`, `absorbed`, `absorbed_near`).
     fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = self.0.counts().clone();
         let d = PyDict::new(py);
@@ -250,6 +250,7 @@ impl AbsorptionState {
             ("with_child", c.with_child),
             ("with_child_fires", c.with_child_fires),
             ("both", c.both),
+            ("both_fires", c.both_fires),
             ("absorbed", c.absorbed),
             ("absorbed_near", c.absorbed_near),
         ] {

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import scipy.stats
 import torch
 
 import synthsae
@@ -86,8 +87,13 @@ def test_seeds_give_mean_and_std(tmp_path, capsys):
     assert mcc[0] != mcc[1]
     (group,) = report["summary"]
     assert group["seeds"] == [0, 1]
-    assert group["metrics"]["MCC"] == pytest.approx([sum(mcc) / 2, abs(mcc[0] - mcc[1]) / 2])
-    assert f"{sum(mcc) / 2:.4f}±" in capsys.readouterr().out
+    stats = group["metrics"]["MCC"]
+    # two seeds: sample std |d| / √2, 95 % interval mean ± t(0.975, 1 df)·std / √2
+    half = scipy.stats.t.ppf(0.975, 1) * abs(mcc[0] - mcc[1]) / 2
+    assert stats["mean"] == pytest.approx(sum(mcc) / 2) and stats["values"] == mcc
+    assert stats["std"] == pytest.approx(abs(mcc[0] - mcc[1]) / 2**0.5)
+    assert stats["ci95"] == pytest.approx([sum(mcc) / 2 - half, sum(mcc) / 2 + half])
+    assert f"{sum(mcc) / 2:.4f}±{half:.3f}" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -82,6 +82,49 @@ def dense_absorption(z, a, s, latent_of, parent, depth, u, w, min_rows=MIN_ROWS)
     out["absorption/gap_parents"] = float(len(figures["gap"]))
     out["absorption/rate_parents"] = float(len(figures["full_rate"]))
     out["absorption/fraction_parents"] = float(len(figures["fraction"]))
+    edges = dense_edges(z, a, latent_of, parent)
+    eligible = [e for e in edges if e["absorption_gap"] is not None]
+    out["absorption/edge_gap"] = float(np.mean([e["absorption_gap"] for e in eligible])) if eligible else 0.0
+    out["absorption/eligible_edge_fraction"] = len(eligible) / len(edges) if edges else 0.0
+    return out
+
+
+def dense_edges(z, a, latent_of, parent):
+    """SAELens #729's per-edge definitions, densely: for each parent→child edge (children grouped by
+    parent, ascending), among rows where the parent is active, the recall of the parent's matched latent
+    without and with the child, their difference, the counts; None ("unavailable") where a
+    denominator is 0 or the parent has no latent."""
+    fires, active = z != 0, a > 0
+    out = []
+    for p in sorted(set(parent[parent >= 0].tolist())):
+        lp = latent_of[p]
+        parent_fires = fires[:, lp] if lp >= 0 else np.zeros(len(z), dtype=bool)
+        for c in np.flatnonzero(parent == p):
+            with_c = active[:, p] & active[:, c]
+            without_c = active[:, p] & ~active[:, c]
+            counts = {
+                "with_child": int(with_c.sum()),
+                "with_child_fires": int((with_c & parent_fires).sum()),
+                "without_child": int(without_c.sum()),
+                "without_child_fires": int((without_c & parent_fires).sum()),
+            }
+            without = (
+                counts["without_child_fires"] / counts["without_child"] if counts["without_child"] else None
+            )
+            with_ = counts["with_child_fires"] / counts["with_child"] if counts["with_child"] else None
+            if lp < 0:
+                without = with_ = None
+            out.append(
+                {
+                    "parent": p,
+                    "child": int(c),
+                    "parent_latent": int(lp),
+                    "parent_without_child_recall": without,
+                    "parent_with_child_recall": with_,
+                    "absorption_gap": None if without is None or with_ is None else without - with_,
+                    **counts,
+                }
+            )
     return out
 
 
@@ -124,6 +167,14 @@ def test_absorption_matches_dense_definitions(seed, n, d_sae, data):
         # Counts are exact; fractions are float64 sums (1e-9 relative tolerance).
         tol = 1e-9 if key.startswith("absorption/fraction") else 1e-12
         assert got[key] == pytest.approx(value, rel=tol, abs=1e-15), key
+    # per edge: every count exact, every recall and gap the dense one (None where unavailable)
+    edges = acc._absorption.edges().records()
+    dense = dense_edges(z, a, latent_of, parent)
+    assert [(e["parent"], e["child"]) for e in edges] == [(e["parent"], e["child"]) for e in dense]
+    for mine, theirs in zip(edges, dense, strict=True):
+        assert mine.keys() == theirs.keys()
+        for key, value in theirs.items():
+            assert (mine[key] is None) if value is None else mine[key] == pytest.approx(value, rel=1e-12)
 
 
 def _world() -> synthsae.World:

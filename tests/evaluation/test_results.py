@@ -69,11 +69,11 @@ def test_report_reads_a_sweep_from_an_older_writer(tmp_path, capsys):
     metrics = {g["architecture"]: g["metrics"] for g in report["summary"]}
     # what the older writer recorded is reported; what it did not is NaN, not an error
     new, old = fixture_result(NEW), fixture_result(OLD)
-    assert metrics["topk"]["mF1"][0] == new["matched_f1"]
-    assert metrics["batchtopk"]["MCC"][0] == old["mcc"]
-    assert metrics["batchtopk"]["rec@.5"][0] == old["recovery"]["recovery/matched@0.5"]
-    assert np.isnan(metrics["batchtopk"]["mF1"][0]) and np.isnan(metrics["batchtopk"]["a.frac"][0])
-    assert np.isnan(metrics["batchtopk"]["dec.ρmm"][0])
+    assert metrics["topk"]["mF1"]["mean"] == new["matched_f1"]
+    assert metrics["batchtopk"]["MCC"]["mean"] == old["mcc"]
+    assert metrics["batchtopk"]["rec@.5"]["mean"] == old["recovery"]["recovery/matched@0.5"]
+    assert metrics["batchtopk"]["mF1"]["mean"] is None and metrics["batchtopk"]["a.frac"]["mean"] is None
+    assert metrics["batchtopk"]["dec.ρmm"]["mean"] is None
     assert rows["batchtopk"][5] == "nan"  # the mF1 column
 
 
@@ -86,7 +86,7 @@ def test_report_reads_a_result_without_recovery(tmp_path):
     run.write_text(json.dumps(record))
     report = build_report([sweep])
     assert "batchtopk" in table(report)
-    assert np.isnan({g["architecture"]: g for g in report["summary"]}["batchtopk"]["metrics"]["rec@.5"][0])
+    assert {g["architecture"]: g for g in report["summary"]}["batchtopk"]["metrics"]["rec@.5"]["mean"] is None
     result = EvalResult.from_dict(read_run(run)["result"])
     assert result.recovery == {} and result.feature_recovery is None and result.baseline is None
     assert result.to_dict()["recovery"] == {}
@@ -182,6 +182,9 @@ def typed_value(result: EvalResult, key: str) -> float:
     if name.endswith("_parents"):
         assert isinstance(part, int)
         return float(part)
+    if name in ("edge_gap", "eligible_edge_fraction"):
+        assert isinstance(part, float)
+        return part
     return float(part.by_depth[int(depth[0][len("depth_") :])] if depth else part.overall)
 
 

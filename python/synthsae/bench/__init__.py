@@ -1,6 +1,8 @@
 """The benchmark, in the order a sweep runs: its protocol (:mod:`~synthsae.bench.protocol`), the sweep
 itself (:mod:`~synthsae.bench.sweep`), its files (:mod:`~synthsae.bench.records`), the report and table
-(:mod:`~synthsae.bench.report`) and the plots (:mod:`~synthsae.bench.plots`, imported on use)."""
+(:mod:`~synthsae.bench.report`) with its statistics (:mod:`~synthsae.bench.stats`) and format
+(:mod:`~synthsae.bench.schema`), the plots (:mod:`~synthsae.bench.plots`, imported on use) and the
+leaderboard page (:mod:`~synthsae.bench.leaderboard`)."""
 
 from synthsae.bench.protocol import Protocol, default_protocol, preset_protocols
 from synthsae.bench.records import clear_sweep, read_header, read_run

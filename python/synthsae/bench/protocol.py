@@ -50,10 +50,13 @@ def preset_protocols() -> dict[str, tuple[Protocol, str]]:
 
 
 def default_protocol(preset_name: str | None, num_features: int) -> Protocol:
-    """The preset's protocol (its :class:`~synthsae.presets.Preset`'s settings); for other worlds N/4
-    latents, L0 15/25/35, 10M rows."""
+    """The preset's protocol (its :class:`~synthsae.presets.Preset`'s settings; a Hub world of
+    :data:`~synthsae.world.hub.HUB_PRESETS` gets its preset's); for other worlds N/4 latents, L0
+    15/25/35, 10M rows."""
     from synthsae.presets import PRESETS
+    from synthsae.world.hub import HUB_PRESETS
 
+    preset_name = HUB_PRESETS.get(preset_name or "", preset_name)
     settings = PRESETS[preset_name].protocol() if preset_name in PRESETS else None
     if settings is not None:
         return Protocol(**settings)

@@ -13,15 +13,15 @@ from synthsae.evaluation.scoring import EvalResult
 from synthsae.training.loop import CHECKPOINT_FILE
 from synthsae.world.io import CONFIG_FILE, HIERARCHY_FILE, WEIGHTS_FILE
 
-#: Version of the layout of ``report.json`` and ``bench.json`` (docs: The benchmark, "Report schema").
-REPORT_SCHEMA = 2
-
-
 #: A sweep's header (world, protocol, versions) and each run's finished record.
 SWEEP_FILE = "bench.json"
 
 
 RUN_FILE = "run.json"
+
+
+#: The sweep's supervised probe ceiling (:func:`synthsae.evaluation.ceiling.probe_ceiling`).
+CEILING_FILE = "ceiling.json"
 
 
 #: The protocol fields that say *how* runs train and are scored; sweeps may merge only when these agree
@@ -92,7 +92,7 @@ def clear_sweep(out: Path) -> None:
             "another output directory"
         )
     read_header(out / SWEEP_FILE)
-    files = [out / n for n in (SWEEP_FILE, "report.json", *PLOT_FILES) if (out / n).is_file()]
+    files = [out / n for n in (SWEEP_FILE, "report.json", CEILING_FILE, *PLOT_FILES) if (out / n).is_file()]
     dirs: list[Path] = []
     runs = out / "runs"
     if runs.exists() or runs.is_symlink():
@@ -141,6 +141,24 @@ def read_header(path: Path) -> dict[str, Any]:
         if not isinstance(header.get(key), kind):
             raise _malformed(path, "sweep header", f"{key!r} missing or not a {kind.__name__}")
     return header
+
+
+def read_ceiling(path: Path) -> dict[str, Any] | None:
+    """A sweep's ``ceiling.json`` checked against its model (None when there is none): ``ValueError``
+    naming the file when it is not one."""
+    from pydantic import ValidationError
+
+    from synthsae.bench.schema import Ceiling
+
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    try:
+        Ceiling.model_validate(data)
+    except ValidationError as e:
+        raise _malformed(path, "probe ceiling", f"{e.error_count()} invalid field(s)") from None
+    checked: dict[str, Any] = data
+    return checked
 
 
 def read_run(path: Path) -> dict[str, Any]:

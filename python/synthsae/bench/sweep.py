@@ -17,16 +17,18 @@ from synthsae._files import atomic_write, write_json
 from synthsae._validate import U64_MAX, as_float, as_int, as_nonnegative
 from synthsae.bench.protocol import Protocol, dead_window, sae_options
 from synthsae.bench.records import (
+    CEILING_FILE,
     CUSTOM_WEIGHTS_FILE,
-    REPORT_SCHEMA,
     RUN_FILE,
     SWEEP_FILE,
     WORLD_DIR,
     header_differences,
+    read_ceiling,
     read_header,
     read_run,
 )
 from synthsae.bench.report import build_report, write_report
+from synthsae.bench.schema import SCHEMA
 from synthsae.errors import ConfigError
 from synthsae.evaluation.assignment import mean_max_abs_cos
 from synthsae.evaluation.scoring import evaluate
@@ -87,7 +89,7 @@ def plan(
 
 def _header(world: World, protocol: Protocol, preset_name: str | None, custom: list[str]) -> dict[str, Any]:
     return {
-        "schema": REPORT_SCHEMA,
+        "schema": SCHEMA,
         "world_fingerprint": world.fingerprint(),
         "preset": preset_name,
         "world_config": world.config.to_dict(),
@@ -115,6 +117,7 @@ def run(
     num_shards: int = 1,
     group_size: int | None = None,
     client: Any = None,
+    ceiling: bool = True,
     show_progress: bool = True,
     log: Any = print,
 ) -> dict[str, Any]:
@@ -135,7 +138,9 @@ def run(
     all; each member holds its parameters and Adam's two moments in memory). With ``client`` (a
     ``dask.distributed.Client`` whose workers see ``out``) each group is a task on the cluster; the
     world is saved to ``out/world/`` for the workers, and architectures registered by a module must be
-    importable there.
+    importable there. With ``ceiling`` the supervised probe ceiling of the ``protocol.width`` most
+    frequent features (:func:`~synthsae.evaluation.ceiling.probe_ceiling`) is computed once per world
+    and protocol and kept in ``out/ceiling.json``.
     Writes ``out/report.json`` and the plots from every finished run in ``out``."""
     from synthsae.saes.registry import ARCHITECTURES
 
@@ -187,9 +192,36 @@ def run(
             names = ", ".join(s.name for s in group)
             log(f"training {names} ({protocol.width} latents, {protocol.samples:,} rows)")
             _train_group(world, protocol, out, group, saes, device, show_progress, log)
+    if ceiling:
+        _ceiling(world, protocol, out, device, show_progress, log)
     report = build_report([out])
     report["plots"] = write_report(out, report, world.firing_probabilities.numpy())
     return report
+
+
+def ceiling_settings(protocol: Protocol) -> dict[str, int]:
+    """The probe ceiling's rows for ``protocol``: its width, up to 2M training rows (the probe converges
+    well before: a linear model), and the SAEs' evaluation rows."""
+    return {
+        "features": protocol.width,
+        "train_rows": min(protocol.samples, 2_000_000),
+        "eval_rows": protocol.eval_samples,
+    }
+
+
+def _ceiling(world: World, protocol: Protocol, out: Path, device: Any, show_progress: bool, log: Any) -> None:
+    """Computes ``out/ceiling.json`` unless it holds this world's ceiling with these settings."""
+    from synthsae.evaluation.ceiling import probe_ceiling
+
+    settings = ceiling_settings(protocol)
+    earlier = read_ceiling(out / CEILING_FILE)
+    if earlier is not None and earlier["world_fingerprint"] == world.fingerprint():
+        if all(earlier.get(k) == v for k, v in settings.items()):
+            return
+    log(f"probe ceiling: {settings['features']} features, {settings['train_rows']:,} training rows")
+    result = probe_ceiling(world, device=device, show_progress=show_progress, **settings)
+    log(f"probe ceiling: F1 {result.f1:.4f} in {result.seconds:.0f} s")
+    write_json(out / CEILING_FILE, result.to_dict())
 
 
 def _build(spec: RunSpec, d_in: int, protocol: Protocol, saes: dict[str, Factory]) -> Any:

@@ -123,6 +123,7 @@ def run_bench(args: argparse.Namespace) -> int:
             num_shards=num_shards,
             group_size=args.group_size,
             client=_dask_client(args, stack),
+            ceiling=not args.no_ceiling,
             show_progress=not args.quiet,
         )
     print()
@@ -141,6 +142,15 @@ def run_report(args: argparse.Namespace) -> int:
     report["plots"] = write_report(out, report)
     print(table(report))
     print(f"\n{len(report['runs'])} runs from {len(args.dirs)} sweep(s); report: {out / 'report.json'}")
+    return 0
+
+
+def run_leaderboard(args: argparse.Namespace) -> int:
+    from synthsae.bench.leaderboard import PAGE, write_leaderboard
+
+    _fresh_file(Path(args.out) / PAGE, args.overwrite)
+    page = write_leaderboard(args.inputs, args.out, overwrite=args.overwrite)
+    print(f"leaderboard of {len(args.inputs)} input(s): {page}")
     return 0
 
 

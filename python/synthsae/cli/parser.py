@@ -169,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
         "holds its parameters and optimizer state in memory)",
     )
     bench.add_argument(
+        "--no-ceiling",
+        action="store_true",
+        help="skip the supervised probe ceiling (a linear probe trained on the true labels; computed once "
+        "per sweep directory)",
+    )
+    bench.add_argument(
         "--scheduler",
         default=None,
         help="train the groups as tasks on this Dask scheduler (tcp://host:8786); workers must see --out",
@@ -193,6 +199,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("dirs", nargs="+", help="bench --out directories")
     report.add_argument("--out", default=None, help="where to write (default: the first directory)")
     report.set_defaults(run=commands.run_report)
+
+    board = subcommands.add_parser(
+        "leaderboard",
+        help="a static HTML leaderboard page from sweeps and report.json files",
+        description="Writes one self-contained HTML page (no server, no network; opens from disk or on "
+        "GitHub Pages) into --out: per world and L0 a sortable table of every input's architectures with "
+        "95 %% confidence intervals, paired-test marks, the probe ceiling and results reported elsewhere, "
+        "the plots, and each input's provenance.",
+    )
+    board.add_argument("inputs", nargs="+", help="bench sweep directories or report.json files")
+    board.add_argument("--out", required=True, help="folder for index.html")
+    board.add_argument("--overwrite", action="store_true", help="replace an existing index.html")
+    board.set_defaults(run=commands.run_leaderboard)
 
     world = subcommands.add_parser("world", help="create, describe or measure a world")
     world_commands = world.add_subparsers(

@@ -26,6 +26,13 @@ it is non-zero), per parent:
 
   Per parent: the mean over those rows.
 
+Per parent→child **edge** (SAELens's proposed per-edge hierarchy absorption): among the rows where p is
+active, the recall of ``ℓ_p`` where c is not active and where c is, their difference (the edge's
+absorption gap), and the counts behind them; a recall whose denominator is 0 is unavailable (None), and
+an edge is *eligible* when p has a matched latent and both denominators are > 0. Reported:
+``absorption/edge_gap`` (mean over eligible edges) and ``absorption/eligible_edge_fraction``; the
+per-edge counts are :class:`EdgeAbsorption` (``EvalResult.edge_absorption``).
+
 A parent counts towards a figure when it has a matched latent and at least ``min_rows`` (20) rows in each
 condition the figure uses. Reported (``absorption/…``): the mean over counted parents, overall and by the
 parent's depth (``…/depth_d``), and the number of parents counted (``absorption/gap_parents``,
@@ -80,6 +87,8 @@ class AbsorptionFigure:
 _FIGURES = ("gap", "full_rate", "near_rate", "fraction")
 #: The counts of parents, in the order they are logged.
 _PARENTS = ("gap_parents", "rate_parents", "fraction_parents")
+#: The per-edge figures, in the order they are logged.
+_EDGES = ("edge_gap", "eligible_edge_fraction")
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,10 @@ class AbsorptionResult:
     fraction: AbsorptionFigure | None = None
     #: ``absorption/fraction_parents``: parents counted towards ``fraction``.
     fraction_parents: int | None = None
+    #: ``absorption/edge_gap``: the per-edge absorption gap, mean over eligible edges.
+    edge_gap: float | None = None
+    #: ``absorption/eligible_edge_fraction``: share of the edges that are eligible.
+    eligible_edge_fraction: float | None = None
 
     def flat(self) -> dict[str, float]:
         """The figures under their logged keys, in :meth:`AbsorptionAccumulator.metrics`'s order."""
@@ -115,6 +128,9 @@ class AbsorptionResult:
         for name in _PARENTS:
             if (count := getattr(self, name)) is not None:
                 out[f"absorption/{name}"] = float(count)
+        for name in _EDGES:
+            if (value := getattr(self, name)) is not None:
+                out[f"absorption/{name}"] = value
         return out
 
     @classmethod
@@ -144,7 +160,69 @@ class AbsorptionResult:
             near_rate=figures.get("near_rate"),
             fraction=figures.get("fraction"),
             fraction_parents=counts.get("fraction_parents"),
+            **{name: flat[f"absorption/{name}"] for name in _EDGES if f"absorption/{name}" in flat},
         )
+
+
+@dataclass(frozen=True)
+class EdgeAbsorption:
+    """Per parent→child edge ``[E]`` (children grouped by parent, ascending): the features, the parent's
+    MCC-matched latent (-1 if none), and the rows where the parent is active with the child
+    (``with_child``) or without it (``without_child``), each with the rows where the parent's latent
+    fires."""
+
+    parent: npt.NDArray[np.int64]
+    child: npt.NDArray[np.int64]
+    parent_latent: npt.NDArray[np.int64]
+    with_child: npt.NDArray[np.int64]
+    with_child_fires: npt.NDArray[np.int64]
+    without_child: npt.NDArray[np.int64]
+    without_child_fires: npt.NDArray[np.int64]
+
+    @property
+    def eligible(self) -> npt.NDArray[np.bool_]:
+        """bool ``[E]``: the parent has a matched latent and both denominators are > 0."""
+        return (self.parent_latent >= 0) & (self.with_child > 0) & (self.without_child > 0)
+
+    @property
+    def eligible_edge_fraction(self) -> float:
+        """Share of the edges that are eligible (0 without edges)."""
+        return float(self.eligible.mean()) if len(self.parent) else 0.0
+
+    def gaps(self) -> npt.NDArray[np.float64]:
+        """float64 ``[E]``: without-child recall − with-child recall (NaN where not eligible)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = self.without_child_fires / self.without_child - self.with_child_fires / self.with_child
+        return np.where(self.eligible, gap, np.nan)
+
+    def records(self) -> list[dict[str, int | float | None]]:
+        """One dict per edge: ``parent``, ``child``, ``parent_latent``,
+        ``parent_without_child_recall``, ``parent_with_child_recall``, ``absorption_gap`` (None where
+        unavailable: a zero denominator or no parent latent) and the four counts."""
+
+        def ratio(num: int, den: int, matched: bool) -> float | None:
+            return num / den if den > 0 and matched else None
+
+        out: list[dict[str, int | float | None]] = []
+        for e in range(len(self.parent)):
+            matched = bool(self.parent_latent[e] >= 0)
+            without = ratio(int(self.without_child_fires[e]), int(self.without_child[e]), matched)
+            with_ = ratio(int(self.with_child_fires[e]), int(self.with_child[e]), matched)
+            out.append(
+                {
+                    "parent": int(self.parent[e]),
+                    "child": int(self.child[e]),
+                    "parent_latent": int(self.parent_latent[e]),
+                    "parent_without_child_recall": without,
+                    "parent_with_child_recall": with_,
+                    "absorption_gap": None if without is None or with_ is None else without - with_,
+                    "without_child": int(self.without_child[e]),
+                    "without_child_fires": int(self.without_child_fires[e]),
+                    "with_child": int(self.with_child[e]),
+                    "with_child_fires": int(self.with_child_fires[e]),
+                }
+            )
+        return out
 
 
 def feature_parents(hierarchy: Hierarchy | None, num_features: int) -> npt.NDArray[np.int64]:
@@ -210,6 +288,7 @@ class AbsorptionAccumulator:
         self.depth = feature_depth[self.parents]
         self.parent_latent = feature_latent[self.parents]
         self.child_latent = feature_latent[child_features]
+        self.child_features = child_features
         # coef(l, k) = u_l · w_p for parent k's unit direction w_p, in float64, where needed.
         w = gt_features[self.parents].astype(np.float64)
         w /= np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-30)
@@ -240,6 +319,23 @@ class AbsorptionAccumulator:
     def add(self, latents: Csr, features: Csr) -> None:
         """Adds a batch: the latents' non-zeros and the features, as CSR ``(indptr, indices, values)``."""
         self._state.add(latents, features)
+
+    def edges(self) -> EdgeAbsorption:
+        """The per-edge counts so far."""
+        counts = self._state.counts()
+        per_parent = np.repeat(np.arange(len(self.parents)), np.diff(self.child_ptr))
+        active = (counts["alone"] + counts["with_child"]).astype(np.int64)[per_parent]
+        fires = (counts["alone_fires"] + counts["with_child_fires"]).astype(np.int64)[per_parent]
+        both, both_fires = counts["both"].astype(np.int64), counts["both_fires"].astype(np.int64)
+        return EdgeAbsorption(
+            parent=self.parents[per_parent],
+            child=self.child_features,
+            parent_latent=self.parent_latent[per_parent],
+            with_child=both,
+            with_child_fires=both_fires,
+            without_child=active - both,
+            without_child_fires=fires - both_fires,
+        )
 
     def metrics(self, min_rows: int = MIN_ROWS) -> dict[str, float]:
         """The ``absorption/…`` figures (definitions in :mod:`synthsae.evaluation.metrics`)."""
@@ -278,4 +374,8 @@ class AbsorptionAccumulator:
         out["absorption/gap_parents"] = float(figures["gap"][1].sum())
         out["absorption/rate_parents"] = float(figures["full_rate"][1].sum())
         out["absorption/fraction_parents"] = float(figures["fraction"][1].sum())
+        edges = self.edges()
+        gaps = edges.gaps()[edges.eligible]
+        out["absorption/edge_gap"] = float(gaps.mean()) if len(gaps) else 0.0
+        out["absorption/eligible_edge_fraction"] = edges.eligible_edge_fraction
         return out

@@ -193,6 +193,20 @@ METRICS: tuple[Metric, ...] = (
         "parents counted (a matched latent and ≥ 20 rows in each condition the figure uses)",
         OWN,
     ),
+    Metric(
+        "absorption/edge_gap",
+        "lower",
+        "per parent→child edge: recall(ℓ_p | p active, c not) − recall(ℓ_p | p and c active), mean over "
+        "eligible edges",
+        "SAELens #729 (per-edge hierarchy absorption)",
+    ),
+    Metric(
+        "absorption/eligible_edge_fraction",
+        "none",
+        "share of parent→child edges with a matched parent latent and rows both with and without the child",
+        "SAELens #729",
+        "edges",
+    ),
     # chance level
     Metric("baseline/mcc", "none", "MCC of a random dictionary of the SAE's width: the chance level", OWN),
     Metric("baseline/recovery/{best,matched}@τ", "none", "recovery of that random dictionary", OWN),

@@ -17,7 +17,12 @@ import numpy.typing as npt
 from synthsae import _core, threads
 from synthsae._validate import as_bool, as_count, as_float_array, as_int, as_native, as_seed, to_numpy
 from synthsae.errors import ConfigError, ConfigTypeError
-from synthsae.evaluation.absorption import AbsorptionAccumulator, AbsorptionResult, parent_features
+from synthsae.evaluation.absorption import (
+    AbsorptionAccumulator,
+    AbsorptionResult,
+    EdgeAbsorption,
+    parent_features,
+)
 from synthsae.evaluation.assignment import unit_pair
 from synthsae.evaluation.inputs import csr_arrays, dense_rows, latent_arrays
 from synthsae.evaluation.matching import weight_side
@@ -55,12 +60,24 @@ _CLASSIFICATION = {"precision": "precision", "recall": "recall", "f1": "f1_score
 _MATCHED = {"matched_precision": "precision", "matched_recall": "recall", "matched_f1": "f1_score"}
 
 
+#: EvalResult's per-edge absorption arrays (``edge_<name>`` for each :class:`EdgeAbsorption` count).
+_EDGE_FIELDS = (
+    "edge_parent",
+    "edge_child",
+    "edge_with_child",
+    "edge_with_child_fires",
+    "edge_without_child",
+    "edge_without_child_fires",
+)
+
+
 #: dtype of each array field of EvalResult.
 _ARRAY_DTYPES: dict[str, Any] = {
     **dict.fromkeys(
         ("latent_matched_feature", "latent_mcc_feature", "feature_mcc_latent", "feature_split_count"),
         np.int64,
     ),
+    **dict.fromkeys(_EDGE_FIELDS, np.int64),
     **dict.fromkeys(("latent_abs_cos", "feature_best_abs_cos", "feature_mcc_abs_cos"), np.float32),
     **dict.fromkeys(
         ("latent_precision", "latent_recall", "latent_f1", "feature_mcc_precision", "feature_mcc_recall"),
@@ -119,6 +136,15 @@ class EvalResult:
     feature_mcc_abs_cos: npt.NDArray[np.float32] | None = None
     #: int64 ``[N]``: latents whose best match is the feature at |cos| >= 0.5 (splitting).
     feature_split_count: npt.NDArray[np.int64] | None = None
+    #: int64 ``[E]`` per parent→child edge of the hierarchy: the parent and child features, and the
+    #: rows where the parent is active with / without the child, each with the rows where the parent's
+    #: matched latent fires (typed: :attr:`edge_absorption`; None without a hierarchy).
+    edge_parent: npt.NDArray[np.int64] | None = None
+    edge_child: npt.NDArray[np.int64] | None = None
+    edge_with_child: npt.NDArray[np.int64] | None = None
+    edge_with_child_fires: npt.NDArray[np.int64] | None = None
+    edge_without_child: npt.NDArray[np.int64] | None = None
+    edge_without_child_fires: npt.NDArray[np.int64] | None = None
     #: ``recovery/…``, ``splitting/…``, ``absorption/…`` and (from :func:`evaluate`) ``baseline/…``
     #: figures, keyed as logged (``run.json``'s layout); typed by the properties below.
     recovery: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -138,6 +164,25 @@ class EvalResult:
     def absorption(self) -> AbsorptionResult | None:
         """``absorption/…``: absorption on the world's hierarchy (None without one)."""
         return AbsorptionResult.from_flat(self.recovery)
+
+    @property
+    def edge_absorption(self) -> EdgeAbsorption | None:
+        """Per-edge absorption (:class:`~synthsae.evaluation.absorption.EdgeAbsorption`; None without
+        the edge arrays)."""
+        arrays = [getattr(self, f) for f in _EDGE_FIELDS]
+        if any(a is None for a in arrays):
+            return None
+        parent = arrays[0]
+        latent = np.where(parent >= 0, self.feature_mcc_latent[parent], -1) if len(parent) else parent
+        return EdgeAbsorption(
+            parent=parent,
+            child=arrays[1],
+            parent_latent=latent.astype(np.int64),
+            with_child=arrays[2],
+            with_child_fires=arrays[3],
+            without_child=arrays[4],
+            without_child_fires=arrays[5],
+        )
 
     @property
     def baseline(self) -> BaselineResult | None:
@@ -394,6 +439,13 @@ class EvalAccumulator:
         if self._absorption is not None:
             self._absorption.add(z, feats)
 
+    def _edge_arrays(self) -> dict[str, npt.NDArray[np.int64]]:
+        """EvalResult's ``edge_…`` fields (none without a hierarchy)."""
+        if self._absorption is None:
+            return {}
+        edges = self._absorption.edges()
+        return {f"edge_{name}": getattr(edges, name) for name in (f[5:] for f in _EDGE_FIELDS)}
+
     def compute(self) -> EvalResult:
         """The metrics over every row added so far."""
         s = self._state.summary()
@@ -442,6 +494,7 @@ class EvalAccumulator:
             feature_mcc_recall=feature_recall,
             feature_mcc_abs_cos=self.feature_mcc_abs_cos,
             feature_split_count=self.feature_split_count,
+            **self._edge_arrays(),
             recovery={
                 **self.recovery,
                 **unions,

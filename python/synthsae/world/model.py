@@ -446,6 +446,29 @@ class World:
         save_world(self, Path(path), overwrite=as_bool("overwrite", overwrite))
 
     @classmethod
+    def from_pretrained(
+        cls,
+        source: str,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        force_download: bool = False,
+    ) -> World:
+        """The world saved on the Hugging Face Hub at ``source`` (``"owner/name"`` or
+        ``"owner/name:path/in/repo"``, as SAELens's ``load_from_source``), e.g.
+        ``World.from_pretrained("decoderesearch/synth-sae-bench-16k-v2")``; through ``huggingface_hub``
+        and its cache (``HF_HUB_OFFLINE=1`` reads the cache only). See :mod:`synthsae.world.hub`."""
+        from synthsae.world.hub import download
+
+        folder = download(
+            source,
+            revision=revision,
+            cache_dir=None if cache_dir is None else Path(cache_dir),
+            force_download=as_bool("force_download", force_download),
+        )
+        return cls.load(folder)
+
+    @classmethod
     def load(cls, path: str | os.PathLike[str]) -> World:
         """Reads a world directory written by synthsae or SAELens.
 
