@@ -15,6 +15,8 @@
 5. Groups: the paper's five architectures (4,096 latents, L0 25) trained one at a time with
    ``synthsae.train`` and as one group with ``synthsae.train_many`` on ``--group-rows`` rows; seconds of
    each and the speed-up.
+6. Ceiling: the supervised probe ceiling of the 4,096 most frequent features (2M training rows, or
+   ``--rows`` if fewer) on the device: its F1 and seconds.
 
 Writes ``DIR/gpu_check.json`` (everything above, with the machine) and prints a summary. Without sae-lens
 the SAELens parts are skipped with a message.
@@ -244,6 +246,21 @@ def main() -> None:
     }
     log(f"group of {len(archs)}: one at a time {alone:.1f} s, train_many {together:.1f} s")
     log(f"train_many speed-up: {alone / together:.2f}x")
+    # The supervised probe ceiling of the bench's protocol: `width` features, up to 2M training rows.
+    from synthsae.evaluation.ceiling import probe_ceiling
+
+    _sync(device)
+    ceiling = probe_ceiling(
+        world,
+        width,
+        train_rows=min(2_000_000, args.rows),
+        eval_rows=args.eval_samples,
+        device=device,
+        show_progress=False,
+    )
+    _sync(device)
+    report["ceiling"] = ceiling.to_dict()
+    log(f"probe ceiling: F1 {ceiling.f1:.4f} in {ceiling.seconds:.1f} s ({ceiling.train_rows:,} rows)")
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
     log(f"wrote {out / 'gpu_check.json'}")
 

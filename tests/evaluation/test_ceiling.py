@@ -65,3 +65,22 @@ def test_bad_arguments_name_themselves():
         probe_ceiling(world, 17, show_progress=False)
     with pytest.raises(ValueError, match="lr"):
         probe_ceiling(world, 4, lr=0.0, show_progress=False)
+
+
+def test_thresholds_are_chosen_for_f1():
+    # a probe that reads the planted world's activations exactly, shifted by -3: its logits are -3
+    # (inactive) and -2 (active), so the cross-entropy threshold 0 never fires (F1 = 0) while every
+    # threshold in [-3, -2) separates perfectly; the calibration must pick one of those
+    import torch
+
+    from synthsae.evaluation.ceiling import _best_thresholds
+
+    world = _planted(16, 32)
+    w = world.feature_vectors.double()
+    read = torch.linalg.pinv(w)  # [D, N]: (h - b)·read = a
+    probe = torch.nn.Linear(32, 16)
+    with torch.no_grad():
+        probe.weight.copy_(read.T.float())
+        probe.bias.copy_((-(world.bias.double() @ read) - 3).float())
+    thresholds = _best_thresholds(probe, world, 16, seed=0, start=0, rows=5000, batch_size=1024, device="cpu")
+    assert ((thresholds >= -3.0) & (thresholds < -2.0)).all(), thresholds

@@ -222,10 +222,12 @@ def _provenance(report: dict[str, Any], entry: str) -> str:
 
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#1b1b1b;background:#fff}
+body{font-family:system-ui,sans-serif;margin:2rem auto;padding:0 1.5rem;max-width:72rem;color:#1b1b1b;
+background:#fff}
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.5rem}h3{font-size:1.05rem}
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}
 th,td{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:right;vertical-align:top}
+td{white-space:nowrap}
 th:first-child,td:first-child{text-align:left}th{cursor:pointer;background:#f2f4f8}
 tr.ceiling{background:#eef7ee}tr.reference{background:#fbf6ea;color:#444}
 .meta,.ci{color:#666;font-size:.8em}.sig{color:#b8860b}

@@ -162,12 +162,17 @@ def comparisons(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+#: The columns whose paired differences the table lists (report.json keeps every column's).
+HEADLINE_COLUMNS = ("MCC", "F1", "expl.var", "absorb")
+
+
 def significance_lines(report: dict[str, Any]) -> list[str]:
-    """The comparisons with p < :data:`~synthsae.bench.stats.ALPHA` as "A > B on MCC at L0 6 (p = …,
-    n seeds)" (``<`` for a metric where lower is better), or a line saying there are none."""
+    """The comparisons on :data:`HEADLINE_COLUMNS` with p < :data:`~synthsae.bench.stats.ALPHA` as
+    "A > B on MCC at L0 6 (p = …, n seeds)" (``<`` for a metric where lower is better), or a line
+    saying there are none."""
     lines = []
     for c in report.get("comparisons", []):
-        if c["better"] is None:
+        if c["better"] is None or c["metric"] not in HEADLINE_COLUMNS:
             continue
         worse = c["b"] if c["better"] == c["a"] else c["a"]
         sign = ">" if c["direction"] == "higher" else "<"
@@ -179,7 +184,9 @@ def significance_lines(report: dict[str, Any]) -> list[str]:
     if not lines:
         tested = len(report.get("comparisons", []))
         return [f"no paired difference with p < {ALPHA} ({tested} comparisons; they need 2+ shared seeds)"]
-    return [f"paired differences with p < {ALPHA} (uncorrected for multiple comparisons):", *lines]
+    head = f"paired differences with p < {ALPHA} on {', '.join(HEADLINE_COLUMNS)} (uncorrected for multiple"
+    head += " comparisons; every column's are in report.json):"
+    return [head, *lines]
 
 
 def write_report(out: Path, report: dict[str, Any], firing_probabilities: Any = None) -> list[str]:

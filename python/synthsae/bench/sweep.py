@@ -200,11 +200,11 @@ def run(
 
 
 def ceiling_settings(protocol: Protocol) -> dict[str, int]:
-    """The probe ceiling's rows for ``protocol``: its width, up to 2M training rows (the probe converges
-    well before: a linear model), and the SAEs' evaluation rows."""
+    """The probe ceiling's rows for ``protocol``: its width, a tenth of the SAEs' training rows but at
+    least 2M (and at most all of them), and the SAEs' evaluation rows."""
     return {
         "features": protocol.width,
-        "train_rows": min(protocol.samples, 2_000_000),
+        "train_rows": min(protocol.samples, max(2_000_000, protocol.samples // 10)),
         "eval_rows": protocol.eval_samples,
     }
 
