@@ -557,7 +557,7 @@ CASES = [
     (lambda: L0Autotuner(2, min_multiplier=0), ValueError, "min_multiplier"),
     (lambda: L0Autotuner(2, max_multiplier=INF), ValueError, "max_multiplier"),
     (lambda: L0Autotuner(2, min_multiplier=2, max_multiplier=1), ValueError, "min_multiplier"),
-    (lambda: create_sae("gated", 8, 8, l0=2), ValueError, "architecture"),
+    (lambda: create_sae("no-such-architecture", 8, 8, l0=2), ValueError, "architecture"),
     (lambda: create_sae("topk", 8, 8, l0=NAN), ValueError, "l0"),
     (lambda: create_sae("topk", 8, 8, l0="2"), TypeError, "l0"),
     (lambda: create_sae("mp", 8, 8, l0=0.4), ValueError, "l0"),

@@ -87,7 +87,16 @@ def sae_mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def test_registry() -> None:
-    assert set(ARCHITECTURES) == {"relu", "topk", "batchtopk", "jumprelu", "matryoshka", "mp"}
+    assert set(ARCHITECTURES) == {
+        "relu",
+        "topk",
+        "batchtopk",
+        "jumprelu",
+        "matryoshka",
+        "mp",
+        "gated",
+        "abstopk",
+    }
     for name, cls in ARCHITECTURES.items():
         assert cls.architecture == name
         assert issubclass(cls, SAE)
@@ -694,7 +703,7 @@ def test_save_refuses_overwrite_and_load_checks_class(tmp_path: Any) -> None:
         (lambda: MatchingPursuitSAE(8, 8, 2, residual_threshold=-1), "residual_threshold"),
         (lambda: MatchingPursuitSAE(8, 8, 2, decoder_init_norm=0.5), "decoder_init_norm"),
         (lambda: MatchingPursuitSAE(8, 8, 2, stop_on_duplicate_support=1), "stop_on_duplicate_support"),
-        (lambda: create_sae("gated", 8, 8, l0=2), "architecture"),
+        (lambda: create_sae("no-such-architecture", 8, 8, l0=2), "architecture"),
         (lambda: create_sae("topk", 8, 8, l0=0), "l0"),
         (lambda: create_sae("topk", 8, 8, l0=0.3), "l0"),
     ],

@@ -48,6 +48,9 @@ class BatchTopKSAE(TopKFamilySAE):
         rescale_acts_by_decoder_norm: bool = True,
         decoder_init_norm: float = 0.1,
         sparse: bool = True,
+        k_start: float | None = None,
+        k_anneal_steps: int = 0,
+        term_tilt: float = 0.0,
         seed: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
@@ -59,6 +62,9 @@ class BatchTopKSAE(TopKFamilySAE):
             rescale_acts_by_decoder_norm=rescale_acts_by_decoder_norm,
             decoder_init_norm=decoder_init_norm,
             sparse=sparse,
+            k_start=k_start,
+            k_anneal_steps=k_anneal_steps,
+            term_tilt=term_tilt,
             seed=seed,
             device=device,
         )
@@ -77,8 +83,8 @@ class BatchTopKSAE(TopKFamilySAE):
         return as_positive("k", k, maximum=self.d_sae, maximum_name="d_sae")
 
     def select_entries(self, pre: torch.Tensor) -> Entries:
-        """The ``int(k·b)`` largest ``relu(pre)`` of the batch."""
-        flat = top_indices(pre.relu().flatten(), int(self.k * pre.shape[0]))
+        """The ``int(k·b)`` largest ``relu(pre)`` of the batch (the K schedule's ``k`` in training)."""
+        flat = top_indices(pre.relu().flatten(), int(self.current_k() * pre.shape[0]))
         return Entries.from_flat(flat, (pre.shape[0], pre.shape[1]))
 
     def _threshold_activation(self, pre: torch.Tensor) -> torch.Tensor:

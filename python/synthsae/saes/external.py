@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from synthsae.errors import ConfigError, ConfigTypeError
-from synthsae.saes.base import TrainOutput
+from synthsae.saes.base import TrainOutput, round_l0
 
 #: A user's SAE factory: ``(d_in, d_sae, l0, seed) -> module``.
 Factory = Callable[[int, int, float, int], Any]
@@ -167,10 +167,18 @@ class SAELensTrainer(torch.nn.Module):
 
 
 def saelens_factory(class_name: str) -> Factory:
-    """A factory building ``sae_lens.<class_name>`` (a training SAE whose config takes ``k``, such as
-    ``BatchTopKTrainingSAE`` or ``TopKTrainingSAE``) with ``k = l0``, initialised under
-    ``torch.manual_seed(seed)``, wrapped in :class:`SAELensTrainer`. ``ValueError`` naming
-    ``class_name`` when sae-lens is missing or the class is not such an SAE."""
+    """A factory building ``sae_lens.<class_name>``, initialised under ``torch.manual_seed(seed)`` and
+    wrapped in :class:`SAELensTrainer`, for the training SAEs whose L0 it can set:
+
+    * a training SAE whose config takes ``k`` (``BatchTopKTrainingSAE``, ``TopKTrainingSAE``, ...):
+      ``k = l0`` (an integer when ``l0`` is whole); ``AbsTopKTrainingSAE`` (per-row, whole ``k``):
+      ``k = round(l0)``, as :class:`~synthsae.saes.abstopk.AbsTopKSAE`;
+    * ``GatedTrainingSAE``: its L0 follows its L1 coefficient, which
+      :class:`~synthsae.saes.gated.GatedSAE` steers to the target with an L0 autotuner that SAELens's
+      class lacks, so it trains with SAELens's default ``l1_coefficient`` (1.0) fixed, whatever ``l0``
+      (the run's L0 is whatever that coefficient gives).
+
+    ``ValueError`` naming ``class_name`` when sae-lens is missing or the class is neither."""
     import inspect
 
     try:
@@ -181,14 +189,27 @@ def saelens_factory(class_name: str) -> Factory:
     config_cls = getattr(sae_lens, f"{class_name}Config", None)
     if cls is None or config_cls is None or not class_name.endswith("TrainingSAE"):
         raise ConfigError(f"--saelens {class_name}: not a sae_lens training SAE with a {class_name}Config")
-    if "k" not in inspect.signature(config_cls).parameters:
-        raise ConfigError(f"--saelens {class_name}: its config has no k (only TopK-style SAEs are supported)")
+
+    def derives(base_name: str) -> bool:  # (a class that this sae-lens version lacks derives nothing)
+        base = getattr(sae_lens, base_name, None)
+        return isinstance(cls, type) and isinstance(base, type) and issubclass(cls, base)
+
+    gated, per_row = derives("GatedTrainingSAE"), derives("AbsTopKTrainingSAE")
+    if not gated and "k" not in inspect.signature(config_cls).parameters:
+        raise ConfigError(
+            f"--saelens {class_name}: its config has no k "
+            "(only TopK-style SAEs and GatedTrainingSAE are supported)"
+        )
 
     def make(d_in: int, d_sae: int, l0: float, seed: int) -> SAELensTrainer:
-        k = int(l0) if float(l0).is_integer() else l0
+        settings: dict[str, Any] = {}
+        if per_row:
+            settings["k"] = round_l0(class_name, l0)
+        elif not gated:
+            settings["k"] = int(l0) if float(l0).is_integer() else l0
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            return SAELensTrainer(cls(config_cls(d_in=d_in, d_sae=d_sae, k=k)))
+            return SAELensTrainer(cls(config_cls(d_in=d_in, d_sae=d_sae, **settings)))
 
     make.__name__ = class_name
     return make

@@ -66,6 +66,9 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
         rescale_acts_by_decoder_norm: bool = True,
         decoder_init_norm: float = 0.1,
         sparse: bool = True,
+        k_start: float | None = None,
+        k_anneal_steps: int = 0,
+        term_tilt: float = 0.0,
         seed: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
@@ -78,6 +81,9 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
             rescale_acts_by_decoder_norm=rescale_acts_by_decoder_norm,
             decoder_init_norm=decoder_init_norm,
             sparse=sparse,
+            k_start=k_start,
+            k_anneal_steps=k_anneal_steps,
+            term_tilt=term_tilt,
             seed=seed,
             device=device,
         )
@@ -124,9 +130,12 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
         return out
 
     def _losses(self, x: torch.Tensor, recons: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        losses: dict[str, torch.Tensor] = {"mse": mse(recons[-1], x)}
+        """The summed terms: each level's reconstruction loss (tilted with TERM, then logged as
+        ``term`` / ``term_<width>``, the plain full-width ``mse`` beside them)."""
+        name = "mse" if self.term_tilt == 0 else "term"
+        losses: dict[str, torch.Tensor] = {name: self.reconstruction_loss(recons[-1], x)}
         for width, inner in zip(self.widths[:-1], recons[:-1], strict=True):
-            losses[f"mse_{width}"] = mse(inner, x)
+            losses[f"{name}_{width}"] = self.reconstruction_loss(inner, x)
         return losses
 
     def training_forward(self, x: torch.Tensor, *, dead_mask: torch.Tensor | None = None) -> TrainOutput:
@@ -150,6 +159,8 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
                 auxk = self._auxk(x, recons[-1], pre, dead_mask)
         losses = self._losses(x, recons)
         loss = torch.stack(list(losses.values())).sum() + auxk
+        if self.term_tilt:
+            losses["mse"] = mse(recons[-1], x).detach()
         losses["auxk"] = auxk
         return self._output(loss, losses, z, recons[-1])
 

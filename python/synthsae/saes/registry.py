@@ -88,11 +88,12 @@ def create_sae(architecture: str, d_in: int, d_sae: int, *, l0: float, **kwargs:
     """Builds an SAE of ``architecture`` (a key of :data:`ARCHITECTURES`) aimed at L0 ``l0``: its class's
     ``from_l0(d_in, d_sae, l0, **kwargs)``.
 
-    TopK and MP use ``k = round(l0)``; BatchTopK and Matryoshka use ``k = l0`` (fractional allowed;
+    TopK, AbsTopK and MP use ``k = round(l0)``; BatchTopK and Matryoshka use ``k = l0`` (fractional allowed;
     Matryoshka ``widths`` default to :func:`~synthsae.saes.matryoshka.default_matryoshka_widths`);
     JumpReLU uses ``target_l0 = l0``. ReLU has no direct L0 knob — its L0 follows the L1 coefficient
     (``l1_coefficient``, default 2.0 as in the sweep); by default ``target_l0 = l0`` switches on the
-    coefficient autotuner (pass ``target_l0=None`` to train with a fixed coefficient). Other keyword
+    coefficient autotuner (pass ``target_l0=None`` to train with a fixed coefficient); Gated likewise
+    through its sparsity coefficient. Other keyword
     arguments go to the constructor.
     """
     cls = architecture_class(architecture)

@@ -34,8 +34,8 @@ class TopKSAE(TopKFamilySAE):
         return as_int("k", k, minimum=1, maximum=self.d_sae, maximum_name="d_sae")
 
     def select_entries(self, pre: torch.Tensor) -> Entries:
-        """The ``k`` largest of each row."""
-        return Entries.per_row(pre.topk(int(self.k), dim=-1, sorted=False).indices)
+        """The ``k`` largest of each row (the K schedule's ``k`` in training, rounded)."""
+        return Entries.per_row(pre.topk(round(self.current_k()), dim=-1, sorted=False).indices)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.select(self.scaled_pre(x))

@@ -12,6 +12,15 @@
   residual ``e = x - x̂``: ``aux_coefficient · min(n_dead / k_aux, 1) · mean_b Σ_d (ê - e)²``. Zero when
   no latent is dead or ``dead_mask`` is None. ``aux_coefficient`` defaults to **1.0**, SAELens's default
   (OpenAI's paper used 1/32).
+* **K schedule** (``k_start``, ``k_anneal_steps``; off by default): in training the number of kept
+  latents starts at ``k_start`` and decreases linearly to ``k`` over the first ``k_anneal_steps`` steps
+  (``k(t) = k_start + (k − k_start)·t / k_anneal_steps``, then ``k``), as in the post-paper
+  "LISTA-Matryoshka" recipe ("Letting Claude do Autonomous Research to Improve SAEs", LessWrong,
+  2026-03); inference always uses ``k``.
+* **TERM** (``term_tilt`` t > 0; 0 = off): the reconstruction loss is the tilted empirical risk of the
+  rows' squared errors ``e_i = Σ_d (x̂ − x)²``, ``(1/t)·log(mean_i exp(t·e_i))`` (Li, Beirami, Sanjabi and
+  Smith, "Tilted Empirical Risk Minimization", ICLR 2021), which weights rows by ``exp(t·e_i)``; it tends
+  to the MSE as t → 0. The logged ``"mse"`` stays the plain MSE; ``"term"`` is the tilted loss.
 * **Sparse steps** (``sparse=True``, the default): only the encoder's forward product is dense; the
   decoder, AuxK's dead-latent reconstruction and every backward product touch only the selected latents
   (:mod:`synthsae.saes.sparse_ops`). ``sparse=False`` is the dense reference: the same loss and gradients
@@ -25,7 +34,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from synthsae._validate import as_bool, as_nonnegative
+from synthsae._validate import as_bool, as_int, as_nonnegative
+from synthsae.errors import ConfigError
 from synthsae.saes.base import SAE, TrainOutput, mse
 from synthsae.saes.sparse_ops import Entries, densify, gather_pre, sparse_decode
 
@@ -73,17 +83,50 @@ class TopKFamilySAE(SAE):
         rescale_acts_by_decoder_norm: bool = True,
         decoder_init_norm: float = 0.1,
         sparse: bool = True,
+        k_start: float | None = None,
+        k_anneal_steps: int = 0,
+        term_tilt: float = 0.0,
         seed: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__(d_in, d_sae, decoder_init_norm=decoder_init_norm, seed=seed, device=device)
         self.sparse = as_bool("sparse", sparse)
+        self.term_tilt = as_nonnegative("term_tilt", term_tilt)
+        self.k_anneal_steps = as_int("k_anneal_steps", k_anneal_steps, minimum=0)
         self.aux_coefficient = as_nonnegative("aux_coefficient", aux_coefficient)
         self.rescale_acts_by_decoder_norm = as_bool(
             "rescale_acts_by_decoder_norm", rescale_acts_by_decoder_norm
         )
         self.k = self.check_k(k)
+        self.k_start = None if k_start is None else self.check_k(k_start)
+        if self.k_start is not None and self.k_anneal_steps == 0:
+            raise ConfigError("k_start needs k_anneal_steps > 0 (the steps over which k decreases)")
         self.k_aux = max(self.d_in // 2, 1)
+
+    def current_k(self) -> float:
+        """The ``k`` of this training step: the K schedule's value, or ``k`` (always ``k`` in eval
+        mode)."""
+        if self.k_start is None or not self.training:
+            return self.k
+        t = int(self.n_steps)
+        if t >= self.k_anneal_steps:
+            return self.k
+        return self.k_start + (self.k - self.k_start) * t / self.k_anneal_steps
+
+    def reconstruction_loss(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The MSE of ``x̂ [b, d_in]`` against ``x``, tilted by ``term_tilt`` when it is > 0 (TERM)."""
+        if self.term_tilt == 0:
+            return mse(x_hat, x)
+        return tilted_mse(x_hat, x, self.term_tilt)
+
+    def _reconstruction_losses(self, x_hat: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"mse": …}`` plus, with TERM, ``{"term": the tilted loss}``; the optimised term is the last."""
+        plain = mse(x_hat, x)
+        return (
+            {"mse": plain}
+            if self.term_tilt == 0
+            else {"mse": plain, "term": tilted_mse(x_hat, x, self.term_tilt)}
+        )
 
     def check_k(self, k: Any) -> float:
         """``k`` checked against ``d_sae`` (TypeError/ValueError naming ``k``)."""
@@ -143,16 +186,16 @@ class TopKFamilySAE(SAE):
         if self.sparse:
             sel = self.selected(x)
             x_hat = self.decode_entries(sel, sel.z, sel.entries) + self.b_dec
-            loss_mse = mse(x_hat, x)
+            losses = self._reconstruction_losses(x_hat, x)
             auxk = self._sparse_auxk(x, x_hat, sel, dead_mask, [(0, self.d_sae)])
             z = densify(sel.z, sel.entries, (x.shape[0], self.d_sae))
-            return self._output(loss_mse + auxk, {"mse": loss_mse, "auxk": auxk}, z, x_hat)
+            return self._output(list(losses.values())[-1] + auxk, {**losses, "auxk": auxk}, z, x_hat)
         pre = self.scaled_pre(x)
         z = self.select(pre)
         x_hat = self.decode(z)
-        loss_mse = mse(x_hat, x)
+        losses = self._reconstruction_losses(x_hat, x)
         auxk = self._auxk(x, x_hat, pre, dead_mask)
-        return self._output(loss_mse + auxk, {"mse": loss_mse, "auxk": auxk}, z, x_hat)
+        return self._output(list(losses.values())[-1] + auxk, {**losses, "auxk": auxk}, z, x_hat)
 
     def _auxk_term(
         self,
@@ -236,8 +279,22 @@ class TopKFamilySAE(SAE):
         super().after_step(output)
 
     def _family_hparams(self) -> dict[str, Any]:
-        return {
+        """The family's settings; the K schedule and TERM only when on (older files lack them)."""
+        out: dict[str, Any] = {
             "aux_coefficient": self.aux_coefficient,
             "rescale_acts_by_decoder_norm": self.rescale_acts_by_decoder_norm,
             "sparse": self.sparse,
         }
+        if self.k_start is not None:
+            out.update(k_start=self.k_start, k_anneal_steps=self.k_anneal_steps)
+        if self.term_tilt:
+            out["term_tilt"] = self.term_tilt
+        return out
+
+
+def tilted_mse(x_hat: torch.Tensor, x: torch.Tensor, tilt: float) -> torch.Tensor:
+    """TERM's tilted risk of the rows' squared errors ``e_i = Σ_d (x̂ − x)²``:
+    ``(logsumexp_i(t·e_i) − log b) / t`` for tilt ``t > 0`` (scalar; equals the MSE's
+    ``mean_i e_i`` as ``t → 0`` and tends to ``max_i e_i`` as ``t → ∞``)."""
+    errors = (x_hat - x).pow(2).sum(dim=-1)
+    return (torch.logsumexp(tilt * errors, dim=0) - math.log(errors.shape[0])) / tilt
