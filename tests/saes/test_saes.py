@@ -96,6 +96,7 @@ def test_registry() -> None:
         "mp",
         "gated",
         "abstopk",
+        "lista-matryoshka",
     }
     for name, cls in ARCHITECTURES.items():
         assert cls.architecture == name

@@ -81,3 +81,139 @@ def test_term_changes_the_optimised_loss_not_the_logged_mse(arch):
     assert torch.equal(a.losses["mse"], b.losses["mse"])
     assert "term" in b.losses and float(b.losses["term"]) > float(b.losses["mse"])  # Jensen: tilted ≥ mean
     assert float(b.loss.detach()) > float(a.loss.detach())
+
+
+def test_ista_step_hand_computed():
+    # TopK (k = 1, no rescaling so that Ū = W_dec) with orthonormal decoder rows e_0, e_1, e_2 in 3
+    # dimensions, b_dec = 0 and an encoder that prefers latent 0: z₀ = (2, 0, 0) for x = (1, 3, 0).
+    # ISTA: s = z₀ + η·(x − z₀·W)·Wᵀ = (2, 0, 0) + η·(−1, 3, 0); with η = 1: (1, 3, 0) → top-1 keeps latent 1
+    sae = saes.TopKSAE(3, 3, 1, rescale_acts_by_decoder_norm=False, ista_steps=1, seed=0).double()
+    with torch.no_grad():
+        sae.W_dec.copy_(torch.eye(3, dtype=torch.float64))
+        sae.W_enc.copy_(torch.diag(torch.tensor([2.0, 0.1, 0.1], dtype=torch.float64)))
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    x = torch.tensor([[1.0, 3.0, 0.0]], dtype=torch.float64)
+    assert sae.select(sae.scaled_pre(x)).tolist() == [[2.0, 0.0, 0.0]]
+    assert sae.encode(x).tolist() == [[0.0, 3.0, 0.0]]
+    # η = 0.25: s = (1.75, 0.75, 0) → latent 0 stays, at 1.75
+    sae.ista_step_size = 0.25
+    assert sae.encode(x).tolist() == [[1.75, 0.0, 0.0]]
+
+
+@pytest.mark.parametrize("arch", ["topk", "batchtopk", "matryoshka"])
+@pytest.mark.parametrize("learn", [False, True])
+def test_ista_sparse_step_equals_dense(arch, learn):
+    # the sparse training step with ISTA against the dense one: loss, latents and every gradient
+    # (the learned step size's included) to float64 rounding
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    out = {}
+    for sparse in (True, False):
+        sae = saes.create_sae(
+            arch, 16, 64, l0=4, seed=0, sparse=sparse, ista_steps=2, ista_step_size=0.5, learn_step_size=learn
+        ).double()
+        o = sae.training_forward(x, dead_mask=torch.arange(64) % 5 == 0)
+        o.loss.backward()
+        out[sparse] = (o, {n: p.grad for n, p in sae.named_parameters()})
+    (a, ga), (b, gb) = out[True], out[False]
+    torch.testing.assert_close(a.loss.detach(), b.loss.detach(), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(a.latents, b.latents, rtol=1e-10, atol=1e-12)
+    assert ga.keys() == gb.keys() and ("ista_eta" in ga) == learn
+    for name in ga:
+        torch.testing.assert_close(ga[name], gb[name], rtol=1e-9, atol=1e-11, msg=name)
+
+
+def _matryoshka(**options: object) -> saes.MatryoshkaBatchTopKSAE:
+    return saes.MatryoshkaBatchTopKSAE(8, 16, 3, [4, 8, 16], seed=0, **options).double()  # type: ignore[arg-type]
+
+
+def test_detached_inner_levels_train_only_their_own_segment():
+    # levels [0, 4), [4, 8), [8, 16): with detach_inner the middle level's loss reaches latents 4..7
+    # only, so W_dec[0:4]'s gradient is that of the full and the first level's losses alone
+    x = torch.randn(32, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    sae = _matryoshka(detach_inner=True, sparse=False)
+    sae.training_forward(x).loss.backward()
+    assert sae.W_dec.grad is not None
+    got = sae.W_dec.grad[:4].clone()
+    ref = _matryoshka(sparse=False)
+    z = ref.select(ref.scaled_pre(x))
+    recons = ref.prefix_reconstructions(z)
+    (saes.mse(recons[2], x) + saes.mse(recons[0], x)).backward()
+    assert ref.W_dec.grad is not None
+    torch.testing.assert_close(got, ref.W_dec.grad[:4], rtol=1e-12, atol=1e-14)
+    # and it is a real change: without detaching, the middle level's loss moves W_dec[0:4] too
+    plain = _matryoshka(sparse=False)
+    plain.training_forward(x).loss.backward()
+    assert plain.W_dec.grad is not None and not torch.allclose(plain.W_dec.grad[:4], got)
+
+
+def test_levels_follow_firing_frequency():
+    sae = _matryoshka(sort_by_frequency=True)
+    assert [lv.tolist() for lv in sae.levels()] == [[0, 1, 2, 3], [4, 5, 6, 7], list(range(8, 16))]
+    # latents 15, 14, 13, 12 fire most, then 11..8: they become the inner levels (ties by index)
+    with torch.no_grad():
+        sae.frequency_ema.copy_(torch.tensor([0.0] * 8 + [0.2] * 4 + [0.5] * 4, dtype=torch.float64))
+    assert [lv.tolist() for lv in sae.levels()] == [[12, 13, 14, 15], [8, 9, 10, 11], list(range(8))]
+    # the first prefix reconstruction uses exactly those four latents
+    z = torch.rand(5, 16, dtype=torch.float64)
+    inner = sae.prefix_reconstructions(z)[0]
+    keep = torch.zeros(16, dtype=torch.float64)
+    keep[12:] = 1
+    torch.testing.assert_close(inner, sae.decode(z * keep))
+    # after_step moves the average towards each latent's firing rate in the step
+    out = sae.training_forward(torch.randn(32, 8, dtype=torch.float64))
+    before = sae.frequency_ema.clone()
+    sae.after_step(out)
+    rate = (out.latents != 0).double().mean(dim=0)
+    torch.testing.assert_close(sae.frequency_ema, 0.99 * before + 0.01 * rate)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"detach_inner": True},
+        {"sort_by_frequency": True},
+        {"detach_inner": True, "sort_by_frequency": True, "ista_steps": 1},
+    ],
+)
+def test_matryoshka_options_sparse_equals_dense(options):
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    dead = torch.arange(16) % 3 == 0
+    grads = {}
+    for sparse in (True, False):
+        sae = _matryoshka(sparse=sparse, **options)
+        if "sort_by_frequency" in options:
+            with torch.no_grad():
+                sae.frequency_ema.copy_(torch.linspace(0, 1, 16, dtype=torch.float64).flip(0).roll(5))
+        o = sae.training_forward(x, dead_mask=dead)
+        o.loss.backward()
+        grads[sparse] = (o.loss.detach(), {n: p.grad for n, p in sae.named_parameters()})
+    torch.testing.assert_close(grads[True][0], grads[False][0], rtol=1e-10, atol=1e-12)
+    for name, g in grads[True][1].items():
+        torch.testing.assert_close(g, grads[False][1][name], rtol=1e-9, atol=1e-11, msg=name)
+
+
+def test_recipe_turns_on_every_ingredient_and_each_can_be_turned_off(tmp_path):
+    from synthsae.saes.lista_matryoshka import K_START_FACTOR, TILT, LISTAMatryoshkaSAE
+
+    sae = saes.create_sae(
+        "lista-matryoshka", 16, 64, l0=4, seed=0, **LISTAMatryoshkaSAE.bench_options(100, 0.0)
+    )
+    assert isinstance(sae, LISTAMatryoshkaSAE)
+    assert (sae.ista_steps, sae.learn_step_size, sae.detach_inner, sae.sort_by_frequency) == (
+        1,
+        True,
+        True,
+        True,
+    )
+    assert (sae.term_tilt, sae.k_start, sae.k_anneal_steps) == (TILT, K_START_FACTOR * 4, 50)
+    # without steps for the K schedule, k stays fixed; any option can be switched off
+    plain = saes.create_sae("lista-matryoshka", 16, 64, l0=4, seed=0, ista_steps=0, term_tilt=0.0)
+    assert plain.k_start is None and plain.ista_steps == 0 and plain.term_tilt == 0.0 and plain.detach_inner
+    sae.save(tmp_path / "r")
+    loaded = saes.load_sae(tmp_path / "r")
+    assert type(loaded) is LISTAMatryoshkaSAE and loaded.config() == sae.config()
+    x = torch.randn(32, 16, generator=torch.Generator().manual_seed(5))
+    out = sae.training_forward(x)
+    out.loss.backward()
+    assert sae.ista_eta.grad is not None and set(out.losses) >= {"mse", "term", "auxk"}

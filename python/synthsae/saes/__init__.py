@@ -11,7 +11,8 @@ itself by name when its class is defined:
   :mod:`~synthsae.saes.abstopk` (``"abstopk"``);
 * :mod:`~synthsae.saes.topk_family` — decoder-norm rescaling, the training step and AuxK shared by
   :mod:`~synthsae.saes.topk` (``"topk"``), :mod:`~synthsae.saes.batchtopk` (``"batchtopk"``) and
-  :mod:`~synthsae.saes.matryoshka` (``"matryoshka"``);
+  :mod:`~synthsae.saes.matryoshka` (``"matryoshka"``), and the recipe
+  :mod:`~synthsae.saes.lista_matryoshka` (``"lista-matryoshka"``);
 * :mod:`~synthsae.saes.registry` — :data:`ARCHITECTURES` (every registered architecture, built-in or a
   user's), :func:`create_sae`;
 * :mod:`~synthsae.saes.refinement` — leave-one-out refinement of any SAE's latents at inference.
@@ -30,6 +31,7 @@ from synthsae.saes.base import SAE, TrainOutput, batch_l0, load_sae, mse
 from synthsae.saes.batchtopk import BatchTopKSAE
 from synthsae.saes.gated import GatedSAE
 from synthsae.saes.jumprelu import JumpReLUSAE
+from synthsae.saes.lista_matryoshka import LISTAMatryoshkaSAE
 from synthsae.saes.matching_pursuit import MatchingPursuitSAE, matching_pursuit
 from synthsae.saes.matryoshka import MatryoshkaBatchTopKSAE, default_matryoshka_widths
 from synthsae.saes.refinement import LeaveOneOutRefined, leave_one_out_refine
@@ -46,6 +48,7 @@ __all__ = [
     "GatedSAE",
     "JumpReLUSAE",
     "L0Autotuner",
+    "LISTAMatryoshkaSAE",
     "LeaveOneOutRefined",
     "MatchingPursuitSAE",
     "MatryoshkaBatchTopKSAE",

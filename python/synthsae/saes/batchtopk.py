@@ -51,6 +51,9 @@ class BatchTopKSAE(TopKFamilySAE):
         k_start: float | None = None,
         k_anneal_steps: int = 0,
         term_tilt: float = 0.0,
+        ista_steps: int = 0,
+        ista_step_size: float = 1.0,
+        learn_step_size: bool = False,
         seed: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
@@ -65,6 +68,9 @@ class BatchTopKSAE(TopKFamilySAE):
             k_start=k_start,
             k_anneal_steps=k_anneal_steps,
             term_tilt=term_tilt,
+            ista_steps=ista_steps,
+            ista_step_size=ista_step_size,
+            learn_step_size=learn_step_size,
             seed=seed,
             device=device,
         )
@@ -92,8 +98,9 @@ class BatchTopKSAE(TopKFamilySAE):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Batch top-k latents in training mode; the inference threshold in eval mode."""
-        pre = self.scaled_pre(x)
-        return self.select(pre) if self.training else self._threshold_activation(pre)
+        x = self._check_input(x)
+        activation = self.select if self.training else self._threshold_activation
+        return self.refine(x, activation(self.scaled_pre(x)), activation)
 
     @torch.no_grad()
     def update_threshold(self, latents: torch.Tensor) -> None:

@@ -38,7 +38,8 @@ class TopKSAE(TopKFamilySAE):
         return Entries.per_row(pre.topk(round(self.current_k()), dim=-1, sorted=False).indices)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.select(self.scaled_pre(x))
+        x = self._check_input(x)
+        return self.refine(x, self.select(self.scaled_pre(x)), self.select)
 
     def _hparams(self) -> dict[str, Any]:
         return {"k": self.k, **self._family_hparams()}

@@ -17,6 +17,15 @@
   (``k(t) = k_start + (k − k_start)·t / k_anneal_steps``, then ``k``), as in the post-paper
   "LISTA-Matryoshka" recipe ("Letting Claude do Autonomous Research to Improve SAEs", LessWrong,
   2026-03); inference always uses ``k``.
+* **ISTA refinement** (``ista_steps`` n > 0; 0 = off): after the first selection ``z₀``, n iterative
+  shrinkage-thresholding steps on the reconstruction ``x̂(z) = z·Ū + b_dec`` (``Ū`` the decoder's rows as
+  ``decode`` uses them: unit directions when rescaling): ``s = z_t + η·(x − x̂(z_t))·Ūᵀ``, then
+  ``z_{t+1}`` = the architecture's selection applied to ``s`` (top-k per row, top k·b over the batch in
+  training or the threshold at inference), ReLU'd; differentiable throughout. ``η`` is
+  ``ista_step_size`` (default 1.0), or a learned scalar starting there with ``learn_step_size=True``
+  (the learned step of LISTA, Gregor and LeCun, ICML 2010). One such step as the encoder is an
+  ingredient of the "LISTA-Matryoshka" recipe (the post above); a plain ISTA step (Daubechies, Defrise
+  and De Mol, 2004) was reported to do as well.
 * **TERM** (``term_tilt`` t > 0; 0 = off): the reconstruction loss is the tilted empirical risk of the
   rows' squared errors ``e_i = Σ_d (x̂ − x)²``, ``(1/t)·log(mean_i exp(t·e_i))`` (Li, Beirami, Sanjabi and
   Smith, "Tilted Empirical Risk Minimization", ICLR 2021), which weights rows by ``exp(t·e_i)``; it tends
@@ -30,14 +39,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 
-from synthsae._validate import as_bool, as_int, as_nonnegative
+from synthsae._validate import as_bool, as_int, as_nonnegative, as_positive
 from synthsae.errors import ConfigError
 from synthsae.saes.base import SAE, TrainOutput, mse
 from synthsae.saes.sparse_ops import Entries, densify, gather_pre, sparse_decode
+
+#: A group of latents: a slice of them, or their indices (int64, ascending).
+Segment = slice | torch.Tensor
 
 #: The smallest decoder row norm divided by (see :func:`divisor`).
 MIN_NORM = 1e-12
@@ -86,12 +99,20 @@ class TopKFamilySAE(SAE):
         k_start: float | None = None,
         k_anneal_steps: int = 0,
         term_tilt: float = 0.0,
+        ista_steps: int = 0,
+        ista_step_size: float = 1.0,
+        learn_step_size: bool = False,
         seed: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__(d_in, d_sae, decoder_init_norm=decoder_init_norm, seed=seed, device=device)
         self.sparse = as_bool("sparse", sparse)
         self.term_tilt = as_nonnegative("term_tilt", term_tilt)
+        self.ista_steps = as_int("ista_steps", ista_steps, minimum=0, maximum=100)
+        self.ista_step_size = as_positive("ista_step_size", ista_step_size)
+        self.learn_step_size = as_bool("learn_step_size", learn_step_size)
+        if self.learn_step_size:
+            self.ista_eta = torch.nn.Parameter(torch.tensor(self.ista_step_size, device=device))
         self.k_anneal_steps = as_int("k_anneal_steps", k_anneal_steps, minimum=0)
         self.aux_coefficient = as_nonnegative("aux_coefficient", aux_coefficient)
         self.rescale_acts_by_decoder_norm = as_bool(
@@ -112,6 +133,45 @@ class TopKFamilySAE(SAE):
         if t >= self.k_anneal_steps:
             return self.k
         return self.k_start + (self.k - self.k_start) * t / self.k_anneal_steps
+
+    def step_size(self) -> torch.Tensor | float:
+        """The ISTA step ``η``: the learned scalar, or ``ista_step_size``."""
+        return self.ista_eta if self.learn_step_size else self.ista_step_size
+
+    def _unit_product(self, r: torch.Tensor) -> torch.Tensor:
+        """``r·Ūᵀ`` ``[b, d_sae]`` for residuals ``r [b, d_in]`` (``Ū`` the decoder rows as decoded)."""
+        product = r @ self.W_dec.T
+        return product / divisor(self.W_dec.norm(dim=-1)) if self.rescale_acts_by_decoder_norm else product
+
+    def refine(
+        self, x: torch.Tensor, z: torch.Tensor, activation: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        """``ista_steps`` ISTA steps from latents ``z [b, d_sae]`` of ``x``, each selecting with
+        ``activation`` (dense; differentiable)."""
+        for _ in range(self.ista_steps):
+            s = z + self.step_size() * self._unit_product(x - self.decode(z))
+            z = activation(s)
+        return z
+
+    def _refine_selected(self, x: torch.Tensor, sel: Selected) -> Selected:
+        """The sparse step's selection after ``ista_steps`` ISTA steps: each chooses entries on the dense
+        ``s`` (no gradient) and computes their values from the kept latents and the residual."""
+        b = x.shape[0]
+        for _ in range(self.ista_steps):
+            residual = x - (self.decode_entries(sel, sel.z, sel.entries) + self.b_dec)
+            eta = self.step_size()
+            with torch.no_grad():
+                s = densify(sel.z, sel.entries, (b, self.d_sae)) + eta * self._unit_product(residual)
+            entries = self.select_entries(s)
+            previous = torch.zeros(b, self.d_sae, dtype=sel.z.dtype, device=sel.z.device)
+            previous = previous.index_put((sel.entries.rows, sel.entries.cols), sel.z)
+            rows = self.W_dec.index_select(0, entries.cols)
+            if sel.norms is not None:
+                rows = rows / divisor(sel.norms.index_select(0, entries.cols))[:, None]
+            step = (residual.index_select(0, entries.rows) * rows).sum(dim=-1)
+            z = (previous[entries.rows, entries.cols] + eta * step).relu()
+            sel = Selected(sel.xc, sel.hidden, sel.pre, sel.norms, entries, z)
+        return sel
 
     def reconstruction_loss(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The MSE of ``x̂ [b, d_in]`` against ``x``, tilted by ``term_tilt`` when it is > 0 (TERM)."""
@@ -169,7 +229,8 @@ class TopKFamilySAE(SAE):
         entries = self.select_entries(pre)
         norms = self.W_dec.norm(dim=-1) if self.rescale_acts_by_decoder_norm else None
         z = self._scaled(gather_pre(xc, self.W_enc, self.b_enc, hidden, entries), norms, entries).relu()
-        return Selected(xc, hidden, pre, norms, entries, z)
+        sel = Selected(xc, hidden, pre, norms, entries, z)
+        return self._refine_selected(x, sel) if self.ista_steps else sel
 
     def _scaled(self, values: torch.Tensor, norms: torch.Tensor | None, entries: Entries) -> torch.Tensor:
         return values if norms is None else values * norms.index_select(0, entries.cols)
@@ -187,11 +248,11 @@ class TopKFamilySAE(SAE):
             sel = self.selected(x)
             x_hat = self.decode_entries(sel, sel.z, sel.entries) + self.b_dec
             losses = self._reconstruction_losses(x_hat, x)
-            auxk = self._sparse_auxk(x, x_hat, sel, dead_mask, [(0, self.d_sae)])
+            auxk = self._sparse_auxk(x, x_hat, sel, dead_mask, [slice(0, self.d_sae)])
             z = densify(sel.z, sel.entries, (x.shape[0], self.d_sae))
             return self._output(list(losses.values())[-1] + auxk, {**losses, "auxk": auxk}, z, x_hat)
         pre = self.scaled_pre(x)
-        z = self.select(pre)
+        z = self.refine(x, self.select(pre), self.select)
         x_hat = self.decode(z)
         losses = self._reconstruction_losses(x_hat, x)
         auxk = self._auxk(x, x_hat, pre, dead_mask)
@@ -203,21 +264,21 @@ class TopKFamilySAE(SAE):
         x_hat: torch.Tensor,
         pre: torch.Tensor,
         dead_mask: torch.Tensor,
-        lo: int,
-        hi: int,
+        latents: Segment,
     ) -> torch.Tensor | None:
-        """One AuxK term for latents ``lo..hi`` (unscaled by ``aux_coefficient``); None if none dead."""
-        dead = dead_mask[lo:hi]
+        """One AuxK term for ``latents`` (a slice or ascending indices; unscaled by
+        ``aux_coefficient``); None if none is dead."""
+        dead = dead_mask[latents]
         num_dead = int(dead.sum())
         if num_dead == 0:
             return None
         k_aux = min(self.k_aux, num_dead)
         scale = min(num_dead / self.k_aux, 1.0)
         residual = (x - x_hat).detach()
-        candidates = pre[:, lo:hi].masked_fill(~dead, -math.inf)
+        candidates = pre[:, latents].masked_fill(~dead, -math.inf)
         values, indices = candidates.topk(k_aux, dim=-1, sorted=False)
         acts = torch.zeros_like(candidates).scatter(-1, indices, values)
-        w = self.W_dec[lo:hi]
+        w = self.W_dec[latents]
         if self.rescale_acts_by_decoder_norm:
             acts = acts / divisor(w.norm(dim=-1))
         return scale * mse(acts @ w, residual)
@@ -228,16 +289,19 @@ class TopKFamilySAE(SAE):
         x_hat: torch.Tensor | list[torch.Tensor],
         sel: Selected,
         dead_mask: torch.Tensor | None,
-        segments: list[tuple[int, int]],
+        segments: list[Segment],
     ) -> torch.Tensor:
-        """AuxK as :meth:`_auxk_term`, summed over ``segments`` ``[lo, hi)`` (each with its own
-        reconstruction when ``x_hat`` is a list), touching only the dead latents."""
+        """AuxK as :meth:`_auxk_term`, summed over ``segments`` (slices or ascending indices of latents;
+        each with its own reconstruction when ``x_hat`` is a list), touching only the dead latents."""
         total = x.new_zeros(())
         if dead_mask is None:
             return total
         recons = x_hat if isinstance(x_hat, list) else [x_hat]
-        for (lo, hi), recon in zip(segments, recons, strict=True):
-            dead = dead_mask[lo:hi].nonzero().squeeze(1) + lo
+        for segment, recon in zip(segments, recons, strict=True):
+            if isinstance(segment, slice):
+                dead = dead_mask[segment].nonzero().squeeze(1) + segment.start
+            else:
+                dead = segment[dead_mask[segment]]
             if dead.numel() == 0:
                 continue
             scale = min(dead.numel() / self.k_aux, 1.0)
@@ -261,7 +325,7 @@ class TopKFamilySAE(SAE):
     ) -> torch.Tensor:
         if dead_mask is None:
             return x_hat.new_zeros(())
-        term = self._auxk_term(x, x_hat, pre, dead_mask, 0, self.d_sae)
+        term = self._auxk_term(x, x_hat, pre, dead_mask, slice(0, self.d_sae))
         return x_hat.new_zeros(()) if term is None else self.aux_coefficient * term
 
     @torch.no_grad()
@@ -289,6 +353,12 @@ class TopKFamilySAE(SAE):
             out.update(k_start=self.k_start, k_anneal_steps=self.k_anneal_steps)
         if self.term_tilt:
             out["term_tilt"] = self.term_tilt
+        if self.ista_steps:
+            out.update(
+                ista_steps=self.ista_steps,
+                ista_step_size=self.ista_step_size,
+                learn_step_size=self.learn_step_size,
+            )
         return out
 
 
