@@ -1,6 +1,7 @@
 """The LISTA-Matryoshka recipe and its ingredients on the CPU protocol: an ablation.
 
     python benches/recipe_ablation.py --out DIR [--samples 5000000] [--seeds 0,1] [--configs NAMES]
+                                      [--term-tilt T]
 
 Runs, through ``synthsae.bench.run`` on the ``synthsaebench-cpu`` world with its default protocol
 (1,024 latents, L0 6, lr 2e-3, 5M rows, seeds 0 and 1; all configurations of a seed train together
@@ -22,8 +23,8 @@ from synthsae.bench.report import table
 from synthsae.saes.lista_matryoshka import K_ANNEAL_FRACTION, K_START_FACTOR, TILT
 
 
-def ingredients(steps: int, k: float) -> dict[str, dict[str, Any]]:
-    """Each ingredient's options for a run of ``steps`` steps at target ``k``."""
+def ingredients(steps: int, k: float, tilt: float = TILT) -> dict[str, dict[str, Any]]:
+    """Each ingredient's options for a run of ``steps`` steps at target ``k`` (TERM at ``tilt``)."""
     return {
         "ista": {"ista_steps": 1, "learn_step_size": True},
         "kschedule": {
@@ -32,13 +33,13 @@ def ingredients(steps: int, k: float) -> dict[str, dict[str, Any]]:
         },
         "detach": {"detach_inner": True},
         "sort": {"sort_by_frequency": True},
-        "term": {"term_tilt": TILT},
+        "term": {"term_tilt": tilt},
     }
 
 
-def configurations(steps: int, k: float) -> dict[str, dict[str, Any]]:
+def configurations(steps: int, k: float, tilt: float = TILT) -> dict[str, dict[str, Any]]:
     """Name → Matryoshka options: the base, the recipe, each ingredient alone, the recipe minus each."""
-    parts = ingredients(steps, k)
+    parts = ingredients(steps, k, tilt)
     everything = {key: value for options in parts.values() for key, value in options.items()}
     out: dict[str, dict[str, Any]] = {"base-matryoshka": {}, "recipe": everything}
     for name, options in parts.items():
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=None, help="training rows (default: the protocol's)")
     parser.add_argument("--seeds", default=None, help="comma-separated (default: the protocol's)")
     parser.add_argument("--configs", default=None, help="comma-separated names (default: all)")
+    parser.add_argument("--term-tilt", type=float, default=TILT, help=f"TERM's tilt (default {TILT})")
     args = parser.parse_args()
     world = synthsae.World(synthsae.preset("synthsaebench-cpu"), show_progress=False)
     protocol = bench.default_protocol("synthsaebench-cpu", world.num_features)
@@ -74,7 +76,7 @@ def main() -> None:
         protocol.seeds = [int(s) for s in args.seeds.split(",")]
     protocol.saes = []
     steps = protocol.samples // protocol.batch_size
-    configs = configurations(steps, protocol.l0s[0])
+    configs = configurations(steps, protocol.l0s[0], args.term_tilt)
     if args.configs:
         configs = {name: configs[name] for name in args.configs.split(",")}
     t0 = time.perf_counter()

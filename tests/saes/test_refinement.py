@@ -56,6 +56,12 @@ def test_refine_drops_exactly_the_latents_at_or_below_tau():
     assert leave_one_out_scores(x, z, sae.decode(z), effective_rows(sae)).tolist() == [[2.0, 0.5, 0.0]]
     assert leave_one_out_refine(sae, x, z).tolist() == [[1.5, 0.5, 0.0]]
     assert leave_one_out_refine(sae, x, z, tau=1.0).tolist() == [[1.5, 0.0, 0.0]]
+    # a negative latent (bidirectional SAEs) is kept when the residual without it points its way:
+    # x = (2, −0.5, 0, 0), z = (1.5, −0.5, 0.3): r = (0.5, 0, −0.3, 0); scores 2.0, −0.5, 0.0;
+    # signed: 2.0, 0.5, 0.0 → latents 0 and 1 stay
+    x = torch.tensor([[2.0, -0.5, 0.0, 0.0]], dtype=torch.float64)
+    z = torch.tensor([[1.5, -0.5, 0.3]], dtype=torch.float64)
+    assert leave_one_out_refine(sae, x, z).tolist() == [[1.5, -0.5, 0.0]]
 
 
 def test_rows_are_the_decoders_effective_rows():

@@ -8,10 +8,12 @@ rescaled decode),
     score_l = (r + z_l·u_l)·u_l = r·u_l + z_l·‖u_l‖²,
 
 the projection on ``u_l`` of the residual the reconstruction would have without ``l``. A latent is kept
-only where ``score_l > τ``; the others are set to 0 (one pass, all latents scored against the same
-``z``). Described as an inference-time refinement for SynthSAEBench SAEs in a comment on "Letting
-Claude do Autonomous Research to Improve SAEs" (LessWrong, 2026-03) and the bigsnarfdude gist
-(2026-03-15): ``proj = (x − x̂)·W_decᵀ + z·‖W_dec‖²``, keep where ``proj > τ``.
+only where ``sign(z_l)·score_l > τ``; the others are set to 0 (one pass, all latents scored against
+the same ``z``). For the usual non-negative latents that is the published rule ``score_l > τ``; a
+negative latent (AbsTopK) is kept where the left-out residual points the other way, as far.
+Described as an inference-time refinement for SynthSAEBench SAEs in a comment on "Letting Claude do
+Autonomous Research to Improve SAEs" (LessWrong, 2026-03) and the bigsnarfdude gist (2026-03-15):
+``proj = (x − x̂)·W_decᵀ + z·‖W_dec‖²``, keep where ``proj > τ``.
 
 :class:`LeaveOneOutRefined` wraps an SAE so that ``encode`` refines (``evaluate`` scores the wrapped
 SAE like any other).
@@ -52,10 +54,11 @@ def leave_one_out_scores(
 
 
 def leave_one_out_refine(sae: Any, x: torch.Tensor, z: torch.Tensor, tau: float = 0.0) -> torch.Tensor:
-    """``z`` with every active latent whose leave-one-out score is ``≤ tau`` set to 0 ``[b, d_sae]``."""
+    """``z`` with every active latent whose signed leave-one-out score ``sign(z_l)·score_l`` is
+    ``≤ tau`` set to 0 ``[b, d_sae]``."""
     tau = as_float("tau", tau)
     u = effective_rows(sae)
-    scores = leave_one_out_scores(x, z, sae.decode(z), u)
+    scores = leave_one_out_scores(x, z, sae.decode(z), u) * z.sign()
     return torch.where(scores > tau, z, torch.zeros_like(z))
 
 
