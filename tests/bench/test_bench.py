@@ -158,6 +158,23 @@ def test_report_merges_shards_like_one_sweep(tmp_path, capsys):
     assert (tmp_path / "merged" / "mcc_f1_vs_l0.png").is_file()
 
 
+def test_controller_gains_matter_only_for_architectures_both_sweeps_train():
+    from synthsae.bench.records import header_differences
+
+    def header(saes: list[str], gains: dict[str, float]) -> dict[str, object]:
+        protocol = {**bench.Protocol().__dict__, "saes": saes, "autotune_gains": gains}
+        return {"world_fingerprint": "w", "protocol": protocol}
+
+    old = header(["relu", "jumprelu"], {"relu": 0.045, "jumprelu": 0.005})
+    # a newer protocol adds a gain for an architecture the old sweep does not train: they merge
+    assert (
+        header_differences(old, header(["gated"], {"relu": 0.045, "jumprelu": 0.005, "gated": 0.045})) == []
+    )
+    # a gain that differs for an architecture both train is refused, naming it
+    (diff,) = header_differences(old, header(["relu"], {"relu": 0.03}))
+    assert diff.startswith("protocol autotune_gains {'relu': 0.045} vs {'relu': 0.03}")
+
+
 def test_sweeps_of_other_protocols_are_refused(tmp_path, capsys):
     assert main(["bench", "--saes", "topk", "--l0", "4", "--out", str(tmp_path / "a"), *SMALL]) == 0
     with pytest.raises(SystemExit) as e:  # resuming with another learning rate

@@ -46,6 +46,9 @@ def header_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
         diffs.append(f"world fingerprint {a['world_fingerprint'][:12]}… vs {b['world_fingerprint'][:12]}…")
     for key in TRAINING_KEYS:
         x, y = (h["protocol"].get(key, default[key]) for h in (a, b))
+        if key == "autotune_gains":  # only the gains of architectures both sweeps train matter
+            both = set(a["protocol"].get("saes", [])) & set(b["protocol"].get("saes", []))
+            x, y = ({k: v for k, v in gains.items() if k in both} for gains in (x, y))
         if x != y:
             diffs.append(f"protocol {key} {x!r} vs {y!r}")
     return diffs
