@@ -279,3 +279,28 @@ def test_a_sweep_killed_mid_group_resumes_to_the_results_of_one_at_a_time(tmp_pa
         [*command, "--out", str(alone), "--group-size", "1"], env=env, capture_output=True, check=True
     )
     assert _results(killed) == _results(alone)
+
+
+def test_probe_ceiling_is_computed_once_per_sweep_and_reported(tmp_path, capsys):
+    out = tmp_path / "s"
+    args = ["bench", "--saes", "topk", "--l0", "4", "--out", str(out), *SMALL]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    ceiling = json.loads((out / "ceiling.json").read_text())
+    # the protocol's rows: all 20,480 training rows (fewer than 2M), as many calibration rows, 4,096 eval
+    assert (ceiling["features"], ceiling["train_rows"], ceiling["eval_rows"]) == (32, 20480, 4096)
+    assert ceiling["settings"]["calibration_rows"] == 20480
+    assert "probe ceiling: F1" in first and "  ceiling" in first
+    assert json.loads((out / "report.json").read_text())["ceiling"] == ceiling
+    # resuming the finished sweep reuses it (same world and settings)
+    before = (out / "ceiling.json").stat().st_mtime_ns
+    assert main(args) == 0
+    assert "probe ceiling: F1" not in capsys.readouterr().out
+    assert (out / "ceiling.json").stat().st_mtime_ns == before
+    # --no-ceiling on a fresh sweep: none computed, none reported; --overwrite removes the file
+    bare = tmp_path / "bare"
+    assert main(["bench", "--saes", "topk", "--l0", "4", "--out", str(bare), "--no-ceiling", *SMALL]) == 0
+    assert not (bare / "ceiling.json").exists()
+    assert json.loads((bare / "report.json").read_text())["ceiling"] is None
+    bench.clear_sweep(out)
+    assert not (out / "ceiling.json").exists()

@@ -201,10 +201,13 @@ def run(
 
 def ceiling_settings(protocol: Protocol) -> dict[str, int]:
     """The probe ceiling's rows for ``protocol``: its width, a tenth of the SAEs' training rows but at
-    least 2M (and at most all of them), and the SAEs' evaluation rows."""
+    least 2M (and at most all of them), thresholds tuned on up to 200,000 further rows (no more than it
+    trained on), and the SAEs' evaluation rows."""
+    train_rows = min(protocol.samples, max(2_000_000, protocol.samples // 10))
     return {
         "features": protocol.width,
-        "train_rows": min(protocol.samples, max(2_000_000, protocol.samples // 10)),
+        "train_rows": train_rows,
+        "calibration_rows": min(200_000, train_rows),
         "eval_rows": protocol.eval_samples,
     }
 
@@ -216,7 +219,8 @@ def _ceiling(world: World, protocol: Protocol, out: Path, device: Any, show_prog
     settings = ceiling_settings(protocol)
     earlier = read_ceiling(out / CEILING_FILE)
     if earlier is not None and earlier["world_fingerprint"] == world.fingerprint():
-        if all(earlier.get(k) == v for k, v in settings.items()):
+        recorded = {**earlier, **earlier.get("settings", {})}
+        if all(recorded.get(k) == v for k, v in settings.items()):
             return
     log(f"probe ceiling: {settings['features']} features, {settings['train_rows']:,} training rows")
     result = probe_ceiling(world, device=device, show_progress=show_progress, **settings)
