@@ -153,7 +153,7 @@ PRESETS: dict[str, Preset] = {
             # at 14.6; these reach 6 ± 10 %.
             "autotune_gains": {"relu": 0.045, "jumprelu": 0.005, "gated": 0.045},
         },
-        "the paper's five SAEs at the scaled L0 25, two seeds; about 25 minutes on 2 CPU cores",
+        "the paper's five SAEs at the scaled L0 25, two seeds; about 20 minutes on 2 CPU cores",
     ),
 }
 
