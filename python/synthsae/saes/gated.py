@@ -36,6 +36,7 @@ from torch import nn
 from synthsae._validate import as_int, as_nonnegative
 from synthsae.saes.autotuner import AutotuneSettings, L0Autotuner
 from synthsae.saes.base import SAE, TrainOutput, batch_l0, mse
+from synthsae.saes.relu import l1_bench_options
 
 
 class GatedSAE(SAE):
@@ -64,8 +65,7 @@ class GatedSAE(SAE):
     @classmethod
     def bench_options(cls, steps: int, autotune_gain: float) -> dict[str, Any]:
         """The L1 warm-up and the autotuner start at a third of training, as for ReLU."""
-        third = steps // 3
-        return {"l1_warm_up_steps": third, "autotune_start_step": third, "autotune_gain": autotune_gain}
+        return l1_bench_options(steps, autotune_gain)
 
     def __init__(
         self,

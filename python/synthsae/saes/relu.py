@@ -35,6 +35,13 @@ from synthsae.saes.sparse_ops import (
 )
 
 
+def l1_bench_options(steps: int, autotune_gain: float) -> dict[str, Any]:
+    """A bench run's options for an SAE whose L0 follows an L1 coefficient: the warm-up and the
+    autotuner start at a third of its ``steps``, the autotuner at ``autotune_gain``."""
+    third = steps // 3
+    return {"l1_warm_up_steps": third, "autotune_start_step": third, "autotune_gain": autotune_gain}
+
+
 class ReLUSAE(SAE):
     """SAELens "standard" SAE: ``z = relu(pre)``; loss = MSE + ``λ·mean_b Σ_l z_l·‖W_dec_l‖``.
 
@@ -58,8 +65,7 @@ class ReLUSAE(SAE):
     @classmethod
     def bench_options(cls, steps: int, autotune_gain: float) -> dict[str, Any]:
         """The L1 warm-up and the autotuner start at a third of training, as in the sweep."""
-        third = steps // 3
-        return {"l1_warm_up_steps": third, "autotune_start_step": third, "autotune_gain": autotune_gain}
+        return l1_bench_options(steps, autotune_gain)
 
     def __init__(
         self,
