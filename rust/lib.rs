@@ -13,6 +13,7 @@ pub mod kernel;
 pub mod lap;
 pub mod memory;
 pub mod metrics;
+pub mod pursuit;
 pub mod rng;
 pub mod threads;
 pub mod world;

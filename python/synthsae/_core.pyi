@@ -28,6 +28,7 @@ __all__ = [
     "kernels",
     "linear_firing_probabilities",
     "linear_sum_assignment",
+    "pursuit_picks",
     "set_kernel",
     "zipfian_firing_probabilities",
 ]
@@ -51,6 +52,16 @@ def constant_firing_probabilities(num_features: int, probability: float) -> npt.
 _Csr: typing.TypeAlias = tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]
 
 def dense_to_csr(z: npt.NDArray[np.float32]) -> _Csr: ...
+def pursuit_picks(
+    scores: npt.NDArray[np.float32],
+    residual: npt.NDArray[np.float32],
+    atoms: npt.NDArray[np.float32],
+    iterations: int,
+    gram: npt.NDArray[np.float32] | tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint16]] | None = None,
+    num_threads: int | None = None,
+) -> tuple[npt.NDArray[np.int64], int]:
+    """Matching pursuit's picks ``[rows, iterations]`` (-1: no positive score left) and the number of
+    exact scores computed; ``gram`` None, float32 ``W Wᵀ`` or bfloat16 bits of ``A`` and ``C``."""
 
 @disjoint_base
 class Sampler:

@@ -7,6 +7,7 @@ mod firing;
 mod kernel;
 mod lap;
 mod metrics;
+mod pursuit;
 mod sampling;
 
 use pyo3::prelude::*;
@@ -25,6 +26,8 @@ mod _core {
     use super::lap::{linear_sum_assignment, StreamedAssignment};
     #[pymodule_export]
     use super::metrics::{dense_to_csr, AbsorptionState, EvalState};
+    #[pymodule_export]
+    use super::pursuit::pursuit_picks;
     #[pymodule_export]
     use super::sampling::{hidden_from_csr, IndependentSampler, Sampler, WorldSampler};
 

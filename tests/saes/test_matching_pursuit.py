@@ -1,4 +1,4 @@
-"""Matching pursuit's two score forms (Gram-updated and recomputed) against a copy of the plain loop."""
+"""Matching pursuit's score forms (certified, Gram-updated, recomputed) against a copy of the plain loop."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from synthsae._validate import as_int
-from synthsae.errors import ConfigTypeError
+from synthsae.errors import ConfigError
 from synthsae.saes.base import mse
 from synthsae.saes.matching_pursuit import (
     MatchingPursuitSAE,
+    certified_picks,
+    choose_method,
     gram_score_tolerance,
     matching_pursuit,
     use_gram,
@@ -68,13 +70,13 @@ def _inputs(rows: int, cols: int, seed: int, dtype: torch.dtype = torch.float32)
     )
 
 
-def _picks(residual: torch.Tensor, W_dec: torch.Tensor, iterations: int, gram: bool) -> torch.Tensor:
+def _picks(residual: torch.Tensor, W_dec: torch.Tensor, iterations: int, method: str) -> torch.Tensor:
     """Each iteration's selected latent ``[b, iterations]`` (-1 where its coefficient is 0), read off
     the growth of the coefficients from ``j - 1`` to ``j`` iterations."""
     picks = []
     before = torch.zeros(residual.shape[0], W_dec.shape[0], dtype=residual.dtype)
     for j in range(1, iterations + 1):
-        after = matching_pursuit(residual, W_dec, j, gram=gram)
+        after = matching_pursuit(residual, W_dec, j, method=method)  # type: ignore[arg-type]
         step = (after - before).abs()
         top, index = step.max(dim=1)
         picks.append(torch.where(top > 0, index, -1))
@@ -92,8 +94,8 @@ def test_use_gram_cost_rule() -> None:
     assert not use_gram(64, 768, 4096, 25) and not use_gram(1024, 768, 32768, 25)
     # ... and so does a single iteration (the first scores are computed either way)
     assert not use_gram(1024, 768, 16, 1)
-    with pytest.raises(ConfigTypeError, match="gram"):
-        matching_pursuit(torch.zeros(2, 3), torch.eye(3), 2, gram=1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="method"):
+        matching_pursuit(torch.zeros(2, 3), torch.eye(3), 2, method="fast")  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------ float64
@@ -108,16 +110,16 @@ def test_float64_forms_identical_picks_outputs_and_gradients(stopping: dict[str,
     )
     r0 = _inputs(128, d_in, seed=2, dtype=torch.float64)
     outputs = {}
-    for gram in (True, False):
+    for method in ("gram", "recomputed"):
         w = w0.clone().requires_grad_(True)
         r = r0.clone().requires_grad_(True)
-        acts = matching_pursuit(r, w, k, gram=gram, **stopping)  # type: ignore[arg-type]
+        acts = matching_pursuit(r, w, k, method=method, **stopping)  # type: ignore[arg-type]
         loss = mse(acts @ w, r)
         loss.backward()
         assert w.grad is not None and r.grad is not None
-        outputs[gram] = (acts.detach(), loss.detach(), w.grad, r.grad)
-    assert torch.equal(_picks(r0, w0, k, gram=True), _picks(r0, w0, k, gram=False))
-    for gram_value, plain_value in zip(outputs[True], outputs[False], strict=True):
+        outputs[method] = (acts.detach(), loss.detach(), w.grad, r.grad)
+    assert torch.equal(_picks(r0, w0, k, "gram"), _picks(r0, w0, k, "recomputed"))
+    for gram_value, plain_value in zip(outputs["gram"], outputs["recomputed"], strict=True):
         torch.testing.assert_close(gram_value, plain_value, rtol=0, atol=1e-10)
         assert torch.equal(gram_value, plain_value)  # same picks: bit-identical
 
@@ -125,16 +127,19 @@ def test_float64_forms_identical_picks_outputs_and_gradients(stopping: dict[str,
 # ------------------------------------------------------------------------------------------ float32
 
 
-def _check_differences_within_bound(r: torch.Tensor, w: torch.Tensor, k: int) -> tuple[int, int]:
-    """Rows whose picks differ between the forms and, at the first iteration where they differ, the
-    recomputed scores of the two picks (relu'd, from the oracle loop on the still shared residual)
-    within ``2·δ`` of :func:`gram_score_tolerance`. Returns ``(rows differing, rows)``."""
+def _check_differences_within_bound(
+    r: torch.Tensor, w: torch.Tensor, k: int, method: str = "gram"
+) -> tuple[int, int]:
+    """Rows whose picks differ between ``method`` and the recomputed form and, at the first iteration
+    where they differ, the recomputed scores of the two picks (relu'd, from the oracle loop on the
+    still shared residual) within ``2·δ`` of :func:`gram_score_tolerance`. Returns ``(rows differing,
+    rows)``."""
     trace: list[tuple[torch.Tensor, torch.Tensor]] = []
     _reference_mp(r, w, k, trace=trace)
     oracle = torch.stack([index for index, _ in trace], dim=1)
-    gram = _picks(r, w, k, gram=True)
+    gram = _picks(r, w, k, method)
     assert (gram >= 0).all()  # every pick has a positive coefficient here
-    assert torch.equal(_picks(r, w, k, gram=False), oracle)
+    assert torch.equal(_picks(r, w, k, "recomputed"), oracle)
     differ = (gram != oracle).any(dim=1)
     for row in differ.nonzero().flatten().tolist():
         t = int((gram[row] != oracle[row]).nonzero()[0])
@@ -145,7 +150,8 @@ def _check_differences_within_bound(r: torch.Tensor, w: torch.Tensor, k: int) ->
     return int(differ.sum()), r.shape[0]
 
 
-def test_float32_cpu_preset_shape_selections_agree() -> None:
+@pytest.mark.parametrize("method", ["gram", "certified"])
+def test_float32_cpu_preset_shape_selections_agree(method: str) -> None:
     # the CPU preset's SAE: d_in 192, 1,024 latents, k = 6, batch 1,024; random unit-norm decoders
     d_in, d_sae, k = 192, 1024, 6
     differing = rows = 0
@@ -153,26 +159,103 @@ def test_float32_cpu_preset_shape_selections_agree() -> None:
         w = _unit_rows(d_sae, d_in, seed=10 + seed)
         r = _inputs(1024, d_in, seed=20 + seed)
         assert use_gram(1024, d_in, d_sae, k)
-        gram, plain = matching_pursuit(r, w, k), matching_pursuit(r, w, k, gram=False)
+        gram = matching_pursuit(r, w, k, method=method)  # type: ignore[arg-type]
+        plain = matching_pursuit(r, w, k, method="recomputed")
         same = (gram == plain).all(dim=1)
         assert float(same.double().mean()) >= 0.999
-        d, n = _check_differences_within_bound(r, w, k)
+        d, n = _check_differences_within_bound(r, w, k, method)
         assert d == int((~same).sum())
         differing, rows = differing + d, rows + n
     assert differing <= rows // 1000
 
 
-def test_float32_near_ties_differ_only_within_bound() -> None:
-    # pairs of atoms 1e-6 apart make near-ties common (their scores differ by about 1e-6·‖r‖, a few
-    # float32 roundings): the forms disagree on many rows, each time between two scores within 2·δ
-    d_in, d_sae, k = 32, 128, 6
+def _near_duplicates(d_in: int, d_sae: int) -> torch.Tensor:
+    """Unit rows in pairs 1e-6 apart (their scores differ by about 1e-6·‖r‖, a few float32 roundings)."""
     base = _unit_rows(d_sae // 2, d_in, seed=3, dtype=torch.float64)
     nudge = 1e-6 * _unit_rows(d_sae // 2, d_in, seed=4, dtype=torch.float64)
     w = torch.cat([base, base + nudge])
-    w = (w / w.norm(dim=-1, keepdim=True)).float()
+    return (w / w.norm(dim=-1, keepdim=True)).float()
+
+
+@pytest.mark.parametrize("method", ["gram", "certified"])
+def test_float32_near_ties_differ_only_within_bound(method: str) -> None:
+    # near-duplicate atoms make near-ties common: the forms disagree with the recomputed one on many
+    # rows, each time between two scores within 2·δ
+    d_in, d_sae, k = 32, 128, 6
     r = _inputs(2048, d_in, seed=6)
-    differing, rows = _check_differences_within_bound(r, w, k)
+    differing, rows = _check_differences_within_bound(r, _near_duplicates(d_in, d_sae), k, method)
     assert differing > rows // 10  # the bound is checked on many rows
+
+
+# ------------------------------------------------------------------------------------------ certified
+
+
+@pytest.mark.parametrize("gram", ["float32", "bfloat16"])
+def test_certified_picks_equal_computing_every_score(gram: str) -> None:
+    # The certified search skips a latent only when its estimate plus its error bound stays below the
+    # pick's exact score, so its picks are those of computing every score at every iteration, bit for
+    # bit, whichever Gram matrix (torch's own products here) keeps the estimates: on random rows, on
+    # near-duplicates 1e-6 apart and on exact duplicates (ties to the lower index).
+    d_in, d_sae, k = 64, 256, 8
+    near = _near_duplicates(d_in, d_sae)
+    exact = torch.cat([near[: d_sae // 2], near[: d_sae // 2]])
+    for w in (_unit_rows(d_sae, d_in, seed=11), near, exact, 1.3 * near):
+        r = _inputs(512, d_in, seed=12)
+        reference, every = certified_picks(r, w, k, gram=None)
+        assert every == 512 * k * d_sae  # every score at every pick (no row runs out of positive ones)
+        picks, computed = certified_picks(r, w, k, gram=gram)
+        assert torch.equal(picks, reference)
+        assert computed < every // 8
+    # on random rows almost every pick needs only the best estimate's exact score
+    r = _inputs(1024, 192, seed=13)
+    _, computed = certified_picks(r, _unit_rows(1024, 192, seed=14), 6, gram=gram)
+    assert computed < 1.1 * 1024 * 6
+
+
+def test_certified_picks_do_not_depend_on_threads_or_kernel() -> None:
+    from synthsae import kernels
+
+    r = _inputs(300, 48, seed=15)
+    w = _near_duplicates(48, 160)
+    old = torch.get_num_threads()
+    seen = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for name in kernels.build_info()["kernels"]:
+                kernels.set_kernel(name)
+                seen.append(certified_picks(r, w, 7)[0])
+    finally:
+        torch.set_num_threads(old)
+        kernels.set_kernel(None)
+    assert all(torch.equal(p, seen[0]) for p in seen)
+
+
+def test_certified_rows_without_positive_scores_stop() -> None:
+    w = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    r = torch.tensor([[-1.0, -2.0], [2.0, -1.0]])
+    picks, _ = certified_picks(r, w, 3)
+    assert picks.tolist() == [[-1, -1, -1], [0, -1, -1]]
+    expected = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    assert torch.equal(matching_pursuit(r, w, 3, method="certified"), expected)
+
+
+def test_method_choice_and_refusals() -> None:
+    r, w = torch.zeros(1024, 192), torch.zeros(1024, 192)
+    assert choose_method(r, w, 6, stopping=False, method="auto") == "certified"
+    assert choose_method(r, w, 6, stopping=True, method="auto") == "gram"
+    assert choose_method(r.double(), w.double(), 6, stopping=False, method="auto") == "gram"
+    assert choose_method(r[:8], w, 6, stopping=False, method="auto") == "recomputed"  # d_sae > k·b
+    with pytest.raises(ConfigError, match="certified"):
+        matching_pursuit(r.double(), w.double(), 2, method="certified")
+    with pytest.raises(ConfigError, match="certified"):
+        matching_pursuit(r, w, 2, residual_threshold=1.0, method="certified")
+    bad = torch.ones(4, 192)
+    bad[2, 5] = float("nan")
+    with pytest.raises(ConfigError, match=r"residual|scores"):
+        certified_picks(bad, torch.eye(192)[:64].contiguous(), 2)
+    with pytest.raises(ConfigError, match="gram"):
+        certified_picks(r, w, 2, gram="float16")
 
 
 def test_gram_score_tolerance_covers_score_drift() -> None:
@@ -197,16 +280,16 @@ def test_gram_score_tolerance_covers_score_drift() -> None:
 # ------------------------------------------------------------------------------------------ exact ties
 
 
-def test_exact_tie_goes_to_the_lower_index_in_both_forms() -> None:
+def test_exact_tie_goes_to_the_lower_index_in_every_form() -> None:
     # rows 0 and 1 are the same atom: scores tie exactly (2, 2, 1); argmax keeps the first maximum, so
-    # both forms take latent 0 (c = 2, r = (0, 1)); after it both duplicates score 0 and latent 2 follows.
+    # every form takes latent 0 (c = 2, r = (0, 1)); after it both duplicates score 0 and latent 2 follows.
     # Latent 1 is never used; with rows that are equal but whose products round differently (other
     # positions in a blocked matmul) the tie would be decided by that rounding instead.
     w = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     x = torch.tensor([[2.0, 1.0], [3.0, 0.0]])
     expected = torch.tensor([[2.0, 0.0, 1.0], [3.0, 0.0, 0.0]])
-    for gram in (True, False):
-        assert torch.equal(matching_pursuit(x, w, 3, gram=gram), expected)
+    for method in ("certified", "gram", "recomputed"):
+        assert torch.equal(matching_pursuit(x, w, 3, method=method), expected)  # type: ignore[arg-type]
     assert torch.equal(_reference_mp(x, w, 3), expected)
 
 

@@ -6,18 +6,19 @@ picked again and accumulates). Stops early per row when ``‖r‖ < residual_thr
 ``stop_on_duplicate_support``, after an iteration that leaves the support unchanged. Defaults are the
 sweep's (``max_iterations = k``, ``residual_threshold = 0``, ``stop_on_duplicate_support = False``;
 SAELens's own defaults are ``d_in``, 1e-2 and True). Loss = MSE, backpropagated through all iterations.
-The scores that pick the latents are kept up to date through the Gram matrix ``W_dec W_decᵀ`` where that
-is cheaper than recomputing ``r·W_decᵀ`` each iteration (see :func:`matching_pursuit`).
+How the picks are found (certified picks in the Rust core on the CPU, scores kept up to date through
+the Gram matrix ``W_dec W_decᵀ``, or recomputed) is chosen per call (see :func:`matching_pursuit`).
 Like SAELens the decoder is not renormalised unless ``normalize_decoder=True``, and its rows start at unit
 norm (SAELens forces ``decoder_init_norm = 1``).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import torch
 
+from synthsae import _core
 from synthsae._validate import as_bool, as_int, as_nonnegative
 from synthsae.errors import ConfigError
 from synthsae.saes.base import SAE, TrainOutput, mse, round_l0
@@ -29,8 +30,13 @@ from synthsae.saes.base import SAE, TrainOutput, mse, round_l0
 _UPDATE_COST = 16
 
 
+Method = Literal["auto", "certified", "gram", "recomputed"]
+METHODS: tuple[str, ...] = ("auto", "certified", "gram", "recomputed")
+
+
 def use_gram(batch: int, d_in: int, d_sae: int, max_iterations: int) -> bool:
-    """Whether :func:`matching_pursuit` updates its scores through the Gram matrix (``gram=None``).
+    """Whether :func:`matching_pursuit` keeps its scores up to date through a Gram matrix (``method=
+    "auto"``: the certified or the Gram form) rather than recomputing them.
 
     Both forms compute the first scores ``r·W_decᵀ`` (``batch·d_in·d_sae`` multiply-adds). The recomputed
     form then repeats that product at each of the other ``max_iterations - 1`` iterations; the Gram form
@@ -69,7 +75,7 @@ def matching_pursuit(
     *,
     residual_threshold: float = 0.0,
     stop_on_duplicate_support: bool = False,
-    gram: bool | None = None,
+    method: Method = "auto",
 ) -> torch.Tensor:
     """Greedy (positive) matching pursuit of centred inputs ``residual [b, d_in]`` over the rows of
     ``W_dec [d_sae, d_in]``; returns the coefficients ``[b, d_sae]`` (differentiable in both inputs).
@@ -79,32 +85,40 @@ def matching_pursuit(
     ``‖r‖ < residual_threshold`` (if the threshold is > 0) or, with ``stop_on_duplicate_support``, when
     an iteration leaves its support unchanged (both tested on the differentiable residual).
 
-    The scores ``s = r·W_decᵀ`` only choose the latent (no gradient flows through them). ``gram`` picks
-    how they are kept up to date:
+    The scores ``s = r·W_decᵀ`` only choose the latent (no gradient flows through them). ``method``
+    picks how they are found:
 
-    * ``True`` (Gram form): ``s`` is computed once, with ``G = W_dec W_decᵀ`` ``[d_sae, d_sae]``, and
-      after each iteration ``s ← s - c·G_l`` (the exact score change of ``r ← r - c·W_dec_l``); cost
+    * ``"certified"`` (CPU, float32, no stopping rule): the Rust core keeps estimates of the scores up
+      to date through a Gram matrix, with a rigorous bound on each estimate's error, and computes
+      exact float32 scores ``dot(r, W_dec_l)`` for the best estimate and every latent whose estimate
+      plus bound reaches it. The picks are those of computing every score exactly at every iteration,
+      whatever Gram matrix is used (float32 ``W_dec W_decᵀ``, or two bfloat16 products where the CPU
+      multiplies bfloat16 fast: AMX); they do not depend on thread count or vector kernel.
+    * ``"gram"``: ``s`` is computed once and, with ``G = W_dec W_decᵀ`` ``[d_sae, d_sae]``, updated after
+      each iteration as ``s ← s - c·G_l`` (the exact score change of ``r ← r - c·W_dec_l``); cost
       ``d_sae²·d_in`` once plus ``b·d_sae`` per iteration, and ``d_sae²`` memory for ``G``.
-    * ``False`` (recomputed form): ``s = r·W_decᵀ`` is recomputed from the residual at every iteration;
-      cost ``b·d_in·d_sae`` per iteration.
-    * ``None`` (default): whichever is cheaper for these shapes, by :func:`use_gram` (roughly the Gram
-      form when ``d_sae < (max_iterations - 1)·b``).
+    * ``"recomputed"``: ``s = r·W_decᵀ`` is recomputed from the residual at every iteration; cost
+      ``b·d_in·d_sae`` per iteration.
+    * ``"auto"`` (default): when a Gram matrix pays (:func:`use_gram`, roughly
+      ``d_sae < (max_iterations - 1)·b``), ``"certified"`` where it applies and ``"gram"`` elsewhere;
+      otherwise ``"recomputed"``.
 
-    The coefficients, the residual and everything differentiable are computed the same way in both
-    forms, so for the same selected latents the outputs and all gradients are bit-identical. The forms
-    can select differently only through rounding: after ``j`` updates a Gram score differs from the
-    recomputed one by at most ``δ_j = 4·(j + 1)·eps·‖r₀‖·max(1, max|G|)`` (``eps`` the score dtype's
-    machine epsilon, ``‖r₀‖`` the row's initial residual norm, ``max|G| = max_l ‖W_dec_l‖²``;
-    :func:`gram_score_tolerance` computes it). This first-order bound counts a few roundings per update
-    (the product ``c·G_l`` and its subtraction, ``G``'s own entries, the rounding of the stored residual
-    that the recomputed form starts from) and takes a dot product's rounding as a few ``eps`` of its
-    norms, as blocked BLAS sums give in practice (the strict worst case grows with ``d_in``); measured
-    in float32 on random unit-norm rows, the difference stays under ``3·eps·‖r₀‖`` over 25 updates,
-    well inside ``δ_j``. So the two forms pick different latents only where the two best recomputed
-    scores are within ``2·δ_j`` of each other, a near-tie that rounding decides either way; exact ties
-    go to the lowest index in both forms. Half-precision scores (under autocast) are kept in float32,
-    so there the Gram form's selections are, if anything, closer to float32 ones than the recomputed
-    form's.
+    The coefficients, the residual and everything differentiable are computed the same way in every
+    form, so for the same selected latents the outputs and all gradients are bit-identical. The forms
+    can select differently only through rounding. The certified picks equal the recomputed form's
+    except where two scores are within the rounding of two float32 dot products summed in different
+    orders. After ``j`` updates a ``"gram"`` score differs from the recomputed one by at most
+    ``δ_j = 4·(j + 1)·eps·‖r₀‖·max(1, max|G|)`` (``eps`` the score dtype's machine epsilon, ``‖r₀‖``
+    the row's initial residual norm, ``max|G| = max_l ‖W_dec_l‖²``; :func:`gram_score_tolerance`
+    computes it). This first-order bound counts a few roundings per update (the product ``c·G_l`` and
+    its subtraction, ``G``'s own entries, the rounding of the stored residual that the recomputed form
+    starts from) and takes a dot product's rounding as a few ``eps`` of its norms, as blocked BLAS sums
+    give in practice (the strict worst case grows with ``d_in``); measured in float32 on random
+    unit-norm rows, the difference stays under ``3·eps·‖r₀‖`` over 25 updates, well inside ``δ_j``. So
+    those forms pick different latents only where the two best recomputed scores are within ``2·δ_j``
+    of each other, a near-tie that rounding decides either way; exact ties go to the lowest index in
+    every form. Half-precision scores (under autocast) are kept in float32, so there the Gram form's
+    selections are, if anything, closer to float32 ones than the recomputed form's.
     """
     index, coef, _ = pursue(
         residual,
@@ -112,9 +126,74 @@ def matching_pursuit(
         max_iterations,
         residual_threshold=residual_threshold,
         stop_on_duplicate_support=stop_on_duplicate_support,
-        gram=gram,
+        method=method,
     )
     return residual.new_zeros(residual.shape[0], W_dec.shape[0]).scatter_add(1, index, coef)
+
+
+def choose_method(
+    residual: torch.Tensor, W_dec: torch.Tensor, max_iterations: int, *, stopping: bool, method: Method
+) -> str:
+    """The form :func:`pursue` runs for ``method`` on these inputs (``"auto"`` resolved; an explicit
+    ``"certified"`` where it cannot run is a ``ValueError``)."""
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
+    certifiable = (
+        residual.device.type == "cpu"
+        and residual.dtype == torch.float32
+        and W_dec.dtype == torch.float32
+        and not stopping
+        and torch.get_float32_matmul_precision() == "highest"
+    )
+    if method == "certified" and not certifiable:
+        raise ConfigError(
+            "method='certified' runs on the CPU in float32 with full-precision matmuls and no stopping "
+            "rule (residual_threshold = 0, stop_on_duplicate_support = False)"
+        )
+    if method != "auto":
+        return method
+    if not use_gram(residual.shape[0], residual.shape[-1], W_dec.shape[0], max_iterations):
+        return "recomputed"
+    return "certified" if certifiable else "gram"
+
+
+def _fast_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices several times faster than float32 ones (AMX)."""
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check()) if callable(check) else False
+
+
+def certified_picks(
+    residual: torch.Tensor, W_dec: torch.Tensor, max_iterations: int, *, gram: str | None = "auto"
+) -> tuple[torch.Tensor, int]:
+    """The picks of matching pursuit ``[b, max_iterations]`` (int64; -1 where a row has no positive
+    score left, from then on) by the Rust core's certified search (see :func:`matching_pursuit`), and
+    the number of exact scores it computed. ``gram``: ``"float32"``, ``"bfloat16"`` (two bfloat16
+    products), ``"auto"`` (bfloat16 where :func:`_fast_bfloat16`) or None (every score computed at every
+    pick: the reference). The picks do not depend on it. float32 CPU tensors only."""
+    with torch.no_grad():
+        r = residual.detach().contiguous()
+        w = W_dec.detach().contiguous()
+        scores = r @ w.T
+        if gram == "auto":
+            gram = "bfloat16" if _fast_bfloat16() else "float32"
+        matrices: Any
+        if gram is None:
+            matrices = None
+        elif gram == "float32":
+            matrices = (w @ w.T).numpy()
+        elif gram == "bfloat16":
+            hi = w.bfloat16()
+            lo = (w - hi.float()).bfloat16()
+            a = hi @ hi.T
+            c = torch.cat([hi, lo], dim=1) @ torch.cat([lo, hi], dim=1).T
+            matrices = (a.view(torch.uint16).numpy(), c.view(torch.uint16).numpy())
+        else:
+            raise ConfigError(f"gram must be 'auto', 'float32', 'bfloat16' or None, got {gram!r}")
+        picks, exact = _core.pursuit_picks(
+            scores.numpy(), r.numpy(), w.numpy(), max_iterations, matrices, torch.get_num_threads()
+        )
+    return torch.from_numpy(picks), exact
 
 
 def pursue(
@@ -124,7 +203,7 @@ def pursue(
     *,
     residual_threshold: float = 0.0,
     stop_on_duplicate_support: bool = False,
-    gram: bool | None = None,
+    method: Method = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The pursuit of :func:`matching_pursuit` as its picks: ``(index [b, t], coef [b, t], r_t [b, d_in])``
     with ``t`` the iterations run; iteration ``j`` adds ``coef[:, j]`` (0 for a row that stopped) to
@@ -132,17 +211,19 @@ def pursue(
     ``coef`` and ``r_t`` are differentiable in both inputs; the reconstruction of ``x`` (with
     ``residual = x - b_dec``) is ``x - r_t``, without a ``[b, d_sae]`` product."""
     max_iterations = as_int("max_iterations", max_iterations)
-    if gram is not None:
-        gram = as_bool("gram", gram)
     batch = residual.shape[0]
     d_sae = W_dec.shape[0]
-    if gram is None:
-        gram = use_gram(batch, residual.shape[-1], d_sae, max_iterations)
+    use_threshold = residual_threshold > 0
+    form = choose_method(
+        residual, W_dec, max_iterations, stopping=use_threshold or stop_on_duplicate_support, method=method
+    )
+    if form == "certified" and max_iterations > 0:
+        return _replay(residual, W_dec, certified_picks(residual, W_dec, max_iterations)[0])
+    gram = form == "gram"
     indices: list[torch.Tensor] = []
     coefs: list[torch.Tensor] = []
     done = torch.zeros(batch, dtype=torch.bool, device=residual.device)
     support = torch.zeros(batch, d_sae, dtype=torch.bool, device=residual.device)
-    use_threshold = residual_threshold > 0
     scores: torch.Tensor | None = None  # Gram form: r·W_decᵀ, kept up to date
     update: tuple[torch.Tensor, torch.Tensor] | None = None  # Gram form: G and a reused [b, d_sae] buffer
     if gram and max_iterations > 0:
@@ -187,6 +268,24 @@ def pursue(
         empty = residual.new_zeros(batch, 0)
         return empty.long(), empty, residual
     return torch.stack(indices, dim=1), torch.stack(coefs, dim=1), residual
+
+
+def _replay(
+    residual: torch.Tensor, W_dec: torch.Tensor, picks: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`pursue`'s outputs for known ``picks`` ``[b, t]`` (-1: no pick, coefficient 0), computed
+    differentiably as in the other forms."""
+    index = picks.clamp_min(0)
+    live = (picks >= 0).to(residual.dtype)
+    # One gather for all picks (its backward: one deterministic index_add into W_dec's gradient, not
+    # one [d_sae, d_in] gradient per iteration); unbind's backward stacks the per-iteration gradients.
+    atoms = W_dec.index_select(0, index.reshape(-1)).view(*index.shape, -1).unbind(1)
+    coefs = []
+    for j, atom in enumerate(atoms):
+        coef = (residual * atom).sum(dim=-1).relu() * live[:, j]
+        coefs.append(coef)
+        residual = residual - coef[:, None] * atom
+    return index, torch.stack(coefs, dim=1), residual
 
 
 class MatchingPursuitSAE(SAE):
