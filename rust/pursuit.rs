@@ -3,8 +3,9 @@
 //! Greedy (positive) matching pursuit of a residual `r [d]` over atoms `W [n, d]`: `k` times, pick
 //! the first `l` maximizing `r·W_l` (the row stops when no score is positive), take `c = r·W_l`
 //! and set `r ← r − c·W_l`. The decision is made on scores computed here, `dot(r, W_l)` in float32
-//! with one fixed summation order: that is the pursuit this module runs, for any thread count and
-//! any vector kernel.
+//! with one fixed summation order: that is the pursuit this module runs, for any thread count. (Its
+//! loops are plain Rust vectorized for the build's target: on x86-64 the AVX2 and AVX-512 builds of
+//! these loops measured slower than the baseline one, so there is no per-CPU dispatch here.)
 //!
 //! Computing all `n` scores at every pick costs `n·d` per pick. Instead each row keeps *estimates*
 //! `ŝ` of its scores, updated after a pick through a Gram matrix (`ŝ ← ŝ − c·G_l`, `n` operations),
@@ -19,11 +20,9 @@
 //! `ν_l = ‖W_l‖`, `ν = max_l ν_l`, `R_t = ‖r₀‖ + Σ_j c_j·ν_{l_j}`):
 //! - the initial estimates come from a float32 product `r₀·Wᵀ`: off by at most `γ_d·‖r₀‖·ν_l`;
 //! - [`Gram::F32`], a float32 product `W Wᵀ`: each entry off by at most `γ_d·ν_l·ν_m`;
-//! - [`Gram::Split`], two bfloat16 products with float32 accumulation and bfloat16 results, `A =
-//!   W_hi W_hiᵀ` and `C = [W_hi | W_lo]·[W_lo | W_hi]ᵀ` with `W_hi = bf16(W)`, `W_lo = bf16(W − W_hi)`:
-//!   `G = A + C` off by at most `u_b/(1 − u_b)·|A_lm| + κ·ν_l·ν_m`, `κ = 1.1·γ_{2d} + 6·u_b²` (the
-//!   rounding of `A`'s result, `A`'s accumulation, the part of `W − W_hi` that `W_lo` misses, `C`'s
-//!   rounding and `(W − W_hi)(W − W_hi)ᵀ`); the first term is kept per entry, the rest per row;
+//! - [`Gram::Bf16`], that product rounded to bfloat16 (half the memory a pick reads): each entry
+//!   `G̃_lm` off by at most `u_b/(1 − u_b)·|G̃_lm| + γ_d·(1 + u_b)·ν_l·ν_m`; the first term is kept
+//!   per entry, the second per row;
 //! - the estimates' own float32 updates, the drift of the stored residual from `r₀ − Σ c_j W_{l_j}`
 //!   and the exact scores' rounding: at most `(γ_d + 4u)·R_t·ν` plus `4u·(R_j + c_j·ν_{l_j})·ν` per
 //!   update.
@@ -32,6 +31,7 @@
 
 use crate::error::{Error, Result};
 use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// float32's unit roundoff.
 const U: f64 = f32::EPSILON as f64 / 2.0;
@@ -45,8 +45,8 @@ const LANES: usize = 16;
 pub enum Gram<'a> {
     /// `W Wᵀ` `[n, n]` from a float32 product.
     F32(&'a [f32]),
-    /// `A` and `C` `[n, n]` each, as bfloat16 bit patterns (see the module documentation).
-    Split { a: &'a [u16], c: &'a [u16] },
+    /// `W Wᵀ` `[n, n]` from a float32 product, rounded to bfloat16 (bit patterns).
+    Bf16(&'a [u16]),
     /// No estimates: every score is computed at every pick (the reference the others equal).
     Exhaustive,
 }
@@ -70,11 +70,47 @@ pub struct Pursuit<'a> {
     pub iterations: usize,
 }
 
-/// Scratch of one row.
+/// Scratch of one row: the score estimates, their per-entry bounds, each block's largest `s + e` and
+/// `s`, and a row of zeros (the first pass's "update").
 struct Row {
     s: Vec<f32>,
     e: Vec<f32>,
-    r: Vec<f32>,
+    block_max: Vec<f32>,
+    block_top: Vec<f32>,
+    zeros: Vec<f32>,
+}
+
+impl Row {
+    fn new(n: usize) -> Row {
+        Row {
+            s: vec![0.0; n],
+            e: vec![0.0; n],
+            block_max: vec![0.0; n.div_ceil(BLOCK)],
+            block_top: vec![0.0; n.div_ceil(BLOCK)],
+            zeros: vec![0.0; n],
+        }
+    }
+}
+
+/// A row's outputs: its picks, their coefficients and its final residual.
+struct RowOut<'a> {
+    picks: &'a mut [i64],
+    coef: &'a mut [f32],
+    r: &'a mut [f32],
+}
+
+/// What [`pursue`] returns: `[rows, iterations]` picks (-1 where no score is positive, from then on)
+/// and coefficients (0 there), the final residuals `[rows, d]`, and what the picks counted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picks {
+    /// Row-major `[rows, iterations]`.
+    pub index: Vec<i64>,
+    /// Row-major `[rows, iterations]`: `c = dot(r, W_l)` of each pick.
+    pub coef: Vec<f32>,
+    /// Row-major `[rows, d]`: `r₀ − Σ_j c_j·W_{l_j}`, as updated pick by pick.
+    pub residual: Vec<f32>,
+    /// Picks made and exact scores computed.
+    pub counts: Counts,
 }
 
 /// What each pick counted: exact scores computed (for benchmarks and tests).
@@ -114,19 +150,16 @@ impl Pursuit<'_> {
         };
         match self.gram {
             Gram::F32(g) => square(g.len(), "gram")?,
-            Gram::Split { a, c } => {
-                square(a.len(), "gram")?;
-                square(c.len(), "gram")?;
-            }
+            Gram::Bf16(g) => square(g.len(), "gram")?,
             Gram::Exhaustive => {}
         }
         Ok(rows)
     }
 }
 
-/// The picks of every row, `[rows, iterations]` (row-major; -1 where no score is positive, from
-/// then on: the row's coefficient is 0), and what they counted. Runs on the calling rayon pool.
-pub fn pursue(p: &Pursuit<'_>) -> Result<(Vec<i64>, Counts)> {
+/// The picks of every row and their coefficients and final residuals. Runs on the calling rayon
+/// pool.
+pub fn pursue(p: &Pursuit<'_>) -> Result<Picks> {
     let rows = p.check()?;
     let (n, d, k) = (p.n, p.d, p.iterations);
     let norms: Vec<f64> = p
@@ -138,28 +171,29 @@ pub fn pursue(p: &Pursuit<'_>) -> Result<(Vec<i64>, Counts)> {
     if !nu.is_finite() {
         return Err(Error::value("atoms", "contain NaN or infinity"));
     }
-    let mut out = vec![0i64; rows * k];
+    let mut out = Picks {
+        index: vec![-1; rows * k],
+        coef: vec![0.0; rows * k],
+        residual: p.residual.to_vec(),
+        counts: Counts::default(),
+    };
     if k == 0 {
-        return Ok((out, Counts::default()));
+        return Ok(out);
     }
-    let kernel = crate::kernel::kernel();
-    let counts = out
+    let setup = Setup {
+        p,
+        norms: &norms,
+        nu,
+    };
+    out.counts = out
+        .index
         .par_chunks_mut(k)
+        .zip(out.coef.par_chunks_mut(k))
+        .zip(out.residual.par_chunks_mut(d))
         .enumerate()
         .map_init(
-            || Row {
-                s: vec![0.0; n],
-                e: vec![0.0; n],
-                r: vec![0.0; d],
-            },
-            |row, (i, picks)| {
-                let setup = Setup {
-                    p,
-                    norms: &norms,
-                    nu,
-                };
-                dispatch(kernel, &setup, row, i, picks)
-            },
+            || Row::new(n),
+            |row, (i, ((picks, coef), r))| pursue_row(&setup, row, i, RowOut { picks, coef, r }),
         )
         .try_reduce(Counts::default, |a, b| {
             Ok(Counts {
@@ -167,58 +201,144 @@ pub fn pursue(p: &Pursuit<'_>) -> Result<(Vec<i64>, Counts)> {
                 exact_scores: a.exact_scores + b.exact_scores,
             })
         })?;
-    Ok((out, counts))
+    Ok(out)
+}
+
+/// The pursuit's outputs ([`Picks`]) and the gradients of a loss with respect to them, for
+/// [`backward`]. C-contiguous float32 and int64 arrays.
+#[derive(Debug, Clone, Copy)]
+pub struct Gradients<'a> {
+    /// `[n, d]`: the atoms `W`.
+    pub atoms: &'a [f32],
+    /// The number of atoms `n`.
+    pub n: usize,
+    /// The atoms' dimension `d`.
+    pub d: usize,
+    /// `[rows, k]`: the picks (-1: none).
+    pub index: &'a [i64],
+    /// `[rows, k]`: their coefficients.
+    pub coef: &'a [f32],
+    /// `[rows, d]`: the final residuals.
+    pub residual: &'a [f32],
+    /// `[rows, d]`: the loss's gradient with respect to the final residuals.
+    pub grad_residual: &'a [f32],
+    /// `[rows, k]`: the loss's gradient with respect to the coefficients (None: zero).
+    pub grad_coef: Option<&'a [f32]>,
+}
+
+/// The gradients `(∂L/∂r₀ [rows, d], ∂L/∂W [n, d])` of a loss through the pursuit, for its picks held
+/// fixed (they are chosen by comparisons: no gradient flows through the choice). Going back over pick
+/// `j` (atom `a`, coefficient `c = r_j·a > 0`, `r_{j+1} = r_j − c·a`) with `g = ∂L/∂r_{j+1}`:
+/// `∂L/∂c = ∂L/∂c_j − g·a`, `∂L/∂r_j = g + (∂L/∂c)·a` and `∂L/∂a += (∂L/∂c)·r_j − c·g`, where
+/// `r_j = r_{j+1} + c·a` is recomputed from the final residual. The atoms' gradients are summed per
+/// atom in row-major pick order, so the result does not depend on the thread count.
+pub fn backward(g: &Gradients<'_>) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (n, d) = (g.n, g.d);
+    if n == 0 || d == 0 || g.atoms.len() != n * d {
+        return Err(Error::value(
+            "atoms",
+            format!("must be [{n}, {d}] with n, d ≥ 1"),
+        ));
+    }
+    if !g.residual.len().is_multiple_of(d) || g.grad_residual.len() != g.residual.len() {
+        return Err(Error::value(
+            "grad_residual",
+            format!("residual and its gradient must both be [rows, {d}]"),
+        ));
+    }
+    let rows = g.residual.len() / d;
+    if rows == 0 || g.index.len() != g.coef.len() || !g.index.len().is_multiple_of(rows) {
+        return Err(Error::value(
+            "index",
+            format!("index and coef must both be [{rows}, k]"),
+        ));
+    }
+    let k = g.index.len() / rows;
+    if g.grad_coef.is_some_and(|gc| gc.len() != g.coef.len()) {
+        return Err(Error::value("grad_coef", format!("must be [{rows}, {k}]")));
+    }
+    if let Some(&bad) = g.index.iter().find(|&&l| l < -1 || l >= n as i64) {
+        return Err(Error::value(
+            "index",
+            format!("{bad} is not an atom (or -1) of {n}"),
+        ));
+    }
+    let atom = |l: usize| &g.atoms[l * d..(l + 1) * d];
+    // Per pick, the gradient of its atom (a buffer kept between calls: at the 16k shape it is 78 MB,
+    // whose first touch would cost as much as the pass itself); per row, the gradient of its initial
+    // residual. Every entry a pick reads is written first.
+    static PER_PICK: Mutex<Vec<f32>> = Mutex::new(Vec::new());
+    let mut per_pick = PER_PICK.lock().unwrap_or_else(|e| e.into_inner());
+    if per_pick.len() < rows * k * d {
+        let what = "the gradient of every pick's atom";
+        crate::memory::check("index", (rows * k * d) as f64 * 4.0, what)?;
+        let more = rows * k * d - per_pick.len();
+        per_pick.try_reserve_exact(more).map_err(|_| {
+            Error::resource("index", format!("{what}: the system refused the memory"))
+        })?;
+        per_pick.resize(rows * k * d, 0.0);
+    }
+    let per_pick = &mut per_pick[..rows * k * d];
+    let mut grad_r0 = g.grad_residual.to_vec();
+    per_pick
+        .par_chunks_mut((k * d).max(1))
+        .zip(grad_r0.par_chunks_mut(d))
+        .enumerate()
+        .for_each(|(i, (out, grad))| {
+            let mut r = g.residual[i * d..(i + 1) * d].to_vec();
+            for j in (0..k).rev() {
+                let Ok(l) = usize::try_from(g.index[i * k + j]) else {
+                    continue;
+                };
+                let (a, c) = (atom(l), g.coef[i * k + j]);
+                for (x, &w) in r.iter_mut().zip(a) {
+                    *x += c * w;
+                }
+                let dc = g.grad_coef.map_or(0.0, |gc| gc[i * k + j]) - dot(grad, a);
+                for ((o, &x), &y) in out[j * d..(j + 1) * d]
+                    .iter_mut()
+                    .zip(r.iter())
+                    .zip(grad.iter())
+                {
+                    *o = dc * x - c * y;
+                }
+                for (y, &w) in grad.iter_mut().zip(a) {
+                    *y += dc * w;
+                }
+            }
+        });
+    // Sum the picks' gradients per atom, in row-major pick order.
+    let mut start = vec![0usize; n + 1];
+    for &l in g.index.iter().filter(|&&l| l >= 0) {
+        start[l as usize + 1] += 1;
+    }
+    for m in 0..n {
+        start[m + 1] += start[m];
+    }
+    let mut order = vec![0usize; start[n]];
+    let mut next = start.clone();
+    for (p, &l) in g.index.iter().enumerate().filter(|(_, &l)| l >= 0) {
+        order[next[l as usize]] = p;
+        next[l as usize] += 1;
+    }
+    let mut grad_atoms = vec![0.0f32; n * d];
+    grad_atoms
+        .par_chunks_mut(d)
+        .enumerate()
+        .for_each(|(m, out)| {
+            for &p in &order[start[m]..start[m + 1]] {
+                for (o, &v) in out.iter_mut().zip(&per_pick[p * d..(p + 1) * d]) {
+                    *o += v;
+                }
+            }
+        });
+    Ok((grad_r0, grad_atoms))
 }
 
 struct Setup<'a, 'b> {
     p: &'a Pursuit<'b>,
     norms: &'a [f64],
     nu: f64,
-}
-
-fn dispatch(
-    kernel: crate::kernel::Kernel,
-    setup: &Setup<'_, '_>,
-    row: &mut Row,
-    i: usize,
-    picks: &mut [i64],
-) -> Result<Counts> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use crate::kernel::Kernel;
-        match kernel {
-            // SAFETY: the kernel is only chosen when the CPU runs it (`kernel::set_kernel`).
-            Kernel::Avx512 | Kernel::Avx512Vnni => {
-                return unsafe { row_avx512(setup, row, i, picks) }
-            }
-            Kernel::Avx2 => return unsafe { row_avx2(setup, row, i, picks) },
-            Kernel::Portable => {}
-        }
-    }
-    let _ = kernel;
-    pursue_row(setup, row, i, picks)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-unsafe fn row_avx512(
-    s: &Setup<'_, '_>,
-    row: &mut Row,
-    i: usize,
-    picks: &mut [i64],
-) -> Result<Counts> {
-    pursue_row(s, row, i, picks)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn row_avx2(
-    s: &Setup<'_, '_>,
-    row: &mut Row,
-    i: usize,
-    picks: &mut [i64],
-) -> Result<Counts> {
-    pursue_row(s, row, i, picks)
 }
 
 /// `Σ a_j b_j` in float32: `LANES` partial sums, then a fixed pairwise reduction.
@@ -250,71 +370,108 @@ fn bf16(bits: u16) -> f32 {
     f32::from_bits((bits as u32) << 16)
 }
 
-/// Index of the first maximum of `s` (all finite).
+/// A Gram matrix entry as the update pass reads it.
+trait Entry: Copy {
+    fn value(self) -> f32;
+}
+
+impl Entry for f32 {
+    #[inline(always)]
+    fn value(self) -> f32 {
+        self
+    }
+}
+
+impl Entry for u16 {
+    #[inline(always)]
+    fn value(self) -> f32 {
+        bf16(self)
+    }
+}
+
+/// Entries per block of the candidate search (each block's largest `s + e` is kept).
+const BLOCK: usize = 64;
+
+/// One pass over a row's estimates: `s ← s − c·g` and `e ← e + w·|g|` (`c = w = 0` leaves them as
+/// they are), with each block's largest `s + e` in `block_max` and largest `s` in `block_top`
+/// (`⌈n / BLOCK⌉` entries each). Returns the index of the first maximum of `s`. All values finite.
 #[inline(always)]
-fn first_max(s: &[f32]) -> usize {
-    let mut best = [f32::NEG_INFINITY; LANES];
-    let mut at = [0u32; LANES];
-    let body = s.len() - s.len() % LANES;
-    for (c, chunk) in s[..body].chunks_exact(LANES).enumerate() {
-        for j in 0..LANES {
-            if chunk[j] > best[j] {
-                best[j] = chunk[j];
-                at[j] = (c * LANES + j) as u32;
+fn scan<G: Entry>(
+    s: &mut [f32],
+    e: &mut [f32],
+    g: &[G],
+    c: f32,
+    w: f32,
+    block_max: &mut [f32],
+    block_top: &mut [f32],
+) -> usize {
+    let blocks = s
+        .chunks_mut(BLOCK)
+        .zip(e.chunks_mut(BLOCK))
+        .zip(g.chunks(BLOCK))
+        .zip(block_max.iter_mut().zip(block_top.iter_mut()));
+    for (((sb, eb), gb), (most, top)) in blocks {
+        let mut reach = [f32::NEG_INFINITY; LANES];
+        let mut high = [f32::NEG_INFINITY; LANES];
+        if let (Ok(sb), Ok(eb), Ok(gb)) = (
+            <&mut [f32; BLOCK]>::try_from(&mut *sb),
+            <&mut [f32; BLOCK]>::try_from(&mut *eb),
+            <&[G; BLOCK]>::try_from(gb),
+        ) {
+            for k in 0..BLOCK / LANES {
+                for j in 0..LANES {
+                    let m = k * LANES + j;
+                    let v = gb[m].value();
+                    let x = sb[m] - c * v;
+                    let err = eb[m] + w * v.abs();
+                    sb[m] = x;
+                    eb[m] = err;
+                    let y = x + err;
+                    reach[j] = if y > reach[j] { y } else { reach[j] };
+                    high[j] = if x > high[j] { x } else { high[j] };
+                }
+            }
+        } else {
+            for (m, (x, err)) in sb.iter_mut().zip(eb.iter_mut()).enumerate() {
+                let v = gb[m].value();
+                *x -= c * v;
+                *err += w * v.abs();
+                let y = *x + *err;
+                reach[0] = if y > reach[0] { y } else { reach[0] };
+                high[0] = if *x > high[0] { *x } else { high[0] };
             }
         }
+        let fold = |v: [f32; LANES]| {
+            v.into_iter()
+                .fold(f32::NEG_INFINITY, |a, b| if b > a { b } else { a })
+        };
+        *most = fold(reach);
+        *top = fold(high);
     }
-    let (mut value, mut index) = (f32::NEG_INFINITY, usize::MAX);
-    for j in 0..LANES {
-        if best[j] > value || (best[j] == value && (at[j] as usize) < index) {
-            value = best[j];
-            index = at[j] as usize;
-        }
-    }
-    for (j, &v) in s[body..].iter().enumerate() {
+    // The first block holding the maximum, then its first entry holding it.
+    let (mut at, mut value) = (0, f32::NEG_INFINITY);
+    for (b, &v) in block_top.iter().enumerate() {
         if v > value {
-            value = v;
-            index = body + j;
+            (at, value) = (b, v);
         }
     }
-    index
-}
-
-/// `s ← s − c·g` over a float32 Gram row.
-#[inline(always)]
-fn update_f32(s: &mut [f32], g: &[f32], c: f32) {
-    for (x, &y) in s.iter_mut().zip(g) {
-        *x -= c * y;
-    }
-}
-
-/// `s ← s − c·(a + c')`, `e ← e + w·|a|` over bfloat16 rows `a`, `c'`.
-#[inline(always)]
-fn update_split(s: &mut [f32], e: &mut [f32], a: &[u16], cc: &[u16], c: f32, w: f32) {
-    for (((x, err), &ab), &cb) in s.iter_mut().zip(e.iter_mut()).zip(a).zip(cc) {
-        let av = bf16(ab);
-        *x -= c * (av + bf16(cb));
-        *err += w * av.abs();
-    }
-}
-
-/// Whether any `s_m + e_m + slack >= best` in a chunk (`e` is all zeros for float32 Gram rows).
-#[inline(always)]
-fn any_reaches(s: &[f32], e: &[f32], slack: f32, best: f32) -> bool {
-    let mut hit = false;
-    for (x, y) in s.iter().zip(e) {
-        hit |= *x + *y + slack >= best;
-    }
-    hit
+    let start = at * BLOCK;
+    start + s[start..].iter().position(|&x| x == value).unwrap_or(0)
 }
 
 #[inline(always)]
-fn pursue_row(st: &Setup<'_, '_>, row: &mut Row, i: usize, picks: &mut [i64]) -> Result<Counts> {
+fn pursue_row(st: &Setup<'_, '_>, row: &mut Row, i: usize, out: RowOut<'_>) -> Result<Counts> {
     let p = st.p;
-    let (n, d) = (p.n, p.d);
-    let Row { s, e, r } = row;
+    let n = p.n;
+    let Row {
+        s,
+        e,
+        block_max,
+        block_top,
+        zeros,
+    } = row;
+    let RowOut { picks, coef, r } = out;
     s.copy_from_slice(&p.scores[i * n..(i + 1) * n]);
-    r.copy_from_slice(&p.residual[i * d..(i + 1) * d]);
     e.fill(0.0);
     if !s.iter().all(|v| v.is_finite()) {
         return Err(Error::value(
@@ -329,16 +486,18 @@ fn pursue_row(st: &Setup<'_, '_>, row: &mut Row, i: usize, picks: &mut [i64]) ->
             format!("row {i} contains NaN or infinity"),
         ));
     }
+    let d = p.d;
     let atom = |l: usize| &p.atoms[l * d..(l + 1) * d];
     let gamma = |m: usize| m as f64 * U / (1.0 - m as f64 * U);
     let kappa = match p.gram {
         Gram::F32(_) => gamma(d),
-        Gram::Split { .. } => 1.1 * gamma(2 * d) + 6.0 * U_BF16 * U_BF16,
+        Gram::Bf16(_) => gamma(d) * (1.0 + U_BF16),
         Gram::Exhaustive => 0.0,
     };
     let per_entry = (U_BF16 / (1.0 - U_BF16) * 1.01) as f32;
     let mut counts = Counts::default();
     let (mut reach, mut accumulated) = (0.0f64, 0.0f64); // R_t − ‖r₀‖, the updates' terms
+    let (mut last, mut last_coef) = (0usize, 0.0f32); // the previous pick, applied by the next scan
     for t in 0..picks.len() {
         let slack = match p.gram {
             Gram::Exhaustive => f32::INFINITY,
@@ -349,21 +508,26 @@ fn pursue_row(st: &Setup<'_, '_>, row: &mut Row, i: usize, picks: &mut [i64]) ->
             }
         };
         // The best estimate's exact score, then every latent whose estimate may reach it.
-        let first = first_max(s);
+        let first = match (t, p.gram) {
+            (0, _) | (_, Gram::Exhaustive) => scan(s, e, zeros, 0.0, 0.0, block_max, block_top),
+            (_, Gram::F32(g)) => {
+                let row = &g[last * n..(last + 1) * n];
+                scan(s, e, row, last_coef, 0.0, block_max, block_top)
+            }
+            (_, Gram::Bf16(g)) => {
+                let row = &g[last * n..(last + 1) * n];
+                let w = last_coef * per_entry;
+                scan(s, e, row, last_coef, w, block_max, block_top)
+            }
+        };
         let (mut best, mut pick) = (dot(r, atom(first)), first);
         counts.exact_scores += 1;
-        let body = n - n % LANES;
-        for (c, (sc, ec)) in s[..body]
-            .chunks_exact(LANES)
-            .zip(e[..body].chunks_exact(LANES))
-            .enumerate()
-        {
-            if !any_reaches(sc, ec, slack, best) {
+        for (b, &top) in block_max.iter().enumerate() {
+            if top + slack < best {
                 continue;
             }
-            for j in 0..LANES {
-                let l = c * LANES + j;
-                if sc[j] + ec[j] + slack >= best && l != first {
+            for l in b * BLOCK..n.min((b + 1) * BLOCK) {
+                if s[l] + e[l] + slack >= best && l != first {
                     let v = dot(r, atom(l));
                     counts.exact_scores += 1;
                     if v > best || (v == best && l < pick) {
@@ -373,45 +537,22 @@ fn pursue_row(st: &Setup<'_, '_>, row: &mut Row, i: usize, picks: &mut [i64]) ->
                 }
             }
         }
-        for l in body..n {
-            if s[l] + e[l] + slack >= best && l != first {
-                let v = dot(r, atom(l));
-                counts.exact_scores += 1;
-                if v > best || (v == best && l < pick) {
-                    best = v;
-                    pick = l;
-                }
-            }
-        }
         counts.picks += 1;
         if best <= 0.0 || best.is_nan() {
-            // No positive score: nothing changes from here on.
-            picks[t..].fill(-1);
+            // No positive score: nothing changes from here on (picks and coefficients stay -1 and 0).
             counts.picks += (picks.len() - t - 1) as u64;
             break;
         }
         picks[t] = pick as i64;
         let c = best;
+        coef[t] = c;
         for (x, &w) in r.iter_mut().zip(atom(pick)) {
             *x -= c * w;
         }
         let step = c as f64 * st.norms[pick];
         accumulated += kappa * step + 4.0 * U * (r0 + reach + step);
         reach += step;
-        if t + 1 < picks.len() {
-            match p.gram {
-                Gram::F32(g) => update_f32(s, &g[pick * n..(pick + 1) * n], c),
-                Gram::Split { a, c: cc } => update_split(
-                    s,
-                    e,
-                    &a[pick * n..(pick + 1) * n],
-                    &cc[pick * n..(pick + 1) * n],
-                    c,
-                    c * per_entry,
-                ),
-                Gram::Exhaustive => {}
-            }
-        }
+        (last, last_coef) = (pick, c);
     }
     Ok(counts)
 }
@@ -495,34 +636,12 @@ mod tests {
         ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) as u16
     }
 
-    fn split(atoms: &[f32], n: usize, d: usize) -> (Vec<u16>, Vec<u16>) {
-        let hi: Vec<f32> = atoms.iter().map(|&v| bf16(to_bf16(v))).collect();
-        let lo: Vec<f32> = atoms
-            .iter()
-            .zip(&hi)
-            .map(|(&v, &h)| bf16(to_bf16(v - h)))
-            .collect();
-        let (mut a, mut c) = (vec![0u16; n * n], vec![0u16; n * n]);
-        for l in 0..n {
-            for m in 0..n {
-                let (hl, hm) = (&hi[l * d..(l + 1) * d], &hi[m * d..(m + 1) * d]);
-                let (ll, lm) = (&lo[l * d..(l + 1) * d], &lo[m * d..(m + 1) * d]);
-                let aa: f32 = hl.iter().zip(hm).map(|(x, y)| x * y).sum();
-                let cc: f32 = hl.iter().zip(lm).map(|(x, y)| x * y).sum::<f32>()
-                    + ll.iter().zip(hm).map(|(x, y)| x * y).sum::<f32>();
-                a[l * n + m] = to_bf16(aa);
-                c[l * n + m] = to_bf16(cc);
-            }
-        }
-        (a, c)
-    }
-
     #[test]
     fn every_gram_picks_what_computing_every_score_picks() {
         for (rows, n, d, seed) in [(40, 70, 24, 1), (25, 33, 17, 2), (30, 128, 64, 3)] {
             let (atoms, residual, scores) = problem(rows, n, d, seed);
             let g = gram_f32(&atoms, n, d);
-            let (a, c) = split(&atoms, n, d);
+            let rounded: Vec<u16> = g.iter().map(|&v| to_bf16(v)).collect();
             let run = |gram| {
                 pursue(&Pursuit {
                     scores: &scores,
@@ -535,60 +654,17 @@ mod tests {
                 })
                 .unwrap()
             };
-            let (reference, all) = run(Gram::Exhaustive);
+            let reference = run(Gram::Exhaustive);
+            let all = reference.counts;
             assert!(all.exact_scores <= all.picks * n as u64);
-            for gram in [Gram::F32(&g), Gram::Split { a: &a, c: &c }] {
-                let (picks, counts) = run(gram);
-                assert_eq!(picks, reference, "{gram:?}");
-                assert!(counts.exact_scores < all.exact_scores);
+            for gram in [Gram::F32(&g), Gram::Bf16(&rounded)] {
+                let out = run(gram);
+                assert_eq!(out.index, reference.index, "{gram:?}");
+                assert_eq!(out.coef, reference.coef, "{gram:?}");
+                assert_eq!(out.residual, reference.residual, "{gram:?}");
+                assert!(out.counts.exact_scores < all.exact_scores);
             }
         }
-    }
-
-    #[test]
-    fn every_kernel_gives_the_same_picks() {
-        let (rows, n, d) = (20, 50, 37);
-        let (atoms, residual, scores) = problem(rows, n, d, 4);
-        let g = gram_f32(&atoms, n, d);
-        let norms: Vec<f64> = atoms
-            .chunks_exact(d)
-            .map(|w| w.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt())
-            .collect();
-        let nu = norms.iter().copied().fold(0.0, f64::max);
-        let mut seen = Vec::new();
-        for k in crate::kernel::Kernel::ALL
-            .into_iter()
-            .filter(|k| k.supported())
-        {
-            let p = Pursuit {
-                scores: &scores,
-                residual: &residual,
-                atoms: &atoms,
-                n,
-                d,
-                gram: Gram::F32(&g),
-                iterations: 9,
-            };
-            let rows: Vec<_> = (0..rows)
-                .map(|i| {
-                    let setup = Setup {
-                        p: &p,
-                        norms: &norms,
-                        nu,
-                    };
-                    let mut row = Row {
-                        s: vec![0.0; n],
-                        e: vec![0.0; n],
-                        r: vec![0.0; d],
-                    };
-                    let mut picks = vec![0i64; 9];
-                    dispatch(k, &setup, &mut row, i, &mut picks).unwrap();
-                    (picks, row.r)
-                })
-                .collect();
-            seen.push(rows);
-        }
-        assert!(seen.windows(2).all(|w| w[0] == w[1]));
     }
 
     #[test]
@@ -597,7 +673,7 @@ mod tests {
         let atoms = [1.0, 0.0, 0.0, 1.0, 0.6, 0.8];
         let residual = [-1.0, -1.0];
         let scores = [-1.0, -1.0, -1.4];
-        let (picks, _) = pursue(&Pursuit {
+        let out = pursue(&Pursuit {
             scores: &scores,
             residual: &residual,
             atoms: &atoms,
@@ -607,7 +683,9 @@ mod tests {
             iterations: 3,
         })
         .unwrap();
-        assert_eq!(picks, [-1, -1, -1]);
+        assert_eq!(out.index, [-1, -1, -1]);
+        assert_eq!(out.coef, [0.0; 3]);
+        assert_eq!(out.residual, residual);
     }
 
     #[test]

@@ -28,6 +28,7 @@ __all__ = [
     "kernels",
     "linear_firing_probabilities",
     "linear_sum_assignment",
+    "pursuit_backward",
     "pursuit_picks",
     "set_kernel",
     "zipfian_firing_probabilities",
@@ -59,9 +60,21 @@ def pursuit_picks(
     iterations: int,
     gram: npt.NDArray[np.float32] | tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint16]] | None = None,
     num_threads: int | None = None,
-) -> tuple[npt.NDArray[np.int64], int]:
-    """Matching pursuit's picks ``[rows, iterations]`` (-1: no positive score left) and the number of
-    exact scores computed; ``gram`` None, float32 ``W Wᵀ`` or bfloat16 bits of ``A`` and ``C``."""
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float32], int]:
+    """Matching pursuit: picks ``[rows, iterations]`` (-1: no positive score left), coefficients,
+    final residuals ``[rows, d]`` and the number of exact scores computed; ``gram`` None, float32
+    ``W Wᵀ`` or bfloat16 bits of ``A`` and ``C``."""
+
+def pursuit_backward(
+    atoms: npt.NDArray[np.float32],
+    index: npt.NDArray[np.int64],
+    coef: npt.NDArray[np.float32],
+    residual: npt.NDArray[np.float32],
+    grad_residual: npt.NDArray[np.float32],
+    grad_coef: npt.NDArray[np.float32] | None = None,
+    num_threads: int | None = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Gradients ``(∂L/∂r₀ [rows, d], ∂L/∂atoms [n, d])`` through a pursuit's outputs."""
 
 @disjoint_base
 class Sampler:

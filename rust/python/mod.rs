@@ -27,7 +27,7 @@ mod _core {
     #[pymodule_export]
     use super::metrics::{dense_to_csr, AbsorptionState, EvalState};
     #[pymodule_export]
-    use super::pursuit::pursuit_picks;
+    use super::pursuit::{pursuit_backward, pursuit_picks};
     #[pymodule_export]
     use super::sampling::{hidden_from_csr, IndependentSampler, Sampler, WorldSampler};
 

@@ -14,6 +14,7 @@ from synthsae.saes.matching_pursuit import (
     choose_method,
     gram_score_tolerance,
     matching_pursuit,
+    pursue,
     use_gram,
 )
 
@@ -161,7 +162,10 @@ def test_float32_cpu_preset_shape_selections_agree(method: str) -> None:
         assert use_gram(1024, d_in, d_sae, k)
         gram = matching_pursuit(r, w, k, method=method)  # type: ignore[arg-type]
         plain = matching_pursuit(r, w, k, method="recomputed")
-        same = (gram == plain).all(dim=1)
+        if method == "gram":  # the same coefficients' arithmetic: equal where the picks are
+            same = (gram == plain).all(dim=1)
+        else:  # coefficients from the core's float32 dot products: equal to float32 rounding
+            same = torch.isclose(gram, plain, rtol=1e-5, atol=1e-5).all(dim=1)
         assert float(same.double().mean()) >= 0.999
         d, n = _check_differences_within_bound(r, w, k, method)
         assert d == int((~same).sum())
@@ -201,41 +205,69 @@ def test_certified_picks_equal_computing_every_score(gram: str) -> None:
     exact = torch.cat([near[: d_sae // 2], near[: d_sae // 2]])
     for w in (_unit_rows(d_sae, d_in, seed=11), near, exact, 1.3 * near):
         r = _inputs(512, d_in, seed=12)
-        reference, every = certified_picks(r, w, k, gram=None)
+        reference = certified_picks(r, w, k, gram=None)
+        every = reference[3]
         assert every == 512 * k * d_sae  # every score at every pick (no row runs out of positive ones)
-        picks, computed = certified_picks(r, w, k, gram=gram)
-        assert torch.equal(picks, reference)
+        picks, coef, final, computed = certified_picks(r, w, k, gram=gram)
+        assert torch.equal(picks, reference[0])
+        assert torch.equal(coef, reference[1]) and torch.equal(final, reference[2])
         assert computed < every // 8
     # on random rows almost every pick needs only the best estimate's exact score
     r = _inputs(1024, 192, seed=13)
-    _, computed = certified_picks(r, _unit_rows(1024, 192, seed=14), 6, gram=gram)
+    computed = certified_picks(r, _unit_rows(1024, 192, seed=14), 6, gram=gram)[3]
     assert computed < 1.1 * 1024 * 6
 
 
-def test_certified_picks_do_not_depend_on_threads_or_kernel() -> None:
-    from synthsae import kernels
-
+def test_certified_picks_and_gradients_do_not_depend_on_threads() -> None:
     r = _inputs(300, 48, seed=15)
     w = _near_duplicates(48, 160)
     old = torch.get_num_threads()
     seen = []
     try:
-        for threads in (1, 2):
+        for threads in (1, 2, 3):
             torch.set_num_threads(threads)
-            for name in kernels.build_info()["kernels"]:
-                kernels.set_kernel(name)
-                seen.append(certified_picks(r, w, 7)[0])
+            seen.append(certified_picks(r, w, 7)[0])
+            w_grad = w.clone().requires_grad_(True)
+            acts = matching_pursuit(r, w_grad, 7, method="certified")
+            mse(acts @ w_grad, r).backward()
+            assert w_grad.grad is not None
+            seen.append(w_grad.grad)
     finally:
         torch.set_num_threads(old)
-        kernels.set_kernel(None)
-    assert all(torch.equal(p, seen[0]) for p in seen)
+    assert all(torch.equal(p, seen[0]) for p in seen[::2])
+    assert all(torch.equal(g, seen[1]) for g in seen[1::2])  # gradients too, bit for bit
+
+
+def test_certified_gradients_match_autograd_of_the_loop() -> None:
+    # The Rust core's backward against torch's autograd of the Gram form run in float64 on the same
+    # inputs (same picks: checked), through both outputs: the coefficients (decoded with W_dec, so
+    # gradients reach W_dec twice) and the final residual. float32 against float64: a few float32
+    # roundings of sums of ~k terms of size ‖r‖, so 1e-4 of each gradient's largest entry.
+    d_in, d_sae, k = 48, 200, 7
+    w0 = 1.1 * _unit_rows(d_sae, d_in, seed=21)
+    r0 = _inputs(256, d_in, seed=22)
+    results = {}
+    for dtype, method in ((torch.float32, "certified"), (torch.float64, "gram")):
+        w = w0.to(dtype).clone().requires_grad_(True)
+        r = r0.to(dtype).clone().requires_grad_(True)
+        acts = matching_pursuit(r, w, k, method=method)  # type: ignore[arg-type]
+        _, _, final = pursue(r, w, k, method=method)  # type: ignore[arg-type]
+        loss = mse(acts @ w, r) + final.square().sum(dim=-1).mean() + acts.sum(dim=-1).mean()
+        loss.backward()
+        assert w.grad is not None and r.grad is not None
+        results[method] = (acts.detach().double(), final.detach().double(), w.grad.double(), r.grad.double())
+    mine, reference = results["certified"], results["gram"]
+    assert torch.equal(mine[0] != 0, reference[0] != 0)  # the same picks
+    for a, b in zip(mine, reference, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4 * float(b.abs().max()))
 
 
 def test_certified_rows_without_positive_scores_stop() -> None:
     w = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     r = torch.tensor([[-1.0, -2.0], [2.0, -1.0]])
-    picks, _ = certified_picks(r, w, 3)
+    picks, coef, final, _ = certified_picks(r, w, 3)
     assert picks.tolist() == [[-1, -1, -1], [0, -1, -1]]
+    assert coef.tolist() == [[0, 0, 0], [2, 0, 0]] and final.tolist() == [[-1, -2], [0, -1]]
     expected = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
     assert torch.equal(matching_pursuit(r, w, 3, method="certified"), expected)
 

@@ -14,6 +14,7 @@ norm (SAELens forces ``decoder_init_norm = 1``).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, ClassVar, Literal, Self
 
 import torch
@@ -92,8 +93,8 @@ def matching_pursuit(
       to date through a Gram matrix, with a rigorous bound on each estimate's error, and computes
       exact float32 scores ``dot(r, W_dec_l)`` for the best estimate and every latent whose estimate
       plus bound reaches it. The picks are those of computing every score exactly at every iteration,
-      whatever Gram matrix is used (float32 ``W_dec W_decᵀ``, or two bfloat16 products where the CPU
-      multiplies bfloat16 fast: AMX); they do not depend on thread count or vector kernel.
+      whatever Gram matrix is used (``W_dec W_decᵀ`` from float32 products, stored in float32 or
+      rounded to bfloat16); they do not depend on the thread count.
     * ``"gram"``: ``s`` is computed once and, with ``G = W_dec W_decᵀ`` ``[d_sae, d_sae]``, updated after
       each iteration as ``s ← s - c·G_l`` (the exact score change of ``r ← r - c·W_dec_l``); cost
       ``d_sae²·d_in`` once plus ``b·d_sae`` per iteration, and ``d_sae²`` memory for ``G``.
@@ -103,22 +104,24 @@ def matching_pursuit(
       ``d_sae < (max_iterations - 1)·b``), ``"certified"`` where it applies and ``"gram"`` elsewhere;
       otherwise ``"recomputed"``.
 
-    The coefficients, the residual and everything differentiable are computed the same way in every
-    form, so for the same selected latents the outputs and all gradients are bit-identical. The forms
-    can select differently only through rounding. The certified picks equal the recomputed form's
-    except where two scores are within the rounding of two float32 dot products summed in different
-    orders. After ``j`` updates a ``"gram"`` score differs from the recomputed one by at most
-    ``δ_j = 4·(j + 1)·eps·‖r₀‖·max(1, max|G|)`` (``eps`` the score dtype's machine epsilon, ``‖r₀‖``
-    the row's initial residual norm, ``max|G| = max_l ‖W_dec_l‖²``; :func:`gram_score_tolerance`
-    computes it). This first-order bound counts a few roundings per update (the product ``c·G_l`` and
-    its subtraction, ``G``'s own entries, the rounding of the stored residual that the recomputed form
-    starts from) and takes a dot product's rounding as a few ``eps`` of its norms, as blocked BLAS sums
-    give in practice (the strict worst case grows with ``d_in``); measured in float32 on random
-    unit-norm rows, the difference stays under ``3·eps·‖r₀‖`` over 25 updates, well inside ``δ_j``. So
-    those forms pick different latents only where the two best recomputed scores are within ``2·δ_j``
-    of each other, a near-tie that rounding decides either way; exact ties go to the lowest index in
-    every form. Half-precision scores (under autocast) are kept in float32, so there the Gram form's
-    selections are, if anything, closer to float32 ones than the recomputed form's.
+    In ``"gram"`` and ``"recomputed"`` the coefficients, the residual and everything differentiable are
+    computed the same way, so for the same selected latents their outputs and all gradients are
+    bit-identical. ``"certified"`` computes them in the core too (float32, one fixed summation order,
+    gradients by its own backward pass, deterministic for any thread count): equal to the others' to
+    float32 rounding. The forms can select differently only through rounding. The certified picks equal
+    the recomputed form's except where two scores are within the rounding of two float32 dot products
+    summed in different orders. After ``j`` updates a ``"gram"`` score differs from the recomputed one
+    by at most ``δ_j = 4·(j + 1)·eps·‖r₀‖·max(1, max|G|)`` (``eps`` the score dtype's machine epsilon,
+    ``‖r₀‖`` the row's initial residual norm, ``max|G| = max_l ‖W_dec_l‖²``;
+    :func:`gram_score_tolerance` computes it). This first-order bound counts a few roundings per update
+    (the product ``c·G_l`` and its subtraction, ``G``'s own entries, the rounding of the stored residual
+    that the recomputed form starts from) and takes a dot product's rounding as a few ``eps`` of its
+    norms, as blocked BLAS sums give in practice (the strict worst case grows with ``d_in``); measured
+    in float32 on random unit-norm rows, the difference stays under ``3·eps·‖r₀‖`` over 25 updates, well
+    inside ``δ_j``. So those forms pick different latents only where the two best recomputed scores are
+    within ``2·δ_j`` of each other, a near-tie that rounding decides either way; exact ties go to the
+    lowest index in every form. Half-precision scores (under autocast) are kept in float32, so there the
+    Gram form's selections are, if anything, closer to float32 ones than the recomputed form's.
     """
     index, coef, _ = pursue(
         residual,
@@ -157,43 +160,85 @@ def choose_method(
     return "certified" if certifiable else "gram"
 
 
-def _fast_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices several times faster than float32 ones (AMX)."""
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(check()) if callable(check) else False
+def gram_matrix(W_dec: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``W_dec W_decᵀ`` ``[d_sae, d_sae]`` from float32 products, stored as ``dtype``. From 2,048 rows on,
+    the rows are split into 8 panels and each panel is multiplied only by the rows from its own on (the
+    entries below the diagonal are copied from above): 36 of 64 blocks' products, each entry still one
+    float32 dot product of ``d_in`` terms."""
+    n = W_dec.shape[0]
+    if n < 2048:
+        return (W_dec @ W_dec.T).to(dtype)
+    out = torch.empty(n, n, dtype=dtype)
+    edges = [round(i * n / 8) for i in range(9)]
+    for start, end in itertools.pairwise(edges):
+        panel = (W_dec[start:end] @ W_dec[start:].T).to(dtype)
+        out[start:end, start:] = panel
+        out[end:, start:end] = panel[:, end - start :].T
+    return out
 
 
 def certified_picks(
     residual: torch.Tensor, W_dec: torch.Tensor, max_iterations: int, *, gram: str | None = "auto"
-) -> tuple[torch.Tensor, int]:
-    """The picks of matching pursuit ``[b, max_iterations]`` (int64; -1 where a row has no positive
-    score left, from then on) by the Rust core's certified search (see :func:`matching_pursuit`), and
-    the number of exact scores it computed. ``gram``: ``"float32"``, ``"bfloat16"`` (two bfloat16
-    products), ``"auto"`` (bfloat16 where :func:`_fast_bfloat16`) or None (every score computed at every
-    pick: the reference). The picks do not depend on it. float32 CPU tensors only."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Matching pursuit by the Rust core's certified search (see :func:`matching_pursuit`), without
+    gradients: the picks ``[b, max_iterations]`` (int64; -1 where a row has no positive score left, from
+    then on), their coefficients ``[b, max_iterations]`` (0 there), the final residuals ``[b, d_in]`` and
+    the number of exact scores computed. ``gram``: the Gram matrix that keeps the estimates, ``"float32"``
+    or ``"bfloat16"`` (the float32 product rounded: half the memory each pick reads; ``"auto"``), or
+    None (every score computed at every pick: the reference). The results do not depend on it. float32
+    CPU tensors only."""
     with torch.no_grad():
         r = residual.detach().contiguous()
         w = W_dec.detach().contiguous()
         scores = r @ w.T
-        if gram == "auto":
-            gram = "bfloat16" if _fast_bfloat16() else "float32"
         matrices: Any
         if gram is None:
             matrices = None
         elif gram == "float32":
-            matrices = (w @ w.T).numpy()
-        elif gram == "bfloat16":
-            hi = w.bfloat16()
-            lo = (w - hi.float()).bfloat16()
-            a = hi @ hi.T
-            c = torch.cat([hi, lo], dim=1) @ torch.cat([lo, hi], dim=1).T
-            matrices = (a.view(torch.uint16).numpy(), c.view(torch.uint16).numpy())
+            matrices = gram_matrix(w).numpy()
+        elif gram in ("auto", "bfloat16"):
+            matrices = gram_matrix(w, torch.bfloat16).view(torch.uint16).numpy()
         else:
             raise ConfigError(f"gram must be 'auto', 'float32', 'bfloat16' or None, got {gram!r}")
-        picks, exact = _core.pursuit_picks(
+        picks, coef, final, exact = _core.pursuit_picks(
             scores.numpy(), r.numpy(), w.numpy(), max_iterations, matrices, torch.get_num_threads()
         )
-    return torch.from_numpy(picks), exact
+    return torch.from_numpy(picks), torch.from_numpy(coef), torch.from_numpy(final), exact
+
+
+class _CertifiedPursuit(torch.autograd.Function):
+    """:func:`certified_picks` as an autograd function: ``(picks, coef, final residual)``, with the
+    gradients of ``coef`` and the final residual taken back to ``residual`` and ``W_dec`` by the Rust
+    core (the picks held fixed; deterministic for any thread count)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, residual: torch.Tensor, W_dec: torch.Tensor, iterations: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        picks, coef, final, _ = certified_picks(residual, W_dec, iterations)
+        ctx.save_for_backward(W_dec, picks, coef, final)
+        ctx.mark_non_differentiable(picks)
+        ctx.set_materialize_grads(False)
+        return picks, coef, final
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(
+        ctx: Any, _grad_picks: None, grad_coef: torch.Tensor | None, grad_final: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        W_dec, picks, coef, final = ctx.saved_tensors
+        if grad_final is None:
+            grad_final = torch.zeros_like(final)
+        grad_r0, grad_w = _core.pursuit_backward(
+            W_dec.detach().contiguous().numpy(),
+            picks.numpy(),
+            coef.numpy(),
+            final.numpy(),
+            grad_final.float().contiguous().numpy(),
+            None if grad_coef is None else grad_coef.float().contiguous().numpy(),
+            torch.get_num_threads(),
+        )
+        return torch.from_numpy(grad_r0), torch.from_numpy(grad_w), None
 
 
 def pursue(
@@ -218,7 +263,8 @@ def pursue(
         residual, W_dec, max_iterations, stopping=use_threshold or stop_on_duplicate_support, method=method
     )
     if form == "certified" and max_iterations > 0:
-        return _replay(residual, W_dec, certified_picks(residual, W_dec, max_iterations)[0])
+        picks, coef, final = _CertifiedPursuit.apply(residual, W_dec, max_iterations)
+        return picks.clamp_min(0), coef, final
     gram = form == "gram"
     indices: list[torch.Tensor] = []
     coefs: list[torch.Tensor] = []
@@ -268,24 +314,6 @@ def pursue(
         empty = residual.new_zeros(batch, 0)
         return empty.long(), empty, residual
     return torch.stack(indices, dim=1), torch.stack(coefs, dim=1), residual
-
-
-def _replay(
-    residual: torch.Tensor, W_dec: torch.Tensor, picks: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`pursue`'s outputs for known ``picks`` ``[b, t]`` (-1: no pick, coefficient 0), computed
-    differentiably as in the other forms."""
-    index = picks.clamp_min(0)
-    live = (picks >= 0).to(residual.dtype)
-    # One gather for all picks (its backward: one deterministic index_add into W_dec's gradient, not
-    # one [d_sae, d_in] gradient per iteration); unbind's backward stacks the per-iteration gradients.
-    atoms = W_dec.index_select(0, index.reshape(-1)).view(*index.shape, -1).unbind(1)
-    coefs = []
-    for j, atom in enumerate(atoms):
-        coef = (residual * atom).sum(dim=-1).relu() * live[:, j]
-        coefs.append(coef)
-        residual = residual - coef[:, None] * atom
-    return index, torch.stack(coefs, dim=1), residual
 
 
 class MatchingPursuitSAE(SAE):
