@@ -72,6 +72,28 @@ def test_tilted_mse_hand_computed():
     assert x_hat.grad[1].tolist() == pytest.approx([0.0, 4 * w2])
 
 
+def test_relative_tilt_hand_computed():
+    # the same rows (errors 1 and 4, mean 2.5), tilted relative to the mean:
+    # 2.5·(1/t)·log((e^{t/2.5} + e^{4t/2.5}) / 2); the gradient weights rows by softmax(t·e/2.5)
+    x = torch.zeros(2, 2, dtype=torch.float64)
+    x_hat = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    for t in (0.1, 0.5, 2.0):
+        expected = 2.5 * math.log((math.exp(t / 2.5) + math.exp(4 * t / 2.5)) / 2) / t
+        assert float(tilted_mse(x_hat, x, t, relative=True)) == pytest.approx(expected, rel=1e-12)
+    # the same weights at any scale of the errors: scaling x̂ by 10 scales the gradient by 10 only
+    grads = []
+    for scale in (1.0, 10.0):
+        leaf = (scale * x_hat).requires_grad_(True)
+        tilted_mse(leaf, x, 0.5, relative=True).backward()
+        assert leaf.grad is not None
+        grads.append(leaf.grad / scale)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=0)
+    w2 = math.exp(0.5 * 4 / 2.5) / (math.exp(0.5 / 2.5) + math.exp(0.5 * 4 / 2.5))
+    assert grads[0][1].tolist() == pytest.approx([0.0, 4 * w2])
+    sae = saes.create_sae("matryoshka", 16, 64, l0=4, seed=0, term_tilt=0.01, term_relative=True)
+    assert sae.config()["term_relative"] is True
+
+
 @pytest.mark.parametrize("arch", ["topk", "batchtopk", "matryoshka"])
 def test_term_changes_the_optimised_loss_not_the_logged_mse(arch):
     x = torch.randn(64, 16, generator=torch.Generator().manual_seed(1))

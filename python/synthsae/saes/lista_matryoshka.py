@@ -25,6 +25,10 @@ from synthsae.saes.matryoshka import MatryoshkaBatchTopKSAE, default_matryoshka_
 
 #: TERM's tilt for the CPU protocol's rows (the post's 2e-3 at 768 dimensions, × 768 / 192).
 TILT = 8e-3
+#: Whether the tilt applies to the errors relative to the batch mean (``term_relative``).
+TERM_RELATIVE = False
+#: The ISTA step size (its start when learned).
+ISTA_STEP_SIZE = 1.0
 #: K starts at this multiple of the target.
 K_START_FACTOR = 3.0
 #: The share of training over which K decreases.
@@ -46,10 +50,12 @@ class LISTAMatryoshkaSAE(MatryoshkaBatchTopKSAE):
         widths = kwargs.pop("widths", None) or default_matryoshka_widths(d_sae)
         options: dict[str, Any] = {
             "ista_steps": 1,
+            "ista_step_size": ISTA_STEP_SIZE,
             "learn_step_size": True,
             "detach_inner": True,
             "sort_by_frequency": True,
             "term_tilt": TILT,
+            "term_relative": TERM_RELATIVE,
         }
         if kwargs.get("k_anneal_steps"):
             options["k_start"] = min(float(d_sae), K_START_FACTOR * float(k))

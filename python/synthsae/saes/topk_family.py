@@ -29,7 +29,10 @@
 * **TERM** (``term_tilt`` t > 0; 0 = off): the reconstruction loss is the tilted empirical risk of the
   rows' squared errors ``e_i = Σ_d (x̂ − x)²``, ``(1/t)·log(mean_i exp(t·e_i))`` (Li, Beirami, Sanjabi and
   Smith, "Tilted Empirical Risk Minimization", ICLR 2021), which weights rows by ``exp(t·e_i)``; it tends
-  to the MSE as t → 0. The logged ``"mse"`` stays the plain MSE; ``"term"`` is the tilted loss.
+  to the MSE as t → 0. The logged ``"mse"`` stays the plain MSE; ``"term"`` is the tilted loss. With
+  ``term_relative=True`` the tilt applies to each row's error relative to the batch mean ``ē`` (held
+  constant), ``ē·(1/t)·log(mean_i exp(t·e_i/ē))``, so rows are weighted by ``softmax(t·e_i/ē)`` at any
+  scale of the errors (the normalized tilt of the LISTA-Matryoshka recipe's code).
 * **Sparse steps** (``sparse=True``, the default): only the encoder's forward product is dense; the
   decoder, AuxK's dead-latent reconstruction and every backward product touch only the selected latents
   (:mod:`synthsae.saes.sparse_ops`). ``sparse=False`` is the dense reference: the same loss and gradients
@@ -99,6 +102,7 @@ class TopKFamilySAE(SAE):
         k_start: float | None = None,
         k_anneal_steps: int = 0,
         term_tilt: float = 0.0,
+        term_relative: bool = False,
         ista_steps: int = 0,
         ista_step_size: float = 1.0,
         learn_step_size: bool = False,
@@ -108,6 +112,7 @@ class TopKFamilySAE(SAE):
         super().__init__(d_in, d_sae, decoder_init_norm=decoder_init_norm, seed=seed, device=device)
         self.sparse = as_bool("sparse", sparse)
         self.term_tilt = as_nonnegative("term_tilt", term_tilt)
+        self.term_relative = as_bool("term_relative", term_relative)
         self.ista_steps = as_int("ista_steps", ista_steps, minimum=0, maximum=100)
         self.ista_step_size = as_positive("ista_step_size", ista_step_size)
         self.learn_step_size = as_bool("learn_step_size", learn_step_size)
@@ -177,7 +182,7 @@ class TopKFamilySAE(SAE):
         """The MSE of ``x̂ [b, d_in]`` against ``x``, tilted by ``term_tilt`` when it is > 0 (TERM)."""
         if self.term_tilt == 0:
             return mse(x_hat, x)
-        return tilted_mse(x_hat, x, self.term_tilt)
+        return tilted_mse(x_hat, x, self.term_tilt, relative=self.term_relative)
 
     def _reconstruction_losses(self, x_hat: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{"mse": …}`` plus, with TERM, ``{"term": the tilted loss}``; the optimised term is the last."""
@@ -185,7 +190,7 @@ class TopKFamilySAE(SAE):
         return (
             {"mse": plain}
             if self.term_tilt == 0
-            else {"mse": plain, "term": tilted_mse(x_hat, x, self.term_tilt)}
+            else {"mse": plain, "term": self.reconstruction_loss(x_hat, x)}
         )
 
     def check_k(self, k: Any) -> float:
@@ -353,6 +358,8 @@ class TopKFamilySAE(SAE):
             out.update(k_start=self.k_start, k_anneal_steps=self.k_anneal_steps)
         if self.term_tilt:
             out["term_tilt"] = self.term_tilt
+        if self.term_relative:
+            out["term_relative"] = True
         if self.ista_steps:
             out.update(
                 ista_steps=self.ista_steps,
@@ -362,9 +369,15 @@ class TopKFamilySAE(SAE):
         return out
 
 
-def tilted_mse(x_hat: torch.Tensor, x: torch.Tensor, tilt: float) -> torch.Tensor:
+def tilted_mse(x_hat: torch.Tensor, x: torch.Tensor, tilt: float, *, relative: bool = False) -> torch.Tensor:
     """TERM's tilted risk of the rows' squared errors ``e_i = Σ_d (x̂ − x)²``:
     ``(logsumexp_i(t·e_i) − log b) / t`` for tilt ``t > 0`` (scalar; equals the MSE's
-    ``mean_i e_i`` as ``t → 0`` and tends to ``max_i e_i`` as ``t → ∞``)."""
+    ``mean_i e_i`` as ``t → 0`` and tends to ``max_i e_i`` as ``t → ∞``). ``relative``: the tilt applies
+    to the errors relative to their batch mean ``ē`` (held constant),
+    ``ē·(logsumexp_i(t·e_i/ē) − log b) / t``, whose gradient weights rows by ``softmax_i(t·e_i/ē)``
+    whatever the scale of the errors."""
     errors = (x_hat - x).pow(2).sum(dim=-1)
-    return (torch.logsumexp(tilt * errors, dim=0) - math.log(errors.shape[0])) / tilt
+    if not relative:
+        return (torch.logsumexp(tilt * errors, dim=0) - math.log(errors.shape[0])) / tilt
+    scale = errors.detach().mean().clamp_min(torch.finfo(errors.dtype).tiny)
+    return scale * (torch.logsumexp(tilt * errors / scale, dim=0) - math.log(errors.shape[0])) / tilt
