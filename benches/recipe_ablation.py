@@ -3,6 +3,7 @@
     python benches/recipe_ablation.py --out DIR [--samples 5000000] [--seeds 0,1] [--configs NAMES]
                                       [--term-tilt T] [--term-relative] [--k-start-factor F]
                                       [--k-anneal-fraction A] [--ista-step-size ETA] [--fixed-step]
+                                      [--ista-form ista|lista]
 
 Runs, through ``synthsae.bench.run`` on the ``synthsaebench-cpu`` world with its default protocol
 (1,024 latents, L0 6, lr 2e-3, 5M rows, seeds 0 and 1; all configurations of a seed train together
@@ -12,7 +13,7 @@ table (95 % intervals over seeds, the paired differences) and a markdown table o
 recovery@0.5, absorption, explained variance and training seconds per run; resumable like any sweep.
 The flags change how the ingredients are set (TERM's tilt and whether it is relative to the batch's
 mean error, K's start as a multiple of the target and the share of training it decreases over, the
-ISTA step size and whether it is learned); their defaults are the recipe's.
+ISTA step size, whether it is learned and the refinement's form); their defaults are the recipe's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import synthsae
 from synthsae import bench, saes
 from synthsae.bench.report import table
 from synthsae.saes.lista_matryoshka import (
+    ISTA_FORM,
     ISTA_STEP_SIZE,
     K_ANNEAL_FRACTION,
     K_START_FACTOR,
@@ -44,6 +46,7 @@ class Settings:
     k_anneal_fraction: float = K_ANNEAL_FRACTION
     ista_step_size: float = ISTA_STEP_SIZE
     learn_step_size: bool = True
+    ista_form: str = ISTA_FORM
 
 
 def ingredients(steps: int, k: float, settings: Settings = Settings()) -> dict[str, dict[str, Any]]:
@@ -53,6 +56,7 @@ def ingredients(steps: int, k: float, settings: Settings = Settings()) -> dict[s
             "ista_steps": 1,
             "ista_step_size": settings.ista_step_size,
             "learn_step_size": settings.learn_step_size,
+            "ista_form": settings.ista_form,
         },
         "kschedule": {
             "k_start": settings.k_start_factor * k,
@@ -104,6 +108,7 @@ def main() -> None:
     parser.add_argument("--k-anneal-fraction", type=float, default=K_ANNEAL_FRACTION)
     parser.add_argument("--ista-step-size", type=float, default=ISTA_STEP_SIZE)
     parser.add_argument("--fixed-step", action="store_true", help="do not learn the ISTA step size")
+    parser.add_argument("--ista-form", choices=("ista", "lista"), default=ISTA_FORM)
     args = parser.parse_args()
     world = synthsae.World(synthsae.preset("synthsaebench-cpu"), show_progress=False)
     protocol = bench.default_protocol("synthsaebench-cpu", world.num_features)
@@ -120,6 +125,7 @@ def main() -> None:
         k_anneal_fraction=args.k_anneal_fraction,
         ista_step_size=args.ista_step_size,
         learn_step_size=not args.fixed_step,
+        ista_form=args.ista_form,
     )
     configs = configurations(steps, protocol.l0s[0], settings)
     if args.configs:

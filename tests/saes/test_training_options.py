@@ -123,16 +123,47 @@ def test_ista_step_hand_computed():
     assert sae.encode(x).tolist() == [[1.75, 0.0, 0.0]]
 
 
+def test_lista_step_hand_computed():
+    # the same SAE, LISTA form: the residual goes through the encoder and adds to the pre-activations.
+    # pre = x·W_enc = (2, 0.3, 0); z₀ = (2, 0, 0); residual (−1, 3, 0); residual·W_enc = (−2, 0.3, 0);
+    # η = 1: pre = (0, 0.6, 0) → latent 1 at 0.6; η = 0.25: (1.5, 0.375, 0) → latent 0 at 1.5
+    sae = saes.TopKSAE(
+        3, 3, 1, rescale_acts_by_decoder_norm=False, ista_steps=1, ista_form="lista", seed=0
+    ).double()
+    with torch.no_grad():
+        sae.W_dec.copy_(torch.eye(3, dtype=torch.float64))
+        sae.W_enc.copy_(torch.diag(torch.tensor([2.0, 0.1, 0.1], dtype=torch.float64)))
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    x = torch.tensor([[1.0, 3.0, 0.0]], dtype=torch.float64)
+    assert sae.encode(x).tolist() == [[0.0, pytest.approx(0.6), 0.0]]
+    sae.ista_step_size = 0.25
+    assert sae.encode(x).tolist() == [[1.5, 0.0, 0.0]]
+    assert sae.config()["ista_form"] == "lista"
+    with pytest.raises(ConfigError, match="ista_form"):
+        saes.TopKSAE(3, 3, 1, ista_steps=1, ista_form="fista")
+
+
 @pytest.mark.parametrize("arch", ["topk", "batchtopk", "matryoshka"])
 @pytest.mark.parametrize("learn", [False, True])
-def test_ista_sparse_step_equals_dense(arch, learn):
-    # the sparse training step with ISTA against the dense one: loss, latents and every gradient
-    # (the learned step size's included) to float64 rounding
+@pytest.mark.parametrize("form", ["ista", "lista"])
+def test_ista_sparse_step_equals_dense(arch, learn, form):
+    # the sparse training step with ISTA or LISTA against the dense one: loss, latents and every
+    # gradient (the learned step size's included) to float64 rounding
     x = torch.randn(64, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     out = {}
     for sparse in (True, False):
         sae = saes.create_sae(
-            arch, 16, 64, l0=4, seed=0, sparse=sparse, ista_steps=2, ista_step_size=0.5, learn_step_size=learn
+            arch,
+            16,
+            64,
+            l0=4,
+            seed=0,
+            sparse=sparse,
+            ista_steps=2,
+            ista_step_size=0.5,
+            learn_step_size=learn,
+            ista_form=form,
         ).double()
         o = sae.training_forward(x, dead_mask=torch.arange(64) % 5 == 0)
         o.loss.backward()
@@ -196,6 +227,7 @@ def test_levels_follow_firing_frequency():
         {"detach_inner": True},
         {"sort_by_frequency": True},
         {"detach_inner": True, "sort_by_frequency": True, "ista_steps": 1},
+        {"detach_inner": True, "sort_by_frequency": True, "ista_steps": 1, "ista_form": "lista"},
     ],
 )
 def test_matryoshka_options_sparse_equals_dense(options):

@@ -55,6 +55,7 @@ class BatchTopKSAE(TopKFamilySAE):
         ista_steps: int = 0,
         ista_step_size: float = 1.0,
         learn_step_size: bool = False,
+        ista_form: str = "ista",
         seed: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
@@ -73,6 +74,7 @@ class BatchTopKSAE(TopKFamilySAE):
             ista_steps=ista_steps,
             ista_step_size=ista_step_size,
             learn_step_size=learn_step_size,
+            ista_form=ista_form,
             seed=seed,
             device=device,
         )
@@ -102,7 +104,7 @@ class BatchTopKSAE(TopKFamilySAE):
         """Batch top-k latents in training mode; the inference threshold in eval mode."""
         x = self._check_input(x)
         activation = self.select if self.training else self._threshold_activation
-        return self.refine(x, activation(self.scaled_pre(x)), activation)
+        return self.refine(x, self.scaled_pre(x), activation)
 
     @torch.no_grad()
     def update_threshold(self, latents: torch.Tensor) -> None:

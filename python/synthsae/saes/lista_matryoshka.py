@@ -29,6 +29,8 @@ TILT = 8e-3
 TERM_RELATIVE = False
 #: The ISTA step size (its start when learned).
 ISTA_STEP_SIZE = 1.0
+#: The refinement's form (``ista_form``).
+ISTA_FORM = "ista"
 #: K starts at this multiple of the target.
 K_START_FACTOR = 3.0
 #: The share of training over which K decreases.
@@ -51,6 +53,7 @@ class LISTAMatryoshkaSAE(MatryoshkaBatchTopKSAE):
         options: dict[str, Any] = {
             "ista_steps": 1,
             "ista_step_size": ISTA_STEP_SIZE,
+            "ista_form": ISTA_FORM,
             "learn_step_size": True,
             "detach_inner": True,
             "sort_by_frequency": True,

@@ -86,6 +86,7 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
         ista_steps: int = 0,
         ista_step_size: float = 1.0,
         learn_step_size: bool = False,
+        ista_form: str = "ista",
         detach_inner: bool = False,
         sort_by_frequency: bool = False,
         frequency_lr: float = 0.01,
@@ -108,6 +109,7 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
             ista_steps=ista_steps,
             ista_step_size=ista_step_size,
             learn_step_size=learn_step_size,
+            ista_form=ista_form,
             seed=seed,
             device=device,
         )
@@ -210,7 +212,7 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
             z = densify(sel.z, sel.entries, (x.shape[0], self.d_sae))
         else:
             pre = self.scaled_pre(x)
-            z = self.refine(x, self.select(pre), self.select)
+            z = self.refine(x, pre, self.select)
             recons = self.prefix_reconstructions(z)
             if self.use_matryoshka_aux_loss:
                 auxk = self._matryoshka_auxk(x, recons, pre, dead_mask)

@@ -39,7 +39,7 @@ class TopKSAE(TopKFamilySAE):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check_input(x)
-        return self.refine(x, self.select(self.scaled_pre(x)), self.select)
+        return self.refine(x, self.scaled_pre(x), self.select)
 
     def _hparams(self) -> dict[str, Any]:
         return {"k": self.k, **self._family_hparams()}

@@ -25,7 +25,10 @@
   ``ista_step_size`` (default 1.0), or a learned scalar starting there with ``learn_step_size=True``
   (the learned step of LISTA, Gregor and LeCun, ICML 2010). One such step as the encoder is an
   ingredient of the "LISTA-Matryoshka" recipe (the post above); a plain ISTA step (Daubechies, Defrise
-  and De Mol, 2004) was reported to do as well.
+  and De Mol, 2004) was reported to do as well. ``ista_form="lista"`` is the form of the recipe's
+  published code instead: the residual goes through the encoder and adds to the (decoder-norm-scaled)
+  pre-activations of every latent, ``pre ← pre + η·(x − x̂(z_t))·W_enc``, then ``z_{t+1}`` = the
+  selection applied to ``pre`` (the learned encoder plays LISTA's learned matrix).
 * **TERM** (``term_tilt`` t > 0; 0 = off): the reconstruction loss is the tilted empirical risk of the
   rows' squared errors ``e_i = Σ_d (x̂ − x)²``, ``(1/t)·log(mean_i exp(t·e_i))`` (Li, Beirami, Sanjabi and
   Smith, "Tilted Empirical Risk Minimization", ICLR 2021), which weights rows by ``exp(t·e_i)``; it tends
@@ -106,6 +109,7 @@ class TopKFamilySAE(SAE):
         ista_steps: int = 0,
         ista_step_size: float = 1.0,
         learn_step_size: bool = False,
+        ista_form: str = "ista",
         seed: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
@@ -116,6 +120,9 @@ class TopKFamilySAE(SAE):
         self.ista_steps = as_int("ista_steps", ista_steps, minimum=0, maximum=100)
         self.ista_step_size = as_positive("ista_step_size", ista_step_size)
         self.learn_step_size = as_bool("learn_step_size", learn_step_size)
+        if ista_form not in ("ista", "lista"):
+            raise ConfigError(f"ista_form must be 'ista' or 'lista', got {ista_form!r}")
+        self.ista_form = ista_form
         if self.learn_step_size:
             self.ista_eta = torch.nn.Parameter(torch.tensor(self.ista_step_size, device=device))
         self.k_anneal_steps = as_int("k_anneal_steps", k_anneal_steps, minimum=0)
@@ -148,33 +155,65 @@ class TopKFamilySAE(SAE):
         product = r @ self.W_dec.T
         return product / divisor(self.W_dec.norm(dim=-1)) if self.rescale_acts_by_decoder_norm else product
 
+    def _encoder_product(self, r: torch.Tensor) -> torch.Tensor:
+        """``r·W_enc`` ``[b, d_sae]``, times ``‖W_dec_l‖`` when rescaling (as the pre-activations)."""
+        product = r @ self.W_enc
+        return product * self.W_dec.norm(dim=-1) if self.rescale_acts_by_decoder_norm else product
+
     def refine(
-        self, x: torch.Tensor, z: torch.Tensor, activation: Callable[[torch.Tensor], torch.Tensor]
+        self,
+        x: torch.Tensor,
+        pre: torch.Tensor,
+        activation: Callable[[torch.Tensor], torch.Tensor],
     ) -> torch.Tensor:
-        """``ista_steps`` ISTA steps from latents ``z [b, d_sae]`` of ``x``, each selecting with
-        ``activation`` (dense; differentiable)."""
+        """The latents ``[b, d_sae]`` of ``x`` from its (scaled) pre-activations ``pre``: ``activation(pre)``,
+        then ``ista_steps`` refinement steps, each selecting with ``activation`` (dense; differentiable)."""
+        z = activation(pre)
         for _ in range(self.ista_steps):
-            s = z + self.step_size() * self._unit_product(x - self.decode(z))
-            z = activation(s)
+            residual = x - self.decode(z)
+            if self.ista_form == "lista":
+                pre = pre + self.step_size() * self._encoder_product(residual)
+                z = activation(pre)
+            else:
+                z = activation(z + self.step_size() * self._unit_product(residual))
         return z
 
     def _refine_selected(self, x: torch.Tensor, sel: Selected) -> Selected:
-        """The sparse step's selection after ``ista_steps`` ISTA steps: each chooses entries on the dense
-        ``s`` (no gradient) and computes their values from the kept latents and the residual."""
+        """The sparse step's selection after ``ista_steps`` refinement steps: each chooses entries on the
+        dense ``s`` (no gradient) and computes their values from the residual and, for ISTA, the kept
+        latents or, for LISTA, the pre-activations (the first product's entries plus each step's)."""
         b = x.shape[0]
+        lista = self.ista_form == "lista"
+        pre = sel.pre  # LISTA: the updated pre-activations, without gradient
+        steps: list[tuple[torch.Tensor, torch.Tensor | float]] = []  # LISTA: each step's residual and η
         for _ in range(self.ista_steps):
             residual = x - (self.decode_entries(sel, sel.z, sel.entries) + self.b_dec)
             eta = self.step_size()
             with torch.no_grad():
-                s = densify(sel.z, sel.entries, (b, self.d_sae)) + eta * self._unit_product(residual)
+                if lista:
+                    pre = pre + eta * self._encoder_product(residual)
+                    s = pre
+                else:
+                    s = densify(sel.z, sel.entries, (b, self.d_sae)) + eta * self._unit_product(residual)
             entries = self.select_entries(s)
-            previous = torch.zeros(b, self.d_sae, dtype=sel.z.dtype, device=sel.z.device)
-            previous = previous.index_put((sel.entries.rows, sel.entries.cols), sel.z)
-            rows = self.W_dec.index_select(0, entries.cols)
-            if sel.norms is not None:
-                rows = rows / divisor(sel.norms.index_select(0, entries.cols))[:, None]
-            step = (residual.index_select(0, entries.rows) * rows).sum(dim=-1)
-            z = (previous[entries.rows, entries.cols] + eta * step).relu()
+            if lista:
+                steps.append((residual, eta))
+                value = self._scaled(
+                    gather_pre(sel.xc, self.W_enc, self.b_enc, sel.hidden, entries), sel.norms, entries
+                )
+                for r, step_eta in steps:
+                    value = value + step_eta * self._scaled(
+                        _gathered(r, self.W_enc, entries), sel.norms, entries
+                    )
+                z = value.relu()
+            else:
+                previous = torch.zeros(b, self.d_sae, dtype=sel.z.dtype, device=sel.z.device)
+                previous = previous.index_put((sel.entries.rows, sel.entries.cols), sel.z)
+                rows = self.W_dec.index_select(0, entries.cols)
+                if sel.norms is not None:
+                    rows = rows / divisor(sel.norms.index_select(0, entries.cols))[:, None]
+                step = (residual.index_select(0, entries.rows) * rows).sum(dim=-1)
+                z = (previous[entries.rows, entries.cols] + eta * step).relu()
             sel = Selected(sel.xc, sel.hidden, sel.pre, sel.norms, entries, z)
         return sel
 
@@ -257,7 +296,7 @@ class TopKFamilySAE(SAE):
             z = densify(sel.z, sel.entries, (x.shape[0], self.d_sae))
             return self._output(list(losses.values())[-1] + auxk, {**losses, "auxk": auxk}, z, x_hat)
         pre = self.scaled_pre(x)
-        z = self.refine(x, self.select(pre), self.select)
+        z = self.refine(x, pre, self.select)
         x_hat = self.decode(z)
         losses = self._reconstruction_losses(x_hat, x)
         auxk = self._auxk(x, x_hat, pre, dead_mask)
@@ -366,7 +405,14 @@ class TopKFamilySAE(SAE):
                 ista_step_size=self.ista_step_size,
                 learn_step_size=self.learn_step_size,
             )
+            if self.ista_form != "ista":
+                out["ista_form"] = self.ista_form
         return out
+
+
+def _gathered(r: torch.Tensor, w_enc: torch.Tensor, entries: Entries) -> torch.Tensor:
+    """Differentiable ``(r @ w_enc)[rows, cols]`` ``[nnz]`` without the dense product."""
+    return (r.index_select(0, entries.rows) * w_enc.T.index_select(0, entries.cols)).sum(dim=-1)
 
 
 def tilted_mse(x_hat: torch.Tensor, x: torch.Tensor, tilt: float, *, relative: bool = False) -> torch.Tensor:
