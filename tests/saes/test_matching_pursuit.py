@@ -262,6 +262,17 @@ def test_certified_gradients_match_autograd_of_the_loop() -> None:
         torch.testing.assert_close(a, b, rtol=0, atol=1e-4 * float(b.abs().max()))
 
 
+def test_certified_picks_ignore_cpu_autocast() -> None:
+    # under bfloat16 autocast the products inside stay float32 (the bounds assume them): same picks
+    r = _inputs(256, 64, seed=16)
+    w = _near_duplicates(64, 256)
+    plain = certified_picks(r, w, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = certified_picks(r, w, 6)
+    for a, b in zip(plain[:3], auto[:3], strict=True):
+        assert torch.equal(a, b)
+
+
 def test_certified_rows_without_positive_scores_stop() -> None:
     w = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     r = torch.tensor([[-1.0, -2.0], [2.0, -1.0]])

@@ -187,7 +187,8 @@ def certified_picks(
     or ``"bfloat16"`` (the float32 product rounded: half the memory each pick reads; ``"auto"``), or
     None (every score computed at every pick: the reference). The results do not depend on it. float32
     CPU tensors only."""
-    with torch.no_grad():
+    # float32 products whatever autocast says: the error bounds assume them
+    with torch.no_grad(), torch.autocast("cpu", enabled=False):
         r = residual.detach().contiguous()
         w = W_dec.detach().contiguous()
         scores = r @ w.T
