@@ -186,7 +186,7 @@ def certified_picks(
     the number of exact scores computed. ``gram``: the Gram matrix that keeps the estimates, ``"float32"``
     or ``"bfloat16"`` (the float32 product rounded: half the memory each pick reads; ``"auto"``), or
     None (every score computed at every pick: the reference). The results do not depend on it. float32
-    CPU tensors only."""
+    CPU tensors only; NaN or infinity in the inputs gives NaN coefficients and residuals (no picks)."""
     # float32 products whatever autocast says: the error bounds assume them
     with torch.no_grad(), torch.autocast("cpu", enabled=False):
         r = residual.detach().contiguous()
@@ -201,9 +201,17 @@ def certified_picks(
             matrices = gram_matrix(w, torch.bfloat16).view(torch.uint16).numpy()
         else:
             raise ConfigError(f"gram must be 'auto', 'float32', 'bfloat16' or None, got {gram!r}")
-        picks, coef, final, exact = _core.pursuit_picks(
-            scores.numpy(), r.numpy(), w.numpy(), max_iterations, matrices, torch.get_num_threads()
-        )
+        try:
+            picks, coef, final, exact = _core.pursuit_picks(
+                scores.numpy(), r.numpy(), w.numpy(), max_iterations, matrices, torch.get_num_threads()
+            )
+        except ConfigError:
+            if all(bool(torch.isfinite(t).all()) for t in (r, w, scores)):
+                raise
+            # NaN or infinity in: NaN out, as the torch forms give (training reports a divergence)
+            shape = (r.shape[0], max_iterations)
+            nan = float("nan")
+            return torch.full(shape, -1), torch.full(shape, nan), torch.full_like(r, nan), 0
     return torch.from_numpy(picks), torch.from_numpy(coef), torch.from_numpy(final), exact
 
 
