@@ -2,7 +2,7 @@
 
     python benches/recipe_ablation.py --out DIR [--samples 5000000] [--seeds 0,1] [--configs NAMES]
                                       [--term-tilt T] [--term-relative] [--k-start-factor F]
-                                      [--k-anneal-fraction A] [--ista-step-size ETA] [--fixed-step]
+                                      [--k-anneal-fraction A] [--ista-step-size ETA] [--[no-]learn-step]
                                       [--ista-form ista|lista]
 
 Runs, through ``synthsae.bench.run`` on the ``synthsaebench-cpu`` world with its default protocol
@@ -31,6 +31,7 @@ from synthsae.saes.lista_matryoshka import (
     ISTA_STEP_SIZE,
     K_ANNEAL_FRACTION,
     K_START_FACTOR,
+    LEARN_STEP_SIZE,
     TERM_RELATIVE,
     TILT,
 )
@@ -45,7 +46,7 @@ class Settings:
     k_start_factor: float = K_START_FACTOR
     k_anneal_fraction: float = K_ANNEAL_FRACTION
     ista_step_size: float = ISTA_STEP_SIZE
-    learn_step_size: bool = True
+    learn_step_size: bool = LEARN_STEP_SIZE
     ista_form: str = ISTA_FORM
 
 
@@ -107,7 +108,12 @@ def main() -> None:
     parser.add_argument("--k-start-factor", type=float, default=K_START_FACTOR)
     parser.add_argument("--k-anneal-fraction", type=float, default=K_ANNEAL_FRACTION)
     parser.add_argument("--ista-step-size", type=float, default=ISTA_STEP_SIZE)
-    parser.add_argument("--fixed-step", action="store_true", help="do not learn the ISTA step size")
+    parser.add_argument(
+        "--learn-step",
+        action=argparse.BooleanOptionalAction,
+        default=LEARN_STEP_SIZE,
+        help=f"learn the step size (default {LEARN_STEP_SIZE})",
+    )
     parser.add_argument("--ista-form", choices=("ista", "lista"), default=ISTA_FORM)
     args = parser.parse_args()
     world = synthsae.World(synthsae.preset("synthsaebench-cpu"), show_progress=False)
@@ -124,7 +130,7 @@ def main() -> None:
         k_start_factor=args.k_start_factor,
         k_anneal_fraction=args.k_anneal_fraction,
         ista_step_size=args.ista_step_size,
-        learn_step_size=not args.fixed_step,
+        learn_step_size=args.learn_step,
         ista_form=args.ista_form,
     )
     configs = configurations(steps, protocol.l0s[0], settings)

@@ -254,13 +254,16 @@ def test_recipe_turns_on_every_ingredient_and_each_can_be_turned_off(tmp_path):
         "lista-matryoshka", 16, 64, l0=4, seed=0, **LISTAMatryoshkaSAE.bench_options(100, 0.0)
     )
     assert isinstance(sae, LISTAMatryoshkaSAE)
-    assert (sae.ista_steps, sae.learn_step_size, sae.detach_inner, sae.sort_by_frequency) == (
+    # the published code's settings: one LISTA step at fixed η = 0.3, K from 2.4·k over the whole run,
+    # detached and frequency-sorted levels, TERM relative to the batch's mean error
+    assert (sae.ista_steps, sae.ista_form, sae.ista_step_size, sae.learn_step_size) == (
         1,
-        True,
-        True,
-        True,
+        "lista",
+        0.3,
+        False,
     )
-    assert (sae.term_tilt, sae.k_start, sae.k_anneal_steps) == (TILT, K_START_FACTOR * 4, 50)
+    assert sae.detach_inner and sae.sort_by_frequency and sae.term_relative
+    assert (sae.term_tilt, sae.k_start, sae.k_anneal_steps) == (TILT, K_START_FACTOR * 4, 100)
     # without steps for the K schedule, k stays fixed; any option can be switched off
     plain = saes.create_sae("lista-matryoshka", 16, 64, l0=4, seed=0, ista_steps=0, term_tilt=0.0)
     assert plain.k_start is None and plain.ista_steps == 0 and plain.term_tilt == 0.0 and plain.detach_inner
@@ -270,4 +273,7 @@ def test_recipe_turns_on_every_ingredient_and_each_can_be_turned_off(tmp_path):
     x = torch.randn(32, 16, generator=torch.Generator().manual_seed(5))
     out = sae.training_forward(x)
     out.loss.backward()
-    assert sae.ista_eta.grad is not None and set(out.losses) >= {"mse", "term", "auxk"}
+    assert sae.W_enc.grad is not None and set(out.losses) >= {"mse", "term", "auxk"}
+    learned = saes.create_sae("lista-matryoshka", 16, 64, l0=4, seed=0, learn_step_size=True)
+    learned.training_forward(x).loss.backward()
+    assert learned.ista_eta.grad is not None

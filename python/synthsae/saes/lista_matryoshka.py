@@ -1,19 +1,21 @@
 """The "LISTA-Matryoshka" recipe: Matryoshka BatchTopK with the ingredients reported to lead
 SynthSAEBench after the paper ("Letting Claude do Autonomous Research to Improve SAEs", LessWrong,
 2026-03; code: chanind/claude-auto-research-synthsaebench), each one of the options of
-:class:`~synthsae.saes.matryoshka.MatryoshkaBatchTopKSAE`, so that any can be turned off:
+:class:`~synthsae.saes.matryoshka.MatryoshkaBatchTopKSAE`, so that any can be turned off. The defaults
+are those of the published code:
 
-* one ISTA step after the first encoding with a learned step size (``ista_steps=1``,
-  ``learn_step_size=True``; the LISTA-style refinement);
-* K decreasing linearly from ``K_START_FACTOR · k`` to ``k`` over the first half of training
-  (``k_start``, ``k_anneal_steps``; the bench sets the steps, ``create_sae`` without them keeps k fixed);
+* one LISTA step after the first encoding (``ista_steps=1``, ``ista_form="lista"``: the residual
+  through the encoder, added to the pre-activations) with the fixed step ``η = 0.3``
+  (:data:`ISTA_STEP_SIZE`);
+* K decreasing linearly from ``K_START_FACTOR · k`` to ``k`` over the whole run (the code's 60 → 25;
+  ``k_start``, ``k_anneal_steps``; the bench sets the steps, ``create_sae`` without them keeps k fixed);
 * inner levels detached (``detach_inner=True``) and levels by firing frequency
   (``sort_by_frequency=True``);
-* the TERM loss at tilt :data:`TILT` (``term_tilt``).
+* TERM with the tilt relative to the batch's mean error (``term_relative=True``) at :data:`TILT`.
 
-Defaults for the CPU protocol (192 dimensions): the post's tilt 2e-3 is for the 16k world's rows (768
-dimensions); a row's squared error scales with the dimension, so the tilt here is 4× larger, 8e-3, to
-weight rows alike. The post's K start is not stated: 3·k here. Pass any option to change it.
+These are scale-free, so the CPU protocol uses them as they are. Not carried over: the code's
+learning-rate decay over the last third of training (a bench protocol has one learning rate for all
+its SAEs) and its inference form (per-step thresholds instead of BatchTopK's one).
 """
 
 from __future__ import annotations
@@ -23,18 +25,20 @@ from typing import Any, ClassVar, Self
 from synthsae.saes.batchtopk import batch_k
 from synthsae.saes.matryoshka import MatryoshkaBatchTopKSAE, default_matryoshka_widths
 
-#: TERM's tilt for the CPU protocol's rows (the post's 2e-3 at 768 dimensions, × 768 / 192).
-TILT = 8e-3
+#: TERM's tilt (relative to the batch's mean error, as the published code).
+TILT = 2e-3
 #: Whether the tilt applies to the errors relative to the batch mean (``term_relative``).
-TERM_RELATIVE = False
-#: The ISTA step size (its start when learned).
-ISTA_STEP_SIZE = 1.0
+TERM_RELATIVE = True
+#: The refinement step's size (fixed, as the published code).
+ISTA_STEP_SIZE = 0.3
+#: Whether the step size is learned (``learn_step_size``).
+LEARN_STEP_SIZE = False
 #: The refinement's form (``ista_form``).
-ISTA_FORM = "ista"
-#: K starts at this multiple of the target.
-K_START_FACTOR = 3.0
+ISTA_FORM = "lista"
+#: K starts at this multiple of the target (the published code's 60 for k = 25).
+K_START_FACTOR = 2.4
 #: The share of training over which K decreases.
-K_ANNEAL_FRACTION = 0.5
+K_ANNEAL_FRACTION = 1.0
 
 
 class LISTAMatryoshkaSAE(MatryoshkaBatchTopKSAE):
@@ -54,7 +58,7 @@ class LISTAMatryoshkaSAE(MatryoshkaBatchTopKSAE):
             "ista_steps": 1,
             "ista_step_size": ISTA_STEP_SIZE,
             "ista_form": ISTA_FORM,
-            "learn_step_size": True,
+            "learn_step_size": LEARN_STEP_SIZE,
             "detach_inner": True,
             "sort_by_frequency": True,
             "term_tilt": TILT,
@@ -67,5 +71,5 @@ class LISTAMatryoshkaSAE(MatryoshkaBatchTopKSAE):
 
     @classmethod
     def bench_options(cls, steps: int, autotune_gain: float) -> dict[str, Any]:
-        """K decreases over the first half of the run's ``steps``."""
+        """K decreases over ``K_ANNEAL_FRACTION`` of the run's ``steps``."""
         return {"k_anneal_steps": max(int(steps * K_ANNEAL_FRACTION), 1)}
