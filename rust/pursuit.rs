@@ -24,8 +24,10 @@
 //!   `G̃_lm` off by at most `u_b/(1 − u_b)·|G̃_lm| + γ_d·(1 + u_b)·ν_l·ν_m`; the first term is kept
 //!   per entry, the second per row;
 //! - the estimates' own float32 updates, the drift of the stored residual from `r₀ − Σ c_j W_{l_j}`
-//!   and the exact scores' rounding: at most `(γ_d + 4u)·R_t·ν` plus `4u·(R_j + c_j·ν_{l_j})·ν` per
-//!   update.
+//!   and the exact scores' rounding: at most `(γ_d + 4u)·(‖r₀‖ + R_t)·ν` plus
+//!   `4u·(R_j + c_j·ν_{l_j})·ν` per update;
+//! - underflow (subnormal results, or results flushed to zero): at most `τ = 2⁻¹²⁶` per operation,
+//!   `(2d + 8·(t + 1))·τ` plus `c_j·d·τ` per update (the Gram entries' own).
 //!
 //! The per-row bound is enlarged by 1 % to cover its own rounding.
 
@@ -247,7 +249,10 @@ pub fn backward(g: &Gradients<'_>) -> Result<(Vec<f32>, Vec<f32>)> {
         ));
     }
     let rows = g.residual.len() / d;
-    if rows == 0 || g.index.len() != g.coef.len() || !g.index.len().is_multiple_of(rows) {
+    if rows == 0 {
+        return Ok((Vec::new(), vec![0.0; n * d]));
+    }
+    if g.index.len() != g.coef.len() || !g.index.len().is_multiple_of(rows) {
         return Err(Error::value(
             "index",
             format!("index and coef must both be [{rows}, k]"),
@@ -264,11 +269,13 @@ pub fn backward(g: &Gradients<'_>) -> Result<(Vec<f32>, Vec<f32>)> {
         ));
     }
     let atom = |l: usize| &g.atoms[l * d..(l + 1) * d];
-    // Per pick, the gradient of its atom (a buffer kept between calls: at the 16k shape it is 78 MB,
-    // whose first touch would cost as much as the pass itself); per row, the gradient of its initial
-    // residual. Every entry a pick reads is written first.
+    // Per pick, the gradient of its atom (a buffer kept between calls up to KEEP values: at the 16k
+    // shape it is 78 MB, whose first touch would cost as much as the pass itself); per row, the
+    // gradient of its initial residual. Every entry a pick reads is written first.
     static PER_PICK: Mutex<Vec<f32>> = Mutex::new(Vec::new());
-    let mut per_pick = PER_PICK.lock().unwrap_or_else(|e| e.into_inner());
+    const KEEP: usize = 1 << 26; // 256 MiB
+    let mut buffer = PER_PICK.lock().unwrap_or_else(|e| e.into_inner());
+    let per_pick = &mut *buffer;
     if per_pick.len() < rows * k * d {
         let what = "the gradient of every pick's atom";
         crate::memory::check("index", (rows * k * d) as f64 * 4.0, what)?;
@@ -332,6 +339,9 @@ pub fn backward(g: &Gradients<'_>) -> Result<(Vec<f32>, Vec<f32>)> {
                 }
             }
         });
+    if buffer.len() > KEEP {
+        *buffer = Vec::new();
+    }
     Ok((grad_r0, grad_atoms))
 }
 
@@ -497,6 +507,8 @@ fn pursue_row(st: &Setup<'_, '_>, row: &mut Row, i: usize, out: RowOut<'_>) -> R
     let per_entry = (U_BF16 / (1.0 - U_BF16) * 1.01) as f32;
     let mut counts = Counts::default();
     let (mut reach, mut accumulated) = (0.0f64, 0.0f64); // R_t − ‖r₀‖, the updates' terms
+    let mut underflow = 0.0f64; // Σ_j c_j·d: the Gram entries' absolute errors, in units of τ
+    let tiny = f32::MIN_POSITIVE as f64;
     let (mut last, mut last_coef) = (0usize, 0.0f32); // the previous pick, applied by the next scan
     for t in 0..picks.len() {
         let slack = match p.gram {
@@ -504,7 +516,8 @@ fn pursue_row(st: &Setup<'_, '_>, row: &mut Row, i: usize, out: RowOut<'_>) -> R
             _ => {
                 let total = r0 + reach;
                 let bound = st.nu * ((gamma(d) + 4.0 * U) * (r0 + total) + accumulated);
-                (bound * 1.01) as f32
+                let absolute = tiny * ((2 * d + 8 * (t + 1)) as f64 + underflow);
+                ((bound + absolute) * 1.01) as f32
             }
         };
         // The best estimate's exact score, then every latent whose estimate may reach it.
@@ -551,6 +564,7 @@ fn pursue_row(st: &Setup<'_, '_>, row: &mut Row, i: usize, out: RowOut<'_>) -> R
         }
         let step = c as f64 * st.norms[pick];
         accumulated += kappa * step + 4.0 * U * (r0 + reach + step);
+        underflow += c as f64 * d as f64;
         reach += step;
         (last, last_coef) = (pick, c);
     }

@@ -283,6 +283,14 @@ def test_certified_rows_without_positive_scores_stop() -> None:
     assert torch.equal(matching_pursuit(r, w, 3, method="certified"), expected)
 
 
+def test_certified_empty_batch_forward_and_backward() -> None:
+    w = _unit_rows(32, 8, seed=17).requires_grad_(True)
+    acts = matching_pursuit(torch.zeros(0, 8), w, 3, method="certified")
+    assert acts.shape == (0, 32)
+    acts.sum().backward()
+    assert w.grad is not None and not w.grad.any()
+
+
 def test_method_choice_and_refusals() -> None:
     r, w = torch.zeros(1024, 192), torch.zeros(1024, 192)
     assert choose_method(r, w, 6, stopping=False, method="auto") == "certified"
@@ -295,10 +303,26 @@ def test_method_choice_and_refusals() -> None:
         matching_pursuit(r, w, 2, residual_threshold=1.0, method="certified")
     bad = torch.ones(4, 192)
     bad[2, 5] = float("nan")
-    # NaN in, NaN out (as the torch forms): a diverged SAE's loss is NaN, which training reports
-    picks, coef, final, _ = certified_picks(bad, torch.eye(192)[:64].contiguous(), 2)
-    assert (picks == -1).all() and coef.isnan().all() and final.isnan().all()
-    assert matching_pursuit(bad, torch.eye(192)[:64].contiguous(), 2).isnan().any()
+    # NaN in, NaN out for that row (as the torch forms): a diverged SAE's loss is NaN, which training
+    # reports; the other rows as usual
+    eye = torch.eye(192)[:64].contiguous()
+    picks, coef, final, _ = certified_picks(bad, eye, 2)
+    assert (picks[2] == -1).all() and coef[2].isnan().all() and final[2].isnan().all()
+    good = certified_picks(bad[[0, 1, 3]], eye, 2)
+    assert torch.equal(picks[[0, 1, 3]], good[0]) and torch.equal(final[[0, 1, 3]], good[2])
+    assert matching_pursuit(bad, eye, 2).isnan().any(dim=1).tolist() == [False, False, True, False]
+    nan_atoms = eye.clone()
+    nan_atoms[3, 0] = float("nan")
+    assert certified_picks(bad[:1], nan_atoms, 2)[2].isnan().all()
+    # lowered float32 matmul precision would break the bounds: refused, and "auto" uses the Gram form
+    old = torch.backends.mkldnn.matmul.fp32_precision
+    try:
+        torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+        with pytest.raises(ConfigError, match="full-precision"):
+            certified_picks(r, w, 2)
+        assert choose_method(r, w, 6, stopping=False, method="auto") == "gram"
+    finally:
+        torch.backends.mkldnn.matmul.fp32_precision = old
     with pytest.raises(ConfigError, match="gram"):
         certified_picks(r, w, 2, gram="float16")
 

@@ -134,6 +134,21 @@ def matching_pursuit(
     return residual.new_zeros(residual.shape[0], W_dec.shape[0]).scatter_add(1, index, coef)
 
 
+def full_precision_cpu_matmul() -> bool:
+    """Whether float32 matrix products on the CPU run in float32 (not lowered to bfloat16 or TF32 by
+    ``torch.backends.mkldnn.matmul.fp32_precision``, ``torch.backends.fp32_precision`` or
+    ``torch.set_float32_matmul_precision``): the certified picks' error bounds assume it."""
+    cpu = getattr(getattr(torch.backends.mkldnn, "matmul", None), "fp32_precision", "none")
+    if cpu == "ieee":
+        return True
+    if cpu != "none" or getattr(torch.backends, "fp32_precision", "none") not in ("none", "ieee"):
+        return False
+    try:
+        return torch.get_float32_matmul_precision() == "highest"
+    except RuntimeError:  # the newer per-backend settings are in use, and none lowers the CPU's
+        return True
+
+
 def choose_method(
     residual: torch.Tensor, W_dec: torch.Tensor, max_iterations: int, *, stopping: bool, method: Method
 ) -> str:
@@ -146,7 +161,7 @@ def choose_method(
         and residual.dtype == torch.float32
         and W_dec.dtype == torch.float32
         and not stopping
-        and torch.get_float32_matmul_precision() == "highest"
+        and full_precision_cpu_matmul()
     )
     if method == "certified" and not certifiable:
         raise ConfigError(
@@ -168,7 +183,7 @@ def gram_matrix(W_dec: torch.Tensor, dtype: torch.dtype = torch.float32) -> torc
     n = W_dec.shape[0]
     if n < 2048:
         return (W_dec @ W_dec.T).to(dtype)
-    out = torch.empty(n, n, dtype=dtype)
+    out = torch.empty(n, n, dtype=dtype, device=W_dec.device)
     edges = [round(i * n / 8) for i in range(9)]
     for start, end in itertools.pairwise(edges):
         panel = (W_dec[start:end] @ W_dec[start:].T).to(dtype)
@@ -186,7 +201,14 @@ def certified_picks(
     the number of exact scores computed. ``gram``: the Gram matrix that keeps the estimates, ``"float32"``
     or ``"bfloat16"`` (the float32 product rounded: half the memory each pick reads; ``"auto"``), or
     None (every score computed at every pick: the reference). The results do not depend on it. float32
-    CPU tensors only; NaN or infinity in the inputs gives NaN coefficients and residuals (no picks)."""
+    CPU tensors only; a row with NaN or infinity (or every row, if ``W_dec`` has them) gets NaN
+    coefficients and residuals and no picks. Refused (``ValueError``) unless float32 matrix products
+    run in full precision (:func:`full_precision_cpu_matmul`)."""
+    if not full_precision_cpu_matmul():
+        raise ConfigError(
+            "certified matching pursuit needs full-precision float32 matmuls on the CPU "
+            "(torch.backends.mkldnn.matmul.fp32_precision = 'ieee')"
+        )
     # float32 products whatever autocast says: the error bounds assume them
     with torch.no_grad(), torch.autocast("cpu", enabled=False):
         r = residual.detach().contiguous()
@@ -205,14 +227,32 @@ def certified_picks(
             picks, coef, final, exact = _core.pursuit_picks(
                 scores.numpy(), r.numpy(), w.numpy(), max_iterations, matrices, torch.get_num_threads()
             )
+            return torch.from_numpy(picks), torch.from_numpy(coef), torch.from_numpy(final), exact
         except ConfigError:
-            if all(bool(torch.isfinite(t).all()) for t in (r, w, scores)):
+            finite = torch.isfinite(r).all(dim=1) & torch.isfinite(scores).all(dim=1)
+            if not bool(torch.isfinite(w).all()):
+                finite.zero_()
+            if bool(finite.all()):
                 raise
-            # NaN or infinity in: NaN out, as the torch forms give (training reports a divergence)
-            shape = (r.shape[0], max_iterations)
-            nan = float("nan")
-            return torch.full(shape, -1), torch.full(shape, nan), torch.full_like(r, nan), 0
-    return torch.from_numpy(picks), torch.from_numpy(coef), torch.from_numpy(final), exact
+        # NaN or infinity in a row: NaN out for that row, as the torch forms give (a diverged SAE's
+        # loss is NaN, which training reports); the other rows as usual
+        index = torch.full((r.shape[0], max_iterations), -1, dtype=torch.int64)
+        coefs = torch.full((r.shape[0], max_iterations), float("nan"), dtype=r.dtype)
+        final_rows = torch.full_like(r, float("nan"))
+        exact = 0
+        if bool(finite.any()):
+            rows = finite.nonzero().flatten()
+            out = _core.pursuit_picks(
+                scores[rows].contiguous().numpy(),
+                r[rows].contiguous().numpy(),
+                w.numpy(),
+                max_iterations,
+                matrices,
+                torch.get_num_threads(),
+            )
+            index[rows], coefs[rows], final_rows[rows] = (torch.from_numpy(a) for a in out[:3])
+            exact = out[3]
+    return index, coefs, final_rows, exact
 
 
 class _CertifiedPursuit(torch.autograd.Function):
