@@ -105,16 +105,25 @@ def test_term_changes_the_optimised_loss_not_the_logged_mse(arch):
     assert float(b.loss.detach()) > float(a.loss.detach())
 
 
-def test_ista_step_hand_computed():
-    # TopK (k = 1, no rescaling so that Ū = W_dec) with orthonormal decoder rows e_0, e_1, e_2 in 3
-    # dimensions, b_dec = 0 and an encoder that prefers latent 0: z₀ = (2, 0, 0) for x = (1, 3, 0).
-    # ISTA: s = z₀ + η·(x − z₀·W)·Wᵀ = (2, 0, 0) + η·(−1, 3, 0); with η = 1: (1, 3, 0) → top-1 keeps latent 1
-    sae = saes.TopKSAE(3, 3, 1, rescale_acts_by_decoder_norm=False, ista_steps=1, seed=0).double()
+def _hand_sae(form: str) -> saes.TopKSAE:
+    """TopK (k = 1, no rescaling so that Ū = W_dec), one refinement step of ``form``: orthonormal decoder
+    rows e_0, e_1, e_2, b_dec = b_enc = 0 and an encoder W_enc = diag(2, 0.1, 0.1) that prefers latent 0."""
+    sae = saes.TopKSAE(
+        3, 3, 1, rescale_acts_by_decoder_norm=False, ista_steps=1, ista_form=form, seed=0
+    ).double()
     with torch.no_grad():
         sae.W_dec.copy_(torch.eye(3, dtype=torch.float64))
         sae.W_enc.copy_(torch.diag(torch.tensor([2.0, 0.1, 0.1], dtype=torch.float64)))
         sae.b_enc.zero_()
         sae.b_dec.zero_()
+    return sae
+
+
+def test_ista_step_hand_computed():
+    # TopK (k = 1, no rescaling so that Ū = W_dec) with orthonormal decoder rows e_0, e_1, e_2 in 3
+    # dimensions, b_dec = 0 and an encoder that prefers latent 0: z₀ = (2, 0, 0) for x = (1, 3, 0).
+    # ISTA: s = z₀ + η·(x − z₀·W)·Wᵀ = (2, 0, 0) + η·(−1, 3, 0); with η = 1: (1, 3, 0) → top-1 keeps latent 1
+    sae = _hand_sae("ista")
     x = torch.tensor([[1.0, 3.0, 0.0]], dtype=torch.float64)
     assert sae.select(sae.scaled_pre(x)).tolist() == [[2.0, 0.0, 0.0]]
     assert sae.encode(x).tolist() == [[0.0, 3.0, 0.0]]
@@ -127,14 +136,7 @@ def test_lista_step_hand_computed():
     # the same SAE, LISTA form: the residual goes through the encoder and adds to the pre-activations.
     # pre = x·W_enc = (2, 0.3, 0); z₀ = (2, 0, 0); residual (−1, 3, 0); residual·W_enc = (−2, 0.3, 0);
     # η = 1: pre = (0, 0.6, 0) → latent 1 at 0.6; η = 0.25: (1.5, 0.375, 0) → latent 0 at 1.5
-    sae = saes.TopKSAE(
-        3, 3, 1, rescale_acts_by_decoder_norm=False, ista_steps=1, ista_form="lista", seed=0
-    ).double()
-    with torch.no_grad():
-        sae.W_dec.copy_(torch.eye(3, dtype=torch.float64))
-        sae.W_enc.copy_(torch.diag(torch.tensor([2.0, 0.1, 0.1], dtype=torch.float64)))
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
+    sae = _hand_sae("lista")
     x = torch.tensor([[1.0, 3.0, 0.0]], dtype=torch.float64)
     assert sae.encode(x).tolist() == [[0.0, pytest.approx(0.6), 0.0]]
     sae.ista_step_size = 0.25
